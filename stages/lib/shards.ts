@@ -1,0 +1,152 @@
+/**
+ * Image shards: the packed pixel format that `resize` and `augment` write and
+ * the model stages read, so no stage decodes an image twice.
+ *
+ * Layout of a shard directory:
+ *   index.json         ShardIndex (below)
+ *   shard-00000.bin    items back to back, each `height*width*channels` bytes,
+ *   shard-00001.bin    uint8, row-major NHWC (row, column, channel), no header
+ *   ...
+ * Item `i` of `items` lives in `shards[items[i].shard]` at byte offset
+ * `items[i].index * itemBytes`.
+ *
+ * This module reads and writes that layout; it does not resize, label or split.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** Format tag written into every index. */
+export const SHARD_FORMAT = 'pipeline.image-shards/v1';
+
+/** One image in a shard directory. */
+export interface ShardItem {
+  /** Unique id within the directory: the source image's sha256, or `<sha256>#<copy>` for augmented variants. */
+  readonly id: string;
+  /** sha256 of the source image file's bytes. */
+  readonly source: string;
+  /** Index into `ShardIndex.classes`. */
+  readonly label: number;
+  /** Which shard file holds the pixels. */
+  readonly shard: number;
+  /** Position of the item inside its shard. */
+  readonly index: number;
+}
+
+/** The `index.json` of a shard directory. */
+export interface ShardIndex {
+  readonly format: typeof SHARD_FORMAT;
+  readonly height: number;
+  readonly width: number;
+  readonly channels: 1 | 3;
+  /** Sorted class names; `label` indexes into this. */
+  readonly classes: readonly string[];
+  /** Bytes per item: height * width * channels. */
+  readonly itemBytes: number;
+  readonly shards: readonly { readonly file: string; readonly count: number }[];
+  readonly items: readonly ShardItem[];
+}
+
+/** Geometry and labels of a shard directory being written. */
+export interface ShardSpec {
+  readonly height: number;
+  readonly width: number;
+  readonly channels: 1 | 3;
+  readonly classes: readonly string[];
+  /** Items per shard file (default 4096). */
+  readonly itemsPerShard?: number;
+}
+
+/** Writes a shard directory item by item. Call `close()` to write `index.json` (last, so a crash leaves no index). */
+export class ShardWriter {
+  private readonly items: ShardItem[] = [];
+  private readonly shards: { file: string; count: number }[] = [];
+  private fd: number | undefined;
+  private readonly itemBytes: number;
+  private readonly perShard: number;
+
+  constructor(private readonly dir: string, private readonly spec: ShardSpec) {
+    this.itemBytes = spec.height * spec.width * spec.channels;
+    this.perShard = spec.itemsPerShard ?? 4096;
+    fs.mkdirSync(dir, { recursive: true });
+  }
+
+  /** Appends one item's pixels (exactly `itemBytes` bytes). */
+  add(id: string, source: string, label: number, pixels: Uint8Array): void {
+    if (pixels.length !== this.itemBytes) {
+      throw new Error(`shard item ${id}: expected ${this.itemBytes} bytes, got ${pixels.length}`);
+    }
+    let current = this.shards[this.shards.length - 1];
+    if (current === undefined || current.count >= this.perShard) {
+      if (this.fd !== undefined) fs.closeSync(this.fd);
+      current = { file: `shard-${String(this.shards.length).padStart(5, '0')}.bin`, count: 0 };
+      this.shards.push(current);
+      this.fd = fs.openSync(path.join(this.dir, current.file), 'w');
+    }
+    fs.writeSync(this.fd!, pixels);
+    this.items.push({ id, source, label, shard: this.shards.length - 1, index: current.count });
+    current.count++;
+  }
+
+  /** Number of items added so far. */
+  get count(): number {
+    return this.items.length;
+  }
+
+  /** Flushes, writes `index.json` and returns the index. */
+  close(): ShardIndex {
+    if (this.fd !== undefined) {
+      fs.fsyncSync(this.fd);
+      fs.closeSync(this.fd);
+      this.fd = undefined;
+    }
+    const index: ShardIndex = {
+      format: SHARD_FORMAT,
+      height: this.spec.height,
+      width: this.spec.width,
+      channels: this.spec.channels,
+      classes: [...this.spec.classes],
+      itemBytes: this.itemBytes,
+      shards: this.shards,
+      items: this.items,
+    };
+    fs.writeFileSync(path.join(this.dir, 'index.json'), JSON.stringify(index));
+    return index;
+  }
+}
+
+/** Random access to a shard directory's pixels. Shards are loaded whole on first use. */
+export class ShardReader {
+  readonly index: ShardIndex;
+  private readonly loaded = new Map<number, Buffer>();
+
+  constructor(private readonly dir: string) {
+    const raw = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as ShardIndex;
+    if (raw.format !== SHARD_FORMAT) throw new Error(`${dir}: not an image shard directory (format ${String(raw.format)})`);
+    this.index = raw;
+  }
+
+  /** Number of items. */
+  get count(): number {
+    return this.index.items.length;
+  }
+
+  /** Pixels of item `i` (a view; copy it before mutating). */
+  pixels(i: number): Uint8Array {
+    const item = this.index.items[i];
+    if (item === undefined) throw new RangeError(`item ${i} out of range (${this.count})`);
+    let buf = this.loaded.get(item.shard);
+    if (buf === undefined) {
+      buf = fs.readFileSync(path.join(this.dir, this.index.shards[item.shard]!.file));
+      this.loaded.set(item.shard, buf);
+    }
+    const start = item.index * this.index.itemBytes;
+    return buf.subarray(start, start + this.index.itemBytes);
+  }
+
+  /** Copies items `indices` into one contiguous NHWC uint8 batch. */
+  batch(indices: readonly number[]): Uint8Array {
+    const out = new Uint8Array(indices.length * this.index.itemBytes);
+    indices.forEach((idx, k) => out.set(this.pixels(idx), k * this.index.itemBytes));
+    return out;
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * The built-in stage interface. A built-in stage is a plain object; the engine
+ * validates its params against `schemas/stages/<name>.json` (defaults applied),
+ * computes its key, gives it an empty output directory and, on success, stores
+ * that directory in the cache. A stage's `run` writes only under `ctx.outDir`
+ * (and through `ctx.items`), keeps no module state, and never prints: it talks
+ * through `ctx.log`.
+ *
+ * This module holds types only.
+ */
+
+/** Where a stage reports progress and messages. Implemented by the engine (over IPC when the stage runs in a child). */
+export interface StageLogger {
+  info(message: string): void;
+  warn(message: string): void;
+  /** Progress of a long loop: `done` of `total` items; the engine renders bars with items/s and ETA. */
+  progress(done: number, total: number, label?: string): void;
+}
+
+/**
+ * A per-item cache shared by all runs of one stage kind (e.g. resized pixels per
+ * (image hash, resize params)). Keys are hex strings the stage derives from
+ * content hashes and the params that affect the item; values are opaque bytes.
+ * Writes are atomic; a missing or corrupt entry reads as `undefined`.
+ */
+export interface ItemCache {
+  get(key: string): Promise<Buffer | undefined>;
+  put(key: string, value: Buffer): Promise<void>;
+}
+
+/** Everything a stage run may use. */
+export interface StageContext<P> {
+  /** The stage's id in the pipeline (for messages). */
+  readonly stageId: string;
+  /** Params from `with:`, validated against the stage's schema, with defaults applied. */
+  readonly params: P;
+  /** Input slot → absolute directory holding that upstream stage's outputs (read-only). */
+  readonly inputs: Readonly<Record<string, string>>;
+  /** Absolute, initially empty directory; the stage's only output location. */
+  readonly outDir: string;
+  /** Absolute workspace directory; user paths in params resolve against it. */
+  readonly workspace: string;
+  /** Per-item cache for this stage kind. */
+  readonly items: ItemCache;
+  /** Absolute directory of the shared cache (for caches a stage manages itself, e.g. downloaded weights). */
+  readonly cacheDir: string;
+  /** Seed for every random choice; stages never call Math.random. */
+  readonly seed: number;
+  readonly log: StageLogger;
+  /** Aborted when the run is cancelled (Ctrl-C, watch restart); long loops should check it. */
+  readonly signal: AbortSignal;
+}
+
+/** What a successful run reports back to the engine (stored in the run record). */
+export interface StageResult {
+  /** Scalar metrics for experiment comparison (e.g. `accuracy`). */
+  readonly metrics?: Readonly<Record<string, number>>;
+  /** The compute backend used, for stages that use tfjs. */
+  readonly backend?: { readonly name: string; readonly threads?: number };
+  /** Short human summary printed after the stage (e.g. `1,204 images, 3 rejected`). */
+  readonly summary?: string;
+}
+
+/** A built-in stage definition (see module doc). */
+export interface BuiltinStage<P = unknown> {
+  /** Name used in `uses:`; also the schema file name `schemas/stages/<name>.json`. */
+  readonly name: string;
+  /** Bumped whenever a change to `run` can change outputs; part of the stage key. */
+  readonly version: string;
+  /** One line for `pipeline dag` and the generated reference. */
+  readonly description: string;
+  /** Required input slots. A slot not mapped in the pipeline file defaults to the stage with the slot's name. */
+  readonly inputs: readonly string[];
+  /** Optional input slots (used when the pipeline maps them or a stage of that name exists). */
+  readonly optionalInputs?: readonly string[];
+  /** Workspace paths (files, dirs, globs) the stage reads given its params; they are hashed into the key and watched. */
+  fileDeps?(params: P): string[];
+  /** Resources the stage needs, e.g. `{gpu: 1}` when it will use a GPU. */
+  resources?(params: P): Record<string, number>;
+  run(ctx: StageContext<P>): Promise<StageResult>;
+}
