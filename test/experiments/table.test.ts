@@ -1,0 +1,50 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildTable, parseFilter, renderTable } from '../../src/experiments/table.js';
+import { three } from './fixtures.js';
+
+test('exp list shows only params that differ, then metrics (golden text)', () => {
+  const out = renderTable(buildTable(three), 'text');
+  assert.equal(
+    out,
+    [
+      'id       name      created              status     train.lr  resize.size  evaluate.accuracy  train.loss',
+      '-------  --------  -------------------  ---------  --------  -----------  -----------------  ----------',
+      'a1b2c3d  baseline  2026-11-28 10:01:00  succeeded  0.001     [32,32]                   0.81        0.52',
+      'b2c3d4e            2026-11-28 10:02:00  succeeded  0.01      [32,32]                   0.86        0.41',
+      'c3d4e5f            2026-11-28 10:03:00  failed     0.01      [64,64]                 0.8312        0.44',
+      '',
+    ].join('\n'),
+  );
+});
+
+test('exp list sorts descending, filters and limits', () => {
+  const f = parseFilter('evaluate.accuracy>0.82');
+  assert.ok(f.ok);
+  const t = buildTable(three, { sort: '-evaluate.accuracy', filters: [f.value] });
+  assert.deepEqual(t.rows.map((r) => r.values['id']), ['b2c3d4e', 'c3d4e5f']);
+  // only two rows left, and they share train.lr, so only resize.size differs
+  assert.deepEqual(t.paramColumns, ['resize.size']);
+  const limited = buildTable(three, { limit: 1 });
+  assert.deepEqual(limited.rows.map((r) => r.values['id']), ['c3d4e5f']);
+  const byParam = parseFilter('train.lr=0.001');
+  assert.ok(byParam.ok);
+  assert.deepEqual(buildTable(three, { filters: [byParam.value] }).rows.map((r) => r.values['id']), ['a1b2c3d']);
+});
+
+test('exp list renders CSV and Markdown (golden)', () => {
+  const t = buildTable(three.slice(0, 2));
+  assert.equal(
+    renderTable(t, 'csv'),
+    'id,name,created,status,train.lr,evaluate.accuracy,train.loss\na1b2c3d,baseline,2026-11-28 10:01:00,succeeded,0.001,0.81,0.52\nb2c3d4e,,2026-11-28 10:02:00,succeeded,0.01,0.86,0.41\n',
+  );
+  assert.equal(
+    renderTable(t, 'md'),
+    '| id | name | created | status | train.lr | evaluate.accuracy | train.loss |\n|---|---|---|---|---|---:|---:|\n| a1b2c3d | baseline | 2026-11-28 10:01:00 | succeeded | 0.001 | 0.81 | 0.52 |\n| b2c3d4e |  | 2026-11-28 10:02:00 | succeeded | 0.01 | 0.86 | 0.41 |\n',
+  );
+});
+
+test('invalid filters are reported, not thrown', () => {
+  const f = parseFilter('accuracy');
+  assert.equal(f.ok, false);
+});
