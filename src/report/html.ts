@@ -1,0 +1,106 @@
+/**
+ * The `pipeline report` page: one self-contained HTML file (inline SVG, inline
+ * CSS, no scripts, no network) with learning curves overlaid across
+ * experiments, confusion matrices, a params table and a metrics table. Pure:
+ * takes report data, returns strings. Gathering the data from the cache is the
+ * CLI's job (`src/cli/report.ts`).
+ */
+import type { JsonObject } from '../pipeline.js';
+import { flattenParams, formatMetric, formatValue } from '../experiments/flatten.js';
+import { confusionChart, esc, lineChart, type Series } from './svg.js';
+
+/** One epoch of training history (fields as written by the train stage). */
+export interface EpochRow {
+  readonly epoch: number;
+  readonly loss?: number;
+  readonly acc?: number;
+  readonly val_loss?: number;
+  readonly val_acc?: number;
+}
+
+/** What the report needs from one experiment. */
+export interface ReportExperiment {
+  readonly id: string;
+  readonly name?: string;
+  readonly createdAt: string;
+  readonly params: JsonObject;
+  readonly metrics: Readonly<Record<string, number>>;
+  readonly history?: readonly EpochRow[];
+  readonly confusion?: { readonly classes: readonly string[]; readonly matrix: readonly (readonly number[])[] };
+}
+
+/** The charts of a report, by file name (also embedded in the page). */
+export interface ReportCharts {
+  readonly [fileName: string]: string;
+}
+
+const label = (e: ReportExperiment): string => (e.name ? `${e.id} ${e.name}` : e.id);
+
+/** Builds every chart: `loss.svg`, `accuracy.svg`, `confusion-<id>.svg`. */
+export function buildCharts(exps: readonly ReportExperiment[]): ReportCharts {
+  const charts: Record<string, string> = {};
+  const withHistory = exps.filter((e) => e.history && e.history.length > 0);
+  if (withHistory.length > 0) {
+    const curves = (train: keyof EpochRow, val: keyof EpochRow): Series[] =>
+      withHistory.flatMap((e, i) => [
+        { label: `${label(e)} train`, colour: i, points: e.history!.filter((r) => r[train] !== undefined).map((r) => [r.epoch, r[train] as number] as const) },
+        { label: `${label(e)} val`, colour: i, dashed: true, points: e.history!.filter((r) => r[val] !== undefined).map((r) => [r.epoch, r[val] as number] as const) },
+      ]);
+    charts['loss.svg'] = lineChart('Loss per epoch', 'epoch', curves('loss', 'val_loss'));
+    charts['accuracy.svg'] = lineChart('Accuracy per epoch', 'epoch', curves('acc', 'val_acc'));
+  }
+  for (const e of exps) {
+    if (e.confusion) charts[`confusion-${e.id}.svg`] = confusionChart(`Confusion matrix — ${label(e)}`, e.confusion.classes, e.confusion.matrix);
+  }
+  return charts;
+}
+
+function table(head: readonly string[], rows: readonly (readonly string[])[], numericFrom = Infinity): string {
+  return [
+    '<table>',
+    `<thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead>`,
+    '<tbody>',
+    ...rows.map((r) => `<tr>${r.map((c, i) => `<td${i >= numericFrom ? ' class="num"' : ''}>${esc(c)}</td>`).join('')}</tr>`),
+    '</tbody></table>',
+  ].join('\n');
+}
+
+/** Renders the whole page. */
+export function renderReport(exps: readonly ReportExperiment[], charts: ReportCharts, opts: { title: string; generatedAt: string }): string {
+  const flat = exps.map((e) => flattenParams(e.params));
+  const paths = [...new Set(flat.flatMap((f) => [...f.keys()]))];
+  const differing = paths.filter((p) => new Set(flat.map((f) => JSON.stringify(f.get(p) ?? null))).size > 1);
+  const shown = exps.length > 1 && differing.length > 0 ? differing : paths;
+  const metricNames = [...new Set(exps.flatMap((e) => Object.keys(e.metrics)))].sort();
+  const paramsTable = table(['param', ...exps.map(label)], shown.map((p) => [p, ...flat.map((f) => formatValue(f.get(p)))]));
+  const metricsTable = table(['experiment', ...metricNames], exps.map((e) => [label(e), ...metricNames.map((m) => formatMetric(e.metrics[m]))]), 1);
+  const curveCharts = ['loss.svg', 'accuracy.svg'].filter((f) => charts[f]).map((f) => `<figure>${charts[f]}</figure>`);
+  const confusion = exps.filter((e) => charts[`confusion-${e.id}.svg`]).map((e) => `<figure>${charts[`confusion-${e.id}.svg`]}</figure>`);
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(opts.title)}</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1200px}
+h1{font-size:1.5rem} h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.9rem} th,td{border:1px solid #ddd;padding:.3rem .6rem;text-align:left} td.num{text-align:right;font-variant-numeric:tabular-nums}
+figure{display:inline-block;margin:.5rem} .muted{color:#666}
+</style>
+</head>
+<body>
+<h1>${esc(opts.title)}</h1>
+<p class="muted">${exps.length} experiment(s): ${exps.map((e) => esc(`${label(e)} (${e.createdAt.replace('T', ' ').slice(0, 19)})`)).join(', ')}. Generated ${esc(opts.generatedAt)}.</p>
+<h2>Metrics</h2>
+${metricNames.length ? metricsTable : '<p class="muted">No metrics recorded.</p>'}
+<h2>Learning curves</h2>
+${curveCharts.length ? curveCharts.join('\n') : '<p class="muted">No training history recorded.</p>'}
+<h2>Confusion matrices</h2>
+${confusion.length ? confusion.join('\n') : '<p class="muted">No confusion matrix recorded.</p>'}
+<h2>Params${exps.length > 1 && differing.length > 0 ? ' (those that differ)' : ''}</h2>
+${shown.length ? paramsTable : '<p class="muted">No params.</p>'}
+</body>
+</html>
+`;
+}
