@@ -63,11 +63,16 @@ function forEachLine(stream: Readable | null | undefined, onLine: (line: string)
   });
 }
 
-/** Sends `sig` to the process group of `pid` (falls back to the process alone). */
-export function killGroup(pid: number, sig: NodeJS.Signals): void {
+/**
+ * Sends `sig` to the process group of `pid`. With `fallback` (default) and no
+ * such group, signals the process alone; pass false once the leader may have
+ * been reaped (its pid could be reused).
+ */
+export function killGroup(pid: number, sig: NodeJS.Signals, fallback = true): void {
   try {
     process.kill(-pid, sig);
   } catch {
+    if (!fallback) return;
     try {
       process.kill(pid, sig);
     } catch {
@@ -112,7 +117,7 @@ export async function runCommand(spec: CommandSpec): Promise<CommandOutcome> {
     if (!cancelled) await streams;
     if (cancelled) {
       // The leader is gone; make sure the rest of its group is too.
-      if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL');
+      if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL', false);
       return { kind: 'cancelled' };
     }
     if (result.exitCode !== undefined) return { kind: 'exited', code: result.exitCode };
