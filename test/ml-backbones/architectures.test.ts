@@ -1,0 +1,123 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { BACKBONES, BACKBONE_NAMES, paramCounts, featureDimFor } from '../../stages/ml/backbones/registry.js';
+
+await tf.setBackend('cpu');
+
+/**
+ * Keras's include_top=False counts, written out here independently of the registry entries so a wrong
+ * entry cannot make its own test pass (keras docs / model.summary() output of keras.applications).
+ */
+const KERAS: Record<string, [total: number, trainable: number, nonTrainable: number]> = {
+  resnet50: [23_587_712, 23_534_592, 53_120],
+  vgg19: [20_024_384, 20_024_384, 0],
+  inception_v3: [21_802_784, 21_768_352, 34_432],
+  xception: [20_861_480, 20_806_952, 54_528],
+  mobilenet_v2: [2_257_984, 2_223_872, 34_112],
+};
+
+for (const [name, [total, trainable, nonTrainable]] of Object.entries(KERAS)) {
+  test(`${name}: parameter counts equal Keras's and the output has featureDim channels at the default size`, () => {
+    const spec = BACKBONES.get(name as never)!;
+    const model = spec.build(tf, { inputShape: [spec.defaultSize[0], spec.defaultSize[1], 3], init: 'zeros' });
+    try {
+      assert.deepEqual(paramCounts(model), { total, trainable, nonTrainable });
+      assert.deepEqual(spec.params, { total, trainable, nonTrainable });
+      assert.equal(model.countParams(), total);
+      const out = model.outputs[0]!.shape;
+      assert.equal(out.length, 4);
+      assert.equal(out[3], spec.featureDim);
+      assert.equal(model.getLayer(spec.featureLayer).outputShape.toString(), out.toString());
+    } finally {
+      model.dispose();
+    }
+  });
+}
+
+test('registry lists every name once, with sizes >= minimum', () => {
+  assert.deepEqual([...BACKBONES.keys()].sort(), [...BACKBONE_NAMES].sort());
+  for (const s of BACKBONES.values()) {
+    assert.ok(s.defaultSize[0] >= s.minSize[0] && s.defaultSize[1] >= s.minSize[1], s.name);
+  }
+});
+
+test('expected output shapes at default sizes (Keras model.summary)', () => {
+  const expected: Record<string, number[]> = {
+    mobilenet_v2: [7, 7, 1280],
+    resnet50: [7, 7, 2048],
+    vgg19: [7, 7, 512],
+    inception_v3: [8, 8, 2048],
+    xception: [10, 10, 2048],
+  };
+  for (const [name, shape] of Object.entries(expected)) {
+    const spec = BACKBONES.get(name as never)!;
+    const m = spec.build(tf, { inputShape: [spec.defaultSize[0], spec.defaultSize[1], 3], init: 'zeros' });
+    assert.deepEqual(m.outputs[0]!.shape.slice(1), shape, name);
+    m.dispose();
+  }
+});
+
+test('mobilenet_v2 layer names follow keras.applications', () => {
+  const m = BACKBONES.get('mobilenet_v2')!.build(tf, { inputShape: [96, 96, 3], init: 'zeros' });
+  const names = m.layers.map((l) => l.name);
+  for (const n of ['Conv1', 'bn_Conv1', 'Conv1_relu', 'expanded_conv_depthwise', 'expanded_conv_project_BN', 'block_1_pad', 'block_2_add', 'block_16_project_BN', 'Conv_1', 'Conv_1_bn', 'out_relu']) {
+    assert.ok(names.includes(n), n);
+  }
+  // 17 blocks: adds where in == out channels and stride 1 (Keras: 10 adds)
+  assert.equal(names.filter((n) => n.endsWith('_add')).length, 10);
+  m.dispose();
+});
+
+test('mobilenet_v2 runs on a 32x32 batch and gives 1280 channels', () => {
+  const spec = BACKBONES.get('mobilenet_v2')!;
+  const m = spec.build(tf, { inputShape: [32, 32, 3], seed: 1 });
+  const y = m.predict(tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 3)) as tf.Tensor;
+  assert.deepEqual(y.shape, [2, 1, 1, 1280]);
+  assert.ok(Number.isFinite(y.sum().dataSync()[0]));
+  m.dispose();
+});
+
+test('simple_cnn: 28x28x1 → 3136 features, counts as documented, seeded builds are identical', () => {
+  const spec = BACKBONES.get('simple_cnn')!;
+  const a = spec.build(tf, { inputShape: [28, 28, 1], seed: 7 });
+  const b = spec.build(tf, { inputShape: [28, 28, 1], seed: 7 });
+  assert.deepEqual(paramCounts(a), spec.params);
+  assert.deepEqual(a.outputs[0]!.shape, [null, 3136]);
+  assert.equal(featureDimFor(spec, [28, 28]), 3136);
+  assert.equal(featureDimFor(spec, [32, 32]), 4096);
+  const x = tf.randomUniform([3, 28, 28, 1], 0, 1, 'float32', 5);
+  const ya = a.predict(x) as tf.Tensor;
+  const yb = b.predict(x) as tf.Tensor;
+  assert.deepEqual(ya.shape, [3, 3136]);
+  assert.deepEqual(Array.from(ya.dataSync()), Array.from(yb.dataSync()));
+  a.dispose();
+  b.dispose();
+});
+
+test('all: three nested branches, 6144 features, counts = sum of parts + 12 fixed preprocessing params', () => {
+  const spec = BACKBONES.get('all')!;
+  const m = spec.build(tf, { inputShape: [299, 299, 3], init: 'zeros' });
+  const total = KERAS.inception_v3![0] + KERAS.xception![0] + KERAS.resnet50![0];
+  const nonTrainable = KERAS.inception_v3![2] + KERAS.xception![2] + KERAS.resnet50![2];
+  assert.deepEqual(paramCounts(m), { total: total + 12, trainable: total - nonTrainable, nonTrainable: nonTrainable + 12 });
+  assert.deepEqual(m.outputs[0]!.shape, [null, 6144]);
+  for (const n of ['inception_v3', 'xception', 'resnet50']) assert.ok(m.getLayer(n), n);
+  m.dispose();
+});
+
+test('all: caffe branch input is BGR minus means; tf branch is x/127.5-1', () => {
+  const m = BACKBONES.get('all')!.build(tf, { inputShape: [75, 75, 3], init: 'zeros' });
+  const probe = tf.model({ inputs: m.inputs, outputs: [m.getLayer('caffe_preprocess').output as tf.SymbolicTensor, m.getLayer('tf_preprocess').output as tf.SymbolicTensor] });
+  const px = tf.tensor4d([10, 20, 30], [1, 1, 1, 3]).tile([1, 75, 75, 1]);
+  const [caffe, tfp] = probe.predict(px) as tf.Tensor[];
+  const c = Array.from(caffe!.slice([0, 0, 0, 0], [1, 1, 1, 3]).dataSync());
+  const t = Array.from(tfp!.slice([0, 0, 0, 0], [1, 1, 1, 3]).dataSync());
+  [30 - 103.939, 20 - 116.779, 10 - 123.68].forEach((v, i) => assert.ok(Math.abs(c[i]! - v) < 1e-4, `caffe ${i}: ${c[i]} vs ${v}`));
+  [10 / 127.5 - 1, 20 / 127.5 - 1, 30 / 127.5 - 1].forEach((v, i) => assert.ok(Math.abs(t[i]! - v) < 1e-6, `tf ${i}`));
+  m.dispose();
+});
+
+test('builders reject inputs below the minimum size', () => {
+  assert.throws(() => BACKBONES.get('inception_v3')!.build(tf, { inputShape: [74, 74, 3], init: 'zeros' }), /smaller than the minimum 75x75/);
+});
