@@ -1,12 +1,360 @@
-/** PLACEHOLDER: replaced by the real `ingest` stage. */
-import type { BuiltinStage } from './types.js';
+/**
+ * The `ingest` stage: turns a user's images (a class-per-folder directory, or a
+ * CSV/JSONL manifest of `path,label[,split]`) into a checked manifest.
+ *
+ * Every file is read once, hashed (sha256) and probed with sharp (header, pixel
+ * limit, then a tiny decode that catches truncation; see `lib/probe.ts`). Probe
+ * results are cached per content hash in `ctx.items`, so re-ingesting a large
+ * folder after adding a few files only probes the new ones. Identical bytes
+ * under different labels are all rejected as `label-conflict`; identical bytes
+ * within one class are collapsed to the first path (code-unit order). The class
+ * list is the sorted set of accepted labels.
+ *
+ * Writes (see `lib/manifest.ts`): manifest.jsonl, classes.json, rejects.jsonl,
+ * counts.json, conflicts.jsonl, duplicates.jsonl.
+ *
+ * Does not resize, split, or modify the user's files.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import pLimit from 'p-limit';
+import type { BuiltinStage, StageContext, StageResult } from './types.js';
+import { writeFileAtomic } from '../src/cache/atomic.js';
+import { unreachable } from '../src/result.js';
+import { pathFilter } from './lib/globs.js';
+import { DEFAULT_MAX_PIXELS, PROBE_FAILURE_REASONS, probeImage, type ProbeFailure, type ProbeInfo } from './lib/probe.js';
+import { compareCodeUnits, listClassFolders, parseSourceManifest, type Candidate } from './lib/source-list.js';
+import { SPLITS, type Split } from './lib/splits.js';
+import {
+  CLASSES_FILE,
+  CONFLICTS_FILE,
+  COUNTS_FILE,
+  DUPLICATES_FILE,
+  MANIFEST_FILE,
+  REJECTS_FILE,
+  type ConflictEntry,
+  type DuplicateEntry,
+  type IngestCounts,
+  type ManifestEntry,
+  type RejectEntry,
+  type RejectReason,
+} from './lib/manifest.js';
 
-export const ingestStage: BuiltinStage<Record<string, unknown>> = {
+/** What to do with files that cannot be used. */
+export const ON_INVALID = ['skip', 'fail'] as const;
+/** `skip`: reject with a reason, warn, continue; `fail`: fail the stage naming every bad file. */
+export type OnInvalid = (typeof ON_INVALID)[number];
+
+/** Every reason a file can be rejected, in display order. */
+export const REJECT_REASONS: readonly RejectReason[] = [...PROBE_FAILURE_REASONS, 'label-conflict'];
+
+/** `ingest` params (`with:` keys). Exactly one of `source` / `manifest`. */
+export interface IngestParams {
+  /** Workspace-relative directory with one sub-folder per class (nested folders allowed; the class is the first level). */
+  readonly source?: string;
+  /** Workspace-relative CSV/JSONL of `path,label[,split]`; paths are relative to the manifest file. */
+  readonly manifest?: string;
+  /** Globs over source-relative paths; a file must match one. */
+  readonly include: readonly string[];
+  /** Globs over source-relative paths; a matching file is ignored (not rejected). */
+  readonly exclude: readonly string[];
+  readonly on_invalid: OnInvalid;
+  /** Files with more pixels than this are rejected before decoding. */
+  readonly max_pixels: number;
+  /** Follow symbolic links inside `source` (cycles are detected). */
+  readonly follow_symlinks: boolean;
+}
+
+/** Defaults, identical to `schemas/stages/ingest.json` (a test checks). */
+export const INGEST_DEFAULTS = {
+  include: ['**/*'],
+  exclude: ['**/.*', '**/.*/**', '**/Thumbs.db', '**/desktop.ini'],
+  on_invalid: 'skip',
+  max_pixels: DEFAULT_MAX_PIXELS,
+  follow_symlinks: false,
+} as const satisfies Omit<IngestParams, 'source' | 'manifest'>;
+
+/** Applies defaults to possibly partial params (the engine already did; direct callers may not have). */
+export function ingestParams(p: Partial<IngestParams>): IngestParams {
+  return { ...INGEST_DEFAULTS, ...stripUndefined(p) };
+}
+
+/** Probes in flight: sharp work runs on libuv's 4 threads; file reads overlap with decoding. */
+const PROBE_CONCURRENCY = 4;
+
+/** A user-caused failure of a data stage (bad source, invalid files under `on_invalid: fail`). The message is complete. */
+export class DataInputError extends Error {
+  override readonly name = 'DataInputError';
+}
+
+/** The outcome for one candidate file. */
+type Probed =
+  | { readonly ok: true; readonly c: Candidate; readonly sha256: string; readonly bytes: number; readonly info: ProbeInfo }
+  | {
+      readonly ok: false;
+      readonly c: Candidate;
+      readonly sha256?: string;
+      readonly failure: ProbeFailure;
+      /** False for a sharp failure seen while other decodes ran (its message may belong to another file). */
+      readonly confirmed: boolean;
+    };
+
+export const ingestStage: BuiltinStage<IngestParams> = {
   name: 'ingest',
-  version: '0',
-  description: 'placeholder',
+  version: '1',
+  description: 'Finds, hashes and validates images (class folders or a CSV/JSONL manifest); writes manifest.jsonl, classes.json and rejects.jsonl',
   inputs: [],
-  async run() {
-    throw new Error('stage ingest is not implemented yet');
+  fileDeps(params) {
+    if (params.source !== undefined) return [params.source];
+    if (params.manifest !== undefined) {
+      const dir = path.dirname(params.manifest);
+      return dir === '.' || dir === '' ? [params.manifest] : [params.manifest, dir];
+    }
+    return [];
   },
+  run: (ctx) => runIngest(ctx),
 };
+
+async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> {
+  const params = ingestParams(ctx.params);
+  const filter = pathFilter(params.include, params.exclude);
+  const listed = await listCandidates(ctx, params, filter);
+  const { candidates, unlabelled } = listed;
+  if (unlabelled.length > 0) {
+    ctx.log.warn(`${unlabelled.length} file(s) directly under the source root have no class folder and were ignored (e.g. ${unlabelled.slice(0, 3).join(', ')})`);
+  }
+
+  // Probe every candidate (cached per content hash).
+  const limit = pLimit(PROBE_CONCURRENCY);
+  let done = 0;
+  let probedFresh = 0;
+  const probed: Probed[] = await Promise.all(
+    candidates.map((c) =>
+      limit(async (): Promise<Probed> => {
+        if (ctx.signal.aborted) throw ctx.signal.reason ?? new Error('aborted');
+        const r = await probeCandidate(ctx, c, params.max_pixels, () => probedFresh++);
+        done++;
+        if (done % 64 === 0 || done === candidates.length) ctx.log.progress(done, candidates.length, 'probe');
+        return r;
+      }),
+    ),
+  );
+
+  // libvips keeps one error buffer per process: when several decodes fail at
+  // once, messages can be swapped or lost ("Unknown error"). Re-probe fresh
+  // failures one at a time so each reason is deterministic, then cache it.
+  for (let i = 0; i < probed.length; i++) {
+    const p = probed[i]!;
+    if (p.ok || p.confirmed) continue;
+    probed[i] = await probeCandidate(ctx, p.c, params.max_pixels, () => {}, true);
+  }
+
+  const rejects: RejectEntry[] = [];
+  const accepted: Extract<Probed, { ok: true }>[] = [];
+  for (const p of probed) {
+    if (p.ok) accepted.push(p);
+    else rejects.push(rejectOf(p.c, p.failure.reason, p.failure.detail, p.sha256));
+  }
+
+  // Group identical bytes: conflicts across labels, duplicates within one.
+  const bySha = new Map<string, Extract<Probed, { ok: true }>[]>();
+  for (const a of accepted) {
+    const group = bySha.get(a.sha256);
+    if (group === undefined) bySha.set(a.sha256, [a]);
+    else group.push(a);
+  }
+  const conflicts: ConflictEntry[] = [];
+  const duplicates: DuplicateEntry[] = [];
+  const kept: { p: Extract<Probed, { ok: true }>; split: Split | undefined }[] = [];
+  for (const [sha, group] of bySha) {
+    group.sort((a, b) => compareCodeUnits(a.c.rel, b.c.rel));
+    const labels = [...new Set(group.map((g) => g.c.label))].sort(compareCodeUnits);
+    if (labels.length > 1) {
+      conflicts.push({ sha256: sha, labels, rels: group.map((g) => g.c.rel) });
+      for (const g of group) {
+        const others = group.filter((o) => o.c.label !== g.c.label).map((o) => `${o.c.rel} (${o.c.label})`);
+        rejects.push(rejectOf(g.c, 'label-conflict', `same content as ${others.join(', ')}`, sha));
+      }
+      continue;
+    }
+    const first = group[0]!;
+    for (const d of group.slice(1)) duplicates.push({ rel: d.c.rel, keptRel: first.c.rel, sha256: sha, label: first.c.label });
+    kept.push({ p: first, split: mostHeldOut(group.map((g) => g.c.split)) });
+  }
+
+  kept.sort((a, b) => compareCodeUnits(a.p.c.rel, b.p.c.rel));
+  rejects.sort((a, b) => compareCodeUnits(a.rel, b.rel) || compareCodeUnits(a.reason, b.reason));
+  conflicts.sort((a, b) => compareCodeUnits(a.sha256, b.sha256));
+  duplicates.sort((a, b) => compareCodeUnits(a.rel, b.rel));
+
+  const classes = [...new Set(kept.map((k) => k.p.c.label))].sort(compareCodeUnits);
+  const classIndex = new Map(classes.map((c, i) => [c, i]));
+  const entries: ManifestEntry[] = kept.map(({ p, split }) => {
+    const e: ManifestEntry = {
+      path: p.c.abs,
+      rel: p.c.rel,
+      sha256: p.sha256,
+      label: p.c.label,
+      labelIndex: classIndex.get(p.c.label)!,
+      width: p.info.width,
+      height: p.info.height,
+      format: p.info.format,
+      bytes: p.bytes,
+    };
+    return split === undefined ? e : { ...e, split };
+  });
+
+  const rejectedByReason = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
+  for (const r of rejects) rejectedByReason[r.reason]++;
+  const perClass = Object.fromEntries(classes.map((c) => [c, 0]));
+  for (const e of entries) perClass[e.label]!++;
+  const counts: IngestCounts = {
+    files: candidates.length,
+    accepted: entries.length,
+    rejected: rejectedByReason,
+    duplicates: duplicates.length,
+    unlabelled: unlabelled.length,
+    classes: perClass,
+  };
+
+  await Promise.all([
+    writeFileAtomic(path.join(ctx.outDir, MANIFEST_FILE), jsonl(entries)),
+    writeFileAtomic(path.join(ctx.outDir, CLASSES_FILE), JSON.stringify(classes, null, 2) + '\n'),
+    writeFileAtomic(path.join(ctx.outDir, REJECTS_FILE), jsonl(rejects)),
+    writeFileAtomic(path.join(ctx.outDir, CONFLICTS_FILE), jsonl(conflicts)),
+    writeFileAtomic(path.join(ctx.outDir, DUPLICATES_FILE), jsonl(duplicates)),
+    writeFileAtomic(path.join(ctx.outDir, COUNTS_FILE), JSON.stringify(counts, null, 2) + '\n'),
+  ]);
+
+  const rejectSummary = REJECT_REASONS.filter((r) => rejectedByReason[r] > 0)
+    .map((r) => `${rejectedByReason[r]} ${r}`)
+    .join(', ');
+  if (rejects.length > 0) {
+    const listing = rejects.slice(0, 20).map((r) => `  ${r.path}: ${r.reason} (${r.detail})`);
+    if (rejects.length > 20) listing.push(`  ... and ${rejects.length - 20} more in ${REJECTS_FILE}`);
+    if (params.on_invalid === 'fail') {
+      throw new DataInputError(`ingest: ${rejects.length} invalid file(s) (${rejectSummary}) and on_invalid is "fail":\n${listing.join('\n')}`);
+    }
+    ctx.log.warn(`${rejects.length} of ${candidates.length} file(s) rejected (${rejectSummary}); see ${REJECTS_FILE}:\n${listing.join('\n')}`);
+  }
+  if (entries.length === 0) {
+    throw new DataInputError(`ingest: no usable images in ${params.source ?? params.manifest} (${candidates.length} file(s) considered${rejects.length > 0 ? `, ${rejectSummary}` : ''})`);
+  }
+  if (duplicates.length > 0) ctx.log.info(`${duplicates.length} exact duplicate(s) within a class collapsed (see ${DUPLICATES_FILE})`);
+
+  return {
+    metrics: { images: entries.length, classes: classes.length, rejected: rejects.length, duplicates: duplicates.length, probed: probedFresh },
+    summary: `${fmt(entries.length)} images in ${classes.length} classes${rejects.length > 0 ? `, ${fmt(rejects.length)} rejected (${rejectSummary})` : ''}${duplicates.length > 0 ? `, ${fmt(duplicates.length)} duplicates collapsed` : ''}`,
+  };
+}
+
+async function listCandidates(
+  ctx: StageContext<IngestParams>,
+  params: IngestParams,
+  filter: ReturnType<typeof pathFilter>,
+): Promise<{ candidates: Candidate[]; unlabelled: string[] }> {
+  if ((params.source === undefined) === (params.manifest === undefined)) {
+    throw new DataInputError('ingest: give exactly one of `source` (a class-per-folder directory) or `manifest` (a CSV/JSONL file)');
+  }
+  if (params.source !== undefined) {
+    const root = path.resolve(ctx.workspace, params.source);
+    const st = await fs.stat(root).catch(() => undefined);
+    if (st === undefined || !st.isDirectory()) throw new DataInputError(`ingest: source ${params.source} (${root}) is not a directory`);
+    const listing = await listClassFolders(root, filter, params.follow_symlinks);
+    if (listing.skippedSymlinks.length > 0) {
+      ctx.log.warn(`${listing.skippedSymlinks.length} symbolic link(s) skipped (set follow_symlinks: true to follow), e.g. ${listing.skippedSymlinks.slice(0, 3).join(', ')}`);
+    }
+    return listing;
+  }
+  const file = path.resolve(ctx.workspace, params.manifest!);
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (e) {
+    throw new DataInputError(`ingest: cannot read manifest ${params.manifest} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  const parsed = parseSourceManifest(file, text, filter);
+  if (!parsed.ok) {
+    const shown = parsed.error.slice(0, 20);
+    throw new DataInputError(`ingest: ${parsed.error.length} error(s) in manifest:\n${shown.join('\n')}${parsed.error.length > 20 ? `\n... and ${parsed.error.length - 20} more` : ''}`);
+  }
+  return { candidates: parsed.value, unlabelled: [] };
+}
+
+/** Cached probe outcome for one content hash. */
+type CachedProbe = { readonly ok: true; readonly info: ProbeInfo } | { readonly ok: false; readonly failure: ProbeFailure };
+
+/** Reads, hashes and probes one file; `serial` marks the one-at-a-time re-check whose result is always cached. */
+async function probeCandidate(ctx: StageContext<IngestParams>, c: Candidate, maxPixels: number, onFresh: () => void, serial = false): Promise<Probed> {
+  let buf: Buffer;
+  try {
+    buf = await fs.readFile(c.abs);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? String(e);
+    return { ok: false, c, failure: { reason: 'unreadable', detail: `cannot read file (${code})` }, confirmed: true };
+  }
+  if (buf.length === 0) return { ok: false, c, failure: { reason: 'empty', detail: 'file is empty' }, confirmed: true };
+  const sha256 = createHash('sha256').update(buf).digest('hex');
+  const key = createHash('sha256').update(JSON.stringify({ stage: 'ingest.probe', version: ingestStage.version, sha256, maxPixels })).digest('hex');
+  let outcome: CachedProbe | undefined;
+  const hit = await ctx.items.get(key);
+  if (hit !== undefined && !serial) {
+    try {
+      outcome = JSON.parse(hit.toString('utf8')) as CachedProbe;
+    } catch {
+      outcome = undefined;
+    }
+  }
+  if (outcome === undefined) {
+    onFresh();
+    const r = await probeImage(buf, maxPixels);
+    outcome = r.ok ? { ok: true, info: r.value } : { ok: false, failure: r.error };
+    // A failure seen among concurrent decodes is cached only once confirmed serially (see runIngest).
+    if (outcome.ok || serial) await ctx.items.put(key, Buffer.from(JSON.stringify(outcome)));
+    else return { ok: false, c, sha256, failure: outcome.failure, confirmed: false };
+  }
+  return outcome.ok ? { ok: true, c, sha256, bytes: buf.length, info: outcome.info } : { ok: false, c, sha256, failure: outcome.failure, confirmed: true };
+}
+
+/** Of duplicates carrying predefined splits, the most held-out wins (test > validation > train), so no copy leaks into training. */
+function mostHeldOut(splits: readonly (Split | undefined)[]): Split | undefined {
+  let best: Split | undefined;
+  for (const s of splits) if (s !== undefined && (best === undefined || SPLITS.indexOf(s) > SPLITS.indexOf(best))) best = s;
+  return best;
+}
+
+function rejectOf(c: Candidate, reason: RejectReason, detail: string, sha256?: string): RejectEntry {
+  return { path: c.abs, rel: c.rel, reason, detail: `${detail}${describeReason(reason)}`, label: c.label, ...(sha256 !== undefined ? { sha256 } : {}) };
+}
+
+/** A short hint appended to each reason's detail. */
+function describeReason(reason: RejectReason): string {
+  switch (reason) {
+    case 'empty':
+    case 'truncated':
+    case 'not-an-image':
+    case 'corrupt':
+    case 'unreadable':
+    case 'label-conflict':
+      return '';
+    case 'unsupported-format':
+      return '; convert it to PNG or JPEG';
+    case 'too-many-pixels':
+      return '; raise max_pixels if this image is genuine';
+    default:
+      return unreachable(reason);
+  }
+}
+
+function jsonl(rows: readonly unknown[]): string {
+  return rows.map((r) => JSON.stringify(r) + '\n').join('');
+}
+
+function fmt(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

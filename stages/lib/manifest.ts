@@ -43,3 +43,59 @@ export function readManifest(dir: string): { entries: ManifestEntry[]; classes: 
     .map((line) => JSON.parse(line) as ManifestEntry);
   return { entries, classes };
 }
+
+// ---- Added by the data stages (compatible additions) ----
+
+/** Extra files inside the ingest out dir. */
+export const COUNTS_FILE = 'counts.json';
+export const CONFLICTS_FILE = 'conflicts.jsonl';
+export const DUPLICATES_FILE = 'duplicates.jsonl';
+
+/** Why ingest rejected a file: a probe failure, or the same bytes under two labels. */
+export type RejectReason = import('./probe.js').ProbeFailureReason | 'label-conflict';
+
+/** One line of `rejects.jsonl`. */
+export interface RejectEntry {
+  /** Absolute path of the rejected file. */
+  readonly path: string;
+  /** Path relative to the source root (or as written in the manifest). */
+  readonly rel: string;
+  readonly reason: RejectReason;
+  /** The decoder's message or an explanation. */
+  readonly detail: string;
+  /** The label the file would have had. */
+  readonly label?: string;
+  /** sha256 of the file's bytes, when it could be read. */
+  readonly sha256?: string;
+}
+
+/** One line of `conflicts.jsonl`: identical bytes found under several labels (all copies are rejected). */
+export interface ConflictEntry {
+  readonly sha256: string;
+  readonly labels: readonly string[];
+  readonly rels: readonly string[];
+}
+
+/** One line of `duplicates.jsonl`: an exact duplicate within one class, collapsed into `keptRel`. */
+export interface DuplicateEntry {
+  readonly rel: string;
+  readonly keptRel: string;
+  readonly sha256: string;
+  readonly label: string;
+}
+
+/** Contents of ingest's `counts.json`. */
+export interface IngestCounts {
+  /** Files considered after include/exclude (including rejected ones). */
+  readonly files: number;
+  /** Entries in the manifest. */
+  readonly accepted: number;
+  /** Rejected files by reason (every reason present, zeros included). */
+  readonly rejected: Readonly<Record<RejectReason, number>>;
+  /** Exact duplicates within a class that were collapsed. */
+  readonly duplicates: number;
+  /** Files directly under the source root (no class folder), ignored. */
+  readonly unlabelled: number;
+  /** Accepted images per class, in class order. */
+  readonly classes: Readonly<Record<string, number>>;
+}

@@ -1,0 +1,145 @@
+/**
+ * Probing one image file's bytes: what it is (format, dimensions) or exactly
+ * why it cannot be used (a `ProbeFailureReason`). Used by `ingest` for every
+ * file and by `resize` / `predict` to classify decode errors the same way.
+ *
+ * The probe reads the header with sharp, checks the pixel count against a limit
+ * BEFORE decoding (so a decompression bomb never allocates its pixels), then
+ * decodes once at a tiny size with `failOn: 'truncated'` to catch truncated or
+ * corrupt data (JPEG uses shrink-on-load, so this costs ~1/8 of a full decode).
+ *
+ * Does not hash, read files, or decide labels.
+ */
+import sharp from 'sharp';
+import { err, ok, type Result } from '../../src/result.js';
+
+/** Why bytes are not a usable image. Kebab-case; every switch over it ends in `unreachable`. */
+export const PROBE_FAILURE_REASONS = [
+  /** 0-byte file. */
+  'empty',
+  /** A recognised image whose data ends early. */
+  'truncated',
+  /** No known image signature (e.g. a text file named `.jpg`). */
+  'not-an-image',
+  /** A real image format this build cannot or will not decode (BMP, ICO, PSD, HEIC, SVG, PDF, ...). */
+  'unsupported-format',
+  /** More pixels than the configured `max_pixels` limit (decompression-bomb guard); never decoded. */
+  'too-many-pixels',
+  /** A recognised format whose data the decoder rejects for a reason other than truncation. */
+  'corrupt',
+  /** The file could not be read (permissions, missing, a directory, ...). */
+  'unreadable',
+] as const;
+/** One probe failure reason (see `PROBE_FAILURE_REASONS`). */
+export type ProbeFailureReason = (typeof PROBE_FAILURE_REASONS)[number];
+
+/** A probe failure: the reason plus the decoder's message (for the rejects file). */
+export interface ProbeFailure {
+  readonly reason: ProbeFailureReason;
+  readonly detail: string;
+}
+
+/** What a successful probe learned. */
+export interface ProbeInfo {
+  /** Width after EXIF orientation. */
+  readonly width: number;
+  /** Height after EXIF orientation. */
+  readonly height: number;
+  /** sharp's format id: one of `ACCEPTED_FORMATS`. */
+  readonly format: AcceptedFormat;
+}
+
+/**
+ * Formats the data stages accept. SVG is refused on purpose: it is a vector
+ * format whose pixels depend on a rasterisation density, and it can reference
+ * external resources. `heif` covers AVIF (the prebuilt libvips has no HEVC decoder,
+ * so HEIC photos fail as `unsupported-format`).
+ */
+export const ACCEPTED_FORMATS = ['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif'] as const;
+/** One accepted format id. */
+export type AcceptedFormat = (typeof ACCEPTED_FORMATS)[number];
+
+/** Default pixel limit: sharp's own default `limitInputPixels` (0x3FFF × 0x3FFF). */
+export const DEFAULT_MAX_PIXELS = 268402689;
+
+/** Recognisable signatures of image formats sharp may not decode, for telling `unsupported-format` from `not-an-image`. */
+const SIGNATURES: readonly { readonly name: string; readonly test: (b: Uint8Array) => boolean }[] = [
+  { name: 'bmp', test: (b) => b[0] === 0x42 && b[1] === 0x4d },
+  { name: 'ico', test: (b) => b[0] === 0 && b[1] === 0 && (b[2] === 1 || b[2] === 2) && b[3] === 0 },
+  { name: 'psd', test: (b) => ascii(b, 0, 4) === '8BPS' },
+  { name: 'pdf', test: (b) => ascii(b, 0, 5) === '%PDF-' },
+  { name: 'jxl', test: (b) => (b[0] === 0xff && b[1] === 0x0a) || ascii(b, 4, 8) === 'JXL ' },
+  { name: 'jp2', test: (b) => ascii(b, 4, 8) === 'jP  ' || (b[0] === 0xff && b[1] === 0x4f && b[2] === 0xff && b[3] === 0x51) },
+  { name: 'heif', test: (b) => ascii(b, 4, 8) === 'ftyp' && /^(heic|heix|hevc|hevx|mif1|msf1|avif|avis)$/.test(ascii(b, 8, 12)) },
+  { name: 'exr', test: (b) => b[0] === 0x76 && b[1] === 0x2f && b[2] === 0x31 && b[3] === 0x01 },
+  { name: 'qoi', test: (b) => ascii(b, 0, 4) === 'qoif' },
+  { name: 'jpeg', test: (b) => b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff },
+  { name: 'png', test: (b) => b[0] === 0x89 && ascii(b, 1, 4) === 'PNG' },
+  { name: 'gif', test: (b) => ascii(b, 0, 4) === 'GIF8' },
+  { name: 'webp', test: (b) => ascii(b, 0, 4) === 'RIFF' && ascii(b, 8, 12) === 'WEBP' },
+  { name: 'tiff', test: (b) => ascii(b, 0, 4) === 'II*\u0000' || ascii(b, 0, 4) === 'MM\u0000*' },
+];
+
+/** The image format a buffer's signature claims, if any (independent of sharp). */
+export function sniffFormat(buf: Uint8Array): string | undefined {
+  return SIGNATURES.find((s) => s.test(buf))?.name;
+}
+
+/** Maps a sharp/libvips error message on `buf` to a failure reason. */
+export function classifyDecodeError(buf: Uint8Array, e: unknown): ProbeFailure {
+  const detail = e instanceof Error ? e.message : String(e);
+  if (buf.length === 0) return { reason: 'empty', detail: 'file is empty' };
+  if (/pixel limit/i.test(detail)) return { reason: 'too-many-pixels', detail };
+  if (/premature end|end of stream|truncat|unexpected end|not enough data|short read|out of data|read error|EOF/i.test(detail)) {
+    return { reason: 'truncated', detail };
+  }
+  if (/unsupported image format/i.test(detail)) {
+    const sniffed = sniffFormat(buf);
+    return sniffed !== undefined
+      ? { reason: 'unsupported-format', detail: `${sniffed} signature, but no decoder for it (${detail})` }
+      : { reason: 'not-an-image', detail: 'no known image signature' };
+  }
+  if (/no decoding plugin|unsupported (codec|compression|feature)|not supported|compression format/i.test(detail)) {
+    return { reason: 'unsupported-format', detail };
+  }
+  return { reason: 'corrupt', detail };
+}
+
+/** The sharp input options every data stage uses for one file (first frame only, lenient on warnings). */
+export function sharpInputOptions(maxPixels: number): sharp.SharpOptions {
+  return { failOn: 'truncated', limitInputPixels: maxPixels, pages: 1, page: 0 };
+}
+
+/** Probes one image's bytes (see module doc). */
+export async function probeImage(buf: Buffer, maxPixels: number = DEFAULT_MAX_PIXELS): Promise<Result<ProbeInfo, ProbeFailure>> {
+  if (buf.length === 0) return err({ reason: 'empty', detail: 'file is empty' });
+  let meta: sharp.Metadata;
+  try {
+    // No pixel limit for the header read: we want the real dimensions to report.
+    meta = await sharp(buf, { limitInputPixels: false, failOn: 'truncated' }).metadata();
+  } catch (e) {
+    return err(classifyDecodeError(buf, e));
+  }
+  const format = meta.format as string | undefined;
+  if (format === undefined || !(ACCEPTED_FORMATS as readonly string[]).includes(format)) {
+    return err({ reason: 'unsupported-format', detail: `${format ?? 'unknown'} images are not accepted (accepted: ${ACCEPTED_FORMATS.join(', ')})` });
+  }
+  const width = meta.width ?? 0;
+  const height = meta.height ?? 0;
+  if (width <= 0 || height <= 0) return err({ reason: 'corrupt', detail: `header declares ${width}x${height} pixels` });
+  if (width * height > maxPixels) {
+    return err({ reason: 'too-many-pixels', detail: `${width}x${height} = ${width * height} pixels exceeds max_pixels ${maxPixels}` });
+  }
+  try {
+    await sharp(buf, sharpInputOptions(maxPixels)).resize(8, 8, { fit: 'fill', kernel: 'nearest' }).raw().toBuffer();
+  } catch (e) {
+    return err(classifyDecodeError(buf, e));
+  }
+  const oriented = meta.autoOrient ?? { width, height };
+  return ok({ width: oriented.width, height: oriented.height, format: format as AcceptedFormat });
+}
+
+function ascii(b: Uint8Array, start: number, end: number): string {
+  if (b.length < end) return '';
+  return String.fromCharCode(...b.subarray(start, end));
+}
