@@ -1,0 +1,185 @@
+/**
+ * The wasm training kernels against the `cpu` backend's numbers, on random
+ * inputs over strides, paddings, dilations and channel multipliers, and a
+ * small CNN that must learn on wasm.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { initBackend } from '../../stages/ml/backend.js';
+import { WASM_TRAINING_KERNELS, registerWasmTrainingKernels } from '../../stages/ml/wasm-kernels/index.js';
+
+const init = await initBackend({ device: 'cpu', backend: 'wasm', threads: 1 });
+assert.ok(init.ok, JSON.stringify(!init.ok && init.error));
+const { tf } = init.value;
+
+/** Deterministic pseudo-random values in [-1, 1). */
+function rand(shape: number[], seed: number): Float32Array {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    out[i] = (s / 2 ** 32) * 2 - 1;
+  }
+  return out;
+}
+
+type Inputs = Record<string, { shape: number[]; values: Float32Array | Int32Array; dtype?: 'float32' | 'int32' }>;
+
+async function runOn(backend: 'cpu' | 'wasm', kernel: string, inputs: Inputs, attrs: Record<string, unknown>): Promise<{ shape: number[]; values: Float32Array }> {
+  await tf.setBackend(backend);
+  return tf.tidy(() => {
+    const ins = Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, tf.tensor(v.values, v.shape, v.dtype ?? 'float32')]));
+    const out = tf.engine().runKernel(kernel, ins, attrs as never) as import('@tensorflow/tfjs').Tensor;
+    return { shape: out.shape, values: out.dataSync() as Float32Array };
+  });
+}
+
+function assertClose(actual: { shape: number[]; values: Float32Array }, expected: { shape: number[]; values: Float32Array }, what: string): void {
+  assert.deepEqual(actual.shape, expected.shape, `${what}: shape`);
+  let scale = 0;
+  for (const v of expected.values) scale = Math.max(scale, Math.abs(v));
+  for (let i = 0; i < expected.values.length; i++) {
+    const d = Math.abs(actual.values[i]! - expected.values[i]!);
+    if (d > 1e-4 * Math.max(1, scale)) assert.fail(`${what}: element ${i}: wasm ${actual.values[i]} vs cpu ${expected.values[i]} (scale ${scale})`);
+  }
+}
+
+async function compare(kernel: string, inputs: Inputs, attrs: Record<string, unknown>, what: string): Promise<void> {
+  const expected = await runOn('cpu', kernel, inputs, attrs);
+  const actual = await runOn('wasm', kernel, inputs, attrs);
+  assertClose(actual, expected, `${kernel} ${what}`);
+}
+
+function outSize(inSize: number, k: number, s: number, d: number, pad: unknown): number {
+  const ke = (k - 1) * d + 1;
+  if (pad === 'same') return Math.ceil(inSize / s);
+  if (pad === 'valid') return Math.ceil((inSize - ke + 1) / s);
+  const p = pad as number;
+  return Math.floor((inSize + 2 * p - ke) / s) + 1;
+}
+
+const PADS: unknown[] = ['same', 'valid', 1];
+
+/**
+ * The cpu backprop kernels ignore `dilations` (tfjs-core never asks for dilated
+ * gradients), so dilated cases are checked against the cpu result for the
+ * equivalent undilated filter of size (k-1)·d+1 with zeros between the taps.
+ */
+function dilateFilter(values: Float32Array, [kh, kw, c, m]: number[], d: number): { shape: number[]; values: Float32Array } {
+  const eh = (kh! - 1) * d + 1;
+  const ew = (kw! - 1) * d + 1;
+  const out = new Float32Array(eh * ew * c! * m!);
+  for (let i = 0; i < kh!; i++)
+    for (let j = 0; j < kw!; j++)
+      for (let q = 0; q < c! * m!; q++) out[(i * d * ew + j * d) * c! * m! + q] = values[(i * kw! + j) * c! * m! + q]!;
+  return { shape: [eh, ew, c!, m!], values: out };
+}
+
+function undilateFilter(r: { shape: number[]; values: Float32Array }, d: number): { shape: number[]; values: Float32Array } {
+  const [eh, ew, c, m] = r.shape as [number, number, number, number];
+  const kh = (eh - 1) / d + 1;
+  const kw = (ew - 1) / d + 1;
+  const out = new Float32Array(kh * kw * c * m);
+  for (let i = 0; i < kh; i++)
+    for (let j = 0; j < kw; j++)
+      for (let q = 0; q < c * m; q++) out[(i * kw + j) * c * m + q] = r.values[(i * d * ew + j * d) * c * m + q]!;
+  return { shape: [kh, kw, c, m], values: out };
+}
+
+test('registerWasmTrainingKernels is idempotent and covers the kernels wasm lacks', () => {
+  for (const name of Object.keys(WASM_TRAINING_KERNELS)) assert.ok(tf.getKernel(name, 'wasm'), `${name} registered`);
+  assert.deepEqual(registerWasmTrainingKernels(tf), []);
+});
+
+test('Conv2DBackpropFilter matches cpu over strides, paddings and filter sizes', async () => {
+  let seed = 1;
+  for (const [k, s] of [[3, 1], [3, 2], [1, 1], [5, 3], [2, 2]] as const) {
+    for (const pad of PADS) {
+      const [b, h, w, cin, cout] = [2, 11, 9, 3, 5];
+      const oh = outSize(h, k, s, 1, pad);
+      const ow = outSize(w, k, s, 1, pad);
+      await compare(
+        'Conv2DBackpropFilter',
+        { x: { shape: [b, h, w, cin], values: rand([b, h, w, cin], seed++) }, dy: { shape: [b, oh, ow, cout], values: rand([b, oh, ow, cout], seed++) } },
+        { strides: [s, s], pad, dataFormat: 'NHWC', filterShape: [k, k, cin, cout] },
+        `k=${k} s=${s} pad=${String(pad)}`,
+      );
+    }
+  }
+});
+
+test('DepthwiseConv2dNativeBackpropFilter matches cpu over strides, dilations, paddings and multipliers', async () => {
+  let seed = 100;
+  for (const [k, s, d, m] of [[3, 1, 1, 1], [3, 2, 1, 1], [3, 1, 2, 2], [5, 2, 1, 2], [1, 1, 1, 3]] as const) {
+    for (const pad of PADS) {
+      if (s > 1 && d > 1) continue;
+      const [b, h, w, cin] = [2, 10, 9, 4];
+      const oh = outSize(h, k, s, d, pad);
+      const ow = outSize(w, k, s, d, pad);
+      const inputs: Inputs = { x: { shape: [b, h, w, cin], values: rand([b, h, w, cin], seed++) }, dy: { shape: [b, oh, ow, cin * m], values: rand([b, oh, ow, cin * m], seed++) } };
+      const what = `DepthwiseConv2dNativeBackpropFilter k=${k} s=${s} d=${d} m=${m} pad=${String(pad)}`;
+      const attrs = { strides: [s, s], dilations: [d, d], pad, filterShape: [k, k, cin, m] };
+      if (d === 1) {
+        await compare('DepthwiseConv2dNativeBackpropFilter', inputs, attrs, what);
+      } else {
+        const ek = (k - 1) * d + 1;
+        const expected = undilateFilter(await runOn('cpu', 'DepthwiseConv2dNativeBackpropFilter', inputs, { ...attrs, dilations: [1, 1], filterShape: [ek, ek, cin, m] }), d);
+        assertClose(await runOn('wasm', 'DepthwiseConv2dNativeBackpropFilter', inputs, attrs), expected, what);
+      }
+    }
+  }
+});
+
+test('DepthwiseConv2dNativeBackpropInput matches cpu over strides, dilations, paddings and multipliers', async () => {
+  let seed = 200;
+  for (const [k, s, d, m] of [[3, 1, 1, 1], [3, 2, 1, 1], [3, 1, 2, 1], [5, 2, 1, 2], [1, 1, 1, 3], [3, 3, 1, 1], [2, 2, 1, 1]] as const) {
+    for (const pad of PADS) {
+      if (s > 1 && d > 1) continue;
+      const [b, h, w, cin] = [2, 10, 9, 4];
+      const oh = outSize(h, k, s, d, pad);
+      const ow = outSize(w, k, s, d, pad);
+      const dy = { shape: [b, oh, ow, cin * m], values: rand([b, oh, ow, cin * m], seed++) };
+      const filter = { shape: [k, k, cin, m], values: rand([k, k, cin, m], seed++) };
+      const attrs = { strides: [s, s], dilations: [d, d], pad, inputShape: [b, h, w, cin] };
+      const what = `DepthwiseConv2dNativeBackpropInput k=${k} s=${s} d=${d} m=${m} pad=${String(pad)}`;
+      const expected = await runOn('cpu', 'DepthwiseConv2dNativeBackpropInput', { dy, filter: d === 1 ? filter : dilateFilter(filter.values, filter.shape, d) }, { ...attrs, dilations: [1, 1] });
+      assertClose(await runOn('wasm', 'DepthwiseConv2dNativeBackpropInput', { dy, filter }, attrs), expected, what);
+    }
+  }
+});
+
+test('UnsortedSegmentSum matches cpu, including out-of-range ids', async () => {
+  await compare(
+    'UnsortedSegmentSum',
+    { x: { shape: [6, 3, 2], values: rand([6, 3, 2], 7) }, segmentIds: { shape: [6], values: new Int32Array([2, 0, 2, -1, 4, 1]), dtype: 'int32' } },
+    { numSegments: 4 },
+    'rank 3',
+  );
+});
+
+test('gradients of conv2d / depthwise / gather through tf.grads match cpu', async () => {
+  const x0 = rand([2, 8, 8, 3], 11);
+  const f0 = rand([3, 3, 3, 4], 12);
+  const d0 = rand([3, 3, 4, 2], 13);
+  const e0 = rand([5, 4], 14);
+  const grads = async (backend: 'cpu' | 'wasm') => {
+    await tf.setBackend(backend);
+    return tf.tidy(() => {
+      const g = tf.grads((x: import('@tensorflow/tfjs').Tensor, f: import('@tensorflow/tfjs').Tensor, d: import('@tensorflow/tfjs').Tensor, e: import('@tensorflow/tfjs').Tensor) => {
+        const y = tf.conv2d(x as import('@tensorflow/tfjs').Tensor4D, f as import('@tensorflow/tfjs').Tensor4D, 2, 'same');
+        const z = tf.depthwiseConv2d(y, d as import('@tensorflow/tfjs').Tensor4D, 1, 'same');
+        const emb = tf.gather(e, tf.tensor1d([1, 3, 3, 0], 'int32'));
+        return tf.add(tf.sum(tf.square(z)), tf.sum(tf.mul(emb, emb)));
+      });
+      return g([tf.tensor(x0, [2, 8, 8, 3]), tf.tensor(f0, [3, 3, 3, 4]), tf.tensor(d0, [3, 3, 4, 2]), tf.tensor(e0, [5, 4])]).map((t) => ({ shape: t.shape, values: t.dataSync() as Float32Array }));
+    });
+  };
+  const want = await grads('cpu');
+  const got = await grads('wasm');
+  for (let i = 0; i < want.length; i++) assertClose(got[i]!, want[i]!, `grad ${i}`);
+});
