@@ -1,0 +1,281 @@
+/**
+ * Reads Keras weight files in the legacy HDF5 layout (what `model.save_weights('x.h5')` wrote before Keras 3,
+ * and what every keras.applications `*_notop.h5` is) and puts the values into a tfjs LayersModel.
+ *
+ * Layout: root attribute `layer_names` (or `layer_names0`, `layer_names1`, ... when Keras split a long list);
+ * one group per layer with attribute `weight_names` (e.g. `conv1_conv/kernel:0`); the dataset for each weight
+ * at `<layer>/<weight name>`. Kernels are HWIO, dense kernels (in, out), depthwise kernels (h, w, in, mult):
+ * the same layouts tfjs uses, so values are copied without transposing.
+ *
+ * Matching (Keras semantics, made safer):
+ * - `name`: every weighted model layer has a group of the same name (Keras `by_name=True`).
+ * - `order`: otherwise, the k-th weighted layer of the model takes the k-th non-empty layer of the file, which is
+ *   what Keras's `load_weights` does for these files (their unnamed layers carry Keras 2 counters such as
+ *   `conv2d_1`, while a fresh build names them `conv2d`). A pair whose names differ is accepted only when both
+ *   are automatic names (`conv2d_3`, `batch_normalization`, ...); two different explicit names mean the layer
+ *   order differs and loading stops.
+ * Within a layer, weights pair by their base name (`kernel`, `gamma`, `moving_mean`, ...), else by position.
+ * Every problem found (missing layers, count and shape mismatches) is returned, each naming the file, the layer
+ * and the weight.
+ *
+ * This module does not download, verify hashes (see download.ts) or write files.
+ */
+import fs from 'node:fs/promises';
+import h5wasm from 'h5wasm/node';
+import type * as tfjs from '@tensorflow/tfjs';
+import { err, ok, type Result } from '../../../src/result.js';
+import type { Tf } from '../backbones/spec.js';
+
+/** Why a weight file could not be applied. Kebab-case reasons, as everywhere. */
+export type H5ProblemReason =
+  | 'h5-unreadable'
+  | 'h5-not-keras'
+  | 'h5-layer-count'
+  | 'h5-layer-missing'
+  | 'h5-layer-order'
+  | 'h5-weight-count'
+  | 'h5-shape-mismatch'
+  | 'h5-dtype';
+
+/** One problem, located in the file: `file: layer 'x' weight 'y': message`. */
+export interface H5Problem {
+  readonly reason: H5ProblemReason;
+  /** The .h5 file. */
+  readonly file: string;
+  /** Layer group in the file (or model layer, for missing ones). */
+  readonly layer?: string;
+  /** Weight name as stored in the file (e.g. `conv1_conv/kernel:0`). */
+  readonly weight?: string;
+  readonly message: string;
+}
+
+/** How model layers were paired with file groups. */
+export type H5MatchMode = 'name' | 'order';
+
+/** What {@link loadKerasH5Weights} did. */
+export interface H5LoadReport {
+  readonly matchedBy: H5MatchMode;
+  /** Number of model layers that received weights. */
+  readonly layers: number;
+  /** Number of weight tensors set. */
+  readonly tensors: number;
+}
+
+/** Options for {@link loadKerasH5Weights}. */
+export interface H5LoadOptions {
+  /** Force a matching mode; default: `name` when every weighted model layer has a same-named group, else `order`. */
+  readonly match?: H5MatchMode;
+}
+
+/** Keras/tfjs automatic layer names: a class prefix with an optional `_N` counter. */
+const AUTO_NAME =
+  /^(conv2d|conv1d|batch_normalization|dense|depthwise_conv2d|separable_conv2d|activation|add|concatenate|max_pooling2d|average_pooling2d|zero_padding2d|dropout|flatten|re_lu|global_average_pooling2d)(_\d+)?$/;
+
+/** The HDF5 library, once its wasm module is initialised (h5wasm starts that on import; awaiting is cheap after). */
+export async function h5Ready(): Promise<typeof h5wasm> {
+  await h5wasm.ready;
+  return h5wasm;
+}
+
+/** First 8 bytes of an HDF5 file (superblock at offset 0, as h5py/Keras write it). */
+const HDF5_SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+type H5File = InstanceType<typeof h5wasm.File>;
+type H5Group = InstanceType<typeof h5wasm.Group>;
+
+function strings(v: unknown): string[] {
+  if (v === null || v === undefined) return [];
+  if (typeof v === 'string') return [v];
+  if (v instanceof Uint8Array) return [new TextDecoder().decode(v)];
+  if (Array.isArray(v)) return v.flatMap((x) => strings(x));
+  return [String(v)];
+}
+
+/** Reads a string-list attribute, following Keras's chunked `name0`, `name1`, ... form. */
+function stringsAttr(obj: H5File | H5Group, name: string): string[] | undefined {
+  const attrs = obj.attrs as Record<string, { value: unknown } | undefined>;
+  const whole = attrs[name];
+  if (whole) return strings(whole.value);
+  if (!attrs[`${name}0`]) return undefined;
+  const out: string[] = [];
+  for (let i = 0; attrs[`${name}${i}`]; i++) out.push(...strings(attrs[`${name}${i}`]!.value));
+  return out;
+}
+
+/** One layer's weights as stored in the file. */
+export interface H5LayerWeights {
+  readonly layer: string;
+  readonly weights: readonly { readonly name: string; readonly shape: readonly number[]; readonly values: Float32Array }[];
+}
+
+/**
+ * Reads every layer that has weights, in file order. Values are float32 (float64 is converted; other types are a
+ * `h5-dtype` problem).
+ */
+export async function readKerasH5(file: string): Promise<Result<H5LayerWeights[], H5Problem[]>> {
+  const h5 = await h5Ready();
+  const unreadable = (why: string): Result<never, H5Problem[]> => err([{ reason: 'h5-unreadable', file, message: `${file}: not a readable HDF5 file (${why})` }]);
+  // Check the signature first: the HDF5 library prints diagnostics to stderr for non-HDF5 input.
+  try {
+    const fh = await fs.open(file, 'r');
+    const head = Buffer.alloc(8);
+    try {
+      await fh.read(head, 0, 8, 0);
+    } finally {
+      await fh.close();
+    }
+    if (!head.equals(HDF5_SIGNATURE)) return unreadable('no HDF5 signature at offset 0');
+  } catch (e) {
+    return unreadable((e as Error).message);
+  }
+  let f: H5File;
+  try {
+    f = new h5.File(file, 'r');
+  } catch (e) {
+    return unreadable(String((e as Error).message ?? e));
+  }
+  try {
+    // Keras saves full models with the weights under `model_weights`.
+    const root = (f.keys().includes('model_weights') && !stringsAttr(f, 'layer_names') ? f.get('model_weights') : f) as H5File | H5Group;
+    const layerNames = stringsAttr(root, 'layer_names');
+    if (!layerNames) {
+      return err([{ reason: 'h5-not-keras', file, message: `${file}: no 'layer_names' attribute: not a Keras HDF5 weights file` }]);
+    }
+    const problems: H5Problem[] = [];
+    const layers: H5LayerWeights[] = [];
+    for (const layer of layerNames) {
+      const g = root.get(layer) as H5Group | null;
+      if (!g) {
+        problems.push({ reason: 'h5-not-keras', file, layer, message: `${file}: layer '${layer}' is listed in layer_names but has no group` });
+        continue;
+      }
+      const weightNames = stringsAttr(g, 'weight_names') ?? [];
+      if (weightNames.length === 0) continue;
+      const weights: { name: string; shape: number[]; values: Float32Array }[] = [];
+      for (const w of weightNames) {
+        const ds = g.get(w) as InstanceType<typeof h5wasm.Dataset> | null;
+        if (!ds || !(ds instanceof h5.Dataset)) {
+          problems.push({ reason: 'h5-not-keras', file, layer, weight: w, message: `${file}: layer '${layer}' weight '${w}': dataset missing` });
+          continue;
+        }
+        const raw = ds.value as unknown;
+        const shape = (ds.shape ?? []) as number[];
+        let values: Float32Array;
+        if (raw instanceof Float32Array) values = raw;
+        else if (raw instanceof Float64Array) values = Float32Array.from(raw);
+        else {
+          problems.push({ reason: 'h5-dtype', file, layer, weight: w, message: `${file}: layer '${layer}' weight '${w}': dtype ${ds.dtype} is not float32/float64` });
+          continue;
+        }
+        weights.push({ name: w, shape, values });
+      }
+      layers.push({ layer, weights });
+    }
+    return problems.length ? err(problems) : ok(layers);
+  } catch (e) {
+    return unreadable(String((e as Error).message ?? e));
+  } finally {
+    f.close();
+  }
+}
+
+/** `conv1_conv/kernel:0` → `kernel`; tfjs `conv1_conv/kernel` → `kernel`. */
+function baseName(name: string): string {
+  return name.slice(name.lastIndexOf('/') + 1).replace(/:\d+$/, '');
+}
+
+const sameShape = (a: readonly number[], b: readonly (number | null)[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
+
+/**
+ * Loads a Keras .h5 weights file into `model` (see the module doc for how layers are matched). On any problem no
+ * weight is changed: all pairs are checked before the first value is set.
+ */
+export async function loadKerasH5Weights(tf: Tf, model: tfjs.LayersModel, file: string, opts: H5LoadOptions = {}): Promise<Result<H5LoadReport, H5Problem[]>> {
+  const read = await readKerasH5(file);
+  if (!read.ok) return read;
+  const fileLayers = read.value;
+  const modelLayers = model.layers.filter((l) => l.weights.length > 0);
+  const byName = new Map(fileLayers.map((l) => [l.layer, l]));
+  const mode: H5MatchMode = opts.match ?? (modelLayers.every((l) => byName.has(l.name)) ? 'name' : 'order');
+  const problems: H5Problem[] = [];
+  const pairs: [tfjs.layers.Layer, H5LayerWeights][] = [];
+
+  if (mode === 'name') {
+    for (const l of modelLayers) {
+      const fl = byName.get(l.name);
+      if (fl) pairs.push([l, fl]);
+      else problems.push({ reason: 'h5-layer-missing', file, layer: l.name, message: `${file}: model layer '${l.name}' has no weights in the file` });
+    }
+  } else {
+    if (modelLayers.length !== fileLayers.length) {
+      problems.push({
+        reason: 'h5-layer-count',
+        file,
+        message: `${file}: the file has weights for ${fileLayers.length} layers, the model has ${modelLayers.length} layers with weights`,
+      });
+    }
+    const n = Math.min(modelLayers.length, fileLayers.length);
+    for (let k = 0; k < n; k++) {
+      const l = modelLayers[k]!;
+      const fl = fileLayers[k]!;
+      if (l.name !== fl.layer && !(AUTO_NAME.test(l.name) && AUTO_NAME.test(fl.layer))) {
+        problems.push({
+          reason: 'h5-layer-order',
+          file,
+          layer: fl.layer,
+          message: `${file}: weighted layer #${k + 1} is '${fl.layer}' in the file but '${l.name}' in the model (layer order differs)`,
+        });
+        continue;
+      }
+      pairs.push([l, fl]);
+    }
+  }
+
+  // Pair weights inside each layer and check shapes, before touching the model.
+  const plan: [tfjs.layers.Layer, H5LayerWeights['weights'][number][]][] = [];
+  for (const [l, fl] of pairs) {
+    const ws = l.weights;
+    if (ws.length !== fl.weights.length) {
+      problems.push({
+        reason: 'h5-weight-count',
+        file,
+        layer: fl.layer,
+        message: `${file}: layer '${fl.layer}' has ${fl.weights.length} weights (${fl.weights.map((w) => baseName(w.name)).join(', ')}), model layer '${l.name}' expects ${ws.length} (${ws.map((w) => baseName(w.originalName)).join(', ')})`,
+      });
+      continue;
+    }
+    const fileByBase = new Map(fl.weights.map((w) => [baseName(w.name), w]));
+    const byBase = ws.every((w) => fileByBase.has(baseName(w.originalName)));
+    const ordered = ws.map((w, i) => (byBase ? fileByBase.get(baseName(w.originalName))! : fl.weights[i]!));
+    let good = true;
+    ordered.forEach((fw, i) => {
+      const mw = ws[i]!;
+      if (!sameShape(fw.shape, mw.shape)) {
+        good = false;
+        problems.push({
+          reason: 'h5-shape-mismatch',
+          file,
+          layer: fl.layer,
+          weight: fw.name,
+          message: `${file}: layer '${fl.layer}' weight '${fw.name}' has shape [${fw.shape.join(',')}], model layer '${l.name}' expects [${mw.shape.join(',')}]`,
+        });
+      }
+    });
+    if (good) plan.push([l, ordered]);
+  }
+  if (problems.length) return err(problems);
+
+  let tensors = 0;
+  for (const [l, ws] of plan) {
+    const values = ws.map((w) => tf.tensor(w.values, [...w.shape], 'float32'));
+    l.setWeights(values);
+    for (const t of values) t.dispose();
+    tensors += values.length;
+  }
+  return ok({ matchedBy: mode, layers: plan.length, tensors });
+}
+
+/** One line per problem, for logs and error messages. */
+export function formatH5Problems(problems: readonly H5Problem[]): string {
+  return problems.map((p) => p.message).join('\n');
+}
