@@ -1,0 +1,69 @@
+/**
+ * Workspace-relative path helpers for analysis: normalisation, globs, and
+ * "is this path inside that one". Pure string work on POSIX-style paths; no
+ * file system access.
+ */
+import path from 'node:path';
+
+/** `./a//b/` → `a/b`; absolute paths stay absolute; the workspace itself is `.`. */
+export function normalizeRel(p: string): string {
+  const n = path.posix.normalize(p.replace(/\\/g, '/'));
+  const trimmed = n.length > 1 ? n.replace(/\/+$/, '') : n;
+  return trimmed.startsWith('./') ? trimmed.slice(2) || '.' : trimmed;
+}
+
+/** Whether `p` is outside the workspace (absolute or starting with `..`). */
+export function escapesWorkspace(p: string): boolean {
+  return path.posix.isAbsolute(p) || p === '..' || p.startsWith('../');
+}
+
+/** Whether `p` contains glob characters. */
+export function isGlob(p: string): boolean {
+  return /[*?[\]{}]/.test(p);
+}
+
+/** The directory part of a glob before its first wildcard segment (`data/*.csv` → `data`). */
+export function globBase(p: string): string {
+  const segs = p.split('/');
+  const i = segs.findIndex((s) => isGlob(s));
+  return i < 0 ? p : segs.slice(0, i).join('/') || '.';
+}
+
+/** Whether `inner` is `outer` or below it. */
+export function isInside(inner: string, outer: string): boolean {
+  return outer === '.' || inner === outer || inner.startsWith(`${outer}/`);
+}
+
+/** A RegExp for a glob: `**` any depth, `*` and `?` within a segment, `{a,b}` alternatives, `[...]` classes. */
+export function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i];
+    if (c === '*' && glob[i + 1] === '*') {
+      re += glob[i + 2] === '/' ? '(?:.*/)?' : '.*';
+      i += glob[i + 2] === '/' ? 2 : 1;
+    } else if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else if (c === '{') re += '(?:';
+    else if (c === '}') re += ')';
+    else if (c === ',' && re.includes('(?:')) re += '|';
+    else if (c === '[') {
+      const end = glob.indexOf(']', i + 1);
+      if (end < 0) re += '\\[';
+      else {
+        re += `[${glob.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\')}]`;
+        i = end;
+      }
+    } else re += c.replace(/[.+^$()|\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/**
+ * Whether reading dependency `dep` may read output `out`: one contains the
+ * other, or, for a glob, the glob matches the output or reads inside it.
+ */
+export function depTouchesOutput(dep: string, out: string): boolean {
+  if (!isGlob(dep)) return isInside(dep, out) || isInside(out, dep);
+  return globToRegExp(dep).test(out) || isInside(globBase(dep), out);
+}

@@ -1,0 +1,144 @@
+/**
+ * A parsed YAML file that remembers where everything came from: the text, the
+ * `yaml` Document and helpers turning a JSON path into a `SourceLocation`
+ * (value node, or key node for "this key is wrong"). Does no file I/O and no
+ * validation.
+ */
+import { parseDocument, isMap, isSeq, isPair, isScalar, isNode, LineCounter, type Document, type Node } from 'yaml';
+import type { Diagnostic, SourceLocation } from '../diagnostic.js';
+import type { JsonValue } from '../pipeline.js';
+
+/** A path into a JSON/YAML tree: map keys and sequence indices. */
+export type TreePath = readonly (string | number)[];
+
+/** A YAML file parsed with positions. */
+export interface YamlSource {
+  /** Absolute path. */
+  readonly file: string;
+  readonly text: string;
+  readonly doc: Document.Parsed;
+  /** The document as plain JSON (undefined for an empty document). */
+  readonly value: JsonValue | undefined;
+}
+
+/** Parses `text`; YAML syntax errors (and warnings) come back as located diagnostics. */
+export function parseYamlSource(file: string, text: string): { source: YamlSource; diagnostics: Diagnostic[] } {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
+  const diagnostics: Diagnostic[] = doc.errors.map((e) => {
+    const [start, end] = e.pos;
+    const length = Math.max(1, Math.min(end, lineEnd(text, start)) - start);
+    return {
+      severity: 'error',
+      reason: 'yaml-syntax',
+      message: `invalid YAML: ${firstLine(e.message)}`,
+      location: { file, offset: Math.min(start, Math.max(0, text.length - 1)), length },
+    } satisfies Diagnostic;
+  });
+  let value: JsonValue | undefined;
+  if (diagnostics.length === 0) value = (doc.toJS({ maxAliasCount: 1000 }) ?? undefined) as JsonValue | undefined;
+  return { source: { file, text, doc, value }, diagnostics };
+}
+
+function firstLine(s: string): string {
+  const nl = s.indexOf('\n');
+  const line = nl < 0 ? s : s.slice(0, nl);
+  return line.replace(/ at line \d+, column \d+:?$/, '').trim();
+}
+
+function lineEnd(text: string, offset: number): number {
+  const nl = text.indexOf('\n', offset);
+  return nl < 0 ? text.length : nl;
+}
+
+/** The node at `path` and, when the last step is a map key, that key's node. */
+export function findNode(source: YamlSource, path: TreePath): { node?: Node; key?: Node } {
+  let cur: unknown = source.doc.contents;
+  let key: Node | undefined;
+  for (const seg of path) {
+    key = undefined;
+    if (isMap(cur)) {
+      const pair = cur.items.find((p) => isPair(p) && keyString(p.key) === String(seg));
+      if (!pair) return {};
+      key = isNode(pair.key) ? pair.key : undefined;
+      cur = pair.value;
+    } else if (isSeq(cur) && typeof seg === 'number') {
+      cur = cur.items[seg];
+    } else {
+      return {};
+    }
+  }
+  return { node: isNode(cur) ? cur : undefined, key };
+}
+
+function keyString(k: unknown): string | undefined {
+  if (isScalar(k)) return String(k.value);
+  if (typeof k === 'string') return k;
+  return undefined;
+}
+
+/** Location of a node's value, trimmed to its first line (block collections span many). */
+export function nodeLocation(source: YamlSource, node: Node): SourceLocation {
+  const [start, valueEnd] = node.range ?? [0, 0];
+  const end = Math.min(valueEnd, lineEnd(source.text, start));
+  return { file: source.file, offset: start, length: Math.max(1, end - start) };
+}
+
+/**
+ * Where to point for the value at `path`: the value node if it is a scalar or
+ * a one-line flow collection, else its key; walks up to the nearest existing
+ * ancestor when the path does not exist (e.g. a defaulted key).
+ */
+export function locate(source: YamlSource, path: TreePath): SourceLocation {
+  for (let n = path.length; n >= 0; n--) {
+    const { node, key } = findNode(source, path.slice(0, n));
+    if (!node && !key) continue;
+    if (node && (isScalar(node) || isFlowOneLine(source, node))) return nodeLocation(source, node);
+    if (key) return nodeLocation(source, key);
+    if (node) return firstKeyOr(source, node);
+  }
+  return { file: source.file, offset: 0, length: Math.max(1, lineEnd(source.text, 0)) };
+}
+
+/** Where to point for "this key": the key node at `path` (falls back to `locate`). */
+export function locateKey(source: YamlSource, path: TreePath): SourceLocation {
+  const { key } = findNode(source, path);
+  return key ? nodeLocation(source, key) : locate(source, path);
+}
+
+/** For the root mapping (no key), the first key; else the node's first line. */
+function firstKeyOr(source: YamlSource, node: Node): SourceLocation {
+  if (isMap(node) && node.items.length > 0 && isNode(node.items[0].key)) return nodeLocation(source, node.items[0].key);
+  return nodeLocation(source, node);
+}
+
+function isFlowOneLine(source: YamlSource, node: Node): boolean {
+  if (!(isMap(node) || isSeq(node)) || !node.flow || !node.range) return false;
+  return !source.text.slice(node.range[0], node.range[1]).includes('\n');
+}
+
+/**
+ * Location of `needle` inside the source text of the value at `path` (the
+ * `occurrence`-th match), e.g. one `${...}` inside a longer string; falls back
+ * to the whole value.
+ */
+export function locateWithin(source: YamlSource, path: TreePath, needle: string, occurrence = 0): SourceLocation {
+  const whole = locate(source, path);
+  const { node } = findNode(source, path);
+  if (!node?.range || needle === '') return whole;
+  const [start, end] = node.range;
+  const slice = source.text.slice(start, end);
+  let idx = -1;
+  for (let k = 0; k <= occurrence; k++) {
+    idx = slice.indexOf(needle, idx + 1);
+    if (idx < 0) return whole;
+  }
+  return { file: source.file, offset: start + idx, length: needle.length };
+}
+
+/** Renders a path for messages: `stages.report.deps[2]`. */
+export function pathToString(path: TreePath): string {
+  let s = '';
+  for (const seg of path) s += typeof seg === 'number' ? `[${seg}]` : s === '' ? seg : `.${seg}`;
+  return s;
+}
