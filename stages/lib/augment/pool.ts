@@ -1,0 +1,88 @@
+/**
+ * A small pool of worker threads that run `applyTransform` off the main
+ * thread. Jobs go to the least-busy worker; the pool keeps no queue of its
+ * own beyond the per-worker message queues. `close()` terminates the workers.
+ *
+ * This module does not draw random numbers, read caches or decide how many
+ * workers to use (the stage does).
+ */
+import { Worker } from 'node:worker_threads';
+import type { TransformParams } from './random-transform.js';
+import type { WarpOptions } from './apply.js';
+import { applyTransform } from './apply.js';
+import type { ImageShape } from './warp.js';
+
+/** Message to a worker. `src` is transferred. */
+export interface WorkRequest {
+  readonly id: number;
+  readonly src: ArrayBuffer;
+  readonly shape: ImageShape;
+  readonly params: TransformParams;
+  readonly opts: WarpOptions;
+}
+
+/** Message from a worker: the variant's bytes (transferred) or the error text. */
+export type WorkResponse = { readonly id: number; readonly out: ArrayBuffer } | { readonly id: number; readonly error: string };
+
+/** Computes variants, in-process or on worker threads; same bytes either way. */
+export interface TransformRunner {
+  run(src: Uint8Array, shape: ImageShape, params: TransformParams, opts: WarpOptions): Promise<Uint8Array>;
+  close(): Promise<void>;
+  /** Worker threads in use (0 = main thread). */
+  readonly threads: number;
+}
+
+/** Runs every job synchronously on the calling thread. */
+export function inlineRunner(): TransformRunner {
+  return {
+    threads: 0,
+    run: async (src, shape, params, opts) => applyTransform(src, shape, params, opts),
+    close: async () => {},
+  };
+}
+
+interface Slot {
+  readonly worker: Worker;
+  readonly pending: Map<number, { resolve: (b: Uint8Array) => void; reject: (e: Error) => void }>;
+}
+
+/** Starts `threads` worker threads. */
+export function workerRunner(threads: number): TransformRunner {
+  const slots: Slot[] = [];
+  let nextId = 0;
+  for (let i = 0; i < threads; i++) {
+    const worker = new Worker(new URL('./worker.js', import.meta.url));
+    const slot: Slot = { worker, pending: new Map() };
+    worker.on('message', (res: WorkResponse) => {
+      const p = slot.pending.get(res.id);
+      if (p === undefined) return;
+      slot.pending.delete(res.id);
+      if ('error' in res) p.reject(new Error(`augment worker: ${res.error}`));
+      else p.resolve(new Uint8Array(res.out));
+    });
+    const failAll = (e: Error): void => {
+      for (const p of slot.pending.values()) p.reject(e);
+      slot.pending.clear();
+    };
+    worker.on('error', failAll);
+    worker.on('exit', (code) => failAll(new Error(`augment worker exited with code ${code}`)));
+    slots.push(slot);
+  }
+  return {
+    threads,
+    run(src, shape, params, opts) {
+      let slot = slots[0]!;
+      for (const s of slots) if (s.pending.size < slot.pending.size) slot = s;
+      const id = nextId++;
+      const copy = src.slice();
+      return new Promise<Uint8Array>((resolve, reject) => {
+        slot.pending.set(id, { resolve, reject });
+        const req: WorkRequest = { id, src: copy.buffer as ArrayBuffer, shape, params, opts };
+        slot.worker.postMessage(req, [req.src]);
+      });
+    },
+    async close() {
+      await Promise.all(slots.map((s) => s.worker.terminate()));
+    },
+  };
+}
