@@ -23,6 +23,7 @@ import type { BuiltinStage, StageContext, StageResult } from './types.js';
 import { writeFileAtomic } from '../src/cache/atomic.js';
 import { unreachable } from '../src/result.js';
 import { pathFilter } from './lib/globs.js';
+import { DataInputError } from './lib/data-error.js';
 import { DEFAULT_MAX_PIXELS, PROBE_FAILURE_REASONS, probeImage, type ProbeFailure, type ProbeInfo } from './lib/probe.js';
 import { compareCodeUnits, listClassFolders, parseSourceManifest, type Candidate } from './lib/source-list.js';
 import { SPLITS, type Split } from './lib/splits.js';
@@ -83,10 +84,7 @@ export function ingestParams(p: Partial<IngestParams>): IngestParams {
 /** Probes in flight: sharp work runs on libuv's 4 threads; file reads overlap with decoding. */
 const PROBE_CONCURRENCY = 4;
 
-/** A user-caused failure of a data stage (bad source, invalid files under `on_invalid: fail`). The message is complete. */
-export class DataInputError extends Error {
-  override readonly name = 'DataInputError';
-}
+export { DataInputError };
 
 /** The outcome for one candidate file. */
 type Probed =
