@@ -1,16 +1,28 @@
 /**
- * Crash-safe file writes: write to a unique temp file beside the target, fsync,
- * rename over the target. A reader sees the old content or the new, never a
- * torn file. Does not lock; concurrent writers of identical content are safe.
+ * Crash-safe file writes: write to a unique temp file (beside the target, or
+ * in `tmpDir` on the same filesystem), fsync, rename over the target, and
+ * optionally fsync the parent directory so the rename itself is durable. A
+ * reader sees the old content or the new, never a torn file. Does not lock;
+ * concurrent writers of identical content are safe.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
+/** Options for `writeFileAtomic`. */
+export interface AtomicWriteOptions {
+  /** Directory for the temp file (must be on the target's filesystem); default: beside the target. */
+  readonly tmpDir?: string;
+  /** Also fsync the target's directory after the rename (durable across power loss). Default false. */
+  readonly syncDir?: boolean;
+}
+
 /** Atomically replaces `file` with `data`, creating parent directories. */
-export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+export async function writeFileAtomic(file: string, data: string | Uint8Array, opts: AtomicWriteOptions = {}): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const name = `${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const tmp = opts.tmpDir === undefined ? `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp` : path.join(opts.tmpDir, name);
+  if (opts.tmpDir !== undefined) await fs.mkdir(opts.tmpDir, { recursive: true });
   const handle = await fs.open(tmp, 'w');
   try {
     await handle.writeFile(data);
@@ -23,5 +35,20 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
   } catch (e) {
     await fs.rm(tmp, { force: true });
     throw e;
+  }
+  if (opts.syncDir) await fsyncDir(path.dirname(file));
+}
+
+/** fsyncs a directory (makes renames/links inside it durable). Ignored where unsupported. */
+export async function fsyncDir(dir: string): Promise<void> {
+  let h: fs.FileHandle | undefined;
+  try {
+    h = await fs.open(dir, 'r');
+    await h.sync();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'EBADF') throw e;
+  } finally {
+    await h?.close();
   }
 }

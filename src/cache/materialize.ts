@@ -1,0 +1,226 @@
+/**
+ * Materialisation: putting a manifest's objects at a workspace path.
+ *
+ * Rules ("nothing is lost", issue #2 §5):
+ * - The new content is built in a hidden sibling temp (`.<name>.pipeline-tmp-…`)
+ *   and swapped in with renames; if building fails, the previous content is
+ *   untouched.
+ * - Content already at the destination that is not exactly what the engine put
+ *   there (per `expected`, i.e. workspace state) is first ingested into the
+ *   cache and recorded as a backup (`workspace-state.ts`), unless it is
+ *   byte-identical to what is being materialised. User files are never
+ *   deleted without a copy in the cache.
+ * - Each object's bytes are re-hashed as they are restored (`verify`, default
+ *   on): a corrupt object is quarantined and never restored; the caller gets
+ *   `corrupt-object` and recomputes the stage.
+ *
+ * Link modes, tried in the caller's order (default `reflink`, then `copy`):
+ * - `reflink`: copy-on-write clone (`COPYFILE_FICLONE_FORCE`); safe to edit; free
+ *   on btrfs/xfs/APFS; unsupported on ext4 (then we fall through).
+ * - `hardlink`: shares the object's inode. Objects are 0444, but an in-place
+ *   edit (or any write as root, who ignores permissions) would change the
+ *   object itself; `cache verify` and the re-hash on restore detect that, and
+ *   workspace state sees the edit. Executable files are never hardlinked
+ *   (the object's mode is 0444). Opt-in only, for large read-only data.
+ * - `copy`: a private copy with the manifest's mode bits.
+ * Default is reflink,copy — the same choice as DVC's default `cache.type`.
+ *
+ * This module does not decide what to materialise, does not take the
+ * workspace lock and does not update workspace state (it returns what the
+ * caller should record).
+ */
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { type Result, ok, err } from '../result.js';
+import { type OutputManifest, hashFile, manifestHash, toPosix } from './manifest.js';
+import type { CacheStore } from './store.js';
+import { checkOutput, type MaterialisedFile, type MaterialisedOutput, WorkspaceState, statSignature } from './workspace-state.js';
+import { currentProcess, isAlive } from './process-id.js';
+
+/** How a file was put in the workspace. */
+export type LinkMode = 'hardlink' | 'reflink' | 'copy';
+
+/** Options for `materialize`. */
+export interface MaterializeOptions {
+  /** Link modes to try, in order. Default `['reflink', 'copy']`. */
+  readonly modes?: readonly LinkMode[];
+  /** What the engine last put at `dest` (from workspace state). Anything else found there is backed up first. */
+  readonly expected?: MaterialisedOutput;
+  /** Re-hash object bytes while restoring. Default true. */
+  readonly verify?: boolean;
+  /** Stage id, recorded with a backup. */
+  readonly stageId?: string;
+  /** Whether `dest` is a single file (manifest holds one file with path `''`) or a directory. Default: inferred. */
+  readonly kind?: 'file' | 'dir';
+}
+
+/** A successful materialisation. */
+export interface Materialised {
+  /** The mode used for most files (`copy` if none). */
+  readonly mode: LinkMode;
+  readonly counts: Readonly<Record<LinkMode, number>>;
+  /** What to record in workspace state for this output. */
+  readonly output: MaterialisedOutput;
+  /** File of the backup record, when user content had to be saved first. */
+  readonly backup?: string;
+}
+
+/** Why a materialisation did not happen. */
+export type MaterializeFailure =
+  /** An object's bytes do not match its hash; it was quarantined. Recompute the stage. */
+  | { readonly reason: 'corrupt-object'; readonly sha256: string; readonly path: string }
+  /** An object is not in the store (gc'd or quarantined). Recompute the stage. */
+  | { readonly reason: 'object-missing'; readonly sha256: string; readonly path: string }
+  /** `dest` is the workspace itself or outside it. */
+  | { readonly reason: 'bad-destination'; readonly path: string };
+
+const reflinkUnsupported = new Set<number>(); // st_dev values where FICLONE failed
+
+/** Puts `manifest` (paths relative to `dest`) at workspace path `dest`. See module doc. */
+export async function materialize(store: CacheStore, manifest: OutputManifest, workspace: string, dest: string, opts: MaterializeOptions = {}): Promise<Result<Materialised, MaterializeFailure>> {
+  const ws = path.resolve(workspace);
+  const absDest = path.resolve(ws, dest);
+  const relDest = toPosix(path.relative(ws, absDest));
+  if (relDest === '' || relDest.startsWith('..') || path.isAbsolute(relDest)) return err({ reason: 'bad-destination', path: dest });
+  const kind = opts.kind ?? (manifest.files.length === 1 && manifest.files[0]!.path === '' ? 'file' : 'dir');
+  const modes = opts.modes ?? ['reflink', 'copy'];
+  const verify = opts.verify ?? true;
+  const parent = path.dirname(absDest);
+  const base = path.basename(absDest);
+  await fsp.mkdir(parent, { recursive: true });
+  await cleanSiblings(parent, base);
+
+  for (const f of manifest.files) {
+    if (!store.hasObject(f.sha256, f.size)) return err({ reason: 'object-missing', sha256: f.sha256, path: f.path });
+  }
+
+  // 1. Save whatever is in the way, unless it is what we put there.
+  let backup: string | undefined;
+  const existing = fs.lstatSync(absDest, { throwIfNoEntry: false });
+  if (existing !== undefined) {
+    const ours = opts.expected !== undefined && opts.expected.dest === relDest && checkOutput(ws, opts.expected).length === 0;
+    if (!ours) {
+      const saved = await store.ingestPaths(ws, [relDest]);
+      if (saved.ok) {
+        const rel = subManifestOf(saved.value, relDest, existing.isDirectory());
+        if (rel.hash !== manifest.hash) {
+          const state = await WorkspaceState.open(store.root, ws);
+          backup = await state.addBackup({ path: relDest, at: new Date().toISOString(), manifest: rel, ...(opts.stageId ? { stageId: opts.stageId } : {}) });
+        }
+      }
+    }
+  }
+
+  // 2. Build the new content beside the destination.
+  const me = currentProcess();
+  const tag = `${me.pid}-${crypto.randomBytes(4).toString('hex')}`;
+  const tmp = path.join(parent, `.${base}.pipeline-tmp-${tag}`);
+  const counts: Record<LinkMode, number> = { hardlink: 0, reflink: 0, copy: 0 };
+  try {
+    if (kind === 'dir') await fsp.mkdir(tmp);
+    const made = new Set<string>();
+    for (const f of manifest.files) {
+      const target = kind === 'file' ? tmp : path.join(tmp, f.path);
+      if (kind === 'dir') {
+        const d = path.dirname(target);
+        if (!made.has(d)) {
+          await fsp.mkdir(d, { recursive: true });
+          made.add(d);
+        }
+      }
+      const obj = store.objectPath(f.sha256);
+      if (verify && (await hashFile(obj)) !== f.sha256) {
+        await store.quarantine(obj, f.sha256);
+        await fsp.rm(tmp, { recursive: true, force: true });
+        return err({ reason: 'corrupt-object', sha256: f.sha256, path: f.path });
+      }
+      counts[await place(obj, target, f.mode, modes)]++;
+    }
+  } catch (e) {
+    await fsp.rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+
+  // 3. Swap: old content aside, new content in, old content removed (it is ours or backed up).
+  if (existing !== undefined) {
+    const old = path.join(parent, `.${base}.pipeline-old-${tag}`);
+    await fsp.rename(absDest, old);
+    await fsp.rename(tmp, absDest);
+    await fsp.rm(old, { recursive: true, force: true });
+  } else {
+    await fsp.rename(tmp, absDest);
+  }
+
+  const files: MaterialisedFile[] = [];
+  for (const f of manifest.files) {
+    const sig = statSignature(kind === 'file' ? absDest : path.join(absDest, f.path));
+    if (sig !== undefined) files.push([f.path, sig.size, sig.mtimeNs, sig.ino]);
+  }
+  const mode: LinkMode = (Object.keys(counts) as LinkMode[]).reduce((a, b) => (counts[b] > counts[a] ? b : a), 'copy');
+  const output: MaterialisedOutput = { dest: relDest, kind, hash: manifest.hash, files };
+  return ok(backup === undefined ? { mode, counts, output } : { mode, counts, output, backup });
+}
+
+/** Creates `target` from object `obj` with the first mode that works. */
+async function place(obj: string, target: string, mode: number, modes: readonly LinkMode[]): Promise<LinkMode> {
+  for (const m of modes) {
+    if (m === 'hardlink') {
+      if ((mode & 0o111) !== 0) continue;
+      try {
+        await fsp.link(obj, target);
+        return 'hardlink';
+      } catch {
+        continue;
+      }
+    } else if (m === 'reflink') {
+      const dev = fs.statSync(path.dirname(target)).dev;
+      if (reflinkUnsupported.has(dev)) continue;
+      try {
+        await fsp.copyFile(obj, target, fs.constants.COPYFILE_FICLONE_FORCE);
+        await fsp.chmod(target, mode);
+        return 'reflink';
+      } catch {
+        reflinkUnsupported.add(dev);
+        await fsp.rm(target, { force: true });
+        continue;
+      }
+    } else {
+      await fsp.copyFile(obj, target);
+      await fsp.chmod(target, mode);
+      return 'copy';
+    }
+  }
+  await fsp.copyFile(obj, target);
+  await fsp.chmod(target, mode);
+  return 'copy';
+}
+
+/** The manifest of an ingested `relDest` with paths relative to it. */
+function subManifestOf(m: OutputManifest, relDest: string, isDir: boolean): OutputManifest {
+  const files = m.files.map((f) => ({ ...f, path: isDir ? f.path.slice(relDest.length + 1) : '' }));
+  return { files, hash: manifestHash(files) };
+}
+
+
+/** Removes temp/old siblings of `base` left by dead processes (crash between build and swap). */
+async function cleanSiblings(parent: string, base: string): Promise<void> {
+  const prefix = `.${base}.pipeline-`;
+  let names: string[];
+  try {
+    names = await fsp.readdir(parent);
+  } catch {
+    return;
+  }
+  const me = currentProcess();
+  for (const n of names) {
+    if (!n.startsWith(prefix)) continue;
+    const m = /^(?:tmp|old)-(\d+)-[0-9a-f]+$/.exec(n.slice(prefix.length));
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === me.pid || isAlive({ pid, hostname: me.hostname })) continue;
+    // An `old-` sibling is either engine output or content already backed up (backup precedes the swap).
+    await fsp.rm(path.join(parent, n), { recursive: true, force: true });
+  }
+}

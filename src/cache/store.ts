@@ -1,0 +1,503 @@
+/**
+ * The content-addressed cache (issue #2 §5). Layout under the cache root
+ * (default `./cache`; one root can be shared by many pipelines, workspaces and
+ * concurrent processes):
+ *
+ * ```
+ * objects/<sha[0:2]>/<sha>        file contents by sha256, read-only (0444)
+ * records/<key[0:2]>/<key>.json   one RunRecord per stage key
+ * workspaces/<sha256(abs ws)>/    per-workspace state, hash memo, backups (workspace-state.ts)
+ * items/<namespace>/              per-item caches (item-cache.ts)
+ * quarantine/<sha>.<time>         objects that failed `verify`
+ * tmp/<host>~<pid>~<start>~<rnd>  staging dirs and temp files of live processes
+ * ```
+ *
+ * Crash safety:
+ * - every file enters `objects/` or `records/` by rename from `tmp/` after an
+ *   fsync, so a reader never sees a torn object or record;
+ * - `writeRecord` checks every referenced object exists and fsyncs the object
+ *   directories before writing the record, and the record is written last;
+ * - a killed process leaves only `tmp/` entries; `open` removes those whose
+ *   owner is dead (same host) or which are older than a day;
+ * - two processes storing the same object rename identical bytes over each
+ *   other: harmless.
+ *
+ * Corruption: `verify` re-hashes objects and moves bad ones to `quarantine/`;
+ * `readRecord` then reports the record unusable (an object is missing), so
+ * the stage is recomputed instead of restored. `materialize` also re-hashes
+ * the object bytes it restores (default), so an undetected corrupt object is
+ * never restored either.
+ *
+ * This module does not decide freshness, run stages or hold the workspace
+ * lock; it does not delete user files (see materialize.ts for the rules).
+ */
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import type { ItemCache } from '../../stages/types.js';
+import type { FingerprintHash, StageFingerprint } from '../fingerprint.js';
+import { type Result, ok, err } from '../result.js';
+import { fsyncDir, writeFileAtomic } from './atomic.js';
+import { directoryItemCache } from './item-cache.js';
+import { currentProcess, isAlive } from './process-id.js';
+import { acquireLock } from './lock.js';
+import { materialize, type Materialised, type MaterializeFailure, type MaterializeOptions } from './materialize.js';
+import { type ManifestFile, type OutputManifest, hashFile, listFiles, makeManifest, toPosix } from './manifest.js';
+
+export type { ManifestFile, OutputManifest } from './manifest.js';
+export { manifestHash, makeManifest, subManifest } from './manifest.js';
+export type { LinkMode, Materialised, MaterializeFailure, MaterializeOptions } from './materialize.js';
+
+/** A big log is stored as an object; small ones inline. */
+export type RunLog = string | { readonly object: string; readonly bytes: number };
+
+/** Everything recorded about one successful stage run, keyed by its fingerprint hash. */
+export interface RunRecord {
+  readonly format: 'pipeline.run-record/v1';
+  readonly key: FingerprintHash;
+  /** The fingerprint the key was computed from (for `explain`). */
+  readonly fingerprint: StageFingerprint;
+  readonly stageId: string;
+  readonly outputs: OutputManifest;
+  readonly metrics: Readonly<Record<string, number>>;
+  /** stdout+stderr (cmd) or logger lines (builtin). Use `CacheStore.readLog`. */
+  readonly log: RunLog;
+  /** ISO time the run started. */
+  readonly startedAt: string;
+  readonly durationMs: number;
+  readonly backend?: { readonly name: string; readonly threads?: number };
+  readonly summary?: string;
+}
+
+/** Input to `writeRecord`: a record whose log may still be a plain string of any size. */
+export type NewRunRecord = Omit<RunRecord, 'format' | 'log'> & { readonly log: string };
+
+/** An output that a `cmd` stage declared but did not produce. */
+export interface MissingOutput {
+  readonly reason: 'missing-output';
+  /** Workspace-relative path. */
+  readonly path: string;
+}
+
+/** Why a record could not be written. */
+export interface RecordRefused {
+  readonly reason: 'object-missing';
+  readonly sha256: string;
+  readonly path: string;
+}
+
+/** Result of `verify`. */
+export interface VerifyReport {
+  /** Objects re-hashed. */
+  readonly objects: number;
+  /** Objects whose bytes did not match their name; they were moved to quarantine. */
+  readonly corrupt: readonly string[];
+  /** Records referencing objects that are not (or no longer) in the store. */
+  readonly missing: readonly { readonly key: string; readonly stageId: string; readonly sha256: string; readonly path: string }[];
+  /** Record files that do not parse (moved to quarantine). */
+  readonly badRecords: readonly string[];
+}
+
+/** Result of `gc`. */
+export interface GcReport {
+  readonly removedObjects: number;
+  readonly removedRecords: number;
+  readonly freedBytes: number;
+}
+
+/** Options for `gc`. */
+export interface GcOptions {
+  /** Objects younger than this are kept even if unreferenced (a concurrent run may be about to reference them). Default 1 h. */
+  readonly graceMs?: number;
+}
+
+const INLINE_LOG_MAX = 64 * 1024;
+const TMP_MAX_AGE_MS = 24 * 3600 * 1000;
+
+/** A cache root opened by one process. */
+export class CacheStore {
+  /** Absolute cache root. */
+  readonly root: string;
+  readonly objectsDir: string;
+  readonly recordsDir: string;
+  readonly tmpDir: string;
+  readonly quarantineDir: string;
+  /** Object shard directories known to exist. */
+  private readonly shardDirs = new Set<string>();
+  /** Shard directories with renames not yet fsynced. */
+  private readonly unsyncedShards = new Set<string>();
+
+  private constructor(root: string) {
+    this.root = root;
+    this.objectsDir = path.join(root, 'objects');
+    this.recordsDir = path.join(root, 'records');
+    this.tmpDir = path.join(root, 'tmp');
+    this.quarantineDir = path.join(root, 'quarantine');
+  }
+
+  /** Opens (creating if needed) the cache at `root` and removes temp files left by dead processes. */
+  static async open(root: string): Promise<CacheStore> {
+    const s = new CacheStore(path.resolve(root));
+    await fsp.mkdir(s.tmpDir, { recursive: true });
+    await s.cleanTmp();
+    return s;
+  }
+
+  /** Path of the object holding `sha256`. */
+  objectPath(sha256: string): string {
+    return path.join(this.objectsDir, sha256.slice(0, 2), sha256);
+  }
+
+  /** Path of the record for `key`. */
+  recordPath(key: string): string {
+    return path.join(this.recordsDir, key.slice(0, 2), `${key}.json`);
+  }
+
+  /** A unique name in `tmp/` owned by this process (nothing is created). */
+  tmpName(suffix = ''): string {
+    const me = currentProcess();
+    return path.join(this.tmpDir, `${me.hostname}~${me.pid}~${me.start ?? ''}~${crypto.randomBytes(6).toString('hex')}${suffix}`);
+  }
+
+  /** A fresh, empty staging directory on the cache's filesystem for a builtin stage to write into. */
+  async makeStagingDir(): Promise<string> {
+    const d = this.tmpName('.stage');
+    await fsp.mkdir(d, { recursive: true });
+    return d;
+  }
+
+  /** Removes a staging dir (after ingestDir, or after a failed run). */
+  async removeStagingDir(dir: string): Promise<void> {
+    if (path.dirname(dir) !== this.tmpDir) throw new Error(`not a staging dir: ${dir}`);
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+
+  /**
+   * Moves every regular file under `dir` (a staging dir from `makeStagingDir`)
+   * into `objects/` (rename on the same filesystem; files with other hard
+   * links are copied instead) and returns the manifest, paths relative to
+   * `dir`. The directory is left empty of files.
+   */
+  async ingestDir(dir: string): Promise<OutputManifest> {
+    const files: ManifestFile[] = [];
+    for (const rel of listFiles(dir, '')) {
+      files.push(await this.adopt(path.join(dir, rel), rel, 'move'));
+    }
+    return makeManifest(files);
+  }
+
+  /**
+   * Stores workspace paths (files or directories; `cmd` stage outs) by
+   * copying them into `objects/`: user files are never moved or modified.
+   * Manifest paths are workspace-relative. A path that does not exist is a
+   * `missing-output` failure (all of them are reported).
+   */
+  async ingestPaths(workspace: string, paths: readonly string[]): Promise<Result<OutputManifest, MissingOutput[]>> {
+    const files: ManifestFile[] = [];
+    const missing: MissingOutput[] = [];
+    for (const p of paths) {
+      const rel = toPosix(path.relative(workspace, path.resolve(workspace, p)));
+      const abs = path.resolve(workspace, rel);
+      const st = fs.statSync(abs, { throwIfNoEntry: false });
+      if (st === undefined) {
+        missing.push({ reason: 'missing-output', path: rel });
+      } else if (st.isDirectory()) {
+        for (const sub of listFiles(abs, '')) files.push(await this.adopt(path.join(abs, sub), `${rel}/${sub}`, 'copy'));
+      } else if (st.isFile()) {
+        files.push(await this.adopt(abs, rel, 'copy'));
+      }
+    }
+    if (missing.length > 0) return err(missing);
+    return ok(makeManifest(files));
+  }
+
+  /**
+   * Puts `manifest` (paths relative to `dest`) at workspace path `dest`,
+   * atomically replacing what is there and backing up content that is not
+   * ours first. See materialize.ts for link modes and the rules.
+   */
+  materialize(manifest: OutputManifest, workspace: string, dest: string, opts?: MaterializeOptions): Promise<Result<Materialised, MaterializeFailure>> {
+    return materialize(this, manifest, workspace, dest, opts);
+  }
+
+  /** Stores bytes as an object; returns its sha256. */
+  async putBytes(data: Uint8Array): Promise<string> {
+    const sha = crypto.createHash('sha256').update(data).digest('hex');
+    if (!this.hasObject(sha, data.length)) {
+      const tmp = this.tmpName('.obj');
+      await writeFileAtomic(tmp, data);
+      await this.install(tmp, sha);
+    }
+    return sha;
+  }
+
+  /** Whether the object exists (and has `size` bytes, when given). Stat only. */
+  hasObject(sha256: string, size?: number): boolean {
+    const st = fs.statSync(this.objectPath(sha256), { throwIfNoEntry: false });
+    return st !== undefined && st.isFile() && (size === undefined || st.size === size);
+  }
+
+  /**
+   * Writes the run record for `rec.key`, last: every object the manifest (and
+   * a big log) references must already be in the store (checked), and the
+   * object directories are fsynced first. A log over 64 KiB is stored as an
+   * object. Atomic (temp file in tmp/, fsync, rename, fsync dir).
+   */
+  async writeRecord(rec: NewRunRecord): Promise<Result<RunRecord, RecordRefused>> {
+    for (const f of rec.outputs.files) {
+      if (!this.hasObject(f.sha256, f.size)) return err({ reason: 'object-missing', sha256: f.sha256, path: f.path });
+    }
+    const logBytes = Buffer.byteLength(rec.log);
+    const log: RunLog = logBytes > INLINE_LOG_MAX ? { object: await this.putBytes(Buffer.from(rec.log)), bytes: logBytes } : rec.log;
+    await this.syncObjects();
+    const full: RunRecord = { format: 'pipeline.run-record/v1', ...rec, log };
+    await writeFileAtomic(this.recordPath(rec.key), JSON.stringify(full), { tmpDir: this.tmpDir, syncDir: true });
+    return ok(full);
+  }
+
+  /**
+   * The record for `key`, or `undefined` when there is none, it does not
+   * parse, or any object it references is missing or has the wrong size (e.g.
+   * quarantined by `verify`): such a stage must be recomputed.
+   * `checkObjects: false` skips the per-object stat (e.g. for `explain`).
+   */
+  async readRecord(key: string, opts: { checkObjects?: boolean } = {}): Promise<RunRecord | undefined> {
+    let rec: RunRecord;
+    try {
+      rec = JSON.parse(await fsp.readFile(this.recordPath(key), 'utf8')) as RunRecord;
+    } catch {
+      return undefined;
+    }
+    if (rec.format !== 'pipeline.run-record/v1' || rec.key !== key) return undefined;
+    if (opts.checkObjects !== false) {
+      for (const f of rec.outputs.files) if (!this.hasObject(f.sha256, f.size)) return undefined;
+      if (typeof rec.log !== 'string' && !this.hasObject(rec.log.object, rec.log.bytes)) return undefined;
+    }
+    return rec;
+  }
+
+  /** A record's log text ('' if its object is gone). */
+  async readLog(rec: RunRecord): Promise<string> {
+    if (typeof rec.log === 'string') return rec.log;
+    return fsp.readFile(this.objectPath(rec.log.object), 'utf8').catch(() => '');
+  }
+
+  /** Keys of every record in the store. */
+  async listRecordKeys(): Promise<string[]> {
+    const out: string[] = [];
+    for (const shard of await readdirOrEmpty(this.recordsDir)) {
+      for (const n of await readdirOrEmpty(path.join(this.recordsDir, shard))) if (n.endsWith('.json')) out.push(n.slice(0, -5));
+    }
+    return out.sort();
+  }
+
+  /**
+   * Re-hashes every object. A corrupt object is moved to `quarantine/` so it is
+   * never restored (records that need it become unusable and their stages
+   * recompute). Also lists records that reference missing objects.
+   */
+  async verify(): Promise<VerifyReport> {
+    let objects = 0;
+    const corrupt: string[] = [];
+    for (const shard of await readdirOrEmpty(this.objectsDir)) {
+      const dir = path.join(this.objectsDir, shard);
+      for (const name of await readdirOrEmpty(dir)) {
+        if (!/^[0-9a-f]{64}$/.test(name)) continue;
+        objects++;
+        const file = path.join(dir, name);
+        const actual = await hashFile(file).catch(() => undefined);
+        if (actual !== name) {
+          corrupt.push(name);
+          await this.quarantine(file, name);
+        }
+      }
+    }
+    const missing: { key: string; stageId: string; sha256: string; path: string }[] = [];
+    const badRecords: string[] = [];
+    for (const key of await this.listRecordKeys()) {
+      let rec: RunRecord;
+      try {
+        rec = JSON.parse(await fsp.readFile(this.recordPath(key), 'utf8')) as RunRecord;
+        if (rec.format !== 'pipeline.run-record/v1') throw new Error('format');
+      } catch {
+        badRecords.push(key);
+        await this.quarantine(this.recordPath(key), `${key}.json`);
+        continue;
+      }
+      for (const f of rec.outputs.files) if (!this.hasObject(f.sha256, f.size)) missing.push({ key, stageId: rec.stageId, sha256: f.sha256, path: f.path });
+    }
+    return { objects, corrupt, missing, badRecords };
+  }
+
+  /**
+   * Deletes records whose key is not in `keepKeys`, then objects referenced by
+   * no kept record and no backup (see workspace-state.ts), except objects
+   * younger than `graceMs`. Holds `<root>/gc.lock` meanwhile (a second gc
+   * waits up to 10 s, then gives up with a thrown error: a bug-level clash).
+   * Also removes stale tmp entries.
+   */
+  async gc(keepKeys: ReadonlySet<string>, opts: GcOptions = {}): Promise<GcReport> {
+    const lock = await acquireLock(path.join(this.root, 'gc.lock'), { waitMs: 10_000, purpose: 'cache gc' });
+    if (!lock.ok) throw new Error(`cache gc: ${lock.error.file} held by pid ${lock.error.pid}`);
+    try {
+      await this.cleanTmp();
+      const graceMs = opts.graceMs ?? 3600_000;
+      const referenced = new Set<string>();
+      let removedRecords = 0;
+      let freedBytes = 0;
+      for (const key of await this.listRecordKeys()) {
+        const file = this.recordPath(key);
+        if (!keepKeys.has(key)) {
+          freedBytes += fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0;
+          await fsp.rm(file, { force: true });
+          removedRecords++;
+          continue;
+        }
+        try {
+          const rec = JSON.parse(await fsp.readFile(file, 'utf8')) as RunRecord;
+          for (const f of rec.outputs.files) referenced.add(f.sha256);
+          if (typeof rec.log !== 'string') referenced.add(rec.log.object);
+        } catch {
+          /* unreadable kept record: references nothing */
+        }
+      }
+      for (const sha of await backupObjects(this.root)) referenced.add(sha);
+      let removedObjects = 0;
+      const now = Date.now();
+      for (const shard of await readdirOrEmpty(this.objectsDir)) {
+        const dir = path.join(this.objectsDir, shard);
+        for (const name of await readdirOrEmpty(dir)) {
+          if (referenced.has(name)) continue;
+          const file = path.join(dir, name);
+          const st = fs.statSync(file, { throwIfNoEntry: false });
+          if (st === undefined || now - Math.max(st.mtimeMs, st.ctimeMs) < graceMs) continue;
+          await fsp.rm(file, { force: true });
+          removedObjects++;
+          freedBytes += st.size;
+        }
+      }
+      return { removedObjects, removedRecords, freedBytes };
+    } finally {
+      await lock.value.release();
+    }
+  }
+
+  /** The per-item cache `items/<namespace>` (namespace: a stage name). */
+  items(namespace: string): ItemCache {
+    if (!/^[A-Za-z0-9_.-]+$/.test(namespace)) throw new Error(`invalid item namespace: ${namespace}`);
+    return directoryItemCache(path.join(this.root, 'items', namespace));
+  }
+
+  /** Moves a bad file to quarantine/ (never deleted automatically). */
+  async quarantine(file: string, name: string): Promise<void> {
+    await fsp.mkdir(this.quarantineDir, { recursive: true });
+    await fsp.rename(file, path.join(this.quarantineDir, `${name}.${Date.now()}`)).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT') throw e;
+    });
+  }
+
+  /** fsyncs object shard dirs that received renames since the last call. */
+  async syncObjects(): Promise<void> {
+    const dirs = [...this.unsyncedShards];
+    this.unsyncedShards.clear();
+    await Promise.all(dirs.map((d) => fsyncDir(d)));
+  }
+
+  /**
+   * Puts one file into objects/. `move`: rename it (a staging file); `copy`:
+   * copy it to tmp/ first (a user file). The object is hashed from the bytes
+   * actually stored, fsynced and made read-only before it is renamed in.
+   */
+  private async adopt(src: string, rel: string, how: 'move' | 'copy'): Promise<ManifestFile> {
+    const st = fs.statSync(src);
+    const mode = st.mode & 0o777;
+    let file = src;
+    if (how === 'copy' || st.nlink > 1) {
+      file = this.tmpName('.obj');
+      await fsp.copyFile(src, file);
+    }
+    const sha = await hashFile(file);
+    const size = fs.statSync(file).size;
+    if (this.hasObject(sha, size)) {
+      if (file !== src || how === 'move') await fsp.rm(file, { force: true });
+    } else {
+      const fh = await fsp.open(file, 'r');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await this.install(file, sha);
+    }
+    return { path: rel, sha256: sha, size, mode };
+  }
+
+  /** chmod 0444 and rename `file` (in tmp/ or a staging dir) to its object path. */
+  private async install(file: string, sha: string): Promise<void> {
+    const shardDir = path.join(this.objectsDir, sha.slice(0, 2));
+    if (!this.shardDirs.has(shardDir)) {
+      await fsp.mkdir(shardDir, { recursive: true });
+      this.shardDirs.add(shardDir);
+    }
+    await fsp.chmod(file, 0o444);
+    await fsp.rename(file, this.objectPath(sha));
+    this.unsyncedShards.add(shardDir);
+  }
+
+  /** Removes tmp/ entries whose owner is dead, or that are older than a day. */
+  private async cleanTmp(): Promise<void> {
+    const now = Date.now();
+    for (const name of await readdirOrEmpty(this.tmpDir)) {
+      const m = /^(.*)~(\d+)~(\d*)~[0-9a-f]+/.exec(name);
+      const file = path.join(this.tmpDir, name);
+      let dead: boolean;
+      if (m) {
+        const start = m[3] === '' ? undefined : m[3];
+        dead = !isAlive(start === undefined ? { pid: Number(m[2]), hostname: m[1]! } : { pid: Number(m[2]), hostname: m[1]!, start });
+      } else {
+        dead = false;
+      }
+      if (!dead) {
+        const st = fs.lstatSync(file, { throwIfNoEntry: false });
+        dead = st !== undefined && now - st.mtimeMs > TMP_MAX_AGE_MS;
+      }
+      if (dead) await rmForce(file);
+    }
+  }
+}
+
+async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await fsp.readdir(dir);
+  } catch {
+    return [];
+  }
+}
+
+async function rmForce(p: string): Promise<void> {
+  // Staging dirs may hold read-only files/dirs a stage created; rm handles files, fix dirs first.
+  try {
+    await fsp.rm(p, { recursive: true, force: true });
+  } catch {
+    /* best effort: retried on the next open */
+  }
+}
+
+/** Every object referenced by a backup record of any workspace (backups are user data: kept by gc). */
+async function backupObjects(root: string): Promise<Set<string>> {
+  const out = new Set<string>();
+  const wsRoot = path.join(root, 'workspaces');
+  for (const ws of await readdirOrEmpty(wsRoot)) {
+    const bdir = path.join(wsRoot, ws, 'backups');
+    for (const n of await readdirOrEmpty(bdir)) {
+      try {
+        const b = JSON.parse(await fsp.readFile(path.join(bdir, n), 'utf8')) as { manifest?: OutputManifest };
+        for (const f of b.manifest?.files ?? []) out.add(f.sha256);
+      } catch {
+        /* skip unreadable */
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,233 @@
+/**
+ * Per-workspace state kept in the cache (never in the user's tree):
+ * `<cache>/workspaces/<sha256(abs workspace)>/`
+ *
+ * ```
+ * state.json        stageId → {key, outputsHash, materialised outputs with (size, mtimeNs, ino) per file}
+ * hash-memo.bin     the FileHasher memo for this workspace
+ * backups/*.json    user content found where outputs were materialised (kept by gc)
+ * ```
+ *
+ * With `state.json` the runner tells, in a stat-only pass (`check`), that the
+ * outputs in the workspace are still exactly what the engine put there; a
+ * user edit or deletion shows up as a change and the runner restores.
+ *
+ * Read-modify-write of state.json is protected by the workspace lock (one run
+ * per workspace); this module does not take it. It does not hash file
+ * contents: `check` compares stat signatures only.
+ */
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { writeFileAtomic } from './atomic.js';
+import { type OutputManifest, toPosix } from './manifest.js';
+
+/** A materialised file: `[path relative to the output's dest, size, mtimeNs, ino]` (bigints as decimal strings). */
+export type MaterialisedFile = readonly [path: string, size: number, mtimeNs: string, ino: string];
+
+/** One output root the engine wrote into the workspace. */
+export interface MaterialisedOutput {
+  /** Workspace-relative, `/`-separated (a builtin's outDir, or one declared `cmd` out). */
+  readonly dest: string;
+  /** A single file, or a directory of files. */
+  readonly kind: 'file' | 'dir';
+  /** Manifest hash of what was materialised there. */
+  readonly hash: string;
+  /** Sorted by path; `''` for a file output. */
+  readonly files: readonly MaterialisedFile[];
+}
+
+/** What the engine last left in the workspace for one stage. */
+export interface StageState {
+  /** The stage key whose outputs are in the workspace. */
+  readonly key: string;
+  /** The stage's full output manifest hash (upstream hash for early cutoff). */
+  readonly outputsHash: string;
+  readonly outputs: readonly MaterialisedOutput[];
+  /** ISO time of materialisation / run. */
+  readonly at: string;
+}
+
+/** A user's content that was in the way of a materialisation, saved in the cache. */
+export interface BackupRecord {
+  readonly format: 'pipeline.backup/v1';
+  readonly workspace: string;
+  /** Workspace-relative path that was replaced. */
+  readonly path: string;
+  readonly stageId?: string;
+  readonly at: string;
+  /** Files saved, relative to `path` (`''` for a file). Restore with `CacheStore.materialize`. */
+  readonly manifest: OutputManifest;
+}
+
+/** How a materialised output differs from the workspace. */
+export interface OutputChange {
+  /** Workspace-relative path of the file. */
+  readonly path: string;
+  readonly change: 'modified' | 'removed' | 'added';
+}
+
+interface StateFile {
+  readonly format: 'pipeline.workspace-state/v1';
+  readonly workspace: string;
+  readonly stages: Record<string, StageState>;
+}
+
+/** The cache directory holding a workspace's state. */
+export function workspaceDir(cacheRoot: string, workspace: string): string {
+  const id = crypto.createHash('sha256').update(path.resolve(workspace)).digest('hex').slice(0, 32);
+  return path.join(cacheRoot, 'workspaces', id);
+}
+
+/** Path of the workspace lock file (`<workspace>/.pipeline/lock`: in the workspace, so it holds whichever cache is used). */
+export function workspaceLockPath(workspace: string): string {
+  return path.join(workspace, '.pipeline', 'lock');
+}
+
+/** A workspace's state, loaded in memory; `save` persists it atomically. */
+export class WorkspaceState {
+  /** `<cache>/workspaces/<id>`. */
+  readonly dir: string;
+  /** Where the FileHasher memo for this workspace lives. */
+  readonly memoFile: string;
+  private stages: Record<string, StageState>;
+  private dirty = false;
+
+  private constructor(
+    readonly cacheRoot: string,
+    readonly workspace: string,
+    stages: Record<string, StageState>,
+  ) {
+    this.dir = workspaceDir(cacheRoot, workspace);
+    this.memoFile = path.join(this.dir, 'hash-memo.bin');
+    this.stages = stages;
+  }
+
+  /** Loads the state (missing or unreadable → empty). */
+  static async open(cacheRoot: string, workspace: string): Promise<WorkspaceState> {
+    const ws = path.resolve(workspace);
+    const file = path.join(workspaceDir(cacheRoot, ws), 'state.json');
+    let stages: Record<string, StageState> = {};
+    try {
+      const raw = JSON.parse(await fsp.readFile(file, 'utf8')) as StateFile;
+      if (raw.format === 'pipeline.workspace-state/v1' && raw.workspace === ws) stages = raw.stages;
+    } catch {
+      /* fresh workspace */
+    }
+    return new WorkspaceState(path.resolve(cacheRoot), ws, stages);
+  }
+
+  /** The state of `stageId`, if the engine materialised or ran it here. */
+  get(stageId: string): StageState | undefined {
+    return this.stages[stageId];
+  }
+
+  /** Stage ids with state. */
+  stageIds(): string[] {
+    return Object.keys(this.stages).sort();
+  }
+
+  /** Records what is now in the workspace for `stageId`. */
+  set(stageId: string, st: StageState): void {
+    this.stages[stageId] = st;
+    this.dirty = true;
+  }
+
+  delete(stageId: string): void {
+    if (stageId in this.stages) {
+      delete this.stages[stageId];
+      this.dirty = true;
+    }
+  }
+
+  /** Writes state.json atomically if changed. */
+  async save(): Promise<void> {
+    if (!this.dirty) return;
+    const body: StateFile = { format: 'pipeline.workspace-state/v1', workspace: this.workspace, stages: this.stages };
+    await writeFileAtomic(path.join(this.dir, 'state.json'), JSON.stringify(body));
+    this.dirty = false;
+  }
+
+  /**
+   * Stat-only check that `stageId`'s outputs are still what the engine put
+   * there. Empty array = intact. `undefined` when there is no state.
+   */
+  check(stageId: string): OutputChange[] | undefined {
+    const st = this.stages[stageId];
+    if (st === undefined) return undefined;
+    return st.outputs.flatMap((o) => checkOutput(this.workspace, o));
+  }
+
+  /** Saves a backup record (the objects must already be in the store). */
+  async addBackup(b: Omit<BackupRecord, 'format' | 'workspace'>): Promise<string> {
+    const rec: BackupRecord = { format: 'pipeline.backup/v1', workspace: this.workspace, ...b };
+    const file = path.join(this.dir, 'backups', `${b.at.replace(/[:.]/g, '-')}-${crypto.randomBytes(4).toString('hex')}.json`);
+    await writeFileAtomic(file, JSON.stringify(rec), { syncDir: true });
+    return file;
+  }
+
+  /** Every backup record of this workspace, oldest first. */
+  async backups(): Promise<BackupRecord[]> {
+    const dir = path.join(this.dir, 'backups');
+    const names = (await fsp.readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).sort();
+    const out: BackupRecord[] = [];
+    for (const n of names) {
+      try {
+        out.push(JSON.parse(await fsp.readFile(path.join(dir, n), 'utf8')) as BackupRecord);
+      } catch {
+        /* skip */
+      }
+    }
+    return out;
+  }
+}
+
+/** Stat signature of a file as stored in state. */
+export function statSignature(abs: string): { size: number; mtimeNs: string; ino: string } | undefined {
+  const st = fs.lstatSync(abs, { bigint: true, throwIfNoEntry: false });
+  if (st === undefined || !st.isFile()) return undefined;
+  return { size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ino: st.ino.toString() };
+}
+
+/** Differences between a materialised output and the workspace (stat only). */
+export function checkOutput(workspace: string, o: MaterialisedOutput): OutputChange[] {
+  const changes: OutputChange[] = [];
+  const root = path.resolve(workspace, o.dest);
+  const expected = new Set<string>();
+  for (const [rel, size, mtimeNs, ino] of o.files) {
+    const abs = rel === '' ? root : path.join(root, rel);
+    const wsRel = rel === '' ? o.dest : `${o.dest}/${rel}`;
+    expected.add(rel);
+    const sig = statSignature(abs);
+    if (sig === undefined) changes.push({ path: wsRel, change: 'removed' });
+    else if (sig.size !== size || sig.mtimeNs !== mtimeNs || sig.ino !== ino) changes.push({ path: wsRel, change: 'modified' });
+  }
+  if (o.kind === 'dir') {
+    for (const rel of listDirFiles(root)) if (!expected.has(rel)) changes.push({ path: `${o.dest}/${rel}`, change: 'added' });
+  }
+  return changes;
+}
+
+function listDirFiles(root: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string, pre: string): void => {
+    let ents: fs.Dirent[];
+    try {
+      ents = fs.readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of ents) {
+      if (e.isDirectory()) walk(path.join(d, e.name), `${pre}${e.name}/`);
+      else out.push(`${pre}${e.name}`);
+    }
+  };
+  walk(root, '');
+  return out;
+}
+
+/** Workspace-relative posix path of `abs`. */
+export function wsRelative(workspace: string, abs: string): string {
+  return toPosix(path.relative(workspace, abs));
+}

@@ -1,0 +1,179 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { CacheStore, type NewRunRecord, type OutputManifest, subManifest } from '../../src/cache/store.js';
+import { WorkspaceState } from '../../src/cache/workspace-state.js';
+import { computeKey, type StageFingerprint } from '../../src/fingerprint.js';
+import { tempDir, write, read } from './helpers.js';
+
+const sha = (s: string): string => crypto.createHash('sha256').update(s).digest('hex');
+
+const fp: StageFingerprint = {
+  engine: 'test',
+  stage: { kind: 'builtin', name: 'resize', version: '1' },
+  params: {},
+  inputs: {},
+  upstream: {},
+  env: {},
+  runtime: { platform: 'linux', arch: 'x64' },
+};
+
+function record(outputs: OutputManifest, extra: Partial<NewRunRecord> = {}): NewRunRecord {
+  return { key: computeKey(fp), fingerprint: fp, stageId: 'resize', outputs, metrics: { acc: 0.5 }, log: 'ok\n', startedAt: new Date().toISOString(), durationMs: 12, ...extra };
+}
+
+test('ingestDir moves staged files into read-only objects; record round-trips', async () => {
+  await using t = await tempDir();
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  const stage = await store.makeStagingDir();
+  write(stage, 'a.txt', 'alpha');
+  write(stage, 'sub/b.bin', 'beta');
+  write(stage, 'sub/dup.txt', 'alpha');
+  const m = await store.ingestDir(stage);
+  assert.deepEqual(m.files.map((f) => [f.path, f.sha256, f.size]), [
+    ['a.txt', sha('alpha'), 5],
+    ['sub/b.bin', sha('beta'), 4],
+    ['sub/dup.txt', sha('alpha'), 5],
+  ]);
+  assert.equal(fs.existsSync(path.join(stage, 'a.txt')), false, 'moved, not copied');
+  assert.equal(fs.statSync(store.objectPath(sha('alpha'))).mode & 0o777, 0o444);
+  assert.equal(await store.readRecord(computeKey(fp)), undefined);
+  const w = await store.writeRecord(record(m));
+  assert.ok(w.ok);
+  const back = await store.readRecord(computeKey(fp));
+  assert.deepEqual(back?.outputs, m);
+  assert.equal(back?.metrics.acc, 0.5);
+  assert.equal(await store.readLog(back!), 'ok\n');
+  await store.removeStagingDir(stage);
+});
+
+test('big logs are stored as objects', async () => {
+  await using t = await tempDir();
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  const big = 'line\n'.repeat(30_000);
+  const w = await store.writeRecord(record({ files: [], hash: 'x' }, { log: big }));
+  assert.ok(w.ok);
+  const rec = await store.readRecord(computeKey(fp));
+  assert.equal(typeof rec!.log, 'object');
+  assert.equal(await store.readLog(rec!), big);
+});
+
+test('a record naming a missing object is refused on write and unusable on read', async () => {
+  await using t = await tempDir();
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  const m: OutputManifest = { files: [{ path: 'x', sha256: sha('nope'), size: 4, mode: 0o644 }], hash: 'h' };
+  const w = await store.writeRecord(record(m));
+  assert.deepEqual(w, { ok: false, error: { reason: 'object-missing', sha256: sha('nope'), path: 'x' } });
+  assert.equal(fs.existsSync(store.recordPath(computeKey(fp))), false);
+});
+
+test('ingestPaths copies workspace outs (user files untouched); missing outs are all reported', async () => {
+  await using t = await tempDir();
+  const ws = path.join(t.dir, 'ws');
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  write(ws, 'model/w.bin', 'weights');
+  write(ws, 'metrics.json', '{"acc":1}');
+  const r = await store.ingestPaths(ws, ['model', 'metrics.json']);
+  assert.ok(r.ok);
+  assert.deepEqual(r.value.files.map((f) => f.path), ['metrics.json', 'model/w.bin']);
+  assert.equal(read(ws, 'model/w.bin'), 'weights');
+  assert.equal(fs.statSync(path.join(ws, 'model/w.bin')).nlink, 1, 'not linked to the object');
+  assert.deepEqual(subManifest(r.value, 'model').files.map((f) => f.path), ['w.bin']);
+  assert.deepEqual(subManifest(r.value, 'metrics.json').files.map((f) => f.path), ['']);
+  const bad = await store.ingestPaths(ws, ['a.txt', 'model', 'b/c']);
+  assert.deepEqual(bad, { ok: false, error: [{ reason: 'missing-output', path: 'a.txt' }, { reason: 'missing-output', path: 'b/c' }] });
+});
+
+test('materialize round trip by copy (default on ext4) and by hardlink, with modes kept', async () => {
+  await using t = await tempDir();
+  const ws = path.join(t.dir, 'ws');
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  const stage = await store.makeStagingDir();
+  write(stage, 'a.txt', 'alpha');
+  write(stage, 'd/run.sh', '#!/bin/sh\n');
+  fs.chmodSync(path.join(stage, 'd/run.sh'), 0o755);
+  const m = await store.ingestDir(stage);
+
+  const c = await store.materialize(m, ws, 'out/s');
+  assert.ok(c.ok);
+  assert.ok(c.value.mode === 'copy' || c.value.mode === 'reflink');
+  assert.equal(read(ws, 'out/s/a.txt'), 'alpha');
+  assert.equal(fs.statSync(path.join(ws, 'out/s/d/run.sh')).mode & 0o777, 0o755);
+  assert.equal(fs.statSync(path.join(ws, 'out/s/a.txt')).nlink, 1);
+  assert.deepEqual(c.value.output.files.map((f) => f[0]), ['a.txt', 'd/run.sh']);
+
+  const h = await store.materialize(m, ws, 'out/h', { modes: ['hardlink', 'copy'] });
+  assert.ok(h.ok);
+  assert.deepEqual(h.value.counts, { hardlink: 1, reflink: 0, copy: 1 }, 'executables are copied, never hardlinked');
+  assert.equal(fs.statSync(path.join(ws, 'out/h/a.txt')).ino, fs.statSync(store.objectPath(sha('alpha'))).ino);
+
+  // Copy fallback: hardlinks across filesystems fail (EXDEV); simulate the same fallback with a mode list that cannot link.
+  const f = await store.materialize(subManifest({ files: m.files.map((x) => ({ ...x, path: `k/${x.path}` })), hash: '' }, 'k/a.txt'), ws, 'single.txt');
+  assert.ok(f.ok);
+  assert.equal(f.value.output.kind, 'file');
+  assert.equal(read(ws, 'single.txt'), 'alpha');
+});
+
+test('materialize replaces our previous output atomically and backs up content that is not ours', async () => {
+  await using t = await tempDir();
+  const ws = path.join(t.dir, 'ws');
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  const ingest = async (files: Record<string, string>): Promise<OutputManifest> => {
+    const s = await store.makeStagingDir();
+    for (const [k, v] of Object.entries(files)) write(s, k, v);
+    return store.ingestDir(s);
+  };
+  const v1 = await ingest({ 'a.txt': 'one', 'old.txt': 'gone later' });
+  const v2 = await ingest({ 'a.txt': 'two' });
+  const state = await WorkspaceState.open(store.root, ws);
+
+  // A user file sits where the output goes: it is backed up, then replaced.
+  write(ws, 'out/a.txt', 'USER DATA');
+  const r1 = await store.materialize(v1, ws, 'out', { stageId: 's' });
+  assert.ok(r1.ok);
+  assert.ok(r1.value.backup, 'backup recorded');
+  const backups = await state.backups();
+  assert.equal(backups.length, 1);
+  assert.equal(backups[0]!.path, 'out');
+  assert.equal(backups[0]!.stageId, 's');
+  const saved = backups[0]!.manifest.files[0]!;
+  assert.equal(fs.readFileSync(store.objectPath(saved.sha256), 'utf8'), 'USER DATA');
+
+  // Replacing our own output: no backup; stale files vanish.
+  const r2 = await store.materialize(v2, ws, 'out', { expected: r1.value.output });
+  assert.ok(r2.ok);
+  assert.equal(r2.value.backup, undefined);
+  assert.equal(read(ws, 'out/a.txt'), 'two');
+  assert.equal(fs.existsSync(path.join(ws, 'out/old.txt')), false);
+  assert.deepEqual(fs.readdirSync(ws), ['out'], 'no temp siblings left');
+
+  // The user edits our output: the stat check sees it, and restoring backs the edit up first.
+  state.set('s', { key: 'k', outputsHash: v2.hash, outputs: [r2.value.output], at: new Date().toISOString() });
+  assert.deepEqual(state.check('s'), []);
+  write(ws, 'out/a.txt', 'edited!');
+  write(ws, 'out/extra.txt', 'x');
+  assert.deepEqual(state.check('s'), [
+    { path: 'out/a.txt', change: 'modified' },
+    { path: 'out/extra.txt', change: 'added' },
+  ]);
+  const r3 = await store.materialize(v2, ws, 'out', { expected: r2.value.output });
+  assert.ok(r3.ok);
+  assert.ok(r3.value.backup);
+  assert.equal(read(ws, 'out/a.txt'), 'two');
+  assert.equal((await state.backups()).length, 2);
+  await state.save();
+  const reopened = await WorkspaceState.open(store.root, ws);
+  assert.equal(reopened.get('s')?.outputsHash, v2.hash);
+});
+
+test('materialize refuses the workspace root and paths outside it', async () => {
+  await using t = await tempDir();
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  const m: OutputManifest = { files: [], hash: 'x' };
+  for (const d of ['.', '..', '../x']) {
+    const r = await store.materialize(m, path.join(t.dir, 'ws'), d);
+    assert.equal(r.ok, false, d);
+  }
+});

@@ -1,0 +1,193 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { FileHasher } from '../../src/hash/file-hasher.js';
+import { compileGlob } from '../../src/hash/glob.js';
+import { HashMemo } from '../../src/hash/memo.js';
+
+async function tempDir(): Promise<{ dir: string } & AsyncDisposable> {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'hasher-'));
+  return { dir, [Symbol.asyncDispose]: () => fsp.rm(dir, { recursive: true, force: true }) };
+}
+
+const sha = (s: string): string => crypto.createHash('sha256').update(s).digest('hex');
+
+/** Sets a file's mtime 10 s into the past so it is outside the racy window. */
+function age(file: string, seconds = 10): void {
+  const t = new Date(Date.now() - seconds * 1000);
+  fs.utimesSync(file, t, t);
+}
+
+function write(root: string, rel: string, content: string, aged = true): string {
+  const f = path.join(root, rel);
+  fs.mkdirSync(path.dirname(f), { recursive: true });
+  fs.writeFileSync(f, content);
+  if (aged) age(f);
+  return f;
+}
+
+test('file hash is the sha256 of its bytes; missing paths are missing', async () => {
+  await using tdir = await tempDir();
+  const dir = tdir.dir;
+  write(dir, 'a.txt', 'hello');
+  const h = await FileHasher.open(path.join(dir, 'memo.bin'));
+  assert.deepEqual(await h.hashDep(dir, 'a.txt'), { kind: 'file', hash: sha('hello'), files: 1 });
+  assert.deepEqual(await h.hashDep(dir, 'nope.txt'), { kind: 'missing', files: 0 });
+});
+
+test('memo: unchanged files are not re-read after reopening; same-size content change is detected', async () => {
+  await using tdir = await tempDir();
+  const dir = tdir.dir;
+  const memo = path.join(dir, 'cache', 'memo.bin');
+  const f = write(dir, 'data/x.txt', 'aaaa');
+  write(dir, 'data/y.txt', 'bbbb');
+  const h1 = await FileHasher.open(memo);
+  const first = await h1.hashDep(dir, 'data');
+  assert.equal(h1.stats.hashed, 2);
+  await h1.save();
+
+  const h2 = await FileHasher.open(memo);
+  assert.deepEqual(await h2.hashDep(dir, 'data'), first);
+  assert.equal(h2.stats.hashed, 0, 'no file re-read');
+  assert.equal(h2.stats.memoHits, 2);
+
+  // Same size, different bytes, and mtime forced back to an old value: ctime/mtime change still invalidates.
+  fs.writeFileSync(f, 'cccc');
+  age(f, 20);
+  const h3 = await FileHasher.open(memo);
+  const third = await h3.hashDep(dir, 'data');
+  assert.equal(h3.stats.hashed, 1);
+  assert.notEqual(third.hash, first.hash);
+});
+
+test('racy mtime: a file hashed within the racy window is re-read next time', async () => {
+  await using tdir = await tempDir();
+  const dir = tdir.dir;
+  const memo = path.join(dir, 'memo.bin');
+  const f = write(dir, 'r.txt', 'v1', false); // mtime = now: racy
+  const h1 = await FileHasher.open(memo, { racyWindowMs: 60_000 });
+  assert.equal((await h1.hashDep(dir, 'r.txt')).hash, sha('v1'));
+  await h1.save();
+  // Rewrite with the same size and restore the exact same mtime: only the racy rule can catch this.
+  const before = fs.statSync(f, { bigint: true });
+  fs.writeFileSync(f, 'v2');
+  fs.utimesSync(f, new Date(Number(before.atimeMs)), new Date(Number(before.mtimeMs)));
+  const h2 = await FileHasher.open(memo, { racyWindowMs: 60_000 });
+  assert.equal((await h2.hashDep(dir, 'r.txt')).hash, sha('v2'));
+  assert.equal(h2.stats.hashed, 1);
+  // With an aged file, the entry is trusted and memoised.
+  age(f);
+  const h3 = await FileHasher.open(memo);
+  await h3.hashDep(dir, 'r.txt');
+  await h3.save();
+  const h4 = await FileHasher.open(memo);
+  await h4.hashDep(dir, 'r.txt');
+  assert.equal(h4.stats.hashed, 0);
+});
+
+test('dir hash is independent of creation order and changes on rename, add, delete', async () => {
+  await using ta = await tempDir();
+  const a = ta.dir;
+  await using tb = await tempDir();
+  const b = tb.dir;
+  for (const n of ['z', 'a', 'm/q', 'm/b']) write(a, `d/${n}`, n);
+  for (const n of ['m/b', 'a', 'z', 'm/q']) write(b, `d/${n}`, n);
+  const h = await FileHasher.open(path.join(a, 'memo.bin'));
+  const ha = await h.hashDep(a, 'd');
+  const hb = await h.hashDep(b, 'd');
+  assert.equal(ha.kind, 'dir');
+  assert.equal(ha.files, 4);
+  assert.equal(ha.hash, hb.hash);
+  const listing = await h.listDep(a, 'd');
+  assert.deepEqual(listing.entries.map((e) => e[0]), ['a', 'm/b', 'm/q', 'z']);
+
+  fs.renameSync(path.join(b, 'd/z'), path.join(b, 'd/y'));
+  const renamed = await h.hashDep(b, 'd');
+  assert.notEqual(renamed.hash, ha.hash);
+  write(b, 'd/z', 'z');
+  fs.rmSync(path.join(b, 'd/y'));
+  assert.equal((await h.hashDep(b, 'd')).hash, ha.hash, 'back to the same content');
+  write(b, 'd/new', '');
+  assert.notEqual((await h.hashDep(b, 'd')).hash, ha.hash);
+  // An empty directory is a dir with zero files, not missing.
+  fs.mkdirSync(path.join(b, 'empty'));
+  assert.deepEqual(await h.hashDep(b, 'empty'), { kind: 'dir', hash: (await h.hashDep(b, 'empty')).hash, files: 0 });
+});
+
+test('memo drops entries of files deleted from a walked directory', async () => {
+  await using tdir = await tempDir();
+  const dir = tdir.dir;
+  const memoFile = path.join(dir, 'memo.bin');
+  write(dir, 'd/a', 'a');
+  write(dir, 'd/b', 'b');
+  const h1 = await FileHasher.open(memoFile);
+  await h1.hashDep(dir, 'd');
+  await h1.save();
+  assert.equal(HashMemo.load(memoFile).count, 2);
+  fs.rmSync(path.join(dir, 'd/b'));
+  write(dir, 'd/c', 'c');
+  const h2 = await FileHasher.open(memoFile);
+  await h2.hashDep(dir, 'd');
+  await h2.save();
+  const keys = [...HashMemo.load(memoFile).keys()].map((k) => path.basename(k)).sort();
+  assert.deepEqual(keys, ['a', 'c']);
+});
+
+test('glob deps hash their matches relative to the workspace', async () => {
+  await using tdir = await tempDir();
+  const dir = tdir.dir;
+  write(dir, 'src/a.csv', '1');
+  write(dir, 'src/sub/b.csv', '2');
+  write(dir, 'src/c.txt', '3');
+  const h = await FileHasher.open(path.join(dir, 'memo.bin'));
+  const all = await h.listDep(dir, 'src/**/*.csv');
+  assert.equal(all.kind, 'glob');
+  assert.deepEqual(all.entries.map((e) => e[0]), ['src/a.csv', 'src/sub/b.csv']);
+  const top = await h.listDep(dir, 'src/*.csv');
+  assert.deepEqual(top.entries.map((e) => e[0]), ['src/a.csv']);
+  const none = await h.hashDep(dir, 'src/*.json');
+  assert.equal(none.kind, 'glob');
+  assert.equal(none.files, 0);
+  const before = (await h.hashDep(dir, 'src/**/*.csv')).hash;
+  write(dir, 'src/c.txt', '33'); // not matched: no change
+  assert.equal((await h.hashDep(dir, 'src/**/*.csv')).hash, before);
+  write(dir, 'src/sub/b.csv', '22');
+  assert.notEqual((await h.hashDep(dir, 'src/**/*.csv')).hash, before);
+});
+
+test('glob matcher: **, ?, classes and braces', () => {
+  const g = compileGlob('data/**/img?.{png,jpg}');
+  assert.equal(g.base, 'data');
+  assert.ok(g.matches('data/img1.png'));
+  assert.ok(g.matches('data/x/y/img2.jpg'));
+  assert.ok(!g.matches('data/img12.png'));
+  assert.ok(!g.matches('other/img1.png'));
+  const c = compileGlob('[!a]*.txt');
+  assert.equal(c.base, '');
+  assert.ok(c.matches('b.txt'));
+  assert.ok(!c.matches('a.txt'));
+  assert.ok(!c.matches('d/b.txt'));
+});
+
+test('a torn memo file loads as empty and everything is re-hashed', async () => {
+  await using tdir = await tempDir();
+  const dir = tdir.dir;
+  const memoFile = path.join(dir, 'memo.bin');
+  write(dir, 'd/a', 'a');
+  const h1 = await FileHasher.open(memoFile);
+  await h1.hashDep(dir, 'd');
+  await h1.save();
+  const buf = fs.readFileSync(memoFile);
+  fs.writeFileSync(memoFile, buf.subarray(0, buf.length - 3));
+  const h2 = await FileHasher.open(memoFile);
+  await h2.hashDep(dir, 'd');
+  assert.equal(h2.stats.hashed, 1);
+  // A flipped byte fails the checksum too.
+  buf[30] = buf[30]! ^ 0xff;
+  fs.writeFileSync(memoFile, buf);
+  assert.equal(HashMemo.load(memoFile).count, 0);
+});
