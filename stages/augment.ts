@@ -1,12 +1,226 @@
-/** PLACEHOLDER: replaced by the real `augment` stage. */
-import type { BuiltinStage } from './types.js';
+/**
+ * The `augment` built-in stage: materialises `copies` Keras
+ * ImageDataGenerator variants of every TRAIN image of the `resize` shards
+ * (split from `partition`), seeded per (seed, image sha256, copy) so output
+ * bytes never depend on order or parallelism, and cached per variant in
+ * `ctx.items` so a rerun computes only new images' variants.
+ *
+ * Outputs in `ctx.outDir`: a shard directory (index.json + shard-*.bin) of
+ * the variants only, ids `<sha256>#<k>`; `augment.json` (params used,
+ * counts); `preview.png` (contact sheet) when there is a train image.
+ *
+ * It does not augment validation/test images (model stages read those from
+ * the resize shards) and does not resize.
+ */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import type { BuiltinStage, StageContext, StageResult } from './types.js';
+import { ShardReader, ShardWriter } from './lib/shards.js';
+import { readPartition } from './lib/splits.js';
+import { canonicalConfig, resolveAugmentParams, type AugmentParams, type ResolvedAugmentParams } from './lib/augment/params.js';
+import { getRandomTransform } from './lib/augment/random-transform.js';
+import { variantRandom } from './lib/augment/rng.js';
+import { inlineRunner, workerRunner, type TransformRunner } from './lib/augment/pool.js';
+import { renderContactSheet, type SheetRow } from './lib/augment/contact-sheet.js';
+import type { ImageShape } from './lib/augment/warp.js';
 
-export const augmentStage: BuiltinStage<Record<string, unknown>> = {
+/** Bumped whenever a change can alter variant bytes; part of every item cache key. */
+export const AUGMENT_VERSION = '1';
+/** File name of the run summary in the out dir. */
+export const AUGMENT_SUMMARY_FILE = 'augment.json';
+/** File name of the contact sheet in the out dir. */
+export const PREVIEW_FILE = 'preview.png';
+/** Variants shown per previewed image at most. */
+const PREVIEW_MAX_VARIANTS = 8;
+/** Below this many variants the work stays on the main thread (worker start-up costs more). */
+const WORKER_THRESHOLD = 24;
+/** Variants in flight at once (cache reads, transforms, cache writes). */
+const IN_FLIGHT = 8;
+
+/** Contents of `augment.json`. */
+export interface AugmentSummary {
+  readonly format: 'pipeline.augment/v1';
+  readonly version: string;
+  /** Seed the draws used (`params.seed` or the run seed). */
+  readonly seed: number;
+  /** Params with Keras defaults applied and Keras' normalisation (zoom as a pair). */
+  readonly params: Record<string, unknown>;
+  readonly copies: number;
+  readonly geometry: ImageShape;
+  readonly counts: {
+    /** Train images augmented. */
+    readonly images: number;
+    /** Variants written (images × copies). */
+    readonly variants: number;
+    /** Variants read from the item cache. */
+    readonly cacheHits: number;
+    /** Variants computed in this run. */
+    readonly computed: number;
+    /** Resize items that are not train (validation/test), left alone. */
+    readonly notTrain: number;
+    /** Resize items missing from partition.json (not augmented). */
+    readonly unassigned: number;
+    /** Train images per class name. */
+    readonly perClass: Readonly<Record<string, number>>;
+  };
+  /** Preview file name, or null when there was no train image. */
+  readonly preview: string | null;
+  /** Worker threads used (0 = main thread only). */
+  readonly threads: number;
+}
+
+/** The cache key of variant `k` of `source`: every input that can change its bytes. */
+export function variantCacheKey(resolved: ResolvedAugmentParams, seed: number, source: string, k: number, shape: ImageShape): string {
+  const material = {
+    format: 'pipeline.augment.item/v1',
+    version: AUGMENT_VERSION,
+    source,
+    k,
+    seed,
+    config: canonicalConfig(resolved.config),
+    geometry: [shape.height, shape.width, shape.channels],
+  };
+  return createHash('sha256').update(JSON.stringify(material)).digest('hex');
+}
+
+interface Job {
+  readonly item: number;
+  readonly source: string;
+  readonly label: number;
+  readonly k: number;
+}
+
+async function runAugment(ctx: StageContext<AugmentParams>): Promise<StageResult> {
+  const resolved = resolveAugmentParams(ctx.params);
+  const seed = resolved.seed ?? ctx.seed;
+  const resizeDir = ctx.inputs['resize'];
+  const partitionDir = ctx.inputs['partition'];
+  if (resizeDir === undefined || partitionDir === undefined) throw new Error('augment needs the resize and partition inputs');
+  const reader = new ShardReader(resizeDir);
+  const partition = readPartition(partitionDir);
+  const { height, width, channels, classes } = reader.index;
+  const shape: ImageShape = { height, width, channels };
+
+  const train: number[] = [];
+  const seen = new Set<string>();
+  let notTrain = 0;
+  let unassigned = 0;
+  reader.index.items.forEach((item, i) => {
+    const split = partition.assignments[item.source];
+    if (split === undefined) unassigned++;
+    else if (split !== 'train') notTrain++;
+    else if (!seen.has(item.source)) {
+      seen.add(item.source);
+      train.push(i);
+    }
+  });
+  if (unassigned > 0) ctx.log.warn(`${unassigned} resized image(s) have no assignment in partition.json; they are not augmented`);
+
+  const perClass: Record<string, number> = Object.fromEntries(classes.map((c) => [c, 0]));
+  for (const i of train) perClass[classes[reader.index.items[i]!.label]!]!++;
+
+  // Preview: per class, the train images with the smallest sha256 (stable when images are added).
+  const previewItems = new Map<number, Uint8Array[]>();
+  const byClass = new Map<number, number[]>();
+  for (const i of train) {
+    const label = reader.index.items[i]!.label;
+    byClass.set(label, [...(byClass.get(label) ?? []), i]);
+  }
+  for (const [, list] of [...byClass.entries()].sort((a, b) => a[0] - b[0])) {
+    list.sort((a, b) => (reader.index.items[a]!.source < reader.index.items[b]!.source ? -1 : 1));
+    for (const i of list.slice(0, resolved.previewPerClass)) previewItems.set(i, []);
+  }
+
+  const jobs: Job[] = [];
+  for (const i of train) {
+    const item = reader.index.items[i]!;
+    for (let k = 0; k < resolved.copies; k++) jobs.push({ item: i, source: item.source, label: item.label, k });
+  }
+
+  const maxThreads = Math.min(2, os.availableParallelism());
+  let runner: TransformRunner | undefined;
+  const getRunner = (): TransformRunner => {
+    runner ??= jobs.length >= WORKER_THRESHOLD && maxThreads > 1 ? workerRunner(maxThreads) : inlineRunner();
+    return runner;
+  };
+
+  let cacheHits = 0;
+  let computed = 0;
+  const runJob = async (job: Job): Promise<Uint8Array> => {
+    const key = variantCacheKey(resolved, seed, job.source, job.k, shape);
+    const cached = await ctx.items.get(key);
+    if (cached !== undefined && cached.length === reader.index.itemBytes) {
+      cacheHits++;
+      return cached;
+    }
+    const params = getRandomTransform(resolved.config, height, width, variantRandom(seed, job.source, job.k));
+    const out = await getRunner().run(reader.pixels(job.item), shape, params, resolved.config);
+    await ctx.items.put(key, Buffer.from(out.buffer, out.byteOffset, out.length));
+    computed++;
+    return out;
+  };
+
+  const writer = new ShardWriter(ctx.outDir, { height, width, channels, classes });
+  const window: { job: Job; result: Promise<Uint8Array> }[] = [];
+  const drainOne = async (): Promise<void> => {
+    const { job, result } = window.shift()!;
+    const pixels = await result;
+    writer.add(`${job.source}#${job.k}`, job.source, job.label, pixels);
+    const kept = previewItems.get(job.item);
+    if (kept !== undefined && job.k < PREVIEW_MAX_VARIANTS) kept.push(pixels);
+    if (writer.count % 16 === 0 || writer.count === jobs.length) ctx.log.progress(writer.count, jobs.length, 'augment');
+  };
+  try {
+    for (const job of jobs) {
+      ctx.signal.throwIfAborted();
+      const result = runJob(job);
+      result.catch(() => {}); // awaited in order by drainOne; this only marks it handled meanwhile
+      window.push({ job, result });
+      if (window.length >= IN_FLIGHT) await drainOne();
+    }
+    while (window.length > 0) await drainOne();
+  } finally {
+    await Promise.allSettled(window.map((w) => w.result));
+    await runner?.close();
+  }
+  writer.close();
+
+  let preview: string | null = null;
+  if (previewItems.size > 0) {
+    const rows: SheetRow[] = [...previewItems.entries()].map(([i, variants]) => ({
+      label: classes[reader.index.items[i]!.label] ?? String(reader.index.items[i]!.label),
+      tiles: [reader.pixels(i), ...variants],
+    }));
+    const { png } = await renderContactSheet(shape, rows);
+    await fs.writeFile(path.join(ctx.outDir, PREVIEW_FILE), png);
+    preview = PREVIEW_FILE;
+  }
+
+  const summary: AugmentSummary = {
+    format: 'pipeline.augment/v1',
+    version: AUGMENT_VERSION,
+    seed,
+    params: { ...canonicalConfig(resolved.config), copies: resolved.copies, seed: resolved.seed ?? null, preview_per_class: resolved.previewPerClass },
+    copies: resolved.copies,
+    geometry: shape,
+    counts: { images: train.length, variants: writer.count, cacheHits, computed, notTrain, unassigned, perClass },
+    preview,
+    threads: runner?.threads ?? 0,
+  };
+  await fs.writeFile(path.join(ctx.outDir, AUGMENT_SUMMARY_FILE), JSON.stringify(summary, null, 2));
+  return {
+    metrics: { images: train.length, variants: writer.count, cache_hits: cacheHits, computed },
+    summary: `${writer.count} variants of ${train.length} train images (${cacheHits} cached, ${computed} computed)`,
+  };
+}
+
+/** The `augment` stage definition. */
+export const augmentStage: BuiltinStage<AugmentParams> = {
   name: 'augment',
-  version: '0',
-  description: 'placeholder',
-  inputs: [],
-  async run() {
-    throw new Error('stage augment is not implemented yet');
-  },
+  version: AUGMENT_VERSION,
+  description: 'Keras ImageDataGenerator augmentation of the train split, K seeded variants per image, cached per image',
+  inputs: ['resize', 'partition'],
+  run: runAugment,
 };

@@ -95,8 +95,13 @@ export async function renderContactSheet(shape: ImageShape, rows: readonly Sheet
     })
     .join('');
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${LABEL_WIDTH}" height="${g.height}">${labels}</svg>`;
-  const png = await sharp(canvas, { raw: { width: g.width, height: g.height, channels: 3 } })
+  // Composite to raw first: the SVG brings an alpha channel, which the sheet does not need.
+  const composed = await sharp(canvas, { raw: { width: g.width, height: g.height, channels: 3 } })
     .composite([{ input: Buffer.from(svg), left: 0, top: 0 }])
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  const png = await sharp(composed.data, { raw: { width: g.width, height: g.height, channels: composed.info.channels } })
+    .removeAlpha()
     .png()
     .toBuffer();
   return { png, geometry: g };

@@ -74,7 +74,9 @@ export function workerRunner(threads: number): TransformRunner {
       let slot = slots[0]!;
       for (const s of slots) if (s.pending.size < slot.pending.size) slot = s;
       const id = nextId++;
-      const copy = src.slice();
+      // A fresh buffer of exactly this image (src may be a view into a shard Buffer; never transfer that).
+      const copy = new Uint8Array(src.length);
+      copy.set(src);
       return new Promise<Uint8Array>((resolve, reject) => {
         slot.pending.set(id, { resolve, reject });
         const req: WorkRequest = { id, src: copy.buffer as ArrayBuffer, shape, params, opts };
