@@ -1,12 +1,172 @@
-/** PLACEHOLDER: replaced by the real `resize` stage. */
-import type { BuiltinStage } from './types.js';
+/**
+ * The `resize` stage: decodes every ingested image once and packs its resized
+ * uint8 pixels into an image shard directory (lib/shards.ts) at the root of
+ * the stage's out dir, in manifest order, all splits. Downstream stages read
+ * pixels with `new ShardReader(ctx.inputs.resize)`.
+ *
+ * Per-image incremental: each image's pixels are cached in `ctx.items` under
+ * sha256(stage version, libvips version, image sha256, every resize param), so
+ * a run after adding 10 images to 10,000 decodes only those 10, and changing
+ * `size` (or any param that changes pixels) decodes everything again. Decodes
+ * run in parallel (a bounded window, so memory stays flat) and report progress.
+ *
+ * The pixel work itself is `resizeImage` (lib/image-io.ts), shared with `predict`.
+ * Does not split, label-check, augment or normalise (pixels stay 0..255).
+ */
+import fs from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import sharp from 'sharp';
+import pLimit from 'p-limit';
+import type { BuiltinStage, StageContext, StageResult } from './types.js';
+import { readManifest } from './lib/manifest.js';
+import { ShardWriter } from './lib/shards.js';
+import { DataInputError } from './lib/data-error.js';
+import { DEFAULT_MAX_PIXELS, type ProbeFailure } from './lib/probe.js';
+import { resizeImage, type Fit, type Kernel, type ResizeOptions } from './lib/image-io.js';
+import { err, ok, type Result } from '../src/result.js';
 
-export const resizeStage: BuiltinStage<Record<string, unknown>> = {
-  name: 'resize',
-  version: '0',
-  description: 'placeholder',
-  inputs: [],
-  async run() {
-    throw new Error('stage resize is not implemented yet');
-  },
+export { resizeImage, type ResizeOptions } from './lib/image-io.js';
+
+/** `resize` params (`with:` keys). */
+export interface ResizeParams {
+  /** Output `[height, width]` in pixels. */
+  readonly size: readonly [number, number];
+  readonly fit: Fit;
+  readonly kernel: Kernel;
+  readonly channels: 1 | 3;
+  /** `#rgb` / `#rrggbb`: alpha is flattened onto it; `contain` pads with it. */
+  readonly background: string;
+  /** Source images with more pixels are refused (ingest already rejects them). */
+  readonly max_pixels: number;
+}
+
+/** Defaults, identical to `schemas/stages/resize.json` (a test checks). */
+export const RESIZE_DEFAULTS: ResizeParams = {
+  size: [224, 224],
+  fit: 'cover',
+  kernel: 'lanczos3',
+  channels: 3,
+  background: '#000000',
+  max_pixels: DEFAULT_MAX_PIXELS,
 };
+
+/** Applies defaults to possibly partial params. */
+export function resizeParams(p: Partial<ResizeParams>): ResizeParams {
+  return {
+    size: p.size ?? RESIZE_DEFAULTS.size,
+    fit: p.fit ?? RESIZE_DEFAULTS.fit,
+    kernel: p.kernel ?? RESIZE_DEFAULTS.kernel,
+    channels: p.channels ?? RESIZE_DEFAULTS.channels,
+    background: p.background ?? RESIZE_DEFAULTS.background,
+    max_pixels: p.max_pixels ?? RESIZE_DEFAULTS.max_pixels,
+  };
+}
+
+/** The `ResizeOptions` for `resizeImage` that these params mean (what `predict` should use for a model trained on them). */
+export function resizeOptionsOf(p: ResizeParams): ResizeOptions {
+  return { size: p.size, fit: p.fit, kernel: p.kernel, channels: p.channels, background: p.background, maxPixels: p.max_pixels };
+}
+
+/**
+ * Images decoded at once. Each sharp call runs on one libuv thread
+ * (sharp.concurrency() is 1 here); see bench/data.bench.ts for the measurement.
+ */
+export const RESIZE_CONCURRENCY = 4;
+
+/** The per-image cache key: everything that determines the pixels. */
+export function resizeCacheKey(sha256: string, p: ResizeParams, version: string): string {
+  const canonical = JSON.stringify({
+    stage: 'resize',
+    version,
+    vips: sharp.versions.vips,
+    sha256,
+    size: [p.size[0], p.size[1]],
+    fit: p.fit,
+    kernel: p.kernel,
+    channels: p.channels,
+    background: p.background.toLowerCase(),
+  });
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+export const resizeStage: BuiltinStage<ResizeParams> = {
+  name: 'resize',
+  version: '1',
+  description: 'Decodes and resizes every image once (EXIF orientation, sRGB, alpha flattening) into packed uint8 NHWC shards; cached per image',
+  inputs: ['ingest'],
+  run: (ctx) => runResize(ctx),
+};
+
+async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> {
+  const params = resizeParams(ctx.params);
+  const [height, width] = params.size;
+  const ingestDir = ctx.inputs['ingest'];
+  if (ingestDir === undefined) throw new Error('resize: input slot "ingest" is not mapped');
+  const { entries: all, classes } = readManifest(ingestDir);
+  const seen = new Set<string>();
+  const entries = all.filter((e) => (seen.has(e.sha256) ? false : (seen.add(e.sha256), true)));
+  const itemBytes = height * width * params.channels;
+  const opts = resizeOptionsOf(params);
+
+  const writer = new ShardWriter(ctx.outDir, { height, width, channels: params.channels, classes });
+  const limit = pLimit(RESIZE_CONCURRENCY);
+  let resized = 0;
+  let hits = 0;
+
+  const one = async (i: number): Promise<Result<Uint8Array, ProbeFailure>> => {
+    const e = entries[i]!;
+    const key = resizeCacheKey(e.sha256, params, resizeStage.version);
+    const cached = await ctx.items.get(key);
+    if (cached !== undefined && cached.length === itemBytes) {
+      hits++;
+      return ok(cached);
+    }
+    let buf: Buffer;
+    try {
+      buf = await fs.readFile(e.path);
+    } catch (x) {
+      return err({ reason: 'unreadable', detail: `cannot read file (${(x as NodeJS.ErrnoException).code ?? String(x)})` });
+    }
+    if (createHash('sha256').update(buf).digest('hex') !== e.sha256) {
+      return err({ reason: 'unreadable', detail: 'file changed since ingest ran; run the pipeline again' });
+    }
+    const r = await resizeImage(buf, opts);
+    if (!r.ok) return r;
+    resized++;
+    await ctx.items.put(key, Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength));
+    return r;
+  };
+
+  // A window of in-flight decodes, consumed in order so shards follow the manifest.
+  const window = RESIZE_CONCURRENCY * 4;
+  const pending: Promise<Result<Uint8Array, ProbeFailure>>[] = [];
+  const failed: number[] = [];
+  let next = 0;
+  const launch = () => {
+    const i = next++;
+    pending.push(limit(() => (ctx.signal.aborted ? Promise.reject(ctx.signal.reason ?? new Error('aborted')) : one(i))));
+  };
+  while (next < entries.length && pending.length < window) launch();
+  for (let i = 0; i < entries.length; i++) {
+    const r = await pending.shift()!;
+    if (next < entries.length) launch();
+    const e = entries[i]!;
+    if (!r.ok) failed.push(i);
+    else if (failed.length === 0) writer.add(e.sha256, e.sha256, e.labelIndex, r.value);
+    if ((i + 1) % 64 === 0 || i + 1 === entries.length) ctx.log.progress(i + 1, entries.length, 'resize');
+  }
+  if (failed.length > 0) {
+    // libvips error messages are process-global: redo the failures one at a time for exact reasons.
+    const failures: string[] = [];
+    for (const i of failed) {
+      const r = await one(i);
+      failures.push(`  ${entries[i]!.path}: ${r.ok ? 'failed once, then succeeded: run again' : `${r.error.reason} (${r.error.detail})`}`);
+    }
+    throw new DataInputError(`resize: ${failures.length} image(s) accepted by ingest could not be resized:\n${failures.slice(0, 20).join('\n')}`);
+  }
+  writer.close();
+  return {
+    metrics: { images: entries.length, resized, cache_hits: hits },
+    summary: `${entries.length.toLocaleString('en-US')} images → ${height}x${width}x${params.channels} (${resized.toLocaleString('en-US')} resized, ${hits.toLocaleString('en-US')} from cache)`,
+  };
+}
