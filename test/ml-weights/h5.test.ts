@@ -7,40 +7,10 @@ import h5wasm from 'h5wasm/node';
 import * as tf from '@tensorflow/tfjs';
 import { BACKBONES } from '../../stages/ml/backbones/registry.js';
 import { loadKerasH5Weights, readKerasH5 } from '../../stages/ml/weights/h5.js';
+import { writeKerasLayout } from './fixtures.js';
 
 await tf.setBackend('cpu');
 await h5wasm.ready;
-
-/**
- * Writes `model`'s weights in the Keras legacy HDF5 layout, written here directly with h5wasm (not with code
- * under test): root attr layer_names (fixed-length bytes, as h5py stores numpy 'S' arrays), one group per layer
- * with attr weight_names, datasets at <layer>/<layer>/<weight>:0. `rename` maps model names to file names.
- */
-function writeKerasLayout(model: tf.LayersModel, file: string, rename: (n: string) => string = (n) => n, mutate?: (layer: string, w: string, shape: number[]) => number[]): void {
-  const f = new h5wasm.File(file, 'w');
-  const names = model.layers.map((l) => rename(l.name));
-  f.create_attribute('layer_names', names, [names.length], `S${Math.max(...names.map((n) => n.length))}`);
-  f.create_attribute('backend', 'tensorflow');
-  f.create_attribute('keras_version', '2.2.4');
-  for (const l of model.layers) {
-    const name = rename(l.name);
-    const g = f.create_group(name);
-    const wnames = l.weights.map((w) => `${name}/${w.originalName.split('/').pop()}:0`);
-    if (wnames.length === 0) {
-      g.create_attribute('weight_names', [], [0], 'S1');
-      continue;
-    }
-    g.create_attribute('weight_names', wnames, [wnames.length], `S${Math.max(...wnames.map((n) => n.length))}`);
-    const sub = g.create_group(name);
-    l.weights.forEach((w, i) => {
-      const vals = w.read().dataSync() as Float32Array;
-      const shape = mutate ? mutate(name, wnames[i]!, [...w.shape] as number[]) : ([...w.shape] as number[]);
-      const data = shape.reduce((a, b) => a * b, 1) === vals.length ? vals : new Float32Array(shape.reduce((a, b) => a * b, 1));
-      sub.create_dataset({ name: wnames[i]!.split('/').pop()!, data, shape, dtype: '<f' });
-    });
-  }
-  f.close();
-}
 
 /** A tiny conv+BN+dense model with random, non-default BN statistics. */
 function tiny(seed: number): tf.LayersModel {

@@ -1,0 +1,69 @@
+/**
+ * ImageNet weights for the registry: which pinned Keras files a backbone needs, and getting them verified into
+ * a model (download or cache via download.ts, then h5.ts).
+ *
+ * Pins: URLs and MD5s are Keras's own (`file_hash=` in keras/src/applications/*.py); sizes are the byte counts
+ * Keras prints when it downloads them. Keras publishes no SHA-256 for any of these files and no hash at all for
+ * MobileNetV2, and the files cannot be fetched from this build machine, so no SHA-256 is pinned: the cache is
+ * keyed by the SHA-256 computed at download, and MobileNetV2 is checked by size only (a warning says so).
+ *
+ * This module does not build architectures (backbones/*) and does not read `process.env` except through
+ * {@link mirrorFromEnv}, which callers use at the edge.
+ */
+import type * as tfjs from '@tensorflow/tfjs';
+import { createHash } from 'node:crypto';
+import { err, ok, type Result } from '../../../src/result.js';
+import type { BackboneSpec, Tf, WeightsSource } from '../backbones/spec.js';
+import { fetchWeights, type FetchWeightsOptions, type WeightsFailure } from './download.js';
+import { formatH5Problems, loadKerasH5Weights } from './h5.js';
+
+/** Environment variable naming a mirror of the Keras weights bucket (same relative paths). */
+export const MIRROR_ENV = 'PIPELINE_WEIGHTS_MIRROR';
+
+/** Reads the mirror setting from an environment (pass `process.env` from the CLI / stage host). */
+export function mirrorFromEnv(env: Readonly<Record<string, string | undefined>>): string | undefined {
+  const v = env[MIRROR_ENV]?.trim();
+  return v ? v : undefined;
+}
+
+/** One branch of a model that takes ImageNet weights: the (nested) model to fill and its pinned file. */
+export interface ImagenetPart {
+  /** The model to load into: the backbone itself, or the nested branch model for `all`. */
+  readonly model: tfjs.LayersModel;
+  readonly source: WeightsSource;
+  /** Backbone name of the part, for messages. */
+  readonly name: string;
+}
+
+/** The parts of `model` (built from `spec`) that take ImageNet files; `all` has three nested ones. */
+export function imagenetParts(spec: BackboneSpec, model: tfjs.LayersModel, partSpecs: readonly BackboneSpec[]): ImagenetPart[] | undefined {
+  if (spec.imagenet) return [{ model, source: spec.imagenet, name: spec.name }];
+  if (partSpecs.length === 0) return undefined;
+  return partSpecs.map((p) => ({ model: model.getLayer(p.name) as unknown as tfjs.LayersModel, source: p.imagenet!, name: p.name }));
+}
+
+/** Combines the SHA-256s of several files into one weights identity (one file: its own SHA-256). */
+export function combineHashes(hashes: readonly string[]): string {
+  if (hashes.length === 1) return hashes[0]!;
+  return createHash('sha256').update(JSON.stringify(hashes)).digest('hex');
+}
+
+/** Fetches (or finds) every part's file and loads it. Returns the combined weights hash. */
+export async function loadImagenetWeights(tf: Tf, parts: readonly ImagenetPart[], opts: FetchWeightsOptions): Promise<Result<string, WeightsFailure>> {
+  const hashes: string[] = [];
+  for (const part of parts) {
+    const got = await fetchWeights(part.source, { ...opts, what: `${part.name} ImageNet weights` });
+    if (!got.ok) return got;
+    const loaded = await loadKerasH5Weights(tf, part.model, got.value.path);
+    if (!loaded.ok) {
+      return err({
+        reason: 'h5-invalid',
+        file: got.value.path,
+        problems: loaded.error,
+        message: `${part.name} ImageNet weights: ${got.value.path} does not fit the model:\n${formatH5Problems(loaded.error)}`,
+      });
+    }
+    hashes.push(got.value.sha256);
+  }
+  return ok(combineHashes(hashes));
+}
