@@ -13,7 +13,7 @@
  */
 import type { Diagnostic, SourceLocation } from './diagnostic.js';
 import type { DepSpec, JsonObject, JsonValue, PipelineGraph, StageId, StageNode } from './pipeline.js';
-import { locate, type YamlSource } from './config/source.js';
+import { locate, locateKey, type YamlSource } from './config/source.js';
 import type { SchemaValidator } from './config/schema-cache.js';
 import { ok, err, type Result } from './result.js';
 import { dedupeDiagnostics, isObject, report, type AnalyzeContext } from './analyze/context.js';
@@ -51,12 +51,13 @@ export function analyzePipeline(input: AnalyzeInput): Result<PipelineGraph, Diag
 
   const reads = new Map<StageId, Map<string, JsonValue>>(instances.map((i) => [i.id, new Map()]));
   const outputs = new Map<StageId, StageOutputs>();
-  for (const inst of instances) outputs.set(inst.id, collectOutputs(ctx, inst, reads.get(inst.id)!));
+  for (const inst of instances) outputs.set(inst.id, inst.broken ? { kind: inst.def.uses !== undefined ? 'builtin' : 'cmd', outs: [], metrics: [] } : collectOutputs(ctx, inst, reads.get(inst.id)!));
   checkOverlappingOutputs(ctx, instances, outputs);
 
   const env: BuildEnv = { ctx, instances: byId, groups, outputs, registry: memo(input.registry), stageSchema: input.stageSchema, edges: new Map() };
   const partial = new Map<StageId, PartialNode>();
   for (const inst of instances) {
+    if (inst.broken) continue;
     const node = inst.def.uses !== undefined ? buildBuiltin(env, inst, reads.get(inst.id)!) : buildCmd(env, inst, reads.get(inst.id)!);
     if (node) partial.set(inst.id, node);
   }
@@ -66,7 +67,8 @@ export function analyzePipeline(input: AnalyzeInput): Result<PipelineGraph, Diag
     [...env.edges].flatMap(([from, tos]) => [...tos.keys()].map((to) => [from, to] as const)),
     instances.map((i) => i.id),
   );
-  for (const cycle of findCycles(dag)) reportCycle(ctx, cycle, env.edges);
+  const stageLocs = new Map(instances.map((i) => [i.id, locateKey(ctx.source, ['stages', i.base])]));
+  for (const cycle of findCycles(dag)) reportCycle(ctx, cycle, env.edges, stageLocs);
 
   if (ctx.diagnostics.length > 0) return err(dedupeDiagnostics(ctx.diagnostics));
   const order = topoSort(dag);
@@ -101,6 +103,7 @@ interface OwnedOutput {
 
 function ownedOutputs(ctx: AnalyzeContext, inst: StageInstance, o: StageOutputs): OwnedOutput[] {
   if (o.kind === 'builtin') {
+    if (o.outDir === undefined) return [];
     const path: (string | number)[] = typeof inst.def.out === 'string' ? ['stages', inst.base, 'out'] : ['stages', inst.base, 'uses'];
     return [{ path: o.outDir!, stage: inst.id, loc: locate(ctx.source, path) }];
   }
@@ -141,11 +144,11 @@ function inferPathEdges(env: BuildEnv, partial: ReadonlyMap<StageId, PartialNode
   }
 }
 
-function reportCycle(ctx: AnalyzeContext, cycle: readonly StageId[], edges: ReadonlyMap<StageId, ReadonlyMap<StageId, EdgeInfo>>): void {
+function reportCycle(ctx: AnalyzeContext, cycle: readonly StageId[], edges: ReadonlyMap<StageId, ReadonlyMap<StageId, EdgeInfo>>, stageLocs: ReadonlyMap<StageId, SourceLocation>): void {
   const related: { message: string; location: SourceLocation }[] = [];
   for (let i = 0; i + 1 < cycle.length; i++) {
     const info = edges.get(cycle[i])!.get(cycle[i + 1])!;
     related.push({ message: `'${cycle[i]}' needs '${cycle[i + 1]}' (${info.via})`, location: info.loc });
   }
-  report(ctx, 'cycle', `dependency cycle: ${cycle.join(' -> ')}`, related[0].location, related);
+  report(ctx, 'cycle', `dependency cycle: ${cycle.join(' -> ')}`, stageLocs.get(cycle[0]) ?? related[0].location, related);
 }

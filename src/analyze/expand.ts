@@ -20,6 +20,8 @@ export interface StageInstance {
   readonly item?: { readonly value: JsonValue };
   /** Position among all instances (file order). */
   readonly order: number;
+  /** Its foreach/matrix was unusable (already reported): the stage exists for references but is not analysed further. */
+  readonly broken?: boolean;
 }
 
 const stageNamePattern = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
@@ -36,7 +38,8 @@ export function expandStages(ctx: AnalyzeContext, stages: JsonObject): { instanc
     if (!isObject(def)) continue; // schema reported it
     const items = expansionItems(ctx, base, def);
     if (items === undefined) {
-      instances.push({ id: base as StageId, base, def, order: instances.length });
+      const broken = def.foreach !== undefined || def.matrix !== undefined;
+      instances.push({ id: base as StageId, base, def, order: instances.length, ...(broken ? { broken } : {}) });
       continue;
     }
     const ids: StageId[] = [];
@@ -67,7 +70,7 @@ function expansionItems(ctx: AnalyzeContext, base: string, def: JsonObject): { s
   const hasMatrix = def.matrix !== undefined;
   if (hasForeach && hasMatrix) {
     report(ctx, 'invalid-value', `stage '${base}' has both foreach: and matrix:; use one`, locateKey(ctx.source, ['stages', base, 'foreach']));
-    return undefined;
+    return undefined; // marked broken by the caller
   }
   if (hasForeach) {
     const list = listValue(ctx, def.foreach, ['stages', base, 'foreach']);

@@ -51,7 +51,7 @@ export function interpolateTree(ctx: AnalyzeContext, value: JsonValue, path: Tre
 
 /** Interpolates one string (a lone reference keeps its type). */
 export function interpolateString(ctx: AnalyzeContext, s: string, path: TreePath, scope: Scope): JsonValue | undefined {
-  if (!hasTemplate(s)) return s.includes('$${') ? s.replace(/\$\$\{/g, '${') : s;
+  if (!hasTemplate(s)) return s;
   const parsed = parseTemplate(s);
   if (!parsed.ok) {
     const needle = s.slice(parsed.error.offset, parsed.error.offset + parsed.error.length);

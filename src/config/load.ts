@@ -31,8 +31,10 @@ export interface LoadOptions {
   readonly workspace?: string;
   /** Built-in stages (tests inject small ones); default: `stages/registry.ts`, imported only if some stage has `uses:`. */
   readonly registry?: StageRegistry;
-  /** Directory holding `pipeline.schema.json` and `stages/<name>.json`; default: the package's `schemas/`. */
+  /** Directory holding `pipeline.schema.json`; default: the package's `schemas/`. */
   readonly schemasDir?: string;
+  /** Directory holding built-in params schemas `<name>.json`; default: `<schemasDir>/stages`. */
+  readonly stageSchemasDir?: string;
   /** Where compiled validators are cached across processes; `false` disables; default `node_modules/.cache/pipeline-engine/validators` in the package. */
   readonly validatorCacheDir?: string | false;
 }
@@ -44,15 +46,18 @@ export const defaultValidatorCacheDir: string = path.join(packageRoot, 'node_mod
 export async function loadPipeline(file: string, opts: LoadOptions = {}): Promise<Result<PipelineGraph, Diagnostic[]>> {
   const abs = path.resolve(file);
   const schemasDir = opts.schemasDir ?? defaultSchemasDir;
+  const stageSchemasDir = opts.stageSchemasDir ?? path.join(schemasDir, 'stages');
   const cacheDir = opts.validatorCacheDir === false ? undefined : (opts.validatorCacheDir ?? defaultValidatorCacheDir);
 
-  const read = readSourceFile(abs, 'pipeline file');
-  if (!read.ok) return err([read.error]);
+  const read = readSourceFile(abs, 'the pipeline file');
+  if (!read.ok) return err([{ ...read.error, location: { file: abs, offset: 0, length: 0 } }]);
   const parsed = parseYamlSource(abs, read.value);
   if (parsed.diagnostics.length > 0) return err(parsed.diagnostics);
   const { source } = parsed;
   const config = source.value;
-  if (config === undefined || config === null) return err([fileProblem(abs, 'invalid-value', `pipeline file '${abs}' is empty; it needs at least name: and stages:`)]);
+  if (config === undefined || config === null) {
+    return err([{ severity: 'error', reason: 'invalid-value', message: 'the pipeline file is empty; it needs at least name: and stages:', location: { file: abs, offset: 0, length: 0 } }]);
+  }
   if (!isObject(config)) {
     return err([{ severity: 'error', reason: 'invalid-value', message: `the pipeline file must be a mapping with name: and stages:, got ${Array.isArray(config) ? 'a list' : `a ${typeof config}`}`, location: locate(source, []) }]);
   }
@@ -68,7 +73,7 @@ export async function loadPipeline(file: string, opts: LoadOptions = {}): Promis
       if (typeof entry !== 'string') return;
       const pf = path.resolve(path.dirname(abs), entry);
       configFiles.push(pf);
-      const loaded = loadParamsFile(pf, source, i);
+      const loaded = loadParamsFile(pf, entry, source, i);
       if (!loaded.ok) diagnostics.push(...loaded.error);
       else params = deepMerge(params, loaded.value);
     });
@@ -96,7 +101,7 @@ export async function loadPipeline(file: string, opts: LoadOptions = {}): Promis
     registry: () => registry,
     stageSchema: (name) => {
       let v = schemaMemo.get(name);
-      if (!v) schemaMemo.set(name, (v = stageSchemaValidator(path.join(schemasDir, 'stages', `${name}.json`), cacheDir)));
+      if (!v) schemaMemo.set(name, (v = stageSchemaValidator(path.join(stageSchemasDir, `${name}.json`), cacheDir)));
       return v;
     },
   });
@@ -111,33 +116,32 @@ async function importRegistry(): Promise<StageRegistry> {
   return mod.builtinStages;
 }
 
-function fileProblem(file: string, reason: Diagnostic['reason'], message: string): Diagnostic {
-  void file;
+function fileProblem(reason: Diagnostic['reason'], message: string): Diagnostic {
   return { severity: 'error', reason, message };
 }
 
-/** Reads a config file's text; every failure is a diagnostic naming the file. */
+/** Reads a config file's text; every failure is a diagnostic (without location) naming it as `what`. */
 function readSourceFile(abs: string, what: string): Result<string, Diagnostic> {
   try {
     const st = fs.statSync(abs);
     if (st.isDirectory()) {
-      const hint = fs.existsSync(path.join(abs, 'pipeline.yaml')) ? `; did you mean '${path.join(abs, 'pipeline.yaml')}'?` : '';
-      return err(fileProblem(abs, 'file-not-found', `${what} '${abs}' is a directory${hint}`));
+      const hint = fs.existsSync(path.join(abs, 'pipeline.yaml')) ? ` (it contains pipeline.yaml: pass that file)` : '';
+      return err(fileProblem('file-not-found', `${what} is a directory${hint}`));
     }
     const text = fs.readFileSync(abs, 'utf8');
-    if (text.includes('\u0000')) return err(fileProblem(abs, 'yaml-syntax', `${what} '${abs}' is not a text file`));
+    if (text.includes('\u0000')) return err(fileProblem('yaml-syntax', `${what} is not a text file`));
     return ok(text);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable (permission denied)' : `cannot be read (${code ?? (e as Error).message})`;
-    return err(fileProblem(abs, 'file-not-found', `${what} '${abs}' ${why}`));
+    return err(fileProblem('file-not-found', `${what} ${why}`));
   }
 }
 
 /** Loads one params file (a YAML mapping); problems located in it, or at its `params_files` entry. */
-function loadParamsFile(file: string, pipeline: YamlSource, index: number): Result<JsonObject, Diagnostic[]> {
+function loadParamsFile(file: string, written: string, pipeline: YamlSource, index: number): Result<JsonObject, Diagnostic[]> {
   const at = locate(pipeline, ['params_files', index]);
-  const read = readSourceFile(file, 'params file');
+  const read = readSourceFile(file, `params file '${written}'`);
   if (!read.ok) return err([{ ...read.error, location: at }]);
   const parsed = parseYamlSource(file, read.value);
   if (parsed.diagnostics.length > 0) return err(parsed.diagnostics);

@@ -63,7 +63,7 @@ type Err = ErrorObject & { propertyName?: string };
 
 /** Turns ajv errors (allErrors + verbose) into diagnostics located in `target.source`. */
 export function schemaErrorsToDiagnostics(errors: readonly ErrorObject[], target: ValidationTarget): Diagnostic[] {
-  const kept = resolveAnyOf(errors.filter((e) => e.keyword !== 'if') as Err[]);
+  const kept = dropRequiredExplainedByTypo(resolveAnyOf(errors.filter((e) => e.keyword !== 'if') as Err[]));
   const out: Diagnostic[] = [];
   const seen = new Set<string>();
   for (const e of kept) {
@@ -107,6 +107,17 @@ function resolveAnyOf(all: Err[]): Err[] {
     errors = [...errors.filter((e) => !drop.has(e)), ...insert];
   }
   return errors;
+}
+
+/** `stagse:` → "unknown key 'stagse'; did you mean 'stages'?" already says it; drop "missing 'stages'". */
+function dropRequiredExplainedByTypo(errors: Err[]): Err[] {
+  return errors.filter((e) => {
+    if (e.keyword !== 'required') return true;
+    const missing = String(e.params.missingProperty);
+    return !errors.some(
+      (o) => o.keyword === 'additionalProperties' && o.instancePath === e.instancePath && didYouMean(String(o.params.additionalProperty), [missing]) === missing,
+    );
+  });
 }
 
 function instanceToPath(instancePath: string): string[] {
