@@ -1,0 +1,68 @@
+/**
+ * Turns a finished run into an experiment record and stores it in the cache
+ * (called from `pipeline run` through `RunOptions.afterRun`). Reads the git
+ * commit and dirty flag when the workspace is inside a git repository; git is
+ * never required. Does not print.
+ */
+import { execFile } from 'node:child_process';
+import type { PipelineGraph } from '../pipeline.js';
+import type { RunSummary } from '../runner.js';
+import { newExperimentId, writeExperiment, type ExperimentRecord, type ExperimentStage } from './record.js';
+
+function git(args: string[], cwd: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    execFile('git', args, { cwd, timeout: 5000 }, (e, stdout) => resolve(e ? undefined : stdout));
+  });
+}
+
+/** The workspace's git commit and dirty flag, or undefined outside a repo / without git. */
+export async function gitInfo(workspace: string): Promise<ExperimentRecord['git']> {
+  const commit = (await git(['rev-parse', 'HEAD'], workspace))?.trim();
+  if (!commit) return undefined;
+  const status = await git(['status', '--porcelain', '--untracked-files=no'], workspace);
+  return { commit, dirty: (status ?? '').trim().length > 0 };
+}
+
+/** Builds the record for a run (pure apart from the id). */
+export function experimentFromRun(id: string, graph: PipelineGraph, summary: RunSummary, extra: { name?: string; git?: ExperimentRecord['git']; sweep?: ExperimentRecord['sweep'] }): ExperimentRecord {
+  const stages: Record<string, ExperimentStage> = {};
+  const metrics: Record<string, number> = {};
+  let backend: string | undefined;
+  for (const id of summary.order) {
+    const s = summary.stages.get(id);
+    if (!s) continue;
+    stages[id] = {
+      key: s.key ?? '?',
+      status: s.status,
+      durationMs: Math.round(s.durationMs),
+      ...(s.outputsHash !== undefined && { outputsHash: s.outputsHash }),
+      metrics: s.metrics,
+    };
+    for (const [k, v] of Object.entries(s.metrics)) metrics[`${id}.${k}`] = v;
+    if (backend === undefined && s.backend) backend = s.backend.threads ? `${s.backend.name} (${s.backend.threads} threads)` : s.backend.name;
+  }
+  const statuses = [...summary.stages.values()].map((s) => s.status);
+  return {
+    format: 'pipeline.experiment/v1',
+    id,
+    ...(extra.name !== undefined && { name: extra.name }),
+    createdAt: summary.startedAt,
+    pipeline: { name: graph.name, file: graph.file, workspace: graph.workspace },
+    params: graph.params,
+    stages,
+    metrics,
+    status: summary.cancelled ? 'cancelled' : statuses.some((s) => s === 'failed' || s === 'skipped-upstream-failed') ? 'failed' : 'succeeded',
+    durationMs: Math.round(summary.durationMs),
+    ...(backend !== undefined && { backend }),
+    ...(extra.git !== undefined && { git: extra.git }),
+    ...(extra.sweep !== undefined && { sweep: extra.sweep }),
+  };
+}
+
+/** Records the run as an experiment in the cache and returns it. */
+export async function recordExperiment(graph: PipelineGraph, summary: RunSummary, extra: { name?: string; sweep?: ExperimentRecord['sweep'] } = {}): Promise<ExperimentRecord> {
+  const [id, gitState] = await Promise.all([newExperimentId(summary.cacheDir), gitInfo(graph.workspace)]);
+  const rec = experimentFromRun(id, graph, summary, { ...extra, ...(gitState !== undefined && { git: gitState }) });
+  await writeExperiment(summary.cacheDir, rec);
+  return rec;
+}
