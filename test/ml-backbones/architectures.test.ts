@@ -121,3 +121,46 @@ test('all: caffe branch input is BGR minus means; tf branch is x/127.5-1', () =>
 test('builders reject inputs below the minimum size', () => {
   assert.throws(() => BACKBONES.get('inception_v3')!.build(tf, { inputShape: [74, 74, 3], init: 'zeros' }), /smaller than the minimum 75x75/);
 });
+
+/** Our Keras-3 auto names → the Keras 2 names the official .h5 files carry (`conv2d` → `conv2d_1`). */
+function keras2(n: string): string {
+  const m = /^(conv2d|batch_normalization|activation|max_pooling2d|average_pooling2d|concatenate|add)(?:_(\d+))?$/.exec(n);
+  return m ? `${m[1]}_${Number(m[2] ?? 0) + 1}` : n;
+}
+
+test('layer order equals Keras model.summary() order (order-matched .h5 loading relies on it)', () => {
+  // Windows transcribed from published Keras 2 `model.summary()` output of keras.applications InceptionV3 /
+  // Xception (include_top=False): same-shaped branch convs must come in exactly this order.
+  const inceptionHead = [
+    'input_layer', 'conv2d_1', 'batch_normalization_1', 'activation_1', 'conv2d_2', 'batch_normalization_2', 'activation_2',
+    'conv2d_3', 'batch_normalization_3', 'activation_3', 'max_pooling2d_1', 'conv2d_4', 'batch_normalization_4', 'activation_4',
+    'conv2d_5', 'batch_normalization_5', 'activation_5', 'max_pooling2d_2', 'conv2d_9', 'batch_normalization_9', 'activation_9',
+    'conv2d_7', 'conv2d_10', 'batch_normalization_7', 'batch_normalization_10', 'activation_7', 'activation_10',
+    'average_pooling2d_1', 'conv2d_6', 'conv2d_8', 'conv2d_11', 'conv2d_12', 'batch_normalization_6', 'batch_normalization_8',
+    'batch_normalization_11',
+  ];
+  const inceptionTail = [
+    'mixed9', 'conv2d_90', 'batch_normalization_90', 'activation_90', 'conv2d_87', 'conv2d_91', 'batch_normalization_87',
+    'batch_normalization_91', 'activation_87', 'activation_91', 'conv2d_88', 'conv2d_89', 'conv2d_92', 'conv2d_93',
+    'average_pooling2d_9', 'conv2d_86', 'batch_normalization_88', 'batch_normalization_89', 'batch_normalization_92',
+    'batch_normalization_93', 'conv2d_94', 'batch_normalization_86', 'activation_88', 'activation_89', 'activation_92',
+    'activation_93', 'batch_normalization_94', 'activation_86', 'mixed9_1', 'concatenate_2', 'activation_94', 'mixed10',
+  ];
+  const inc = BACKBONES.get('inception_v3')!.build(tf, { inputShape: [75, 75, 3], init: 'zeros' });
+  const incNames = inc.layers.map((l) => keras2(l.name));
+  assert.equal(incNames.length, 311);
+  assert.deepEqual(incNames.slice(0, inceptionHead.length), inceptionHead);
+  assert.deepEqual(incNames.slice(-inceptionTail.length), inceptionTail);
+  inc.dispose();
+
+  const xceptionTail = [
+    'block12_sepconv3_bn', 'add_11', 'block13_sepconv1_act', 'block13_sepconv1', 'block13_sepconv1_bn', 'block13_sepconv2_act',
+    'block13_sepconv2', 'block13_sepconv2_bn', 'conv2d_4', 'block13_pool', 'batch_normalization_4', 'add_12', 'block14_sepconv1',
+    'block14_sepconv1_bn', 'block14_sepconv1_act', 'block14_sepconv2', 'block14_sepconv2_bn', 'block14_sepconv2_act',
+  ];
+  const xc = BACKBONES.get('xception')!.build(tf, { inputShape: [71, 71, 3], init: 'zeros' });
+  const xcNames = xc.layers.map((l) => keras2(l.name));
+  assert.equal(xcNames.length, 132);
+  assert.deepEqual(xcNames.slice(-xceptionTail.length), xceptionTail);
+  xc.dispose();
+});
