@@ -32,6 +32,8 @@ export const ExitCode = {
   invalidConfig: 3,
   /** Another run holds the workspace lock. */
   locked: 4,
+  /** An unexpected exception (a bug): "internal error" is printed; the stack only with PIPELINE_DEBUG=1. */
+  internalError: 70,
   /** Cancelled by a signal (Ctrl-C). */
   interrupted: 130,
 } as const;

@@ -1,0 +1,89 @@
+/**
+ * `pipeline cache verify` and `pipeline cache gc [--keep-last N]`.
+ *
+ * verify: re-hashes every object; corrupt ones are quarantined (so they are
+ * never restored: their stages recompute), records pointing at missing objects
+ * are listed. Exit 1 when anything was wrong, 0 when clean.
+ *
+ * gc: deletes records and objects not referenced by any workspace state in
+ * the cache, nor by the last N experiments (default 10), nor by backups.
+ *
+ * The cache dir: `--cache`, else PIPELINE_CACHE, else the pipeline file's
+ * `cache:` (when `[file]` or ./pipeline.yaml exists), else ./cache.
+ * It takes no workspace lock (gc takes the cache's own gc lock).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { CliIO, CommandMain } from './io.js';
+import { ExitCode } from './io.js';
+import { parseArgs } from './args.js';
+import { loadOrReport, usageError } from './common.js';
+
+const HELP = `usage: pipeline cache verify [file] [--cache DIR] [--json]
+       pipeline cache gc [file] [--keep-last N] [--cache DIR] [--json]
+
+verify  re-hash every cached object; quarantine corrupt ones (exit 1 if any problem)
+gc      delete what no workspace and none of the last N experiments (default 10) reference
+`;
+
+const flagSpec = {
+  cache: { type: 'string' },
+  'keep-last': { type: 'number' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+async function cacheDirFor(io: CliIO, flag: string | undefined, file: string | undefined): Promise<{ ok: true; dir: string } | { ok: false; code: number }> {
+  if (flag) return { ok: true, dir: path.resolve(io.cwd, flag) };
+  if (io.env.PIPELINE_CACHE) return { ok: true, dir: path.resolve(io.cwd, io.env.PIPELINE_CACHE) };
+  const pf = path.resolve(io.cwd, file ?? 'pipeline.yaml');
+  if (file !== undefined || fs.existsSync(pf)) {
+    const loaded = await loadOrReport(io, pf);
+    if (!loaded.ok) return loaded;
+    const { resolveCacheDir } = await import('../runner.js');
+    return { ok: true, dir: resolveCacheDir(loaded.graph, undefined, io.env, io.cwd) };
+  }
+  return { ok: true, dir: path.resolve(io.cwd, 'cache') };
+}
+
+export const main: CommandMain = async (argv, io) => {
+  const p = parseArgs(argv, flagSpec);
+  if (!p.ok) return usageError(io, 'cache', p.error);
+  const [sub, file, ...extra] = p.value.positionals;
+  if (p.value.flags.help || sub === undefined) {
+    (sub === undefined && !p.value.flags.help ? io.stderr : io.stdout).write(HELP);
+    return sub === undefined && !p.value.flags.help ? ExitCode.usage : ExitCode.ok;
+  }
+  if (extra.length > 0) return usageError(io, 'cache', `unexpected arguments: ${extra.join(' ')}`);
+  if (sub !== 'verify' && sub !== 'gc') return usageError(io, 'cache', `unknown subcommand "${sub}" (expected verify or gc)`);
+  const where = await cacheDirFor(io, p.value.flags.cache as string | undefined, file);
+  if (!where.ok) return where.code;
+  if (!fs.existsSync(where.dir)) {
+    io.stderr.write(`pipeline cache: no cache at ${where.dir}\n`);
+    return sub === 'verify' ? ExitCode.ok : ExitCode.ok;
+  }
+  const { CacheStore } = await import('../cache/store.js');
+  const store = await CacheStore.open(where.dir);
+  const json = p.value.flags.json === true;
+  if (sub === 'verify') {
+    const r = await store.verify();
+    const bad = r.corrupt.length + r.missing.length + r.badRecords.length;
+    if (json) io.stdout.write(`${JSON.stringify({ cache: where.dir, ...r, ok: bad === 0 })}\n`);
+    else {
+      const lines = [`verified ${r.objects} object${r.objects === 1 ? '' : 's'} in ${where.dir}`];
+      for (const c of r.corrupt) lines.push(`corrupt object ${c} (moved to quarantine; stages using it will recompute)`);
+      for (const m of r.missing) lines.push(`record ${m.key.slice(0, 12)} of stage ${m.stageId} is missing object ${m.sha256.slice(0, 12)} for ${m.path} (the stage will recompute)`);
+      for (const b of r.badRecords) lines.push(`unreadable record ${b} (moved to quarantine)`);
+      lines.push(bad === 0 ? 'cache is clean' : `${bad} problem${bad === 1 ? '' : 's'} found`);
+      io.stdout.write(`${lines.join('\n')}\n`);
+    }
+    return bad === 0 ? ExitCode.ok : ExitCode.stageFailed;
+  }
+  const { gcKeepKeys } = await import('../run/gc.js');
+  const keepLast = typeof p.value.flags['keep-last'] === 'number' ? p.value.flags['keep-last'] : 10;
+  const keep = await gcKeepKeys(where.dir, { keepLast });
+  const r = await store.gc(keep);
+  if (json) io.stdout.write(`${JSON.stringify({ cache: where.dir, kept: keep.size, ...r })}\n`);
+  else io.stdout.write(`removed ${r.removedRecords} record${r.removedRecords === 1 ? '' : 's'} and ${r.removedObjects} object${r.removedObjects === 1 ? '' : 's'} (${(r.freedBytes / 2 ** 20).toFixed(1)} MiB); kept ${keep.size} key${keep.size === 1 ? '' : 's'}\n`);
+  return ExitCode.ok;
+};

@@ -1,0 +1,194 @@
+/**
+ * Executing one stage whose decision is `run`: a `cmd` stage through execa in
+ * the workspace, or a built-in in a child process writing into a staging dir.
+ * On success the outputs are ingested into the cache, the run record is
+ * written LAST, and the stage's workspace state is returned for the runner to
+ * save. On failure or cancellation nothing is recorded.
+ *
+ * It does not decide freshness or order (plan.ts, scheduler.ts) and does not
+ * print (it emits events).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { CacheStore, RunRecord } from '../cache/store.js';
+import { subManifest, type OutputManifest } from '../cache/manifest.js';
+import { materialize } from '../cache/materialize.js';
+import { statSignature, type MaterialisedFile, type MaterialisedOutput, type StageState, type WorkspaceState } from '../cache/workspace-state.js';
+import type { FingerprintHash, StageFingerprint } from '../fingerprint.js';
+import type { BuiltinStageNode, CmdStageNode, PipelineGraph, StageId, StageNode } from '../pipeline.js';
+import type { RunEventInit } from '../events.js';
+import { outputPaths } from '../plan.js';
+import { readMetricsFiles } from './metrics.js';
+
+/** What executing a stage needs. */
+export interface ExecContext {
+  readonly graph: PipelineGraph;
+  readonly store: CacheStore;
+  readonly state: WorkspaceState;
+  readonly cacheDir: string;
+  readonly emit: (e: RunEventInit) => void;
+  /** Aborted when this stage must stop (already accounts for `interrupt: false`). */
+  readonly signal: AbortSignal;
+}
+
+/** How an execution ended. */
+export type ExecOutcome =
+  | {
+      readonly kind: 'ok';
+      readonly record: RunRecord;
+      /** What to store in workspace state for the stage. */
+      readonly state: StageState;
+    }
+  | { readonly kind: 'failed'; readonly message: string }
+  | { readonly kind: 'cancelled' };
+
+/** Runs `node` for `key`; see module doc. */
+export async function executeStage(node: StageNode, key: FingerprintHash, fingerprint: StageFingerprint, ctx: ExecContext): Promise<ExecOutcome> {
+  return node.kind === 'cmd' ? executeCmd(node, key, fingerprint, ctx) : executeBuiltin(node, key, fingerprint, ctx);
+}
+
+/** The stat signatures of files just written at `dest` (which hold `m`), for workspace state. */
+export function describeOutput(workspace: string, dest: string, m: OutputManifest): MaterialisedOutput {
+  const kind = m.files.length === 1 && m.files[0].path === '' ? 'file' : 'dir';
+  const root = path.resolve(workspace, dest);
+  const files: MaterialisedFile[] = [];
+  for (const f of m.files) {
+    const sig = statSignature(f.path === '' ? root : path.join(root, f.path));
+    if (sig) files.push([f.path, sig.size, sig.mtimeNs, sig.ino]);
+  }
+  return { dest, kind, hash: m.hash, files };
+}
+
+async function executeCmd(node: CmdStageNode, key: FingerprintHash, fingerprint: StageFingerprint, ctx: ExecContext): Promise<ExecOutcome> {
+  const ws = ctx.graph.workspace;
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const log: string[] = [];
+  const { runCommand } = await import('../exec/cmd.js');
+  const outcome = await runCommand({
+    argv: node.argv,
+    cwd: path.resolve(ws, node.cwd),
+    env: node.env,
+    signal: ctx.signal,
+    onLine(stream, line) {
+      log.push(stream === 'stderr' ? `[stderr] ${line}` : line);
+      ctx.emit({ type: 'stage-output', stage: node.id, stream, line });
+    },
+  });
+  switch (outcome.kind) {
+    case 'cancelled':
+      return { kind: 'cancelled' };
+    case 'spawn-error':
+      return { kind: 'failed', message: `stage ${node.id} failed: ${outcome.message}` };
+    case 'signalled':
+      return { kind: 'failed', message: `stage ${node.id} failed: killed by ${outcome.signal}` };
+    case 'exited':
+      if (outcome.code !== 0) return { kind: 'failed', message: `stage ${node.id} failed: exit code ${outcome.code}` };
+      break;
+  }
+  if (ctx.signal.aborted) return { kind: 'cancelled' };
+
+  const outs = outputPaths(node);
+  const missing = outs.filter((o) => !exists(path.resolve(ws, o.path))).map((o) => o.path);
+  if (missing.length > 0) {
+    return { kind: 'failed', message: `stage ${node.id} failed: declared output${missing.length > 1 ? 's' : ''} ${missing.join(', ')} ${missing.length > 1 ? 'were' : 'was'} not written by the command` };
+  }
+  const metrics = await readMetricsFiles(ws, node.metrics);
+  if (!metrics.ok) return { kind: 'failed', message: `stage ${node.id} failed: ${metrics.error}` };
+  const cached = outs.filter((o) => o.cache).map((o) => o.path);
+  const ingested = await ctx.store.ingestPaths(ws, cached);
+  if (!ingested.ok) return { kind: 'failed', message: `stage ${node.id} failed: output ${ingested.error.map((m) => m.path).join(', ')} disappeared while being stored` };
+  const manifest = ingested.value;
+  if (ctx.signal.aborted) return { kind: 'cancelled' };
+  const written = await ctx.store.writeRecord({
+    key,
+    fingerprint,
+    stageId: node.id,
+    outputs: manifest,
+    metrics: metrics.value,
+    log: log.join('\n'),
+    startedAt: startedAt.toISOString(),
+    durationMs: Math.round(performance.now() - t0),
+  });
+  if (!written.ok) return { kind: 'failed', message: `stage ${node.id} failed: cache object for ${written.error.path} vanished before the record was written` };
+  const outputs = cached.map((dest) => describeOutput(ws, dest, subManifest(manifest, dest)));
+  return { kind: 'ok', record: written.value, state: { key, outputsHash: manifest.hash, outputs, at: new Date().toISOString() } };
+}
+
+function exists(abs: string): boolean {
+  return fs.statSync(abs, { throwIfNoEntry: false }) !== undefined;
+}
+
+/** Where a built-in's input slot reads from: the upstream's materialised output directory. */
+function inputDir(graph: PipelineGraph, upstream: StageId): string {
+  const u = graph.stages.get(upstream);
+  if (u?.kind === 'builtin') return path.resolve(graph.workspace, u.outDir);
+  return graph.workspace;
+}
+
+async function executeBuiltin(node: BuiltinStageNode, key: FingerprintHash, fingerprint: StageFingerprint, ctx: ExecContext): Promise<ExecOutcome> {
+  const ws = ctx.graph.workspace;
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const log: string[] = [];
+  const staging = await ctx.store.makeStagingDir();
+  try {
+    const inputs: Record<string, string> = {};
+    for (const [slot, up] of Object.entries(node.inputs)) inputs[slot] = inputDir(ctx.graph, up);
+    const seed = typeof node.with.seed === 'number' ? node.with.seed : 0;
+    const { runBuiltin } = await import('../stage-host/host.js');
+    const outcome = await runBuiltin({
+      stageId: node.id,
+      stageName: node.uses,
+      params: node.with,
+      inputs,
+      outDir: staging,
+      workspace: ws,
+      cacheDir: ctx.cacheDir,
+      seed,
+      signal: ctx.signal,
+      onLog(level, message) {
+        log.push(level === 'warn' ? `[warn] ${message}` : message);
+        ctx.emit({ type: 'stage-output', stage: node.id, stream: level, line: message });
+      },
+      onProgress(done, total, label) {
+        ctx.emit({ type: 'stage-progress', stage: node.id, done, total, ...(label !== undefined ? { label } : {}) });
+      },
+    });
+    switch (outcome.kind) {
+      case 'cancelled':
+        return { kind: 'cancelled' };
+      case 'failed':
+      case 'crashed':
+        return { kind: 'failed', message: `stage ${node.id} failed: ${outcome.message}` };
+      case 'ok':
+        break;
+    }
+    if (ctx.signal.aborted) return { kind: 'cancelled' };
+    const manifest = await ctx.store.ingestDir(staging);
+    const result = outcome.result;
+    const written = await ctx.store.writeRecord({
+      key,
+      fingerprint,
+      stageId: node.id,
+      outputs: manifest,
+      metrics: { ...(result.metrics ?? {}) },
+      log: log.join('\n'),
+      startedAt: startedAt.toISOString(),
+      durationMs: Math.round(performance.now() - t0),
+      ...(result.backend ? { backend: result.backend } : {}),
+      ...(result.summary ? { summary: result.summary } : {}),
+    });
+    if (!written.ok) return { kind: 'failed', message: `stage ${node.id} failed: cache object for ${written.error.path} vanished before the record was written` };
+    const expected = ctx.state.get(node.id)?.outputs.find((o) => o.dest === normalDest(node.outDir));
+    const placed = await materialize(ctx.store, manifest, ws, node.outDir, { kind: 'dir', stageId: node.id, ...(expected ? { expected } : {}) });
+    if (!placed.ok) return { kind: 'failed', message: `stage ${node.id} failed: could not place outputs in ${node.outDir}: ${placed.error.reason}` };
+    return { kind: 'ok', record: written.value, state: { key, outputsHash: manifest.hash, outputs: [placed.value.output], at: new Date().toISOString() } };
+  } finally {
+    await ctx.store.removeStagingDir(staging).catch(() => {});
+  }
+}
+
+function normalDest(p: string): string {
+  return path.posix.normalize(p.split(path.sep).join('/')).replace(/\/+$/, '').replace(/^\.\//, '');
+}

@@ -1,0 +1,335 @@
+/**
+ * The runner: the programmatic API behind `pipeline run` (and `watch`, sweeps,
+ * experiments). For each selected stage, in dependency order and in parallel
+ * where the DAG allows, it computes the stage's key once its upstream outputs
+ * are known, then does the least work that makes the workspace right:
+ *
+ * - `fresh`: a record exists for the key and the workspace outputs are what
+ *   the engine put there (stat-only check): nothing to do;
+ * - `restored`: a record exists but the workspace differs: outputs are
+ *   materialised from the cache (a corrupt object falls back to running);
+ * - `ran`: no record (or `--force`): the stage executes, its outputs are
+ *   ingested and its record written last.
+ *
+ * Cancellation (`signal`): interruptible running stages are killed (process
+ * group) and record nothing; `interrupt: false` stages finish and record;
+ * nothing new starts; unfinished stages end `cancelled`.
+ *
+ * It does not take the workspace lock (call `lockWorkspace` first; one run per
+ * workspace at a time), does not parse config and never prints: progress
+ * goes out as `RunEvent`s to `onEvent`.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { CacheStore, type RunRecord } from './cache/store.js';
+import { WorkspaceState, workspaceLockPath, type StageState } from './cache/workspace-state.js';
+import { acquireLock, type Lock, type LockBusy } from './cache/lock.js';
+import { materialize } from './cache/materialize.js';
+import { subManifest } from './cache/manifest.js';
+import { FileHasher } from './hash/file-hasher.js';
+import type { PipelineGraph, StageId, StageNode } from './pipeline.js';
+import { eventEmitter, type EventSink, type RunEventInit, type StageStatus } from './events.js';
+import { decideStage, outputPaths, planStages, type PlanDeps, type PlanEntry } from './plan.js';
+import { schedule, type SchedulerNode } from './scheduler.js';
+import { executeStage } from './run/stage-exec.js';
+import type { Result } from './result.js';
+
+/** Options for `runPipeline`. */
+export interface RunOptions {
+  /** Absolute cache directory (see `resolveCacheDir`). */
+  readonly cacheDir: string;
+  /** Maximum stages executing at once. Default: `os.availableParallelism()`. */
+  readonly jobs?: number;
+  /** Stages that run even if fresh or restorable. */
+  readonly force?: readonly StageId[];
+  /** Run only these stages plus their upstream (validated ids; see `selectStages`). Default: all. */
+  readonly only?: readonly StageId[];
+  /** Plan only: emit `stage-plan` events, run nothing. */
+  readonly dry?: boolean;
+  /** Keep starting independent stages after a failure. */
+  readonly keepGoing?: boolean;
+  /** Aborting cancels the run (see module doc). */
+  readonly signal?: AbortSignal;
+  readonly onEvent?: EventSink;
+  /** Units per resource pool (`{gpu: 2}`); pools not listed have 1. */
+  readonly resources?: Readonly<Record<string, number>>;
+  /** Called with the summary once the run is over (e.g. to record an experiment); not called for dry runs. */
+  readonly afterRun?: (summary: RunSummary) => Promise<void>;
+}
+
+/** What happened to one stage. */
+export interface StageSummary {
+  readonly stage: StageId;
+  readonly status: StageStatus;
+  /** The stage key, when it became known. */
+  readonly key?: string;
+  /** Hash of the output manifest (what downstream keys hold), when known. */
+  readonly outputsHash?: string;
+  readonly durationMs: number;
+  /** Metrics from the stage's record (also for fresh/restored stages). */
+  readonly metrics: Readonly<Record<string, number>>;
+  readonly backend?: { readonly name: string; readonly threads?: number };
+  /** For failed/cancelled/skipped: one line naming the stage. */
+  readonly error?: string;
+  /** Why it ran or was restored. */
+  readonly reason?: string;
+  readonly summary?: string;
+}
+
+/** The outcome of `runPipeline`. */
+export interface RunSummary {
+  readonly pipeline: string;
+  readonly file: string;
+  readonly workspace: string;
+  readonly cacheDir: string;
+  /** ISO start time. */
+  readonly startedAt: string;
+  readonly durationMs: number;
+  /** Every selected stage is ran / restored / fresh. */
+  readonly ok: boolean;
+  readonly cancelled: boolean;
+  readonly dry: boolean;
+  /** Selected stages in topological order. */
+  readonly order: readonly StageId[];
+  readonly stages: ReadonlyMap<StageId, StageSummary>;
+  /** For dry runs: the plan. */
+  readonly plan?: readonly PlanEntry[];
+}
+
+/**
+ * The cache directory: the `--cache` flag, else `PIPELINE_CACHE`, else the
+ * pipeline file's `cache:`, else `<workspace>/cache`. Relative flag/env values
+ * resolve against `cwd`.
+ */
+export function resolveCacheDir(graph: Pick<PipelineGraph, 'workspace' | 'cacheDir'>, flag: string | undefined, env: Readonly<Record<string, string | undefined>>, cwd: string): string {
+  if (flag) return path.resolve(cwd, flag);
+  if (env.PIPELINE_CACHE) return path.resolve(cwd, env.PIPELINE_CACHE);
+  if (graph.cacheDir) return path.resolve(graph.workspace, graph.cacheDir);
+  return path.join(graph.workspace, 'cache');
+}
+
+/** Takes the workspace's run lock (fails at once, or waits up to `waitMs`, if a live process holds it). */
+export function lockWorkspace(workspace: string, opts: { waitMs?: number } = {}): Promise<Result<Lock, LockBusy>> {
+  return acquireLock(workspaceLockPath(workspace), { purpose: 'pipeline run', ...(opts.waitMs !== undefined ? { waitMs: opts.waitMs } : {}) });
+}
+
+/** Everything opened for one workspace + cache (reused by status/explain). */
+export interface EngineHandles {
+  readonly store: CacheStore;
+  readonly state: WorkspaceState;
+  readonly hasher: FileHasher;
+  readonly deps: PlanDeps;
+}
+
+/** Opens the store, workspace state and hash memo for `graph` under `cacheDir`. */
+export async function openEngine(graph: PipelineGraph, cacheDir: string): Promise<EngineHandles> {
+  const [store, state] = await Promise.all([CacheStore.open(cacheDir), WorkspaceState.open(cacheDir, graph.workspace)]);
+  const hasher = await FileHasher.open(state.memoFile, { exclude: [cacheDir, path.join(graph.workspace, '.pipeline')] });
+  const deps: PlanDeps = {
+    graph,
+    hasher,
+    store,
+    last: { lastKey: (id) => state.get(id)?.key, intact: (id) => state.check(id)?.length === 0 },
+    builtinVersion: builtinVersionLoader(),
+  };
+  return { store, state, hasher, deps };
+}
+
+/** Loads the stage registry on first use only (it may pull in heavy stage code). */
+function builtinVersionLoader(): (name: string) => Promise<string> {
+  let registry: Promise<ReadonlyMap<string, { version: string }>> | undefined;
+  return async (name) => {
+    registry ??= import('../stages/registry.js').then((m) => m.builtinStages);
+    const s = (await registry).get(name);
+    if (!s) throw new Error(`built-in stage "${name}" is not in the registry`);
+    return s.version;
+  };
+}
+
+/** Runs the pipeline; see module doc. Never throws for stage failures (they are in the summary). */
+export async function runPipeline(graph: PipelineGraph, opts: RunOptions): Promise<RunSummary> {
+  const t0 = performance.now();
+  const startedAt = new Date().toISOString();
+  const emit = eventEmitter([opts.onEvent]);
+  const signal = opts.signal ?? new AbortController().signal;
+  const jobs = Math.max(1, opts.jobs ?? os.availableParallelism());
+  const all = [...graph.stages.keys()];
+  const order = opts.only && opts.only.length > 0 ? closure(graph, opts.only) : all;
+  const forced = new Set(opts.force ?? []);
+  const eng = await openEngine(graph, opts.cacheDir);
+  const summaries = new Map<StageId, StageSummary>();
+  emit({ type: 'run-start', pipeline: graph.name, file: graph.file, stages: order, jobs, dry: opts.dry === true });
+
+  const finish = async (plan?: PlanEntry[]): Promise<RunSummary> => {
+    await eng.hasher.save().catch(() => {});
+    const counts: Partial<Record<StageStatus, number>> = {};
+    for (const s of summaries.values()) counts[s.status] = (counts[s.status] ?? 0) + 1;
+    const okAll = [...summaries.values()].every((s) => s.status === 'ran' || s.status === 'restored' || s.status === 'fresh');
+    const durationMs = Math.round(performance.now() - t0);
+    const cancelled = signal.aborted;
+    const summary: RunSummary = {
+      pipeline: graph.name,
+      file: graph.file,
+      workspace: graph.workspace,
+      cacheDir: opts.cacheDir,
+      startedAt,
+      durationMs,
+      ok: okAll && !cancelled,
+      cancelled,
+      dry: opts.dry === true,
+      order,
+      stages: summaries,
+      ...(plan ? { plan } : {}),
+    };
+    emit({ type: 'run-end', ok: summary.ok, cancelled, durationMs, counts });
+    if (!summary.dry && opts.afterRun) await opts.afterRun(summary);
+    return summary;
+  };
+
+  if (opts.dry) {
+    const plan = await planStages(eng.deps, order, forced);
+    for (const p of plan) emit({ type: 'stage-plan', stage: p.stage, action: p.action, ...(p.key ? { key: p.key } : {}), ...(p.reason ? { reason: p.reason } : {}) });
+    return finish(plan);
+  }
+
+  /** Output hash of every stage whose outputs are settled in this run. */
+  const outputs = new Map<StageId, string>();
+  let stateWrites: Promise<void> = Promise.resolve();
+  const saveState = (id: StageId, st: StageState): Promise<void> => {
+    eng.state.set(id, st);
+    stateWrites = stateWrites.then(() => eng.state.save());
+    return stateWrites;
+  };
+  const end = (s: StageSummary): void => {
+    summaries.set(s.stage, s);
+    emit({
+      type: 'stage-end',
+      stage: s.stage,
+      status: s.status,
+      durationMs: s.durationMs,
+      ...(s.key ? { key: s.key } : {}),
+      ...(s.error ? { error: s.error } : {}),
+      ...(Object.keys(s.metrics).length > 0 ? { metrics: s.metrics } : {}),
+      ...(s.summary ? { summary: s.summary } : {}),
+    });
+  };
+
+  const nodes: SchedulerNode[] = order.map((id) => {
+    const n = graph.stages.get(id)!;
+    return { id, needs: n.needs, resources: n.resources, interrupt: n.interrupt };
+  });
+
+  await schedule({
+    nodes,
+    jobs,
+    keepGoing: opts.keepGoing === true,
+    signal,
+    ...(opts.resources ? { capacities: opts.resources } : {}),
+    onNotRun(id, outcome, because) {
+      end({ stage: id, status: outcome === 'skipped-upstream-failed' ? 'skipped-upstream-failed' : 'cancelled', durationMs: 0, metrics: {}, error: because });
+    },
+    onTaskError(id, e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      end({ stage: id, status: 'failed', durationMs: 0, metrics: {}, error: `stage ${id} failed: internal error: ${msg}` });
+    },
+    async task(id, ctx) {
+      const node = graph.stages.get(id)!;
+      const decision = await decideStage(node, eng.deps, outputs, forced.has(id));
+      const key = decision.key!;
+      emit({ type: 'stage-plan', stage: id, action: decision.action, key, ...(decision.reason ? { reason: decision.reason } : {}) });
+
+      if (decision.action === 'fresh') {
+        const rec = decision.record!;
+        outputs.set(id, rec.outputs.hash);
+        end({ stage: id, status: 'fresh', key, outputsHash: rec.outputs.hash, durationMs: 0, metrics: rec.metrics, ...(rec.backend ? { backend: rec.backend } : {}) });
+        return 'ok';
+      }
+      if (decision.action === 'restore') {
+        if (ctx.signal.aborted) return 'cancelled';
+        const t = performance.now();
+        emit({ type: 'stage-start', stage: id, action: 'restore', key, ...(decision.reason ? { reason: decision.reason } : {}) });
+        const restored = await restoreRecord(node, decision.record!, eng);
+        if (restored.ok) {
+          await saveState(id, restored.state);
+          const rec = decision.record!;
+          outputs.set(id, rec.outputs.hash);
+          end({ stage: id, status: 'restored', key, outputsHash: rec.outputs.hash, durationMs: Math.round(performance.now() - t), metrics: rec.metrics, ...(rec.backend ? { backend: rec.backend } : {}), ...(decision.reason ? { reason: decision.reason } : {}) });
+          return 'ok';
+        }
+        // A corrupt or missing object: recompute instead.
+        emit({ type: 'stage-output', stage: id, stream: 'warn', line: `cannot restore from cache (${restored.why}); running instead` });
+      }
+
+      const reason = decision.action === 'restore' ? 'cache entry unusable' : decision.reason;
+      const result = await ctx.withSlot(async () => {
+        const t = performance.now();
+        emit({ type: 'stage-start', stage: id, action: 'run', key, ...(reason ? { reason } : {}) });
+        const r = await executeStage(node, key, decision.fingerprint!, { graph, store: eng.store, state: eng.state, cacheDir: opts.cacheDir, emit, signal: ctx.signal });
+        return { r, durationMs: Math.round(performance.now() - t) };
+      });
+      if (result === undefined) {
+        end({ stage: id, status: 'cancelled', key, durationMs: 0, metrics: {}, error: signal.aborted ? 'run cancelled' : 'not started after a failure' });
+        return 'cancelled';
+      }
+      const { r, durationMs } = result;
+      switch (r.kind) {
+        case 'ok':
+          await saveState(id, r.state);
+          outputs.set(id, r.record.outputs.hash);
+          end({
+            stage: id,
+            status: 'ran',
+            key,
+            outputsHash: r.record.outputs.hash,
+            durationMs,
+            metrics: r.record.metrics,
+            ...(r.record.backend ? { backend: r.record.backend } : {}),
+            ...(reason ? { reason } : {}),
+            ...(r.record.summary ? { summary: r.record.summary } : {}),
+          });
+          return 'ok';
+        case 'failed':
+          end({ stage: id, status: 'failed', key, durationMs, metrics: {}, error: r.message });
+          return 'failed';
+        case 'cancelled':
+          end({ stage: id, status: 'cancelled', key, durationMs, metrics: {}, error: 'killed: run cancelled' });
+          return 'cancelled';
+      }
+    },
+  });
+  await stateWrites.catch(() => {});
+  return finish();
+}
+
+/** Every stage in `only` plus its upstream, in graph order. */
+function closure(graph: PipelineGraph, only: readonly StageId[]): StageId[] {
+  const want = new Set<StageId>();
+  const visit = (id: StageId): void => {
+    if (want.has(id) || !graph.stages.has(id)) return;
+    want.add(id);
+    for (const u of graph.stages.get(id)!.needs) visit(u);
+  };
+  for (const id of only) visit(id);
+  return [...graph.stages.keys()].filter((id) => want.has(id));
+}
+
+/**
+ * Materialises a recorded run's outputs into the workspace at the stage's
+ * output paths (user content in the way is backed up by `materialize`).
+ * Returns the workspace state to save; does not save it. `why` names a
+ * corrupt or missing object (the stage must then be recomputed).
+ */
+export async function restoreRecord(node: StageNode, rec: RunRecord, eng: EngineHandles): Promise<{ ok: true; state: StageState } | { ok: false; why: string }> {
+  const ws = eng.deps.graph.workspace;
+  const prev = eng.state.get(node.id);
+  const outs = outputPaths(node).filter((o) => o.cache);
+  const placed = [];
+  for (const o of outs) {
+    const m = node.kind === 'builtin' ? rec.outputs : subManifest(rec.outputs, o.path);
+    const expected = prev?.outputs.find((x) => x.dest === o.path);
+    const r = await materialize(eng.store, m, ws, o.path, { stageId: node.id, ...(expected ? { expected } : {}), ...(node.kind === 'builtin' ? { kind: 'dir' as const } : {}) });
+    if (!r.ok) return { ok: false, why: `${r.error.reason} for ${r.error.path}` };
+    placed.push(r.value.output);
+  }
+  return { ok: true, state: { key: rec.key, outputsHash: rec.outputs.hash, outputs: placed, at: new Date().toISOString() } };
+}
