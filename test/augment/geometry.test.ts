@@ -131,3 +131,39 @@ test('interpolation_order 0 picks the nearest sample', () => {
   const out2 = applyTransform(row5, gray(1, 5), t({ tx: 0.6 }), { fillMode: 'nearest', cval: 0, interpolationOrder: 0 });
   assert.deepEqual(Array.from(out2), [20, 30, 40, 50, 50]);
 });
+
+test('the uint8 fast path equals rounding the float reference path, for every option combination', () => {
+  const shape = { height: 9, width: 7, channels: 3 };
+  const src = Uint8Array.from({ length: 9 * 7 * 3 }, (_, i) => (i * 37 + (i >> 3) * 11) & 255);
+  let cases = 0;
+  for (const fillMode of ['nearest', 'constant', 'reflect', 'wrap'] as const) {
+    for (const flipHorizontal of [false, true]) {
+      for (const flipVertical of [false, true]) {
+        for (const channelShiftIntensity of [null, 3.3, -7.25]) {
+          for (const brightness of [null, 0.7, 1.3]) {
+            const p = t({ theta: 11, tx: 1.3, ty: -2.2, shear: 4, zx: 1.1, zy: 0.9, flipHorizontal, flipVertical, channelShiftIntensity, brightness });
+            const opts = bilinear(fillMode, 99);
+            const expected = Uint8ClampedArray.from(applyTransformFloat(src, shape, p, opts));
+            assert.deepEqual(Array.from(applyTransform(src, shape, p, opts)), Array.from(expected), JSON.stringify({ fillMode, flipHorizontal, flipVertical, channelShiftIntensity, brightness }));
+            cases++;
+          }
+        }
+      }
+    }
+  }
+  assert.equal(cases, 144);
+});
+
+test('an RGB warp equals three single-channel warps (Keras warps channel by channel)', () => {
+  const shape = { height: 6, width: 8, channels: 3 };
+  const src = Uint8Array.from({ length: 6 * 8 * 3 }, (_, i) => (i * 53 + 7) & 255);
+  for (const fillMode of ['nearest', 'constant', 'reflect', 'wrap'] as const) {
+    const p = t({ theta: -23, tx: 2.7, ty: 1.1, zx: 0.8, zy: 1.25 });
+    const rgb = applyTransformFloat(src, shape, p, bilinear(fillMode, 5));
+    for (let k = 0; k < 3; k++) {
+      const plane = src.filter((_, i) => i % 3 === k);
+      const single = applyTransformFloat(plane, gray(6, 8), p, bilinear(fillMode, 5));
+      assert.deepEqual(Array.from(rgb.filter((_, i) => i % 3 === k)), Array.from(single), `${fillMode} channel ${k}`);
+    }
+  }
+});

@@ -28,28 +28,46 @@ export interface WarpOptions {
   readonly interpolationOrder: InterpolationOrder;
 }
 
-/** Float32 result of the warp and channel shift (before flips, brightness and quantisation). */
-function warpAndShift(src: Uint8Array, shape: ImageShape, params: TransformParams, opts: WarpOptions): Float32Array {
+/** The warped float32 image (Keras' `apply_affine_transform` output). */
+function warp(src: Uint8Array, shape: ImageShape, params: TransformParams, opts: WarpOptions): Float32Array {
   const n = shape.height * shape.width * shape.channels;
   if (src.length !== n) throw new Error(`image has ${src.length} bytes, expected ${n} for ${shape.height}x${shape.width}x${shape.channels}`);
   const x = new Float32Array(n);
   const m = samplingMatrix(params, shape.height, shape.width);
   if (m === null) x.set(src);
   else warpAffine(src, shape, m, opts.fillMode, opts.cval, opts.interpolationOrder, x);
-  if (params.channelShiftIntensity !== null) {
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (let i = 0; i < n; i++) {
-      const v = x[i]!;
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
-    }
-    const s = Math.fround(params.channelShiftIntensity);
-    for (let i = 0; i < n; i++) {
-      const v = Math.fround(x[i]! + s);
-      x[i] = v < lo ? lo : v > hi ? hi : v;
-    }
+  return x;
+}
+
+/** Channel shift as Keras' `apply_channel_shift`: `clip(x + s, min(x), max(x))`, NumPy 1.x float32 arithmetic. */
+interface ChannelShift {
+  readonly s: number;
+  readonly lo: number;
+  readonly hi: number;
+}
+
+function channelShiftOf(x: Float32Array, intensity: number | null): ChannelShift | null {
+  if (intensity === null) return null;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
   }
+  return { s: Math.fround(intensity), lo, hi };
+}
+
+function shifted(v: number, cs: ChannelShift): number {
+  const t = Math.fround(v + cs.s);
+  return t < cs.lo ? cs.lo : t > cs.hi ? cs.hi : t;
+}
+
+/** Float32 result of the warp and channel shift (before flips, brightness and quantisation). */
+function warpAndShift(src: Uint8Array, shape: ImageShape, params: TransformParams, opts: WarpOptions): Float32Array {
+  const x = warp(src, shape, params, opts);
+  const cs = channelShiftOf(x, params.channelShiftIntensity);
+  if (cs !== null) for (let i = 0; i < x.length; i++) x[i] = shifted(x[i]!, cs);
   return x;
 }
 
@@ -62,37 +80,72 @@ function pilBrightness(u: number, alpha: number): number {
   return t <= 0 ? 0 : t >= 255 ? 255 : Math.trunc(t);
 }
 
-/** Writes `x` into `out` with flips and brightness applied (out may be float or clamped-uint8). */
-function finish(x: Float32Array, shape: ImageShape, params: TransformParams, out: Float32Array | Uint8ClampedArray): void {
-  const { height: h, width: w, channels: ch } = shape;
-  const alpha = params.brightness === null ? null : Math.fround(params.brightness);
-  let o = 0;
-  for (let r = 0; r < h; r++) {
-    const sr = params.flipVertical ? h - 1 - r : r;
-    for (let c = 0; c < w; c++) {
-      const sc = params.flipHorizontal ? w - 1 - c : c;
-      const i = (sr * w + sc) * ch;
-      for (let k = 0; k < ch; k++) {
-        const v = x[i + k]!;
-        // float32 -> uint8 cast (truncation) before PIL, as `array_to_img(scale=False)` does.
-        out[o++] = alpha === null ? v : pilBrightness(v <= 0 ? 0 : v >= 255 ? 255 : Math.trunc(v), alpha);
-      }
-    }
-  }
+/** float32 -> uint8 as NumPy `astype('uint8')` does for in-range values (truncation), then PIL brightness. */
+function brightnessOf(v: number, alpha: number): number {
+  return pilBrightness(v <= 0 ? 0 : v >= 255 ? 255 : Math.trunc(v), alpha);
 }
 
-/** Keras `apply_transform` on `src`, returning the float32 image Keras would return. */
+/** Source index of output pixel (r, c) after the flips. */
+function flippedIndex(r: number, c: number, shape: ImageShape, params: TransformParams): number {
+  const sr = params.flipVertical ? shape.height - 1 - r : r;
+  const sc = params.flipHorizontal ? shape.width - 1 - c : c;
+  return (sr * shape.width + sc) * shape.channels;
+}
+
+/** Keras `apply_transform` on `src`, returning the float32 image Keras would return (reference path, not tuned). */
 export function applyTransformFloat(src: Uint8Array, shape: ImageShape, params: TransformParams, opts: WarpOptions): Float32Array {
   const x = warpAndShift(src, shape, params, opts);
   const out = new Float32Array(x.length);
-  finish(x, shape, params, out);
+  const alpha = params.brightness === null ? null : Math.fround(params.brightness);
+  let o = 0;
+  for (let r = 0; r < shape.height; r++) {
+    for (let c = 0; c < shape.width; c++) {
+      const i = flippedIndex(r, c, shape, params);
+      for (let k = 0; k < shape.channels; k++) out[o++] = alpha === null ? x[i + k]! : brightnessOf(x[i + k]!, alpha);
+    }
+  }
   return out;
 }
 
-/** Keras `apply_transform` on `src`, stored as uint8 (round half to even, clip). */
+/**
+ * Keras `apply_transform` on `src`, stored as uint8 (round half to even,
+ * clip). Same values as `applyTransformFloat` then that rounding; the copy
+ * loops are specialised because this is the hot path.
+ */
 export function applyTransform(src: Uint8Array, shape: ImageShape, params: TransformParams, opts: WarpOptions): Uint8Array {
-  const x = warpAndShift(src, shape, params, opts);
+  if (params.brightness !== null) {
+    const x = warpAndShift(src, shape, params, opts);
+    const alpha = Math.fround(params.brightness);
+    const out = new Uint8Array(x.length);
+    let o = 0;
+    for (let r = 0; r < shape.height; r++) {
+      for (let c = 0; c < shape.width; c++) {
+        const i = flippedIndex(r, c, shape, params);
+        for (let k = 0; k < shape.channels; k++) out[o++] = brightnessOf(x[i + k]!, alpha);
+      }
+    }
+    return out;
+  }
+  const x = warp(src, shape, params, opts);
+  const cs = channelShiftOf(x, params.channelShiftIntensity);
+  const { height: h, width: w, channels: ch } = shape;
+  const rowLen = w * ch;
+  // Uint8ClampedArray conversion is ToUint8Clamp: round half to even, clip to [0, 255].
   const out = new Uint8ClampedArray(x.length);
-  finish(x, shape, params, out);
+  for (let r = 0; r < h; r++) {
+    const srcRow = (params.flipVertical ? h - 1 - r : r) * rowLen;
+    const dstRow = r * rowLen;
+    if (!params.flipHorizontal && cs === null) {
+      out.set(x.subarray(srcRow, srcRow + rowLen), dstRow);
+    } else if (!params.flipHorizontal) {
+      for (let j = 0; j < rowLen; j++) out[dstRow + j] = shifted(x[srcRow + j]!, cs!);
+    } else {
+      for (let c = 0; c < w; c++) {
+        const i = srcRow + (w - 1 - c) * ch;
+        const o = dstRow + c * ch;
+        for (let k = 0; k < ch; k++) out[o + k] = cs === null ? x[i + k]! : shifted(x[i + k]!, cs);
+      }
+    }
+  }
   return new Uint8Array(out.buffer, out.byteOffset, out.length);
 }

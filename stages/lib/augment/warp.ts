@@ -148,6 +148,10 @@ export function warpAffine(
   out: Float32Array,
 ): void {
   const { height: h, width: w, channels: ch } = shape;
+  if (order === 1 && ch === 3) {
+    warpBilinearRgb(src, h, w, m, mode, cval, out);
+    return;
+  }
   const rowStride = w * ch;
   const ta: AxisTaps = { ok: true, i0: 0, i1: 0, w0: 0, w1: 0 };
   const tb: AxisTaps = { ok: true, i0: 0, i1: 0, w0: 0, w1: 0 };
@@ -199,6 +203,58 @@ export function warpAffine(
         }
       }
       o += ch;
+    }
+  }
+}
+
+/** `warpAffine` specialised for order 1 and 3 channels (the hot path); same arithmetic, unrolled. */
+function warpBilinearRgb(src: Uint8Array, h: number, w: number, m: SamplingMatrix, mode: FillMode, cval: number, out: Float32Array): void {
+  const rowStride = w * 3;
+  const ta: AxisTaps = { ok: true, i0: 0, i1: 0, w0: 0, w1: 0 };
+  const tb: AxisTaps = { ok: true, i0: 0, i1: 0, w0: 0, w1: 0 };
+  const hLast = h - 1;
+  const wLast = w - 1;
+  const { rr, rc, r0, cr, cc, c0 } = m;
+  let o = 0;
+  for (let r = 0; r < h; r++) {
+    const baseR = r0 + r * rr;
+    const baseC = c0 + r * cr;
+    for (let c = 0; c < w; c++, o += 3) {
+      const vr = baseR + c * rc;
+      const vc = baseC + c * cc;
+      let i00: number, i01: number, i10: number, i11: number, wr0: number, wr1: number, wc0: number, wc1: number;
+      if (vr >= 0 && vr < hLast && vc >= 0 && vc < wLast) {
+        const ir = vr | 0;
+        const ic = vc | 0;
+        wr0 = 1 - (vr - ir);
+        wr1 = 1 - wr0;
+        wc0 = 1 - (vc - ic);
+        wc1 = 1 - wc0;
+        i00 = ir * rowStride + ic * 3;
+        i01 = i00 + 3;
+        i10 = i00 + rowStride;
+        i11 = i10 + 3;
+      } else {
+        axisTaps(vr, h, mode, 1, ta);
+        if (ta.ok) axisTaps(vc, w, mode, 1, tb);
+        if (!ta.ok || !tb.ok) {
+          out[o] = cval;
+          out[o + 1] = cval;
+          out[o + 2] = cval;
+          continue;
+        }
+        wr0 = ta.w0;
+        wr1 = ta.w1;
+        wc0 = tb.w0;
+        wc1 = tb.w1;
+        i00 = ta.i0 * rowStride + tb.i0 * 3;
+        i01 = ta.i0 * rowStride + tb.i1 * 3;
+        i10 = ta.i1 * rowStride + tb.i0 * 3;
+        i11 = ta.i1 * rowStride + tb.i1 * 3;
+      }
+      out[o] = src[i00]! * wr0 * wc0 + src[i01]! * wr0 * wc1 + src[i10]! * wr1 * wc0 + src[i11]! * wr1 * wc1;
+      out[o + 1] = src[i00 + 1]! * wr0 * wc0 + src[i01 + 1]! * wr0 * wc1 + src[i10 + 1]! * wr1 * wc0 + src[i11 + 1]! * wr1 * wc1;
+      out[o + 2] = src[i00 + 2]! * wr0 * wc0 + src[i01 + 2]! * wr0 * wc1 + src[i10 + 2]! * wr1 * wc0 + src[i11 + 2]! * wr1 * wc1;
     }
   }
 }
