@@ -37,7 +37,7 @@ const PREVIEW_MAX_VARIANTS = 8;
 /** Below this many variants the work stays on the main thread (worker start-up costs more). */
 const WORKER_THRESHOLD = 24;
 /** Variants in flight at once (cache reads, transforms, cache writes). */
-const IN_FLIGHT = 8;
+const IN_FLIGHT = 16;
 
 /** Contents of `augment.json`. */
 export interface AugmentSummary {
