@@ -19,7 +19,8 @@ const cliPath = path.join(repoRoot, 'bin', 'pipeline.js');
  * The helper script each `cmd` stage runs: `node step.mjs NAME [--out FILE] [--in FILE]... [--text S]
  * [--sleep MS] [--stamp] [--fail CODE] [--metrics FILE JSON] [--echo-args]`.
  * It appends NAME to counts/NAME, writes --out as the concatenation of the --in files plus --text,
- * appends `NAME start end` (ms) to stamps.log with --stamp, prints `NAME running` first.
+ * appends `NAME start end` (ms) to stamps.log with --stamp, prints `NAME running` first, and
+ * leaves its pid in pids/NAME.
  */
 const STEP_SCRIPT = `
 import fs from 'node:fs';
@@ -40,6 +41,8 @@ for (let i = 0; i < rest.length; i++) {
 const here = path.dirname(new URL(import.meta.url).pathname);
 fs.mkdirSync(path.join(here, 'counts'), { recursive: true });
 fs.appendFileSync(path.join(here, 'counts', name), name + '\\n');
+fs.mkdirSync(path.join(here, 'pids'), { recursive: true });
+fs.writeFileSync(path.join(here, 'pids', name), String(process.pid));
 console.log(name + ' running');
 if (echo) console.log('ARGS ' + JSON.stringify(rest));
 const start = Date.now();
@@ -77,6 +80,8 @@ export interface E2eRig extends AsyncDisposable {
   read(rel: string): Promise<string>;
   exists(rel: string): Promise<boolean>;
   rm(rel: string): Promise<void>;
+  /** The pid of the last step NAME (from pids/NAME). */
+  pid(name: string): Promise<number>;
   /** How many times stage script NAME ran so far. */
   count(name: string): Promise<number>;
   /** Runs the CLI to completion. */
@@ -143,6 +148,7 @@ export async function e2eRig(): Promise<E2eRig> {
     read: (rel) => fs.readFile(path.join(dir, rel), 'utf8'),
     exists: (rel) => fs.access(path.join(dir, rel)).then(() => true, () => false),
     rm: (rel) => fs.rm(path.join(dir, rel), { recursive: true, force: true }),
+    pid: async (name) => Number(await fs.readFile(path.join(dir, 'pids', name), 'utf8')),
     async count(name) {
       const text = await fs.readFile(path.join(dir, 'counts', name), 'utf8').catch(() => '');
       return text.split('\n').filter(Boolean).length;
@@ -167,4 +173,40 @@ export async function e2eRig(): Promise<E2eRig> {
 /** Serialises a pipeline object as YAML-compatible JSON (JSON is valid YAML). */
 export function pipelineYaml(p: unknown): string {
   return `${JSON.stringify(p, null, 2)}\n`;
+}
+
+/** True while `pid` runs (a zombie counts as dead). */
+export async function isAlive(pid: number): Promise<boolean> {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return !/\) Z /.test(stat);
+}
+
+/** Waits until `pid` is gone (or `timeoutMs` passes); returns whether it is gone. */
+export async function waitForExit(pid: number, timeoutMs = 5000): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (!(await isAlive(pid))) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return !(await isAlive(pid));
+}
+
+/** Parses NDJSON output into events. */
+export function ndjson(stdout: string): { type: string; stage?: string; status?: string; [k: string]: unknown }[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as { type: string });
+}
+
+/** stage → final status from NDJSON output. */
+export function statuses(stdout: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of ndjson(stdout)) if (e.type === 'stage-end' && e.stage && e.status) out[e.stage] = e.status;
+  return out;
 }
