@@ -65,5 +65,7 @@ export function globToRegExp(glob: string): RegExp {
  */
 export function depTouchesOutput(dep: string, out: string): boolean {
   if (!isGlob(dep)) return isInside(dep, out) || isInside(out, dep);
-  return globToRegExp(dep).test(out) || isInside(globBase(dep), out);
+  if (globToRegExp(dep).test(out) || isInside(globBase(dep), out)) return true;
+  // The output is a directory below the glob's base: the glob may match files inside it.
+  return isInside(out, globBase(dep)) && (dep.includes('**') || dep.split('/').length > out.split('/').length);
 }
