@@ -116,6 +116,9 @@ async function runAugment(ctx: StageContext<AugmentParams>): Promise<StageResult
       train.push(i);
     }
   });
+  for (const [name, range] of [['width_shift_range', resolved.config.widthShiftRange], ['height_shift_range', resolved.config.heightShiftRange]] as const) {
+    if (range === 1) ctx.log.warn(`${name}: 1 is a whole-pixel range as in Keras (randint(0, 1) = 0), so it never shifts; use 0.99 for a fraction or 2 for +-1 pixel`);
+  }
   if (unassigned > 0) ctx.log.warn(`${unassigned} resized image(s) have no assignment in partition.json; they are not augmented`);
 
   const perClass: Record<string, number> = Object.fromEntries(classes.map((c) => [c, 0]));

@@ -228,3 +228,17 @@ test('an aborted run stops with the abort reason', async () => {
   ac.abort(new Error('cancelled by test'));
   await assert.rejects(augmentStage.run({ ...ctx, signal: ac.signal }), /cancelled by test/);
 });
+
+test('width_shift_range 1 (a Keras int) never shifts, and the stage says so', async () => {
+  await using rig = await stageRig();
+  const images = dataset();
+  const ctx = await rig.context('augment', { width_shift_range: 1, preview_per_class: 0 }, await upstream(rig, 'w1', images), 1);
+  await augmentStage.run(ctx);
+  assert.match(ctx.log.warnings.join('\n'), /width_shift_range: 1 is a whole-pixel range/);
+  const out = new ShardReader(ctx.outDir);
+  for (let i = 0; i < out.count; i++) {
+    const im = images.find((x) => x.sha === out.index.items[i]!.source)!;
+    assert.ok(Buffer.from(out.pixels(i)).equals(Buffer.from(im.pixels)), 'a variant moved');
+  }
+  await assert.rejects(fs.access(path.join(ctx.outDir, 'preview.png')));
+});
