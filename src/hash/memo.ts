@@ -1,19 +1,19 @@
 /**
- * The hash memo: absolute file path → (size, mtimeNs, ctimeNs, ino, sha256),
+ * The hash memo: absolute file path → (size, mtimeMs, ctimeMs, ino, sha256),
  * persisted as one compact columnar binary file so that loading 100,000
  * entries is a single read plus typed-array views (no per-entry parsing except
  * the path strings, which are split once).
  *
  * File layout (little endian), version 1:
  * ```
- * 0   'PLHMEMO1'           magic + format version
+ * 0   'PLHMEMO2'           magic + format version
  * 8   u32 count
  * 12  u32 pathBytes        length of the NUL-joined UTF-8 path block
  * 16  f64 savedAtMs        wall clock when written
- * 24  i64 mtimeNs[count]   ┐
- *     i64 ctimeNs[count]   │ 8-byte columns
- *     u64 ino[count]       │
- *     f64 size[count]      ┘
+ * 24  f64 mtimeMs[count]   ┐
+ *     f64 ctimeMs[count]   │ 8-byte columns, exactly as `fs.Stats` reports them
+ *     f64 ino[count]       │ (doubles: ~0.24 µs time resolution today; see
+ *     f64 size[count]      ┘  file-hasher.ts for why not bigint)
  *     u8  sha256[count*32]
  *     u8  paths[pathBytes] paths joined by '\0'
  *     u32 crc32            of everything before it
@@ -27,27 +27,34 @@
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 
-const MAGIC = Buffer.from('PLHMEMO1', 'latin1');
+const MAGIC = Buffer.from('PLHMEMO2', 'latin1');
 const HEADER = 24;
 
 /** One memoised file hash with the stat signature it was computed for. */
 export interface MemoEntry {
-  readonly size: bigint;
-  readonly mtimeNs: bigint;
-  readonly ctimeNs: bigint;
-  readonly ino: bigint;
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly ctimeMs: number;
+  readonly ino: number;
   /** Lowercase hex sha256 of the file's bytes. */
   readonly hash: string;
 }
 
 /** A loaded memo: lookups hit the loaded columns or entries added since. */
 export class HashMemo {
-  private readonly index: Map<string, number>;
+  /** Built on the first lookup that the sequential cursor does not answer. */
+  private index: Map<string, number> | undefined;
+  /** Next loaded row expected: walks visit files in the order they were saved, so most lookups hit here without hashing the path. */
+  private cursor = 0;
   private readonly paths: string[];
-  private readonly mtime: BigInt64Array;
-  private readonly ctime: BigInt64Array;
-  private readonly ino: BigUint64Array;
+  /** 1 for loaded rows looked up (hit or miss) this session. */
+  private readonly touched: Uint8Array;
+  private readonly mtime: Float64Array;
+  private readonly ctime: Float64Array;
+  private readonly ino: Float64Array;
   private readonly size: Float64Array;
+  /** Paths in first-visit order this session (the save order, so the next session's cursor hits). */
+  private readonly visitOrder: string[] = [];
   private readonly hashHex: string;
   /** Entries added or replaced since load. */
   private readonly added = new Map<string, MemoEntry>();
@@ -58,14 +65,30 @@ export class HashMemo {
 
   private constructor(cols: Columns | undefined) {
     this.paths = cols?.paths ?? [];
-    this.mtime = cols?.mtime ?? new BigInt64Array(0);
-    this.ctime = cols?.ctime ?? new BigInt64Array(0);
-    this.ino = cols?.ino ?? new BigUint64Array(0);
+    this.mtime = cols?.mtime ?? new Float64Array(0);
+    this.ctime = cols?.ctime ?? new Float64Array(0);
+    this.ino = cols?.ino ?? new Float64Array(0);
     this.size = cols?.size ?? new Float64Array(0);
     this.hashHex = cols?.hashHex ?? '';
     this.savedAtMs = cols?.savedAtMs ?? 0;
-    this.index = new Map();
-    for (let i = 0; i < this.paths.length; i++) this.index.set(this.paths[i]!, i);
+    this.touched = new Uint8Array(this.paths.length);
+  }
+
+  /** Row of a loaded path, or -1. */
+  private row(path: string): number {
+    const c = this.cursor;
+    if (c < this.paths.length && this.paths[c] === path) {
+      this.cursor = c + 1;
+      return c;
+    }
+    if (this.index === undefined) {
+      this.index = new Map();
+      for (let i = 0; i < this.paths.length; i++) this.index.set(this.paths[i]!, i);
+    }
+    const i = this.index.get(path);
+    if (i === undefined) return -1;
+    this.cursor = i + 1;
+    return i;
   }
 
   /** An empty memo. */
@@ -96,18 +119,23 @@ export class HashMemo {
     return n;
   }
 
-  /** The entry for `path` if its stat signature equals the given one exactly. */
-  lookup(path: string, size: bigint, mtimeNs: bigint, ctimeNs: bigint, ino: bigint): string | undefined {
-    const a = this.added.get(path);
-    if (a !== undefined) return a.size === size && a.mtimeNs === mtimeNs && a.ctimeNs === ctimeNs && a.ino === ino ? a.hash : undefined;
-    const i = this.index.get(path);
-    if (i === undefined || this.removed.has(path)) return undefined;
-    if (this.mtime[i] !== mtimeNs || this.ctime[i] !== ctimeNs || this.ino[i] !== ino || this.size[i] !== Number(size)) return undefined;
+  /** The hash for `path` if its stat signature equals the given one exactly. */
+  lookup(path: string, size: number, mtimeMs: number, ctimeMs: number, ino: number): string | undefined {
+    const a = this.added.size > 0 ? this.added.get(path) : undefined;
+    if (a !== undefined) return a.size === size && a.mtimeMs === mtimeMs && a.ctimeMs === ctimeMs && a.ino === ino ? a.hash : undefined;
+    const i = this.row(path);
+    if (i < 0 || (this.removed.size > 0 && this.removed.has(path))) return undefined;
+    if (this.touched[i] === 0) {
+      this.touched[i] = 1;
+      this.visitOrder.push(path);
+    }
+    if (this.mtime[i] !== mtimeMs || this.ctime[i] !== ctimeMs || this.ino[i] !== ino || this.size[i] !== size) return undefined;
     return this.hashHex.slice(i * 64, i * 64 + 64);
   }
 
   /** Adds or replaces an entry. */
   set(path: string, entry: MemoEntry): void {
+    if (!this.added.has(path)) this.visitOrder.push(path);
     this.added.set(path, entry);
     this.removed.delete(path);
   }
@@ -115,11 +143,19 @@ export class HashMemo {
   /** Removes an entry (e.g. the file is gone). Returns whether one existed. */
   delete(path: string): boolean {
     const had = this.added.delete(path);
-    if (this.index.has(path) && !this.removed.has(path)) {
+    const i = this.row(path);
+    if (i >= 0 && !this.removed.has(path)) {
       this.removed.add(path);
       return true;
     }
     return had;
+  }
+
+  /** Whether a loaded entry was looked up this session, or the entry was added this session. */
+  touchedThisSession(path: string): boolean {
+    if (this.added.has(path)) return true;
+    const i = this.row(path);
+    return i >= 0 && this.touched[i] === 1;
   }
 
   /** Every live path (loaded and added). */
@@ -128,16 +164,32 @@ export class HashMemo {
     yield* this.added.keys();
   }
 
-  /** Serialises all live entries. */
-  encode(savedAtMs: number): Buffer {
-    const rows: { path: string; e: MemoEntry | number }[] = [];
-    for (let i = 0; i < this.paths.length; i++) {
-      const p = this.paths[i]!;
-      if (!this.removed.has(p) && !this.added.has(p)) rows.push({ path: p, e: i });
+  /** Live paths in save order: this session's visit order first, then the rest. */
+  private saveOrder(): string[] {
+    const out: string[] = [];
+    const placed = new Set<string>();
+    for (const p of this.visitOrder) {
+      if (placed.has(p) || this.removed.has(p)) continue;
+      if (!this.added.has(p) && this.rowNoCursor(p) < 0) continue;
+      placed.add(p);
+      out.push(p);
     }
-    for (const [p, e] of this.added) rows.push({ path: p, e });
-    const n = rows.length;
-    const pathBlock = Buffer.from(rows.map((r) => r.path).join('\0'), 'utf8');
+    for (const p of this.keys()) if (!placed.has(p)) out.push(p);
+    return out;
+  }
+
+  private rowNoCursor(path: string): number {
+    const c = this.cursor;
+    const i = this.row(path);
+    this.cursor = c;
+    return i;
+  }
+
+  /** Serialises all live entries (in visit order, see `saveOrder`). */
+  encode(savedAtMs: number): Buffer {
+    const order = this.saveOrder();
+    const n = order.length;
+    const pathBlock = Buffer.from(order.join('\0'), 'utf8');
     const total = HEADER + n * 32 + n * 32 + pathBlock.length + 4;
     const ab = new ArrayBuffer(total);
     const buf = Buffer.from(ab);
@@ -145,24 +197,26 @@ export class HashMemo {
     buf.writeUInt32LE(n, 8);
     buf.writeUInt32LE(pathBlock.length, 12);
     buf.writeDoubleLE(savedAtMs, 16);
-    const mt = new BigInt64Array(ab, HEADER, n);
-    const ct = new BigInt64Array(ab, HEADER + 8 * n, n);
-    const ino = new BigUint64Array(ab, HEADER + 16 * n, n);
+    const mt = new Float64Array(ab, HEADER, n);
+    const ct = new Float64Array(ab, HEADER + 8 * n, n);
+    const ino = new Float64Array(ab, HEADER + 16 * n, n);
     const size = new Float64Array(ab, HEADER + 24 * n, n);
     const hashOff = HEADER + 32 * n;
     for (let r = 0; r < n; r++) {
-      const { e } = rows[r]!;
-      if (typeof e === 'number') {
-        mt[r] = this.mtime[e]!;
-        ct[r] = this.ctime[e]!;
-        ino[r] = this.ino[e]!;
-        size[r] = this.size[e]!;
-        buf.write(this.hashHex.slice(e * 64, e * 64 + 64), hashOff + r * 32, 32, 'hex');
+      const p = order[r]!;
+      const e = this.added.get(p);
+      if (e === undefined) {
+        const i = this.rowNoCursor(p);
+        mt[r] = this.mtime[i]!;
+        ct[r] = this.ctime[i]!;
+        ino[r] = this.ino[i]!;
+        size[r] = this.size[i]!;
+        buf.write(this.hashHex.slice(i * 64, i * 64 + 64), hashOff + r * 32, 32, 'hex');
       } else {
-        mt[r] = e.mtimeNs;
-        ct[r] = e.ctimeNs;
+        mt[r] = e.mtimeMs;
+        ct[r] = e.ctimeMs;
         ino[r] = e.ino;
-        size[r] = Number(e.size);
+        size[r] = e.size;
         buf.write(e.hash, hashOff + r * 32, 32, 'hex');
       }
     }
@@ -174,9 +228,9 @@ export class HashMemo {
 
 interface Columns {
   paths: string[];
-  mtime: BigInt64Array;
-  ctime: BigInt64Array;
-  ino: BigUint64Array;
+  mtime: Float64Array;
+  ctime: Float64Array;
+  ino: Float64Array;
   size: Float64Array;
   hashHex: string;
   savedAtMs: number;
@@ -199,9 +253,9 @@ function decodeColumns(input: Buffer): Columns | undefined {
   if (paths.length !== n) return undefined;
   return {
     paths,
-    mtime: new BigInt64Array(ab, base + HEADER, n),
-    ctime: new BigInt64Array(ab, base + HEADER + 8 * n, n),
-    ino: new BigUint64Array(ab, base + HEADER + 16 * n, n),
+    mtime: new Float64Array(ab, base + HEADER, n),
+    ctime: new Float64Array(ab, base + HEADER + 8 * n, n),
+    ino: new Float64Array(ab, base + HEADER + 16 * n, n),
     size: new Float64Array(ab, base + HEADER + 24 * n, n),
     hashHex: buf.toString('hex', hashOff, hashOff + 32 * n),
     savedAtMs: buf.readDoubleLE(16),
