@@ -250,6 +250,7 @@ test('weights: ./file.h5 loads a local file; pinned backbones check it against t
   const r = await loadBackbone(tf, 'simple_cnn', { weights: path.relative(work, h5File), workspace: work, cacheDir: cache });
   assert.ok(r.ok, !r.ok ? r.error.message : '');
   assert.equal(r.value.weightsHash, sha256);
+  assert.deepEqual([r.value.preprocessing, r.value.featureDim], ['unit', 3136]);
   const x = tf.randomUniform([1, 28, 28, 1], 0, 1, 'float32', 3);
   assert.deepEqual(Array.from((r.value.model.predict(x) as tf.Tensor).dataSync()), Array.from((srcModel.predict(x) as tf.Tensor).dataSync()));
   r.value.model.dispose();
@@ -287,4 +288,49 @@ test('loadBackbone: unknown names, unsupported kinds and bad sizes are error val
   assert.ok(none.ok);
   assert.equal(none.value.weightsHash, 'none:5');
   none.value.model.dispose();
+});
+
+test('download: concurrent callers share one download (lock), both get the cached file', async () => {
+  const srv = await serve((req, res) => {
+    // slow: half now, the rest a little later
+    res.writeHead(200, { 'content-length': h5.length });
+    res.write(h5.subarray(0, 1000));
+    setTimeout(() => res.end(h5.subarray(1000)), 200);
+  });
+  try {
+    const cache = await cacheDir();
+    const [a, b] = await Promise.all([
+      fetchWeights({ ...source, base: srv.base }, { cacheDir: cache }),
+      fetchWeights({ ...source, base: srv.base }, { cacheDir: cache }),
+    ]);
+    assert.ok(a.ok && b.ok);
+    assert.equal(a.value.path, b.value.path);
+    assert.equal(srv.requests.length, 1);
+    assert.deepEqual([a.value.fromCache, b.value.fromCache].sort(), [false, true]);
+    assert.deepEqual(await fs.readdir(path.join(cache, 'weights')), [sha256]);
+  } finally {
+    await srv.close();
+  }
+});
+
+test('download: cancelling mid-transfer is an aborted error; the .part is kept and later resumed', async () => {
+  const ctrl = new AbortController();
+  const srv = await serve((req, res, i) => {
+    if (i > 0) return sendWithRange(req, res, h5);
+    res.writeHead(200, { 'content-length': h5.length });
+    res.write(h5.subarray(0, 2000), () => setTimeout(() => ctrl.abort(new Error('user cancelled')), 100));
+  });
+  try {
+    const cache = await cacheDir();
+    const r = await fetchWeights({ ...source, base: srv.base }, { cacheDir: cache, signal: ctrl.signal });
+    assert.ok(!r.ok);
+    assert.equal(r.error.reason, 'aborted');
+    assert.equal((await fs.stat(path.join(cache, 'weights', `${source.fileName}.part`))).size, 2000);
+    assert.deepEqual(await installed(cache), []);
+    const again = await fetchWeights({ ...source, base: srv.base }, { cacheDir: cache });
+    assert.ok(again.ok);
+    assert.equal(srv.requests[1]!.range, 'bytes=2000-');
+  } finally {
+    await srv.close();
+  }
 });

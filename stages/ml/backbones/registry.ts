@@ -16,7 +16,8 @@ import { spec as simpleCnn } from './simple-cnn.js';
 import { spec as vgg19 } from './vgg19.js';
 import { spec as xception } from './xception.js';
 import { ALL_PARTS } from './all.js';
-import { BACKBONE_NAMES, isBackboneName, type BackboneName, type BackboneSpec, type Preprocessing, type Tf } from './spec.js';
+import { loadBundledBackbone } from '../bundled.js';
+import { BACKBONE_NAMES, featureDimFor, isBackboneName, type BackboneName, type BackboneSpec, type Preprocessing, type Tf } from './spec.js';
 import { err, ok, unreachable, type Result } from '../../../src/result.js';
 import { hashFile, verifyAgainstPin, type WeightsFailure, type WeightsLogger } from '../weights/download.js';
 import { formatH5Problems, loadKerasH5Weights } from '../weights/h5.js';
@@ -99,34 +100,21 @@ export interface LoadedBackbone {
   readonly model: tfjs.LayersModel;
   readonly spec: BackboneSpec;
   /**
+   * The preprocessing these weights expect: `spec.preprocessing`, except `unit` (x/255) for the bundled nsfwjs
+   * models, which were trained on [0, 1] inputs. Apply it with {@link preprocess} before `model.predict`.
+   */
+  readonly preprocessing: Preprocessing;
+  /** Feature size for the requested input size after the stages' reduction (see `spec.featureDim`). */
+  readonly featureDim: number;
+  /**
    * Identity of the weights for fingerprints: the SHA-256 of the weight file (combined for `all`), the bundled
    * model's identity, or `none:<seed>` for random weights.
    */
   readonly weightsHash: string;
 }
 
-/** The signature stages/ml/bundled.ts exports (owned by the backend engineer). */
-type LoadBundled = (tf: Tf, name: 'mobilenet_v2' | 'inception_v3') => Promise<unknown>;
-
 function failure(reason: WeightsFailure['reason'], message: string, extra: Partial<WeightsFailure> = {}): { ok: false; error: WeightsFailure } {
   return err({ reason, message, ...extra });
-}
-
-/** Unwraps what loadBundledBackbone returns: a Result, a `{model, weightsHash}` object, or a bare model. */
-function unwrapBundled(x: unknown, name: string): Result<{ model: tfjs.LayersModel; weightsHash?: string }, WeightsFailure> {
-  let v = x as Record<string, unknown>;
-  if (v && typeof v === 'object' && 'ok' in v) {
-    if (!v.ok) {
-      const e = v.error as { message?: string } | undefined;
-      return failure('bundled-failed', `${name} bundled weights: ${e?.message ?? JSON.stringify(v.error)}`);
-    }
-    v = v.value as Record<string, unknown>;
-  }
-  if (v && typeof v === 'object' && 'model' in v) {
-    const hash = (v.weightsHash ?? v.sha256 ?? v.hash) as string | undefined;
-    return ok({ model: v.model as tfjs.LayersModel, ...(hash ? { weightsHash: hash } : {}) });
-  }
-  return ok({ model: v as unknown as tfjs.LayersModel });
 }
 
 /**
@@ -151,7 +139,7 @@ export async function loadBackbone(tf: Tf, name: string, opts: LoadBackboneOptio
   switch (opts.weights) {
     case 'none': {
       const model = spec.build(tf, { inputShape, init: 'glorot', ...(opts.seed === undefined ? {} : { seed: opts.seed }) });
-      return ok({ model, spec, weightsHash: `none:${opts.seed ?? 'unseeded'}` });
+      return ok({ model, spec, preprocessing: spec.preprocessing, featureDim: featureDimFor(spec, [h, w]), weightsHash: `none:${opts.seed ?? 'unseeded'}` });
     }
     case 'imagenet': {
       if (!spec.pretrainedKinds.includes('imagenet')) {
@@ -169,7 +157,7 @@ export async function loadBackbone(tf: Tf, name: string, opts: LoadBackboneOptio
         model.dispose();
         return r;
       }
-      return ok({ model, spec, weightsHash: r.value });
+      return ok({ model, spec, preprocessing: spec.preprocessing, featureDim: featureDimFor(spec, [h, w]), weightsHash: r.value });
     }
     case 'bundled': {
       if (!spec.pretrainedKinds.includes('bundled') || (name !== 'mobilenet_v2' && name !== 'inception_v3')) {
@@ -178,19 +166,13 @@ export async function loadBackbone(tf: Tf, name: string, opts: LoadBackboneOptio
       if (h !== spec.defaultSize[0] || w !== spec.defaultSize[1] || c !== 3) {
         return failure('bad-input-shape', `${name}: the bundled model has a fixed ${spec.defaultSize[0]}x${spec.defaultSize[1]}x3 input, got ${h}x${w}x${c}`);
       }
-      // Loaded lazily: bundled.ts is another module's (backend engineer's) and pulls in the nsfwjs model files.
-      const mod = (await import('../bundled.js' as string)) as { loadBundledBackbone?: LoadBundled };
-      if (typeof mod.loadBundledBackbone !== 'function') {
-        return failure('bundled-failed', `${name}: stages/ml/bundled.ts does not export loadBundledBackbone`);
-      }
       let got;
       try {
-        got = unwrapBundled(await mod.loadBundledBackbone(tf, name), name);
+        got = await loadBundledBackbone(tf, name);
       } catch (e) {
-        return failure('bundled-failed', `${name} bundled weights: ${(e as Error).message}`);
+        return failure('bundled-failed', `${name} bundled weights (nsfwjs): ${(e as Error).message}`);
       }
-      if (!got.ok) return got;
-      return ok({ model: got.value.model, spec, weightsHash: got.value.weightsHash ?? `bundled:nsfwjs:${name}` });
+      return ok({ model: got.model, spec, preprocessing: 'unit', featureDim: spec.featureDim, weightsHash: got.weightsHash });
     }
     default:
       return loadLocal(tf, spec, opts.weights, inputShape, opts);
@@ -241,5 +223,5 @@ The ImageNet pin is ${part.pin.fileName} (${part.pin.bytes} bytes${part.pin.md5 
     }
     hashes.push(sha);
   }
-  return ok({ model, spec, weightsHash: combineHashes(hashes) });
+  return ok({ model, spec, preprocessing: spec.preprocessing, featureDim: featureDimFor(spec, [inputShape[0], inputShape[1]]), weightsHash: combineHashes(hashes) });
 }
