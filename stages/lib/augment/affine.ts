@@ -16,11 +16,17 @@ import type { TransformParams } from './random-transform.js';
 
 /** Maps output pixel (r, c) to input coordinates: `inRow = (r0 + r*rr) + c*rc`, `inCol = (c0 + r*cr) + c*cc`. */
 export interface SamplingMatrix {
+  /** Input row per output row. */
   readonly rr: number;
+  /** Input row per output column. */
   readonly rc: number;
+  /** Input row at output (0, 0). */
   readonly r0: number;
+  /** Input column per output row. */
   readonly cr: number;
+  /** Input column per output column. */
   readonly cc: number;
+  /** Input column at output (0, 0). */
   readonly c0: number;
 }
 

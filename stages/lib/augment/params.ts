@@ -62,26 +62,41 @@ export interface AugmentParams {
 
 /** The generator config after Keras' `__init__` normalisation; what the draws and the warp read. */
 export interface AugmentConfig {
+  /** `rotation_range`, degrees. */
   readonly rotationRange: number;
+  /** `width_shift_range` as given (drives Keras' `ty`). */
   readonly widthShiftRange: ShiftRange;
+  /** `height_shift_range` as given (drives Keras' `tx`). */
   readonly heightShiftRange: ShiftRange;
+  /** `shear_range`, degrees. */
   readonly shearRange: number;
-  /** Always a pair, as Keras stores it. */
+  /** Zoom factor bounds, always a pair, as Keras stores it. */
   readonly zoomRange: readonly [number, number];
+  /** `channel_shift_range`. */
   readonly channelShiftRange: number;
+  /** Brightness factor bounds, or null when off. */
   readonly brightnessRange: readonly [number, number] | null;
+  /** Whether the horizontal-flip draw may flip. */
   readonly horizontalFlip: boolean;
+  /** Whether the vertical-flip draw may flip. */
   readonly verticalFlip: boolean;
+  /** Boundary mode of the warp. */
   readonly fillMode: FillMode;
+  /** Fill value for `constant`. */
   readonly cval: number;
+  /** 0 nearest, 1 bilinear. */
   readonly interpolationOrder: InterpolationOrder;
 }
 
 /** Params with every default applied (what `augment.json` records). */
 export interface ResolvedAugmentParams {
+  /** What the draws and the warp read. */
   readonly config: AugmentConfig;
+  /** Variants per train image. */
   readonly copies: number;
+  /** `params.seed`, or undefined to use the run seed. */
   readonly seed: number | undefined;
+  /** Train images per class in the preview. */
   readonly previewPerClass: number;
 }
 

@@ -22,9 +22,13 @@ export interface TransformParams {
   readonly ty: number;
   /** Shear angle in degrees. */
   readonly shear: number;
+  /** Keras' `zx`: zoom of the column axis (after Keras' axis swap); < 1 magnifies. */
   readonly zx: number;
+  /** Keras' `zy`: zoom of the row axis; < 1 magnifies. */
   readonly zy: number;
+  /** Mirror left-right (applied after the warp and channel shift). */
   readonly flipHorizontal: boolean;
+  /** Mirror top-bottom (after the horizontal flip). */
   readonly flipVertical: boolean;
   /** Added to every channel; null when channel shift is off. */
   readonly channelShiftIntensity: number | null;

@@ -128,8 +128,11 @@ function axisTaps(v: number, n: number, mode: FillMode, order: InterpolationOrde
 
 /** Geometry of a packed uint8 image. */
 export interface ImageShape {
+  /** Rows. */
   readonly height: number;
+  /** Columns. */
   readonly width: number;
+  /** Interleaved channels per pixel (HWC). */
   readonly channels: number;
 }
 
