@@ -36,9 +36,29 @@ export function manifestHash(files: readonly ManifestFile[]): string {
   return h.digest('hex');
 }
 
-/** Sorts files and computes the hash. */
+/**
+ * Canonical order of `/`-separated relative paths: segment by segment, each
+ * segment by UTF-16 code units (equivalently: string order with `/` sorting
+ * before every other character). This is exactly the order of a depth-first
+ * walk that sorts each directory's names, so manifests and dependency
+ * listings (`FileHasher.listDep`) line up entry by entry.
+ */
+export function comparePaths(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x === 47) return -1;
+    if (y === 47) return 1;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+/** Sorts files (canonical order, `comparePaths`) and computes the hash. */
 export function makeManifest(files: readonly ManifestFile[]): OutputManifest {
-  const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const sorted = [...files].sort((a, b) => comparePaths(a.path, b.path));
   return { files: sorted, hash: manifestHash(sorted) };
 }
 
@@ -61,7 +81,7 @@ export async function hashFile(file: string): Promise<string> {
   return h.digest('hex');
 }
 
-/** Regular files under `dir`, `/`-separated, relative, sorted; symlinks to files are followed. */
+/** Regular files under `dir`, `/`-separated, relative, in canonical order (`comparePaths`); symlinks to files are followed. */
 export function listFiles(dir: string, prefix: string): string[] {
   const out: string[] = [];
   const walk = (d: string, pre: string): void => {
@@ -74,7 +94,7 @@ export function listFiles(dir: string, prefix: string): string[] {
     }
   };
   walk(dir, prefix);
-  return out.sort();
+  return out.sort(comparePaths);
 }
 
 export function toPosix(p: string): string {

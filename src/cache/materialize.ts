@@ -96,22 +96,9 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
     if (!store.hasObject(f.sha256, f.size)) return err({ reason: 'object-missing', sha256: f.sha256, path: f.path });
   }
 
-  // 1. Save whatever is in the way, unless it is what we put there.
-  let backup: string | undefined;
+  // 1. Save whatever is in the way, unless it is what we put there (or identical to what comes).
   const existing = fs.lstatSync(absDest, { throwIfNoEntry: false });
-  if (existing !== undefined) {
-    const ours = opts.expected !== undefined && opts.expected.dest === relDest && checkOutput(ws, opts.expected).length === 0;
-    if (!ours) {
-      const saved = await store.ingestPaths(ws, [relDest]);
-      if (saved.ok) {
-        const rel = subManifestOf(saved.value, relDest, existing.isDirectory());
-        if (rel.hash !== manifest.hash) {
-          const state = await WorkspaceState.open(store.root, ws);
-          backup = await state.addBackup({ path: relDest, at: new Date().toISOString(), manifest: rel, ...(opts.stageId ? { stageId: opts.stageId } : {}) });
-        }
-      }
-    }
-  }
+  const backup = existing === undefined ? undefined : await backupIfForeign(store, ws, relDest, { ...opts, unlessHash: manifest.hash });
 
   // 2. Build the new content beside the destination.
   const me = currentProcess();
@@ -161,6 +148,36 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
   const mode: LinkMode = (Object.keys(counts) as LinkMode[]).reduce((a, b) => (counts[b] > counts[a] ? b : a), 'copy');
   const output: MaterialisedOutput = { dest: relDest, kind, hash: manifest.hash, files };
   return ok(backup === undefined ? { mode, counts, output } : { mode, counts, output, backup });
+}
+
+/** Options for `backupIfForeign`. */
+export interface BackupOptions {
+  /** What the engine last put at the path (workspace state); if the path still matches it, nothing is saved. */
+  readonly expected?: MaterialisedOutput;
+  readonly stageId?: string;
+  /** Skip the backup when the content's manifest hash (paths relative to the path) equals this. */
+  readonly unlessHash?: string;
+}
+
+/**
+ * Saves the content at workspace path `dest` into the cache and records a
+ * backup (workspace-state.ts), unless it is exactly what the engine put there
+ * (`expected`, stat check) or nothing is there. Never modifies `dest`.
+ * Call it before a `cmd` stage that will overwrite its declared outs in place.
+ * Returns the backup record's file, if one was written.
+ */
+export async function backupIfForeign(store: CacheStore, workspace: string, dest: string, opts: BackupOptions = {}): Promise<string | undefined> {
+  const ws = path.resolve(workspace);
+  const relDest = toPosix(path.relative(ws, path.resolve(ws, dest)));
+  const existing = fs.lstatSync(path.resolve(ws, relDest), { throwIfNoEntry: false });
+  if (existing === undefined) return undefined;
+  if (opts.expected !== undefined && opts.expected.dest === relDest && checkOutput(ws, opts.expected).length === 0) return undefined;
+  const saved = await store.ingestPaths(ws, [relDest]);
+  if (!saved.ok) return undefined; // vanished meanwhile: nothing to save
+  const rel = subManifestOf(saved.value, relDest, existing.isDirectory());
+  if (opts.unlessHash !== undefined && rel.hash === opts.unlessHash) return undefined;
+  const state = await WorkspaceState.open(store.root, ws);
+  return state.addBackup({ path: relDest, at: new Date().toISOString(), manifest: rel, ...(opts.stageId ? { stageId: opts.stageId } : {}) });
 }
 
 /** Creates `target` from object `obj` with the first mode that works. */

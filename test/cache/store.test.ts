@@ -177,3 +177,44 @@ test('materialize refuses the workspace root and paths outside it', async () => 
     assert.equal(r.ok, false, d);
   }
 });
+
+test('manifest order equals the hasher listing order (canonical: "/" sorts first), so they compare entry by entry', async () => {
+  await using t = await tempDir();
+  const { FileHasher } = await import('../../src/hash/file-hasher.js');
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  const names = ['a/b', 'a-c', 'a.d', 'ab', 'a/a/z', 'B', 'é'];
+  const ws = path.join(t.dir, 'ws');
+  const s = await store.makeStagingDir();
+  for (const n of names) {
+    write(s, n, n);
+    write(ws, `out/${n}`, n);
+  }
+  const m = await store.ingestDir(s);
+  const h = await FileHasher.open(path.join(t.dir, 'memo.bin'));
+  const listing = await h.listDep(ws, 'out');
+  assert.deepEqual(listing.entries.map((e) => e[0]), m.files.map((f) => f.path));
+  assert.deepEqual(m.files.map((f) => f.path), ['B', 'a/a/z', 'a/b', 'a-c', 'a.d', 'ab', 'é']);
+  assert.deepEqual(listing.entries.map((e) => e[1]), m.files.map((f) => f.sha256));
+});
+
+test('backupIfForeign saves user content before a cmd overwrites its outs, and skips our own output', async () => {
+  await using t = await tempDir();
+  const { backupIfForeign } = await import('../../src/cache/materialize.js');
+  const ws = path.join(t.dir, 'ws');
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  assert.equal(await backupIfForeign(store, ws, 'model.bin'), undefined, 'nothing there');
+  write(ws, 'model.bin', 'hand-made model');
+  const b = await backupIfForeign(store, ws, 'model.bin', { stageId: 'train' });
+  assert.ok(b);
+  const state = await WorkspaceState.open(store.root, ws);
+  const [rec] = await state.backups();
+  assert.equal(rec!.path, 'model.bin');
+  assert.deepEqual(rec!.manifest.files.map((f) => [f.path, f.sha256]), [['', sha('hand-made model')]]);
+  assert.equal(read(ws, 'model.bin'), 'hand-made model', 'untouched');
+  // Restorable from the backup.
+  const r = await store.materialize(rec!.manifest, ws, 'restored.bin');
+  assert.ok(r.ok);
+  assert.equal(read(ws, 'restored.bin'), 'hand-made model');
+  // Our own output (matching state) is not backed up.
+  assert.equal(await backupIfForeign(store, ws, 'restored.bin', { expected: r.value.output }), undefined);
+});
