@@ -32,6 +32,7 @@ import { eventEmitter, type EventSink, type RunEventInit, type StageStatus } fro
 import { decideStage, outputPaths, planStages, type PlanDeps, type PlanEntry } from './plan.js';
 import { schedule, type SchedulerNode } from './scheduler.js';
 import { executeStage } from './run/stage-exec.js';
+import { ChildRegistry } from './run/children.js';
 import type { Result } from './result.js';
 
 /** Options for `runPipeline`. */
@@ -55,6 +56,12 @@ export interface RunOptions {
   readonly resources?: Readonly<Record<string, number>>;
   /** Called with the summary once the run is over (e.g. to record an experiment); not called for dry runs. */
   readonly afterRun?: (summary: RunSummary) => Promise<void>;
+  /**
+   * Keys that already failed (watch mode): a stage whose key is in this set is
+   * reported failed again without executing, so a broken stage is not retried
+   * until its key changes. Forced stages still run.
+   */
+  readonly skipKeys?: ReadonlySet<string>;
 }
 
 /** What happened to one stage. */
@@ -192,6 +199,9 @@ export async function runPipeline(graph: PipelineGraph, opts: RunOptions): Promi
     return finish(plan);
   }
 
+  const children = opts.lockHeld === false ? undefined : new ChildRegistry(graph.workspace);
+  children?.reapOrphans();
+
   /** Output hash of every stage whose outputs are settled in this run. */
   const outputs = new Map<StageId, string>();
   let stateWrites: Promise<void> = Promise.resolve();
@@ -260,11 +270,15 @@ export async function runPipeline(graph: PipelineGraph, opts: RunOptions): Promi
         emit({ type: 'stage-output', stage: id, stream: 'warn', line: `cannot restore from cache (${restored.why}); running instead` });
       }
 
+      if (decision.action === 'run' && !forced.has(id) && opts.skipKeys?.has(key)) {
+        end({ stage: id, status: 'failed', key, durationMs: 0, metrics: {}, error: `stage ${id} already failed with this key; not retried until its inputs, params or code change` });
+        return 'failed';
+      }
       const reason = decision.action === 'restore' ? 'cache entry unusable' : decision.reason;
       const result = await ctx.withSlot(async () => {
         const t = performance.now();
         emit({ type: 'stage-start', stage: id, action: 'run', key, ...(reason ? { reason } : {}) });
-        const r = await executeStage(node, key, decision.fingerprint!, { graph, store: eng.store, state: eng.state, cacheDir: opts.cacheDir, emit, signal: ctx.signal });
+        const r = await executeStage(node, key, decision.fingerprint!, { graph, store: eng.store, state: eng.state, cacheDir: opts.cacheDir, emit, signal: ctx.signal, ...(children ? { trackChild: (pid: number) => children.track(pid) } : {}) });
         return { r, durationMs: Math.round(performance.now() - t) };
       });
       if (result === undefined) {

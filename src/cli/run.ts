@@ -120,7 +120,7 @@ async function optionalImport<T>(load: () => Promise<T>, file: string): Promise<
 
 /** The experiments module's recorder (records each run). */
 interface RecorderModule {
-  recordExperiment(graph: PipelineGraph, summary: RunSummary, extra?: { name?: string }): Promise<unknown>;
+  recordExperiment(graph: PipelineGraph, summary: RunSummary, extra?: { name?: string; sweep?: { id: string; overrides: Record<string, unknown> } }): Promise<unknown>;
 }
 
 /** Hook the sweeps module provides. */
@@ -148,7 +148,12 @@ export const main: CommandMain = async (argv, io) => {
 };
 
 /** Runs an already loaded graph with parsed options (sweeps call this per experiment). */
-export async function runLoaded(graph: PipelineGraph, parsed: RunCommandOptions, io: CliIO): Promise<number> {
+export async function runLoaded(
+  graph: PipelineGraph,
+  parsed: RunCommandOptions,
+  io: CliIO,
+  experiment: { sweep?: { id: string; overrides: Record<string, unknown> } } = {},
+): Promise<number> {
   const { selectStages } = await import('../plan.js');
   const picked = selectStages(graph, parsed.stages);
   if (!picked.ok) return usageError(io, 'run', picked.error.join('\n'));
@@ -191,7 +196,7 @@ export async function runLoaded(graph: PipelineGraph, parsed: RunCommandOptions,
       signal: io.signal,
       onEvent: reporter.sink,
       resources: parsed.resources,
-      ...(recorder ? { afterRun: async (s: RunSummary) => void (await recorder.recordExperiment(graph, s, parsed.name ? { name: parsed.name } : {})) } : {}),
+      ...(recorder ? { afterRun: async (s: RunSummary) => void (await recorder.recordExperiment(graph, s, { ...(parsed.name ? { name: parsed.name } : {}), ...(experiment.sweep ? { sweep: experiment.sweep } : {}) })) } : {}),
     };
     summary = await runPipeline(graph, opts);
   } finally {
