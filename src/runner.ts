@@ -62,6 +62,13 @@ export interface RunOptions {
    * until its key changes. Forced stages still run.
    */
   readonly skipKeys?: ReadonlySet<string>;
+  /**
+   * Whether the caller holds the workspace lock (`lockWorkspace`), as it must for
+   * real runs. Then stage process groups are remembered in
+   * `<workspace>/.pipeline/children`, and orphans left by an earlier run that was
+   * killed with SIGKILL are killed before anything starts. Default true.
+   */
+  readonly lockHeld?: boolean;
 }
 
 /** What happened to one stage. */

@@ -22,6 +22,8 @@ export interface CommandSpec {
   readonly onLine?: (stream: 'stdout' | 'stderr', line: string) => void;
   /** Milliseconds between SIGTERM and SIGKILL on cancel. Default 2000. */
   readonly killGraceMs?: number;
+  /** Called with the pid (= process group id) right after spawning; the returned function is called when it is gone. */
+  readonly onSpawn?: (pid: number) => () => void;
 }
 
 /**
@@ -97,6 +99,7 @@ export async function runCommand(spec: CommandSpec): Promise<CommandOutcome> {
     shell: false,
     windowsHide: true,
   });
+  const forget = child.pid !== undefined ? spec.onSpawn?.(child.pid) : undefined;
   const onLine = spec.onLine ?? (() => {});
   const streams = Promise.all([forEachLine(child.stdout, (l) => onLine('stdout', l)), forEachLine(child.stderr, (l) => onLine('stderr', l))]);
 
@@ -128,5 +131,6 @@ export async function runCommand(spec: CommandSpec): Promise<CommandOutcome> {
   } finally {
     spec.signal?.removeEventListener('abort', onAbort);
     if (forceTimer) clearTimeout(forceTimer);
+    forget?.();
   }
 }

@@ -29,6 +29,8 @@ export interface ExecContext {
   readonly emit: (e: RunEventInit) => void;
   /** Aborted when this stage must stop (already accounts for `interrupt: false`). */
   readonly signal: AbortSignal;
+  /** Remembers a spawned process group (so a later run can kill it if this one dies); returns the forget function. */
+  readonly trackChild?: (pid: number) => () => void;
 }
 
 /** How an execution ended. */
@@ -70,6 +72,7 @@ async function executeCmd(node: CmdStageNode, key: FingerprintHash, fingerprint:
     cwd: path.resolve(ws, node.cwd),
     env: node.env,
     signal: ctx.signal,
+    ...(ctx.trackChild ? { onSpawn: ctx.trackChild } : {}),
     onLine(stream, line) {
       log.push(stream === 'stderr' ? `[stderr] ${line}` : line);
       ctx.emit({ type: 'stage-output', stage: node.id, stream, line });
@@ -147,6 +150,7 @@ async function executeBuiltin(node: BuiltinStageNode, key: FingerprintHash, fing
       cacheDir: ctx.cacheDir,
       seed,
       signal: ctx.signal,
+      ...(ctx.trackChild ? { onSpawn: ctx.trackChild } : {}),
       onLog(level, message) {
         log.push(level === 'warn' ? `[warn] ${message}` : message);
         ctx.emit({ type: 'stage-output', stage: node.id, stream: level, line: message });

@@ -23,6 +23,8 @@ export interface BuiltinRunSpec extends Omit<RunRequest, 'type'> {
   readonly onProgress?: (done: number, total: number, label?: string) => void;
   /** Default 1000 ms. */
   readonly killGraceMs?: number;
+  /** Called with the child's pid (= process group id) after spawning; the returned function is called when it is gone. */
+  readonly onSpawn?: (pid: number) => () => void;
 }
 
 /**
@@ -41,7 +43,7 @@ export type BuiltinOutcome =
 /** Runs the stage in a fresh child process; never throws for anything the stage does. */
 export function runBuiltin(spec: BuiltinRunSpec): Promise<BuiltinOutcome> {
   if (spec.signal?.aborted) return Promise.resolve({ kind: 'cancelled' });
-  const { signal, onLog, onProgress, killGraceMs = 1000, ...rest } = spec;
+  const { signal, onLog, onProgress, onSpawn, killGraceMs = 1000, ...rest } = spec;
   const request: RunRequest = { type: 'run', ...rest };
   return new Promise((resolve) => {
     const child = fork(childEntry, [], {
@@ -50,6 +52,7 @@ export function runBuiltin(spec: BuiltinRunSpec): Promise<BuiltinOutcome> {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       serialization: 'json',
     });
+    const forget = child.pid !== undefined ? onSpawn?.(child.pid) : undefined;
     let answer: BuiltinOutcome | undefined;
     let cancelled = false;
     const timers: NodeJS.Timeout[] = [];
@@ -107,6 +110,7 @@ export function runBuiltin(spec: BuiltinRunSpec): Promise<BuiltinOutcome> {
       signal?.removeEventListener('abort', onAbort);
       for (const t of timers) clearTimeout(t);
       if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL', false); // stray grandchildren
+      forget?.();
       if (cancelled) return resolve({ kind: 'cancelled' });
       if (answer) return resolve(answer);
       if (spawnError) return resolve({ kind: 'crashed', message: `could not start the stage host: ${spawnError.message}` });
