@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CacheStore, RunRecord } from '../cache/store.js';
 import { subManifest, type OutputManifest } from '../cache/manifest.js';
-import { materialize } from '../cache/materialize.js';
+import { backupIfForeign, materialize } from '../cache/materialize.js';
 import { statSignature, type MaterialisedFile, type MaterialisedOutput, type StageState, type WorkspaceState } from '../cache/workspace-state.js';
 import type { FingerprintHash, StageFingerprint } from '../fingerprint.js';
 import type { BuiltinStageNode, CmdStageNode, PipelineGraph, StageId, StageNode } from '../pipeline.js';
@@ -66,6 +66,13 @@ async function executeCmd(node: CmdStageNode, key: FingerprintHash, fingerprint:
   const startedAt = new Date();
   const t0 = performance.now();
   const log: string[] = [];
+  // The command overwrites its outs in place: save user content found there first (never lose a user file).
+  const prev = ctx.state.get(node.id);
+  for (const o of outputPaths(node)) {
+    if (!o.cache) continue;
+    const expected = prev?.outputs.find((x) => x.dest === o.path);
+    await backupIfForeign(ctx.store, ws, o.path, { stageId: node.id, ...(expected ? { expected } : {}) });
+  }
   const { runCommand } = await import('../exec/cmd.js');
   const outcome = await runCommand({
     argv: node.argv,
