@@ -298,7 +298,7 @@ export function buildCmd(env: BuildEnv, inst: StageInstance, reads: Reads): Part
         if (v === undefined) failed = true;
         else argv.push(stringifyValue(v));
       }
-      if (toks.value.length === 0) {
+      if (toks.value.length === 0 && def.cmd !== '') {
         report(ctx, 'invalid-value', `stages.${inst.base}.cmd is empty`, locate(ctx.source, at));
         failed = true;
       }

@@ -70,7 +70,7 @@ export async function loadPipeline(file: string, opts: LoadOptions = {}): Promis
   let params: JsonObject = isObject(config.params) ? config.params : {};
   if (Array.isArray(config.params_files)) {
     config.params_files.forEach((entry, i) => {
-      if (typeof entry !== 'string') return;
+      if (typeof entry !== 'string' || entry === '') return; // schema reported it
       const pf = path.resolve(path.dirname(abs), entry);
       configFiles.push(pf);
       const loaded = loadParamsFile(pf, entry, source, i);

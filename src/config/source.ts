@@ -24,7 +24,7 @@ export interface YamlSource {
 /** Parses `text`; YAML syntax errors (and warnings) come back as located diagnostics. */
 export function parseYamlSource(file: string, text: string): { source: YamlSource; diagnostics: Diagnostic[] } {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true, merge: true });
   const diagnostics: Diagnostic[] = doc.errors.map((e) => {
     const [start, end] = e.pos;
     const length = Math.max(1, Math.min(end, lineEnd(text, start)) - start);

@@ -63,7 +63,8 @@ type Err = ErrorObject & { propertyName?: string };
 
 /** Turns ajv errors (allErrors + verbose) into diagnostics located in `target.source`. */
 export function schemaErrorsToDiagnostics(errors: readonly ErrorObject[], target: ValidationTarget): Diagnostic[] {
-  const kept = dropRequiredExplainedByTypo(resolveAnyOf(errors.filter((e) => e.keyword !== 'if') as Err[]));
+  // `if` and `propertyNames` only summarise the errors nested under them.
+  const kept = dropRequiredExplainedByTypo(resolveAnyOf(errors.filter((e) => e.keyword !== 'if' && e.keyword !== 'propertyNames') as Err[]));
   const out: Diagnostic[] = [];
   const seen = new Set<string>();
   for (const e of kept) {
@@ -89,7 +90,8 @@ function resolveAnyOf(all: Err[]): Err[] {
     const prefix = `${a.schemaPath}/`;
     const branches = new Map<string, Err[]>();
     for (const e of errors) {
-      if (!e.schemaPath.startsWith(prefix)) continue;
+      // Same schema location AND same value (list items share one schemaPath).
+      if (!e.schemaPath.startsWith(prefix) || !(e.instancePath === a.instancePath || e.instancePath.startsWith(`${a.instancePath}/`))) continue;
       const b = e.schemaPath.slice(prefix.length).split('/')[0];
       branches.set(b, [...(branches.get(b) ?? []), e]);
     }
@@ -172,7 +174,8 @@ function toDiagnostic(e: Err, target: ValidationTarget): Diagnostic {
       const want = String(e.params.type)
         .split(',')
         .map((t) => typeNames[t] ?? t);
-      return mk('invalid-value', `${where} must be ${want.join(' or ')}, got ${typeOfValue(e.data)}`);
+      const list = want.length > 1 ? `${want.slice(0, -1).join(', ')} or ${want[want.length - 1]}` : want[0];
+      return mk('invalid-value', `${where} must be ${list}, got ${typeOfValue(e.data)}`);
     }
     case 'enum': {
       const allowed = (e.params.allowedValues as unknown[]) ?? [];
@@ -183,7 +186,9 @@ function toDiagnostic(e: Err, target: ValidationTarget): Diagnostic {
       return mk('invalid-value', `${where} must be ${JSON.stringify(e.params.allowedValue)}, got ${JSON.stringify(e.data)}`);
     case 'propertyNames':
     case 'pattern': {
-      if (e.propertyName !== undefined) return mk('invalid-value', `invalid key '${e.propertyName}' in ${where}`, locateKey(target.source, [...p, e.propertyName]));
+      if (e.propertyName !== undefined) {
+        return mk('invalid-value', `invalid key '${e.propertyName}' in ${where} (must match ${String(e.params.pattern ?? e.message)})`, locateKey(target.source, [...p, e.propertyName]));
+      }
       if (e.keyword === 'propertyNames') return mk('invalid-value', `${where} has an invalid key`);
       return mk('invalid-value', `${where} must match ${String(e.params.pattern)}, got ${typeOfValue(e.data)}`);
     }
