@@ -71,12 +71,18 @@ export interface AugmentSummary {
   readonly threads: number;
 }
 
-/** The cache key of variant `k` of `source`: every input that can change its bytes. */
-export function variantCacheKey(resolved: ResolvedAugmentParams, seed: number, source: string, k: number, shape: ImageShape): string {
+/**
+ * The cache key of variant `k` of `source`: every input that can change its
+ * bytes. `pixelsSha256` is the digest of the resized source pixels: the
+ * source file's sha alone would serve stale variants after a resize change
+ * that keeps the geometry (fit, kernel, background).
+ */
+export function variantCacheKey(resolved: ResolvedAugmentParams, seed: number, source: string, pixelsSha256: string, k: number, shape: ImageShape): string {
   const material = {
     format: 'pipeline.augment.item/v1',
     version: AUGMENT_VERSION,
     source,
+    pixels: pixelsSha256,
     k,
     seed,
     config: canonicalConfig(resolved.config),
@@ -151,8 +157,14 @@ async function runAugment(ctx: StageContext<AugmentParams>): Promise<StageResult
 
   let cacheHits = 0;
   let computed = 0;
+  // Jobs of one image start back to back, so a one-entry memo hashes each source once.
+  let digestMemo = { item: -1, digest: '' };
+  const pixelsDigest = (item: number): string => {
+    if (digestMemo.item !== item) digestMemo = { item, digest: createHash('sha256').update(reader.pixels(item)).digest('hex') };
+    return digestMemo.digest;
+  };
   const runJob = async (job: Job): Promise<Uint8Array> => {
-    const key = variantCacheKey(resolved, seed, job.source, job.k, shape);
+    const key = variantCacheKey(resolved, seed, job.source, pixelsDigest(job.item), job.k, shape);
     const cached = await ctx.items.get(key);
     if (cached !== undefined && cached.length === reader.index.itemBytes) {
       cacheHits++;

@@ -200,6 +200,11 @@ test('per-image cache: a rerun with one new train image computes only its K vari
   assert.deepEqual((await augmentStage.run(third)).metrics, { images: 11, variants: 22, cache_hits: 0, computed: 22 });
   const fourth = await rig.context('augment', { ...params, copies: 3 }, await upstream(rig, 'c4', grown), 3);
   assert.deepEqual((await augmentStage.run(fourth)).metrics, { images: 11, variants: 33, cache_hits: 22, computed: 11 });
+
+  // Same source files resized differently (same geometry, other pixels): nothing may come from the cache.
+  const reResized = grown.map((im) => ({ ...im, pixels: im.pixels.map((v) => 255 - v) }));
+  const fifth = await rig.context('augment', params, await upstream(rig, 'c5', reResized), 3);
+  assert.deepEqual((await augmentStage.run(fifth)).metrics, { images: 11, variants: 22, cache_hits: 0, computed: 22 });
 });
 
 test('single-channel shards and an image missing from partition.json', async () => {
