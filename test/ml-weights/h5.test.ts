@@ -6,7 +6,7 @@ import path from 'node:path';
 import h5wasm from 'h5wasm/node';
 import * as tf from '@tensorflow/tfjs';
 import { BACKBONES } from '../../stages/ml/backbones/registry.js';
-import { loadKerasH5Weights, readKerasH5 } from '../../stages/ml/weights/h5.js';
+import { loadKerasH5Weights, readKerasH5, writeKerasH5Weights } from '../../stages/ml/weights/h5.js';
 import { writeKerasLayout } from './fixtures.js';
 
 await tf.setBackend('cpu');
@@ -149,6 +149,34 @@ test('h5: missing layer and non-Keras / non-HDF5 files are located errors', asyn
     assert.ok(!r4.ok);
     assert.equal(r4.error[0]!.reason, 'h5-unreadable');
     assert.match(r4.error[0]!.message, /junk\.h5: not a readable HDF5 file/);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('h5: writeKerasH5Weights writes the Keras layout (checked with raw h5wasm) and round-trips', async () => {
+  const dir = await tmp();
+  try {
+    const src = tiny(3);
+    const file = path.join(dir, 'out.h5');
+    await writeKerasH5Weights(src, file);
+    const f = new h5wasm.File(file, 'r');
+    try {
+      assert.deepEqual(f.attrs['layer_names']!.value, src.layers.map((l) => l.name));
+      assert.deepEqual((f.get('bn1') as InstanceType<typeof h5wasm.Group>).attrs['weight_names']!.value, ['bn1/gamma:0', 'bn1/beta:0', 'bn1/moving_mean:0', 'bn1/moving_variance:0']);
+      const k = f.get('conv1/conv1/kernel:0') as InstanceType<typeof h5wasm.Dataset>;
+      assert.deepEqual(k.shape, [3, 3, 3, 4]);
+      assert.equal(k.dtype, '<f');
+      assert.deepEqual(Array.from(k.value as Float32Array), Array.from(src.getLayer('conv1').getWeights()[0]!.dataSync()));
+    } finally {
+      f.close();
+    }
+    const dst = tiny(50);
+    const r = await loadKerasH5Weights(tf, dst, file);
+    assert.ok(r.ok);
+    const x = tf.randomUniform([1, 8, 8, 3], 0, 1, 'float32', 1);
+    assert.deepEqual(Array.from((dst.predict(x) as tf.Tensor).dataSync()), Array.from((src.predict(x) as tf.Tensor).dataSync()));
+    assert.deepEqual((await fs.readdir(dir)).sort(), ['out.h5']);
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }

@@ -18,7 +18,10 @@
  * Every problem found (missing layers, count and shape mismatches) is returned, each naming the file, the layer
  * and the weight.
  *
- * This module does not download, verify hashes (see download.ts) or write files.
+ * {@link writeKerasH5Weights} writes the same layout (so weights trained here load into Keras with
+ * `model.load_weights(path)` for the same architecture, and back here with `weights: ./file.h5`).
+ *
+ * This module does not download or verify hashes (see download.ts).
  */
 import fs from 'node:fs/promises';
 import h5wasm from 'h5wasm/node';
@@ -278,4 +281,38 @@ export async function loadKerasH5Weights(tf: Tf, model: tfjs.LayersModel, file: 
 /** One line per problem, for logs and error messages. */
 export function formatH5Problems(problems: readonly H5Problem[]): string {
   return problems.map((p) => p.message).join('\n');
+}
+
+/**
+ * Writes `model`'s weights in the Keras legacy HDF5 layout (float32, weight names `<layer>/<name>:0`), replacing
+ * `file` atomically (written beside it, then renamed).
+ */
+export async function writeKerasH5Weights(model: tfjs.LayersModel, file: string): Promise<void> {
+  const h5 = await h5Ready();
+  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  const fixed = (xs: string[]): string => `S${Math.max(1, ...xs.map((x) => Buffer.byteLength(x)))}`;
+  const f = new h5.File(tmp, 'w');
+  try {
+    const names = model.layers.map((l) => l.name);
+    f.create_attribute('layer_names', names, [names.length], fixed(names));
+    f.create_attribute('backend', 'tensorflow');
+    f.create_attribute('keras_version', '2.15.0');
+    for (const l of model.layers) {
+      const g = f.create_group(l.name);
+      const wnames = l.weights.map((w) => `${l.name}/${baseName(w.originalName)}:0`);
+      g.create_attribute('weight_names', wnames, [wnames.length], fixed(wnames));
+      if (wnames.length === 0) continue;
+      const sub = g.create_group(l.name);
+      l.weights.forEach((w, i) => {
+        const t = w.read();
+        sub.create_dataset({ name: `${baseName(w.originalName)}:0`, data: t.dataSync() as Float32Array, shape: [...w.shape] as number[], dtype: '<f' });
+      });
+    }
+  } catch (e) {
+    f.close();
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+  f.close();
+  await fs.rename(tmp, file);
 }
