@@ -247,3 +247,16 @@ test('width_shift_range 1 (a Keras int) never shifts, and the stage says so', as
   }
   await assert.rejects(fs.access(path.join(ctx.outDir, 'preview.png')));
 });
+
+test('no train images: an empty shard directory, no preview, counts of zero', async () => {
+  await using rig = await stageRig();
+  const images = dataset().map((im) => ({ ...im, split: 'validation' as const }));
+  const ctx = await rig.context('augment', { ...RECIPE, copies: 4 }, await upstream(rig, 'none', images), 1);
+  const result = await augmentStage.run(ctx);
+  assert.deepEqual(result.metrics, { images: 0, variants: 0, cache_hits: 0, computed: 0 });
+  assert.equal(new ShardReader(ctx.outDir).count, 0);
+  const summary = await readSummary(ctx.outDir);
+  assert.equal(summary.preview, null);
+  assert.equal(summary.counts.notTrain, 16);
+  await assert.rejects(fs.access(path.join(ctx.outDir, 'preview.png')));
+});
