@@ -18,7 +18,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { BuiltinStage, StageContext, StageResult } from './types.js';
 import { ShardReader, ShardWriter } from './lib/shards.js';
-import { readPartition } from './lib/splits.js';
+import { readPartition, type PartitionFile } from './lib/splits.js';
 import { canonicalConfig, resolveAugmentParams, type AugmentParams, type ResolvedAugmentParams } from './lib/augment/params.js';
 import { getRandomTransform } from './lib/augment/random-transform.js';
 import { variantRandom } from './lib/augment/rng.js';
@@ -98,17 +98,8 @@ interface Job {
   readonly k: number;
 }
 
-async function runAugment(ctx: StageContext<AugmentParams>): Promise<StageResult> {
-  const resolved = resolveAugmentParams(ctx.params);
-  const seed = resolved.seed ?? ctx.seed;
-  const resizeDir = ctx.inputs['resize'];
-  const partitionDir = ctx.inputs['partition'];
-  if (resizeDir === undefined || partitionDir === undefined) throw new Error('augment needs the resize and partition inputs');
-  const reader = new ShardReader(resizeDir);
-  const partition = readPartition(partitionDir);
-  const { height, width, channels, classes } = reader.index;
-  const shape: ImageShape = { height, width, channels };
-
+/** Indices of the train items (first occurrence of each source), and how many items were skipped and why. */
+function trainItems(reader: ShardReader, partition: PartitionFile): { train: number[]; notTrain: number; unassigned: number } {
   const train: number[] = [];
   const seen = new Set<string>();
   let notTrain = 0;
@@ -122,6 +113,36 @@ async function runAugment(ctx: StageContext<AugmentParams>): Promise<StageResult
       train.push(i);
     }
   });
+  return { train, notTrain, unassigned };
+}
+
+/** Preview rows: per class (in label order), the `perClass` train items with the smallest sha256, stable when images are added. */
+function previewSelection(reader: ShardReader, train: readonly number[], perClass: number): number[] {
+  const byClass = new Map<number, number[]>();
+  for (const i of train) {
+    const label = reader.index.items[i]!.label;
+    let list = byClass.get(label);
+    if (list === undefined) byClass.set(label, (list = []));
+    list.push(i);
+  }
+  const source = (i: number): string => reader.index.items[i]!.source;
+  return [...byClass.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .flatMap(([, list]) => list.sort((a, b) => (source(a) < source(b) ? -1 : source(a) > source(b) ? 1 : 0)).slice(0, perClass));
+}
+
+async function runAugment(ctx: StageContext<AugmentParams>): Promise<StageResult> {
+  const resolved = resolveAugmentParams(ctx.params);
+  const seed = resolved.seed ?? ctx.seed;
+  const resizeDir = ctx.inputs['resize'];
+  const partitionDir = ctx.inputs['partition'];
+  if (resizeDir === undefined || partitionDir === undefined) throw new Error('augment needs the resize and partition inputs');
+  const reader = new ShardReader(resizeDir);
+  const partition = readPartition(partitionDir);
+  const { height, width, channels, classes } = reader.index;
+  const shape: ImageShape = { height, width, channels };
+
+  const { train, notTrain, unassigned } = trainItems(reader, partition);
   for (const [name, range] of [['width_shift_range', resolved.config.widthShiftRange], ['height_shift_range', resolved.config.heightShiftRange]] as const) {
     if (range === 1) ctx.log.warn(`${name}: 1 is a whole-pixel range as in Keras (randint(0, 1) = 0), so it never shifts; use 0.99 for a fraction or 2 for +-1 pixel`);
   }
@@ -129,18 +150,7 @@ async function runAugment(ctx: StageContext<AugmentParams>): Promise<StageResult
 
   const perClass: Record<string, number> = Object.fromEntries(classes.map((c) => [c, 0]));
   for (const i of train) perClass[classes[reader.index.items[i]!.label]!]!++;
-
-  // Preview: per class, the train images with the smallest sha256 (stable when images are added).
-  const previewItems = new Map<number, Uint8Array[]>();
-  const byClass = new Map<number, number[]>();
-  for (const i of train) {
-    const label = reader.index.items[i]!.label;
-    byClass.set(label, [...(byClass.get(label) ?? []), i]);
-  }
-  for (const [, list] of [...byClass.entries()].sort((a, b) => a[0] - b[0])) {
-    list.sort((a, b) => (reader.index.items[a]!.source < reader.index.items[b]!.source ? -1 : 1));
-    for (const i of list.slice(0, resolved.previewPerClass)) previewItems.set(i, []);
-  }
+  const previewItems = new Map<number, Uint8Array[]>(previewSelection(reader, train, resolved.previewPerClass).map((i) => [i, []]));
 
   const jobs: Job[] = [];
   for (const i of train) {
@@ -187,6 +197,7 @@ async function runAugment(ctx: StageContext<AugmentParams>): Promise<StageResult
     if (kept !== undefined && job.k < PREVIEW_MAX_VARIANTS) kept.push(pixels);
     if (writer.count % 16 === 0 || writer.count === jobs.length) ctx.log.progress(writer.count, jobs.length, 'augment');
   };
+  ctx.log.progress(0, jobs.length, 'augment');
   try {
     for (const job of jobs) {
       ctx.signal.throwIfAborted();
