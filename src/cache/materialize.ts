@@ -93,7 +93,10 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
   await cleanSiblings(parent, base);
 
   for (const f of manifest.files) {
-    if (!store.hasObject(f.sha256, f.size)) return err({ reason: 'object-missing', sha256: f.sha256, path: f.path });
+    if (store.hasObject(f.sha256, f.size)) continue;
+    if (!store.hasObject(f.sha256)) return err({ reason: 'object-missing', sha256: f.sha256, path: f.path });
+    await store.quarantine(store.objectPath(f.sha256), f.sha256); // wrong size: corrupt
+    return err({ reason: 'corrupt-object', sha256: f.sha256, path: f.path });
   }
 
   // 1. Save whatever is in the way, unless it is what we put there (or identical to what comes).
