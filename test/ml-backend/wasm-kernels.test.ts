@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend } from '../../stages/ml/backend.js';
-import { WASM_TRAINING_KERNELS, registerWasmTrainingKernels } from '../../stages/ml/wasm-kernels/index.js';
+import { WASM_KERNEL_OVERRIDES, WASM_TRAINING_KERNELS, registerWasmTrainingKernels } from '../../stages/ml/wasm-kernels/index.js';
 
 const init = await initBackend({ device: 'cpu', backend: 'wasm', threads: 1 });
 assert.ok(init.ok, JSON.stringify(!init.ok && init.error));
@@ -93,6 +93,7 @@ function undilateFilter(r: { shape: number[]; values: Float32Array }, d: number)
 
 test('registerWasmTrainingKernels is idempotent and covers the kernels wasm lacks', () => {
   for (const name of Object.keys(WASM_TRAINING_KERNELS)) assert.ok(tf.getKernel(name, 'wasm'), `${name} registered`);
+  for (const name of Object.keys(WASM_KERNEL_OVERRIDES)) assert.ok(tf.getKernel(name, 'wasm'), `${name} still registered`);
   assert.deepEqual(registerWasmTrainingKernels(tf), []);
 });
 
@@ -149,6 +150,69 @@ test('DepthwiseConv2dNativeBackpropInput matches cpu over strides, dilations, pa
       const what = `DepthwiseConv2dNativeBackpropInput k=${k} s=${s} d=${d} m=${m} pad=${String(pad)}`;
       const expected = await runOn('cpu', 'DepthwiseConv2dNativeBackpropInput', { dy, filter: d === 1 ? filter : dilateFilter(filter.values, filter.shape, d) }, { ...attrs, dilations: [1, 1] });
       assertClose(await runOn('wasm', 'DepthwiseConv2dNativeBackpropInput', { dy, filter }, attrs), expected, what);
+    }
+  }
+});
+
+test('Conv2DBackpropInput (XNNPACK override) matches cpu over strides, paddings and filter sizes', async () => {
+  let seed = 300;
+  for (const [k, s] of [[3, 1], [3, 2], [1, 1], [5, 3], [2, 2], [1, 2]] as const) {
+    for (const pad of PADS) {
+      const [b, h, w, cin, cout] = [2, 11, 9, 3, 5];
+      const oh = outSize(h, k, s, 1, pad);
+      const ow = outSize(w, k, s, 1, pad);
+      await compare(
+        'Conv2DBackpropInput',
+        { dy: { shape: [b, oh, ow, cout], values: rand([b, oh, ow, cout], seed++) }, filter: { shape: [k, k, cin, cout], values: rand([k, k, cin, cout], seed++) } },
+        { strides: [s, s], pad, dataFormat: 'NHWC', inputShape: [b, h, w, cin] },
+        `k=${k} s=${s} pad=${String(pad)}`,
+      );
+    }
+  }
+});
+
+test('BatchMatMul and _FusedMatMul with transposed operands (XNNPACK override) match cpu', async () => {
+  let seed = 400;
+  for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    for (const batch of [[1], [3], [1, 1]]) {
+      const [m, k, n] = [7, 13, 5];
+      const aShape = [...batch, ...(ta ? [k, m] : [m, k])];
+      const bShape = [...batch, ...(tb ? [n, k] : [k, n])];
+      const inputs: Inputs = { a: { shape: aShape, values: rand(aShape, seed++) }, b: { shape: bShape, values: rand(bShape, seed++) } };
+      await compare('BatchMatMul', inputs, { transposeA: ta, transposeB: tb }, `ta=${ta} tb=${tb} batch=${batch.join('x')}`);
+      if (batch.length === 1) {
+        await compare(
+          '_FusedMatMul',
+          { ...inputs, bias: { shape: [n], values: rand([n], seed++) } },
+          { transposeA: ta, transposeB: tb, activation: 'relu' },
+          `fused ta=${ta} tb=${tb} batch=${batch.join('x')}`,
+        );
+      }
+    }
+  }
+});
+
+test('Tile (block-copy override) matches cpu for float32, int32 and bool', async () => {
+  const cases: [number[], number[]][] = [[[1, 1, 1, 5], [2, 3, 4, 1]], [[2, 3], [3, 2]], [[4, 1], [1, 20]], [[3], [5]], [[2, 1, 3], [1, 0, 2]], [[2, 2, 2], [1, 1, 1]]];
+  let seed = 500;
+  for (const [shape, reps] of cases) {
+    const values = rand(shape, seed++);
+    await compare('Tile', { x: { shape, values } }, { reps }, `f32 ${shape} x ${reps}`);
+    const ints = Int32Array.from(values, (v) => Math.round(v * 100));
+    const want = await runOn('cpu', 'Tile', { x: { shape, values: ints, dtype: 'int32' } }, { reps });
+    const got = await runOn('wasm', 'Tile', { x: { shape, values: ints, dtype: 'int32' } }, { reps });
+    assert.deepEqual(Array.from(got.values), Array.from(want.values), `i32 ${shape} x ${reps}`);
+  }
+  await tf.setBackend('wasm');
+  const b = tf.tidy(() => tf.tile(tf.tensor2d([[true, false]], [1, 2], 'bool'), [2, 2]).arraySync());
+  assert.deepEqual(b, [[1, 0, 1, 0], [1, 0, 1, 0]]);
+});
+
+test('Sum (leading-axes override) matches cpu, with and without keepDims, and other axes', async () => {
+  let seed = 600;
+  for (const [shape, axis] of [[[6, 5, 4, 3], [0, 1, 2]], [[6, 5, 4, 3], [0]], [[6, 5, 4, 3], [1, 0]], [[6, 5, 4, 3], [3]], [[6, 5, 4, 3], [0, 2]], [[7, 9], [-2]], [[8], [0]]] as [number[], number[]][]) {
+    for (const keepDims of [false, true]) {
+      await compare('Sum', { x: { shape, values: rand(shape, seed++) } }, { axis, keepDims }, `${shape} axis ${axis} keepDims ${keepDims}`);
     }
   }
 });

@@ -1,7 +1,8 @@
 /**
- * `Conv2DBackpropFilter` for wasm: dW[kh,kw] = patch(kh,kw)ᵀ · dy, one XNNPACK
- * matmul per filter tap, where patch(kh,kw) is a strided slice of the padded
- * input (an im2col done one tap at a time, so memory stays at one [N, Cin]
+ * `Conv2DBackpropFilter` for wasm: dW[kh,kw]ᵀ = dyᵀ · patch(kh,kw), one XNNPACK
+ * matmul per filter tap (dy is transposed once; wasm's matmul only uses
+ * XNNPACK for untransposed operands), where patch(kh,kw) is a strided slice of
+ * the padded input (an im2col done one tap at a time, so memory stays at one [N, Cin]
  * slice instead of the full [N, KH·KW·Cin] matrix).
  *
  * This module does NOT handle NCHW (tfjs layers train NHWC) or dilations
@@ -51,9 +52,11 @@ export function filterGradient(tf: Tf, backend: BackendWasm, x: Info, dy: Info, 
     const top = info.padInfo.top;
     const left = info.padInfo.left;
     const xp = padOrCropTo(ops, x, top, needH - h - top, left, needW - w - left);
-    const dy2 = ops.reshape(dy, [1, n, cout]);
     const mult = cout / cin;
-    const dy3 = kind === 'depthwise' ? ops.reshape(dy, [n, cin, mult]) : dy2;
+    // dyᵀ once, so every tap is a plain (untransposed) matmul dyᵀ[Cout,N]·patch[N,Cin] that XNNPACK runs.
+    const dyT = kind === 'full' ? ops.run('Transpose', { x: ops.reshape(dy, [n, cout]) }, { perm: [1, 0] }) : undefined;
+    const dyT3 = dyT !== undefined ? ops.reshape(dyT, [1, cout, n]) : undefined;
+    const dy3 = kind === 'depthwise' ? ops.reshape(dy, [n, cin, mult]) : undefined;
     const ones = kind === 'depthwise' ? ops.run('Fill', {}, { shape: [1, 1, n], value: 1, dtype: 'float32' }) : undefined;
     const taps: Info[] = [];
     for (let i = 0; i < kh; i++) {
@@ -61,17 +64,18 @@ export function filterGradient(tf: Tf, backend: BackendWasm, x: Info, dy: Info, 
         const patch = ops.stridedSlice(xp, [0, i * dh, j * dw, 0], [b, i * dh + (oh - 1) * sh + 1, j * dw + (ow - 1) * sw + 1, cin], [1, sh, sw, 1]);
         if (kind === 'full') {
           const p = ops.reshape(patch, [1, n, cin]);
-          taps.push(ops.reshape(ops.run('BatchMatMul', { a: p, b: dy2 }, { transposeA: true, transposeB: false }), [1, cin * cout]));
+          taps.push(ops.run('BatchMatMul', { a: dyT3!, b: p }, { transposeA: false, transposeB: false }));
         } else {
           const p = ops.reshape(patch, [n, cin, 1]);
-          const prod = ops.reshape(ops.run('Multiply', { a: p, b: dy3 }), [1, n, cin * mult]);
+          const prod = ops.reshape(ops.run('Multiply', { a: p, b: dy3! }), [1, n, cin * mult]);
           // Column sums through XNNPACK's matmul (ones · prod) rather than a strided reduction.
           taps.push(ops.reshape(ops.run('BatchMatMul', { a: ones!, b: prod }, { transposeA: false, transposeB: false }), [1, cin * mult]));
         }
       }
     }
     const stacked = taps.length === 1 ? taps[0]! : ops.run('Concat', taps as unknown as Record<string, Info>, { axis: 0 });
-    const out = kind === 'full' ? ops.reshape(stacked, [kh, kw, cin, cout]) : ops.reshape(stacked, [kh, kw, cin, mult]);
+    // full: stacked is [taps, Cout, Cin] -> [taps, Cin, Cout]; depthwise: [taps, Cin*M].
+    const out = kind === 'full' ? ops.reshape(ops.run('Transpose', { x: stacked }, { perm: [0, 2, 1] }), [kh, kw, cin, cout]) : ops.reshape(stacked, [kh, kw, cin, mult]);
     return ops.keep(out);
   } finally {
     ops.dispose();

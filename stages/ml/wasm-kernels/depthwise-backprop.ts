@@ -15,6 +15,7 @@
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { filterGradient } from './conv2d-backprop-filter.js';
+import { spreadByStride } from './conv2d-backprop-input.js';
 import { pair, padOrCrop, WasmOps, type Info, type Tf } from './util.js';
 
 type Pad = 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
@@ -61,13 +62,7 @@ export function depthwiseBackpropInput(tf: Tf, args: Args): Info {
     const { outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
     const c = cin * m;
     // 1. Insert (stride - 1) zeros after every dy row/column: [B, OH*sh, OW*sw, C].
-    let y = dy;
-    if (sw > 1) {
-      y = ops.reshape(ops.pad(ops.reshape(y, [b * oh, ow, 1, c]), [[0, 0], [0, 0], [0, sw - 1], [0, 0]]), [b, oh, ow * sw, c]);
-    }
-    if (sh > 1) {
-      y = ops.reshape(ops.pad(ops.reshape(y, [b, oh, 1, ow * sw * c]), [[0, 0], [0, 0], [0, sh - 1], [0, 0]]), [b, oh * sh, ow * sw, c]);
-    }
+    const y = spreadByStride(ops, dy, sh, sw);
     // 2. Pad/crop so that a stride-1 'valid' correlation yields exactly [H, W].
     const top = (kh - 1) * dh - info.padInfo.top;
     const left = (kw - 1) * dw - info.padInfo.left;

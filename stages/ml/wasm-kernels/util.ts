@@ -29,6 +29,12 @@ export class WasmOps {
     return out;
   }
 
+  /** Remembers an output produced outside `run` (e.g. by an original kernel function) as an intermediate. */
+  track(x: Info): Info {
+    this.temps.push(x);
+    return x;
+  }
+
   reshape(x: Info, shape: number[]): Info {
     return this.run('Reshape', { x }, { shape });
   }
