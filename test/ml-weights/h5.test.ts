@@ -6,7 +6,7 @@ import path from 'node:path';
 import h5wasm from 'h5wasm/node';
 import * as tf from '@tensorflow/tfjs';
 import { BACKBONES } from '../../stages/ml/backbones/registry.js';
-import { loadKerasH5Weights, readKerasH5, writeKerasH5Weights } from '../../stages/ml/weights/h5.js';
+import { loadKerasH5Weights, readKerasH5, toSnakeCase, writeKerasH5Weights } from '../../stages/ml/weights/h5.js';
 import { writeKerasLayout } from './fixtures.js';
 
 await tf.setBackend('cpu');
@@ -177,6 +177,58 @@ test('h5: writeKerasH5Weights writes the Keras layout (checked with raw h5wasm) 
     const x = tf.randomUniform([1, 8, 8, 3], 0, 1, 'float32', 1);
     assert.deepEqual(Array.from((dst.predict(x) as tf.Tensor).dataSync()), Array.from((src.predict(x) as tf.Tensor).dataSync()));
     assert.deepEqual((await fs.readdir(dir)).sort(), ['out.h5']);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('h5: Keras 3 .weights.h5 layout (layers/<class>[_N]/vars/<i>) loads by class path', async () => {
+  assert.deepEqual(['Conv2D', 'BatchNormalization', 'DepthwiseConv2D', 'SeparableConv2D', 'ReLU', 'Dense'].map(toSnakeCase), [
+    'conv2d', 'batch_normalization', 'depthwise_conv2d', 'separable_conv2d', 're_lu', 'dense',
+  ]);
+  const dir = await tmp();
+  try {
+    // two convs so the `_1` counter is exercised
+    const make = (seed: number): tf.LayersModel => {
+      const input = tf.input({ shape: [6, 6, 2] });
+      let x = tf.layers.conv2d({ filters: 3, kernelSize: 3, name: 'first', kernelInitializer: tf.initializers.glorotUniform({ seed }) }).apply(input) as tf.SymbolicTensor;
+      x = tf.layers.batchNormalization({ name: 'norm' }).apply(x) as tf.SymbolicTensor;
+      x = tf.layers.conv2d({ filters: 5, kernelSize: 1, name: 'second', kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }) }).apply(x) as tf.SymbolicTensor;
+      const m = tf.model({ inputs: input, outputs: x });
+      const bn = m.getLayer('norm');
+      bn.setWeights(bn.getWeights().map((w, i) => tf.randomUniform(w.shape, 0.5, 1.5, 'float32', seed + i)));
+      return m;
+    };
+    const src = make(1);
+    const file = path.join(dir, 'model.weights.h5');
+    const f = new h5wasm.File(file, 'w');
+    f.create_group('vars');
+    const layers = f.create_group('layers');
+    const put = (p: string, l: tf.layers.Layer): void => {
+      const vars = layers.create_group(p).create_group('vars');
+      l.getWeights().forEach((w, i) => vars.create_dataset({ name: String(i), data: w.dataSync() as Float32Array, shape: w.shape, dtype: '<f' }));
+    };
+    put('conv2d', src.getLayer('first'));
+    put('batch_normalization', src.getLayer('norm'));
+    put('conv2d_1', src.getLayer('second'));
+    f.close();
+    const dst = make(9);
+    const r = await loadKerasH5Weights(tf, dst, file);
+    assert.ok(r.ok, JSON.stringify(!r.ok && r.error));
+    assert.deepEqual(r.value, { matchedBy: 'keras3-path', layers: 3, tensors: 2 + 4 + 2 });
+    const x = tf.randomUniform([1, 6, 6, 2], 0, 1, 'float32', 2);
+    assert.deepEqual(Array.from((dst.predict(x) as tf.Tensor).dataSync()), Array.from((src.predict(x) as tf.Tensor).dataSync()));
+
+    // a model with an extra conv: the missing path is named
+    const input = tf.input({ shape: [6, 6, 2] });
+    let y = tf.layers.conv2d({ filters: 3, kernelSize: 3 }).apply(input) as tf.SymbolicTensor;
+    y = tf.layers.batchNormalization().apply(y) as tf.SymbolicTensor;
+    y = tf.layers.conv2d({ filters: 5, kernelSize: 1 }).apply(y) as tf.SymbolicTensor;
+    y = tf.layers.conv2d({ filters: 4, kernelSize: 1 }).apply(y) as tf.SymbolicTensor;
+    const bigger = tf.model({ inputs: input, outputs: y });
+    const r2 = await loadKerasH5Weights(tf, bigger, file);
+    assert.ok(!r2.ok);
+    assert.deepEqual(r2.error.map((p) => [p.reason, p.layer]), [['h5-layer-missing', 'conv2d_2']]);
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }

@@ -7,7 +7,12 @@
  * at `<layer>/<weight name>`. Kernels are HWIO, dense kernels (in, out), depthwise kernels (h, w, in, mult):
  * the same layouts tfjs uses, so values are copied without transposing.
  *
- * Matching (Keras semantics, made safer):
+ * Keras 3 `.weights.h5` files (`model.save_weights('x.weights.h5')`) are read too: there, each layer's values
+ * sit at `layers/<class name>[_N]/vars/<i>`, named by class in model order (`conv2d`, `conv2d_1`,
+ * `batch_normalization`, ...) rather than by layer name, so model layers are matched by that class-based path
+ * and weights by position.
+ *
+ * Matching for legacy files (Keras semantics, made safer):
  * - `name`: every weighted model layer has a group of the same name (Keras `by_name=True`).
  * - `order`: otherwise, the k-th weighted layer of the model takes the k-th non-empty layer of the file, which is
  *   what Keras's `load_weights` does for these files (their unnamed layers carry Keras 2 counters such as
@@ -52,8 +57,8 @@ export interface H5Problem {
   readonly message: string;
 }
 
-/** How model layers were paired with file groups. */
-export type H5MatchMode = 'name' | 'order';
+/** How model layers were paired with file groups: by layer name, by Keras's order rule, or by Keras 3 class paths. */
+export type H5MatchMode = 'name' | 'order' | 'keras3-path';
 
 /** What {@link loadKerasH5Weights} did. */
 export interface H5LoadReport {
@@ -66,8 +71,8 @@ export interface H5LoadReport {
 
 /** Options for {@link loadKerasH5Weights}. */
 export interface H5LoadOptions {
-  /** Force a matching mode; default: `name` when every weighted model layer has a same-named group, else `order`. */
-  readonly match?: H5MatchMode;
+  /** Force a matching mode for legacy files; default: `name` when every weighted model layer has a same-named group, else `order`. */
+  readonly match?: 'name' | 'order';
 }
 
 /** Keras/tfjs automatic layer names: a class prefix with an optional `_N` counter. */
@@ -105,6 +110,16 @@ function stringsAttr(obj: H5File | H5Group, name: string): string[] | undefined 
   return out;
 }
 
+/** Which Keras weights layout a file uses. */
+export type H5Format = 'keras-legacy' | 'keras3';
+
+/** Everything read from a weights file. */
+export interface H5Weights {
+  readonly format: H5Format;
+  /** Layers with weights, in file order (legacy) or path order (Keras 3). */
+  readonly layers: readonly H5LayerWeights[];
+}
+
 /** One layer's weights as stored in the file. */
 export interface H5LayerWeights {
   readonly layer: string;
@@ -115,7 +130,7 @@ export interface H5LayerWeights {
  * Reads every layer that has weights, in file order. Values are float32 (float64 is converted; other types are a
  * `h5-dtype` problem).
  */
-export async function readKerasH5(file: string): Promise<Result<H5LayerWeights[], H5Problem[]>> {
+export async function readKerasH5(file: string): Promise<Result<H5Weights, H5Problem[]>> {
   const h5 = await h5Ready();
   const unreadable = (why: string): Result<never, H5Problem[]> => err([{ reason: 'h5-unreadable', file, message: `${file}: not a readable HDF5 file (${why})` }]);
   // Check the signature first: the HDF5 library prints diagnostics to stderr for non-HDF5 input.
@@ -141,11 +156,37 @@ export async function readKerasH5(file: string): Promise<Result<H5LayerWeights[]
     // Keras saves full models with the weights under `model_weights`.
     const root = (f.keys().includes('model_weights') && !stringsAttr(f, 'layer_names') ? f.get('model_weights') : f) as H5File | H5Group;
     const layerNames = stringsAttr(root, 'layer_names');
-    if (!layerNames) {
-      return err([{ reason: 'h5-not-keras', file, message: `${file}: no 'layer_names' attribute: not a Keras HDF5 weights file` }]);
-    }
     const problems: H5Problem[] = [];
     const layers: H5LayerWeights[] = [];
+    const toFloat32 = (ds: InstanceType<typeof h5wasm.Dataset>, layer: string, w: string): Float32Array | undefined => {
+      const raw = ds.value as unknown;
+      if (raw instanceof Float32Array) return raw;
+      if (raw instanceof Float64Array) return Float32Array.from(raw);
+      problems.push({ reason: 'h5-dtype', file, layer, weight: w, message: `${file}: layer '${layer}' weight '${w}': dtype ${ds.dtype} is not float32/float64` });
+      return undefined;
+    };
+    if (!layerNames) {
+      const k3 = f.keys().includes('layers') ? (f.get('layers') as H5Group) : null;
+      if (!k3) {
+        return err([{ reason: 'h5-not-keras', file, message: `${file}: neither a 'layer_names' attribute (Keras 2 layout) nor a 'layers' group (Keras 3 .weights.h5): not a Keras weights file` }]);
+      }
+      for (const layer of k3.keys()) {
+        const g = k3.get(layer) as H5Group | null;
+        if (!g || !(g instanceof h5.Group) || !g.keys().includes('vars')) continue;
+        const vars = g.get('vars') as H5Group;
+        const idx = vars.keys().filter((k) => /^\d+$/.test(k)).sort((a, b) => Number(a) - Number(b));
+        if (idx.length === 0) continue;
+        const weights: { name: string; shape: number[]; values: Float32Array }[] = [];
+        for (const i of idx) {
+          const name = `layers/${layer}/vars/${i}`;
+          const ds = vars.get(i) as InstanceType<typeof h5wasm.Dataset>;
+          const values = toFloat32(ds, layer, name);
+          if (values) weights.push({ name, shape: (ds.shape ?? []) as number[], values });
+        }
+        layers.push({ layer, weights });
+      }
+      return problems.length ? err(problems) : ok({ format: 'keras3', layers });
+    }
     for (const layer of layerNames) {
       const g = root.get(layer) as H5Group | null;
       if (!g) {
@@ -161,25 +202,39 @@ export async function readKerasH5(file: string): Promise<Result<H5LayerWeights[]
           problems.push({ reason: 'h5-not-keras', file, layer, weight: w, message: `${file}: layer '${layer}' weight '${w}': dataset missing` });
           continue;
         }
-        const raw = ds.value as unknown;
-        const shape = (ds.shape ?? []) as number[];
-        let values: Float32Array;
-        if (raw instanceof Float32Array) values = raw;
-        else if (raw instanceof Float64Array) values = Float32Array.from(raw);
-        else {
-          problems.push({ reason: 'h5-dtype', file, layer, weight: w, message: `${file}: layer '${layer}' weight '${w}': dtype ${ds.dtype} is not float32/float64` });
-          continue;
-        }
-        weights.push({ name: w, shape, values });
+        const values = toFloat32(ds, layer, w);
+        if (values) weights.push({ name: w, shape: (ds.shape ?? []) as number[], values });
       }
       layers.push({ layer, weights });
     }
-    return problems.length ? err(problems) : ok(layers);
+    return problems.length ? err(problems) : ok({ format: 'keras-legacy', layers });
   } catch (e) {
     return unreadable(String((e as Error).message ?? e));
   } finally {
     f.close();
   }
+}
+
+/** Keras `naming.to_snake_case` of a class name: `Conv2D` → `conv2d`, `BatchNormalization` → `batch_normalization`. */
+export function toSnakeCase(name: string): string {
+  return name
+    .replace(/\W+/g, '')
+    .replace(/(.)([A-Z][a-z]+)/g, '$1_$2')
+    .replace(/([a-z])([A-Z])/g, '$1_$2')
+    .toLowerCase();
+}
+
+/** The Keras 3 saving path of every layer: snake-cased class name, `_N` for the N-th repeat, in model order. */
+function keras3Paths(model: tfjs.LayersModel): Map<tfjs.layers.Layer, string> {
+  const used = new Map<string, number>();
+  const out = new Map<tfjs.layers.Layer, string>();
+  for (const l of model.layers) {
+    const base = toSnakeCase(l.getClassName());
+    const n = used.get(base) ?? 0;
+    used.set(base, n + 1);
+    out.set(l, n === 0 ? base : `${base}_${n}`);
+  }
+  return out;
 }
 
 /** `conv1_conv/kernel:0` → `kernel`; tfjs `conv1_conv/kernel` → `kernel`. */
@@ -196,14 +251,27 @@ const sameShape = (a: readonly number[], b: readonly (number | null)[]): boolean
 export async function loadKerasH5Weights(tf: Tf, model: tfjs.LayersModel, file: string, opts: H5LoadOptions = {}): Promise<Result<H5LoadReport, H5Problem[]>> {
   const read = await readKerasH5(file);
   if (!read.ok) return read;
-  const fileLayers = read.value;
+  const fileLayers = read.value.layers;
   const modelLayers = model.layers.filter((l) => l.weights.length > 0);
   const byName = new Map(fileLayers.map((l) => [l.layer, l]));
-  const mode: H5MatchMode = opts.match ?? (modelLayers.every((l) => byName.has(l.name)) ? 'name' : 'order');
+  const mode: H5MatchMode =
+    read.value.format === 'keras3' ? 'keras3-path' : (opts.match ?? (modelLayers.every((l) => byName.has(l.name)) ? 'name' : 'order'));
   const problems: H5Problem[] = [];
   const pairs: [tfjs.layers.Layer, H5LayerWeights][] = [];
 
-  if (mode === 'name') {
+  if (mode === 'keras3-path') {
+    const paths = keras3Paths(model);
+    for (const l of modelLayers) {
+      const p = paths.get(l)!;
+      const fl = byName.get(p);
+      if (fl) pairs.push([l, fl]);
+      else problems.push({ reason: 'h5-layer-missing', file, layer: p, message: `${file}: model layer '${l.name}' has no weights at layers/${p}/vars` });
+    }
+    const used = new Set(pairs.map(([, fl]) => fl));
+    for (const fl of fileLayers) {
+      if (!used.has(fl)) problems.push({ reason: 'h5-layer-count', file, layer: fl.layer, message: `${file}: layers/${fl.layer}/vars has weights but the model has no such layer` });
+    }
+  } else if (mode === 'name') {
     for (const l of modelLayers) {
       const fl = byName.get(l.name);
       if (fl) pairs.push([l, fl]);
