@@ -260,3 +260,22 @@ test('no train images: an empty shard directory, no preview, counts of zero', as
   assert.equal(summary.counts.notTrain, 16);
   await assert.rejects(fs.access(path.join(ctx.outDir, 'preview.png')));
 });
+
+test('a variant depends only on (seed, image, k): reordering the shards or adding images changes no existing variant', async () => {
+  await using rigA = await stageRig();
+  await using rigB = await stageRig();
+  const images = dataset();
+  const a = await rigA.context('augment', { ...RECIPE, copies: 2 }, await upstream(rigA, 'fwd', images), 9);
+  await augmentStage.run(a);
+  const shuffled = [...images.slice(5), fakeImage('cat-extra', 0, 'train'), ...images.slice(0, 5)].reverse();
+  const b = await rigB.context('augment', { ...RECIPE, copies: 2 }, await upstream(rigB, 'rev', shuffled), 9);
+  await augmentStage.run(b);
+  const ra = new ShardReader(a.outDir);
+  const rb = new ShardReader(b.outDir);
+  assert.equal(rb.count, ra.count + 2);
+  assert.notDeepEqual(rb.index.items.map((it) => it.id).slice(0, ra.count), ra.index.items.map((it) => it.id));
+  for (let i = 0; i < ra.count; i++) {
+    const j = rb.index.items.findIndex((it) => it.id === ra.index.items[i]!.id);
+    assert.ok(j >= 0 && Buffer.from(rb.pixels(j)).equals(Buffer.from(ra.pixels(i))), ra.index.items[i]!.id);
+  }
+});
