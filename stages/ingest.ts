@@ -81,6 +81,9 @@ export function ingestParams(p: Partial<IngestParams>): IngestParams {
   return { ...INGEST_DEFAULTS, ...stripUndefined(p) };
 }
 
+/** File names that look like images (for the top-level warning only; probing never trusts extensions). */
+const IMAGE_EXTENSIONS = /\.(png|jpe?g|jfif|webp|gif|tiff?|bmp|avif|heic|heif|svg)$/i;
+
 /** Probes in flight: sharp work runs on libuv's 4 threads; file reads overlap with decoding. */
 const PROBE_CONCURRENCY = 4;
 
@@ -119,19 +122,24 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
   const filter = pathFilter(params.include, params.exclude);
   const listed = await listCandidates(ctx, params, filter);
   const { candidates, unlabelled } = listed;
-  if (unlabelled.length > 0) {
-    ctx.log.warn(`${unlabelled.length} file(s) directly under the source root have no class folder and were ignored (e.g. ${unlabelled.slice(0, 3).join(', ')})`);
+  // Top-level files have no class. README/LICENSE/manifest files are expected there; images are probably a mistake.
+  const strayImages = unlabelled.filter((rel) => IMAGE_EXTENSIONS.test(rel));
+  if (strayImages.length > 0) {
+    ctx.log.warn(`${strayImages.length} image file(s) directly under the source root have no class folder and were ignored (e.g. ${strayImages.slice(0, 3).join(', ')})`);
   }
 
   // Probe every candidate (cached per content hash).
   const limit = pLimit(PROBE_CONCURRENCY);
+  const memoKey = probeMemoKey(params.max_pixels);
+  const memo = await loadProbeMemo(ctx, memoKey);
+  const memoSizeBefore = memo.size;
   let done = 0;
   let probedFresh = 0;
   const probed: Probed[] = await Promise.all(
     candidates.map((c) =>
       limit(async (): Promise<Probed> => {
         if (ctx.signal.aborted) throw ctx.signal.reason ?? new Error('aborted');
-        const r = await probeCandidate(ctx, c, params.max_pixels, () => probedFresh++);
+        const r = await probeCandidate(memo, c, params.max_pixels, () => probedFresh++);
         done++;
         if (done % 64 === 0 || done === candidates.length) ctx.log.progress(done, candidates.length, 'probe');
         return r;
@@ -145,8 +153,9 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
   for (let i = 0; i < probed.length; i++) {
     const p = probed[i]!;
     if (p.ok || p.confirmed) continue;
-    probed[i] = await probeCandidate(ctx, p.c, params.max_pixels, () => {}, true);
+    probed[i] = await probeCandidate(memo, p.c, params.max_pixels, () => {}, true);
   }
+  if (memo.size !== memoSizeBefore) await ctx.items.put(memoKey, Buffer.from(JSON.stringify(Object.fromEntries(memo))));
 
   const rejects: RejectEntry[] = [];
   const accepted: Extract<Probed, { ok: true }>[] = [];
@@ -283,8 +292,35 @@ async function listCandidates(
 /** Cached probe outcome for one content hash. */
 type CachedProbe = { readonly ok: true; readonly info: ProbeInfo } | { readonly ok: false; readonly failure: ProbeFailure };
 
-/** Reads, hashes and probes one file; `serial` marks the one-at-a-time re-check whose result is always cached. */
-async function probeCandidate(ctx: StageContext<IngestParams>, c: Candidate, maxPixels: number, onFresh: () => void, serial = false): Promise<Probed> {
+/**
+ * Probe outcomes by content sha256, kept as ONE item-cache entry per (stage
+ * version, max_pixels): a per-file entry would cost an fsync per file, more
+ * than probing a small image. It grows as the union of every run's files.
+ */
+type ProbeMemo = Map<string, CachedProbe>;
+
+function probeMemoKey(maxPixels: number): string {
+  return createHash('sha256').update(JSON.stringify({ stage: 'ingest.probe-memo', version: ingestStage.version, maxPixels })).digest('hex');
+}
+
+async function loadProbeMemo(ctx: StageContext<IngestParams>, key: string): Promise<ProbeMemo> {
+  const raw = await ctx.items.get(key);
+  if (raw === undefined) return new Map();
+  try {
+    return new Map(Object.entries(JSON.parse(raw.toString('utf8')) as Record<string, CachedProbe>));
+  } catch {
+    return new Map(); // unreadable memo: probe again
+  }
+}
+
+/** Reads, hashes and probes one file; `serial` marks the one-at-a-time re-check whose result is always memoised. */
+async function probeCandidate(
+  memo: ProbeMemo,
+  c: Candidate,
+  maxPixels: number,
+  onFresh: () => void,
+  serial = false,
+): Promise<Probed> {
   let buf: Buffer;
   try {
     buf = await fs.readFile(c.abs);
@@ -294,22 +330,13 @@ async function probeCandidate(ctx: StageContext<IngestParams>, c: Candidate, max
   }
   if (buf.length === 0) return { ok: false, c, failure: { reason: 'empty', detail: 'file is empty' }, confirmed: true };
   const sha256 = createHash('sha256').update(buf).digest('hex');
-  const key = createHash('sha256').update(JSON.stringify({ stage: 'ingest.probe', version: ingestStage.version, sha256, maxPixels })).digest('hex');
-  let outcome: CachedProbe | undefined;
-  const hit = await ctx.items.get(key);
-  if (hit !== undefined && !serial) {
-    try {
-      outcome = JSON.parse(hit.toString('utf8')) as CachedProbe;
-    } catch {
-      outcome = undefined;
-    }
-  }
+  let outcome = serial ? undefined : memo.get(sha256);
   if (outcome === undefined) {
     onFresh();
     const r = await probeImage(buf, maxPixels);
     outcome = r.ok ? { ok: true, info: r.value } : { ok: false, failure: r.error };
     // A failure seen among concurrent decodes is cached only once confirmed serially (see runIngest).
-    if (outcome.ok || serial) await ctx.items.put(key, Buffer.from(JSON.stringify(outcome)));
+    if (outcome.ok || serial) memo.set(sha256, outcome);
     else return { ok: false, c, sha256, failure: outcome.failure, confirmed: false };
   }
   return outcome.ok ? { ok: true, c, sha256, bytes: buf.length, info: outcome.info } : { ok: false, c, sha256, failure: outcome.failure, confirmed: true };

@@ -23,6 +23,7 @@ import { ShardWriter } from './lib/shards.js';
 import { DataInputError } from './lib/data-error.js';
 import { DEFAULT_MAX_PIXELS, type ProbeFailure } from './lib/probe.js';
 import { resizeImage, type Fit, type Kernel, type ResizeOptions } from './lib/image-io.js';
+import { PutQueue } from './lib/put-queue.js';
 import { err, ok, type Result } from '../src/result.js';
 
 export { resizeImage, type ResizeOptions } from './lib/image-io.js';
@@ -112,6 +113,7 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
   const limit = pLimit(RESIZE_CONCURRENCY);
   let resized = 0;
   let hits = 0;
+  const puts = new PutQueue(ctx.items);
 
   const one = async (i: number): Promise<Result<Uint8Array, ProbeFailure>> => {
     const e = entries[i]!;
@@ -133,7 +135,7 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
     const r = await resizeImage(buf, opts);
     if (!r.ok) return r;
     resized++;
-    await ctx.items.put(key, Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength));
+    await puts.add(key, Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength));
     return r;
   };
 
@@ -164,6 +166,7 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
     }
     throw new DataInputError(`resize: ${failures.length} image(s) accepted by ingest could not be resized:\n${failures.slice(0, 20).join('\n')}`);
   }
+  await puts.drain();
   writer.close();
   return {
     metrics: { images: entries.length, resized, cache_hits: hits },

@@ -41,6 +41,7 @@ test('ingest: every bad-input kind gets its reason in rejects.jsonl and the run 
     'cat/image.bmp': bmp2x2(),
     'cat/vector.svg': '<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8"/></svg>',
     'readme.txt': 'top-level file without a class',
+    'stray.png': await pngOf(99),
     'cat/.DS_Store': 'hidden junk',
   });
   await hugeBlankPng(path.join(src, 'cat', 'huge.png'), 30000, 30000);
@@ -97,7 +98,7 @@ test('ingest: every bad-input kind gets its reason in rejects.jsonl and the run 
   assert.equal(counts.files, 17);
   assert.equal(counts.accepted, 6);
   assert.equal(counts.duplicates, 1);
-  assert.equal(counts.unlabelled, 1);
+  assert.equal(counts.unlabelled, 2);
   assert.deepEqual(counts.classes, { cat: 4, dog: 2 });
   assert.deepEqual(counts.rejected, {
     empty: 1,
@@ -112,7 +113,8 @@ test('ingest: every bad-input kind gets its reason in rejects.jsonl and the run 
   assert.equal(result.metrics?.['images'], 6);
   assert.equal(result.metrics?.['rejected'], 10);
   assert.ok(ctx.log.warnings.some((w) => /10 of 17 file\(s\) rejected/.test(w) && w.includes('cat/trunc.jpg: truncated')), ctx.log.warnings.join('\n'));
-  assert.ok(ctx.log.warnings.some((w) => /readme\.txt/.test(w)));
+  assert.ok(ctx.log.warnings.some((w) => /1 image file\(s\) directly under the source root .*stray\.png/.test(w)), ctx.log.warnings.join('\n'));
+  assert.ok(!ctx.log.warnings.some((w) => w.includes('readme.txt')));
 });
 
 test('ingest: on_invalid fail fails naming the file and the reason', async () => {
