@@ -1,0 +1,37 @@
+/**
+ * Shared plumbing of the model stages: backend initialisation from the common
+ * `device` / `backend` / `threads` params, with the choice logged once.
+ *
+ * This module does not pick a backend itself (backend.ts does).
+ */
+import { err, ok, type Result } from '../../src/result.js';
+import { initBackend, type BackendChoice, type BackendName, type Device } from './backend.js';
+import type { Tf } from './backbones/spec.js';
+import type { StageLogger } from '../types.js';
+
+/** Params every model stage accepts. */
+export interface ComputeParams {
+  readonly device: Device;
+  /** Force a backend (`tensorflow`, `wasm`, `cpu`); null = auto order. */
+  readonly backend: BackendName | null;
+  /** wasm threads; null = all cores (max 8). */
+  readonly threads: number | null;
+}
+
+/** Initialises the backend, logging the choice and its notes. */
+export async function stageBackend(p: ComputeParams, log: StageLogger): Promise<Result<{ tf: Tf; choice: BackendChoice }, string>> {
+  const r = await initBackend({ device: p.device, ...(p.backend !== null ? { backend: p.backend } : {}), ...(p.threads !== null ? { threads: p.threads } : {}) });
+  if (!r.ok) return err(`${r.error.message}${r.error.notes.length > 0 ? ` (${r.error.notes.join('; ')})` : ''}`);
+  const { choice } = r.value;
+  log.info(`backend ${choice.name} (${choice.package}), ${choice.threads} thread(s)${choice.gpu ? ', GPU' : ''}`);
+  for (const n of choice.notes) log.info(`  ${n}`);
+  return ok({ tf: r.value.tf as unknown as Tf, choice });
+}
+
+/** The `backend` field of a StageResult. */
+export function backendResult(choice: BackendChoice): { name: string; threads: number } {
+  return { name: choice.name, threads: choice.threads };
+}
+
+/** JSON-schema fragment for the compute params (copied into each stage schema). */
+export const COMPUTE_DEFAULTS: ComputeParams = { device: 'auto', backend: null, threads: null };

@@ -1,0 +1,33 @@
+/**
+ * Shared fixtures for the model-stage tests: runs the real data stages
+ * (ingest → resize → partition) over the committed Fashion-MNIST sample into a
+ * stage rig, so the model stages get genuine inputs.
+ */
+import path from 'node:path';
+import { ingestStage } from '../../stages/ingest.js';
+import { resizeStage, RESIZE_DEFAULTS } from '../../stages/resize.js';
+import { partitionStage, PARTITION_DEFAULTS } from '../../stages/partition.js';
+import { INGEST_DEFAULTS } from '../../stages/ingest.js';
+import type { StageRig } from '../helpers/stage-context.js';
+import { repoRoot } from '../helpers/rig.js';
+
+/** The committed sample (~400 28x28 PNGs in class folders). */
+export const SAMPLE_DIR = path.join(repoRoot, 'pipelines', 'data', 'fashion-mnist-sample');
+
+/** Output dirs of the data stages for the sample. */
+export interface DataDirs {
+  readonly ingest: string;
+  readonly resize: string;
+  readonly partition: string;
+}
+
+/** Runs ingest → resize (28x28x1 unless given) → partition on `source` (default: the sample). */
+export async function dataStages(rig: StageRig, opts: { source?: string; size?: [number, number]; channels?: 1 | 3; ratios?: [number, number, number] } = {}): Promise<DataDirs> {
+  const ingest = await rig.context('ingest', { ...INGEST_DEFAULTS, source: opts.source ?? SAMPLE_DIR } as never);
+  await ingestStage.run(ingest);
+  const resize = await rig.context('resize', { ...RESIZE_DEFAULTS, size: opts.size ?? [28, 28], channels: opts.channels ?? 1 }, { ingest: ingest.outDir });
+  await resizeStage.run(resize);
+  const partition = await rig.context('partition', { ...PARTITION_DEFAULTS, ratios: opts.ratios ?? [0.7, 0.15, 0.15] }, { ingest: ingest.outDir });
+  await partitionStage.run(partition);
+  return { ingest: ingest.outDir, resize: resize.outDir, partition: partition.outDir };
+}
