@@ -211,6 +211,15 @@ test('offline with nothing cached: the message says which URL, which hashes, and
   assert.ok(rb.error.message.includes(`download:  ${base}resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5`), rb.error.message);
   assert.ok(rb.error.message.includes('md5:       4d473c1dd8becc155b73f8504c6f6626'));
   assert.ok(rb.error.message.includes('size:      94,765,736 bytes'));
+
+  // `all` needs three files: one error lists all three
+  const ra = await loadBackbone(tf, 'all', { weights: 'imagenet', cacheDir: cache, mirror: base, inputSize: [75, 75] });
+  assert.ok(!ra.ok);
+  assert.equal(ra.error.reason, 'offline');
+  assert.match(ra.error.message, /^3 of 3 weight files are missing:/);
+  for (const f of ['inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5', 'xception/xception_weights_tf_dim_ordering_tf_kernels_notop.h5', 'resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5']) {
+    assert.ok(ra.error.message.includes(`download:  ${base}${f}`), f);
+  }
 });
 
 test('air-gapped: a file dropped at <cache>/weights/<file> is verified and moved in without network', async () => {

@@ -48,22 +48,33 @@ export function combineHashes(hashes: readonly string[]): string {
   return createHash('sha256').update(JSON.stringify(hashes)).digest('hex');
 }
 
-/** Fetches (or finds) every part's file and loads it. Returns the combined weights hash. */
+/**
+ * Fetches (or finds) every part's file, then loads them. All files are tried before any error is returned, so an
+ * offline `all` lists the three files to fetch by hand at once. Returns the combined weights hash.
+ */
 export async function loadImagenetWeights(tf: Tf, parts: readonly ImagenetPart[], opts: FetchWeightsOptions): Promise<Result<string, WeightsFailure>> {
-  const hashes: string[] = [];
+  const fetched: { part: ImagenetPart; path: string; sha256: string }[] = [];
+  const failures: WeightsFailure[] = [];
   for (const part of parts) {
     const got = await fetchWeights(part.source, { ...opts, what: `${part.name} ImageNet weights` });
-    if (!got.ok) return got;
-    const loaded = await loadKerasH5Weights(tf, part.model, got.value.path);
+    if (got.ok) fetched.push({ part, path: got.value.path, sha256: got.value.sha256 });
+    else failures.push(got.error);
+    if (opts.signal?.aborted) break;
+  }
+  if (failures.length === 1) return err(failures[0]!);
+  if (failures.length > 1) {
+    return err({ ...failures[0]!, message: `${failures.length} of ${parts.length} weight files are missing:\n\n${failures.map((f) => f.message).join('\n\n')}` });
+  }
+  for (const { part, path } of fetched) {
+    const loaded = await loadKerasH5Weights(tf, part.model, path);
     if (!loaded.ok) {
       return err({
         reason: 'h5-invalid',
-        file: got.value.path,
+        file: path,
         problems: loaded.error,
-        message: `${part.name} ImageNet weights: ${got.value.path} does not fit the model:\n${formatH5Problems(loaded.error)}`,
+        message: `${part.name} ImageNet weights: ${path} does not fit the model:\n${formatH5Problems(loaded.error)}`,
       });
     }
-    hashes.push(got.value.sha256);
   }
-  return ok(combineHashes(hashes));
+  return ok(combineHashes(fetched.map((f) => f.sha256)));
 }
