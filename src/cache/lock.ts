@@ -82,6 +82,7 @@ async function tryOnce(file: string, info: LockInfo, body: string): Promise<Resu
     await fs.writeFile(tmp, body);
     try {
       await fs.link(tmp, file);
+      await removeDeadTemps(file);
       return ok(makeLock(file, info));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
@@ -95,6 +96,17 @@ async function tryOnce(file: string, info: LockInfo, body: string): Promise<Resu
   }
   const held = await readHolder(file);
   return err(busy(file, held === 'gone' ? undefined : held.info));
+}
+
+/** Removes `<lock>.<pid>.<rnd>.tmp` files left by processes killed while taking the lock. */
+async function removeDeadTemps(file: string): Promise<void> {
+  const dir = path.dirname(file);
+  const prefix = `${path.basename(file)}.`;
+  const host = currentProcess().hostname;
+  for (const n of await fs.readdir(dir).catch(() => [] as string[])) {
+    const m = n.startsWith(prefix) ? /^(\d+)\.[0-9a-f]+\.tmp$/.exec(n.slice(prefix.length)) : null;
+    if (m && !isAlive({ pid: Number(m[1]), hostname: host })) await fs.rm(path.join(dir, n), { force: true });
+  }
 }
 
 function busy(file: string, info: Partial<LockInfo> | undefined): LockBusy {

@@ -413,7 +413,8 @@ export class CacheStore {
     const st = fs.statSync(src);
     const mode = st.mode & 0o777;
     let file = src;
-    if (how === 'copy' || st.nlink > 1) {
+    // Never move a symlink (the object would be a link) or a file with other names (chmod would reach them).
+    if (how === 'copy' || st.nlink > 1 || fs.lstatSync(src).isSymbolicLink()) {
       file = this.tmpName('.obj');
       await fsp.copyFile(src, file);
     }

@@ -127,3 +127,16 @@ test('a lock whose pid was recycled by another process (different start time) is
   assert.ok(r.ok);
   await r.value.release();
 });
+
+test('temp files left by a process killed while taking the lock are removed by the next owner', async () => {
+  await using t = await tempDir();
+  const file = path.join(t.dir, 'lock');
+  const r0 = spawn(process.execPath, ['-e', '0']);
+  await new Promise((res) => r0.on('exit', res));
+  const litter = `${file}.${r0.pid}.deadbeef.tmp`;
+  fs.writeFileSync(litter, '{}');
+  const r = await acquireLock(file);
+  assert.ok(r.ok);
+  assert.equal(fs.existsSync(litter), false);
+  await r.value.release();
+});

@@ -218,3 +218,17 @@ test('backupIfForeign saves user content before a cmd overwrites its outs, and s
   // Our own output (matching state) is not backed up.
   assert.equal(await backupIfForeign(store, ws, 'restored.bin', { expected: r.value.output }), undefined);
 });
+
+test('ingestDir stores a staged symlink as a regular read-only object with the target bytes', async () => {
+  await using t = await tempDir();
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  const target = write(t.dir, 'elsewhere/data.txt', 'linked bytes');
+  const s = await store.makeStagingDir();
+  fs.symlinkSync(target, path.join(s, 'link.txt'));
+  const m = await store.ingestDir(s);
+  assert.deepEqual(m.files.map((f) => [f.path, f.sha256]), [['link.txt', sha('linked bytes')]]);
+  const obj = fs.lstatSync(store.objectPath(sha('linked bytes')));
+  assert.ok(obj.isFile());
+  assert.equal(read(t.dir, 'elsewhere/data.txt'), 'linked bytes', 'target untouched');
+  assert.equal(fs.statSync(target).mode & 0o222, 0o200, 'target not made read-only');
+});
