@@ -63,6 +63,12 @@ export interface BuiltinStageNode extends StageNodeBase {
   readonly kind: 'builtin';
   /** Built-in stage name, e.g. `resize`. */
   readonly uses: string;
+  /**
+   * The built-in's `version` as the registry had it at analysis time. Lets
+   * planning compute keys without importing stage modules (a cached graph is
+   * invalidated whenever stage code changes). Optional for hand-built graphs.
+   */
+  readonly version?: string;
   /** The `with:` block after `${...}` interpolation and with schema defaults applied. */
   readonly with: JsonObject;
   /** Input slot name → upstream stage providing it. */

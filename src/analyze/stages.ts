@@ -260,6 +260,7 @@ export function buildBuiltin(env: BuildEnv, inst: StageInstance, reads: Reads): 
     id: inst.id,
     loc: locateKey(ctx.source, ['stages', inst.base]),
     uses: stage.name,
+    version: stage.version,
     with: withValue,
     inputs,
     outDir: env.outputs.get(inst.id)!.outDir!,

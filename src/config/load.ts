@@ -1,154 +1,57 @@
 /**
  * `loadPipeline`: pipeline file → validated, analysed `PipelineGraph`, or every
- * problem found as located diagnostics. The only module of the config front
- * end that touches the file system (the pipeline file, params files, schema
- * files, and the compiled-validator cache).
+ * problem found as located diagnostics (never an exception for bad input).
  *
- * Steps: read → parse YAML (positions kept) → validate against
- * schemas/pipeline.schema.json → merge params (inline, params_files, -S
- * overrides) → analyse (`src/analyze.ts`). Bad input of any kind (missing
- * file, directory, empty file, non-YAML, non-mapping root) is a diagnostic,
- * never an exception. It does not plan, fingerprint or run anything.
+ * Fast path: when the pipeline, its params files, the schemas it used and the
+ * analysis/stage code are unchanged since a previous successful load (same
+ * overrides), the graph comes from the graph cache without importing the YAML
+ * parser, ajv, the analyser or the stage modules. Otherwise the full load in
+ * `load-uncached.ts` runs and its result is cached. Does not plan,
+ * fingerprint or run anything.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Diagnostic } from '../diagnostic.js';
-import type { JsonObject, JsonValue, PipelineGraph } from '../pipeline.js';
-import { ok, err, type Result } from '../result.js';
-import { packageRoot, schemasDir as defaultSchemasDir } from '../paths.js';
-import { analyzePipeline, type StageRegistry } from '../analyze.js';
-import { dedupeDiagnostics, isObject } from '../analyze/context.js';
-import { locate, parseYamlSource, type YamlSource } from './source.js';
-import { pipelineSchemaValidator, stageSchemaValidator, validateValue } from './validate.js';
-import { deepMerge, setParam } from './params.js';
-import type { SchemaValidator } from './schema-cache.js';
+import type { PipelineGraph } from '../pipeline.js';
+import type { Result } from '../result.js';
+import { schemasDir as defaultSchemasDir } from '../paths.js';
+import { defaultGraphCacheDir, type LoadOptions } from './load-options.js';
+import { entryFile, readCachedGraph, writeCachedGraph } from './graph-cache.js';
 
-/** Options for `loadPipeline`. */
-export interface LoadOptions {
-  /** -S overrides already split: each sets one dotted param path to one value (YAML-parsed scalar, e.g. "0.01" -> 0.01). The path must exist. */
-  readonly overrides?: readonly { readonly path: string; readonly value: JsonValue }[];
-  /** Workspace directory; defaults to the pipeline file's directory. */
-  readonly workspace?: string;
-  /** Built-in stages (tests inject small ones); default: `stages/registry.ts`, imported only if some stage has `uses:`. */
-  readonly registry?: StageRegistry;
-  /** Directory holding `pipeline.schema.json`; default: the package's `schemas/`. */
-  readonly schemasDir?: string;
-  /** Directory holding built-in params schemas `<name>.json`; default: `<schemasDir>/stages`. */
-  readonly stageSchemasDir?: string;
-  /** Where compiled validators are cached across processes; `false` disables; default `node_modules/.cache/pipeline-engine/validators` in the package. */
-  readonly validatorCacheDir?: string | false;
-}
+export type { LoadOptions } from './load-options.js';
+export { defaultGraphCacheDir, defaultValidatorCacheDir } from './load-options.js';
 
-/** Default on-disk cache of compiled schema validators. */
-export const defaultValidatorCacheDir: string = path.join(packageRoot, 'node_modules', '.cache', 'pipeline-engine', 'validators');
-
-/** Loads, validates and analyses a pipeline file. */
+/** Loads, validates and analyses a pipeline file; see the module doc. */
 export async function loadPipeline(file: string, opts: LoadOptions = {}): Promise<Result<PipelineGraph, Diagnostic[]>> {
   const abs = path.resolve(file);
-  const schemasDir = opts.schemasDir ?? defaultSchemasDir;
-  const stageSchemasDir = opts.stageSchemasDir ?? path.join(schemasDir, 'stages');
-  const cacheDir = opts.validatorCacheDir === false ? undefined : (opts.validatorCacheDir ?? defaultValidatorCacheDir);
-
-  const read = readSourceFile(abs, 'the pipeline file');
-  if (!read.ok) return err([{ ...read.error, location: { file: abs, offset: 0, length: 0 } }]);
-  const parsed = parseYamlSource(abs, read.value);
-  if (parsed.diagnostics.length > 0) return err(parsed.diagnostics);
-  const { source } = parsed;
-  const config = source.value;
-  if (config === undefined || config === null) {
-    return err([{ severity: 'error', reason: 'invalid-value', message: 'the pipeline file is empty; it needs at least name: and stages:', location: { file: abs, offset: 0, length: 0 } }]);
-  }
-  if (!isObject(config)) {
-    return err([{ severity: 'error', reason: 'invalid-value', message: `the pipeline file must be a mapping with name: and stages:, got ${Array.isArray(config) ? 'a list' : `a ${typeof config}`}`, location: locate(source, []) }]);
-  }
-
-  const diagnostics: Diagnostic[] = [];
-  diagnostics.push(...validateValue(pipelineSchemaValidator(schemasDir, cacheDir), config, { source, basePath: [], rootName: 'the pipeline file' }));
-
-  const workspace = path.resolve(opts.workspace ?? path.dirname(abs));
-  const configFiles = [abs];
-  let params: JsonObject = isObject(config.params) ? config.params : {};
-  if (Array.isArray(config.params_files)) {
-    config.params_files.forEach((entry, i) => {
-      if (typeof entry !== 'string' || entry === '') return; // schema reported it
-      const pf = path.resolve(path.dirname(abs), entry);
-      configFiles.push(pf);
-      const loaded = loadParamsFile(pf, entry, source, i);
-      if (!loaded.ok) diagnostics.push(...loaded.error);
-      else params = deepMerge(params, loaded.value);
-    });
-  }
-  for (const o of opts.overrides ?? []) {
-    const r = setParam(params, o.path, o.value);
-    if (r.ok) params = r.value;
-    else {
-      const where = r.lookup.existing === '' ? 'params' : `params.${r.lookup.existing}`;
-      const hint = r.lookup.suggestion ? `; did you mean '${r.lookup.suggestion}'?` : '';
-      diagnostics.push({ severity: 'error', reason: 'unknown-param', message: `-S ${o.path}: no such param (${where} has no key '${r.lookup.missing}')${hint}` });
+  // An injected registry cannot be fingerprinted, so such loads are never cached.
+  const cacheDir = opts.registry !== undefined || opts.graphCacheDir === false ? undefined : (opts.graphCacheDir ?? defaultGraphCacheDir);
+  let text: string | undefined;
+  let cacheFile: string | undefined;
+  if (cacheDir !== undefined) {
+    try {
+      text = fs.readFileSync(abs, 'utf8');
+    } catch {
+      text = undefined; // the full load reports why
+    }
+    if (text !== undefined) {
+      const schemasDir = path.resolve(opts.schemasDir ?? defaultSchemasDir);
+      cacheFile = entryFile(cacheDir, {
+        file: abs,
+        overrides: opts.overrides ?? [],
+        workspace: opts.workspace === undefined ? null : path.resolve(opts.workspace),
+        schemasDir,
+        stageSchemasDir: path.resolve(opts.stageSchemasDir ?? path.join(schemasDir, 'stages')),
+        validatorCacheDir: opts.validatorCacheDir ?? null,
+      });
+      const hit = readCachedGraph(cacheFile, abs, text);
+      if (hit) return { ok: true, value: hit };
     }
   }
-
-  const needsRegistry = isObject(config.stages) && Object.values(config.stages).some((s) => isObject(s) && s.uses !== undefined);
-  const registry: StageRegistry = opts.registry ?? (needsRegistry ? await importRegistry() : new Map());
-  const schemaMemo = new Map<string, Result<SchemaValidator, string>>();
-  const analysed = analyzePipeline({
-    source,
-    config,
-    params,
-    workspace,
-    configFiles,
-    ...(typeof config.cache === 'string' ? { cacheDir: path.resolve(path.dirname(abs), config.cache) } : {}),
-    registry: () => registry,
-    stageSchema: (name) => {
-      let v = schemaMemo.get(name);
-      if (!v) schemaMemo.set(name, (v = stageSchemaValidator(path.join(stageSchemasDir, `${name}.json`), cacheDir)));
-      return v;
-    },
-  });
-  if (!analysed.ok) diagnostics.push(...analysed.error);
-  if (diagnostics.length > 0) return err(dedupeDiagnostics(diagnostics));
-  if (!analysed.ok) throw new Error('unreachable: analysis failed without diagnostics');
-  return ok(analysed.value);
-}
-
-async function importRegistry(): Promise<StageRegistry> {
-  const mod = (await import('../../stages/registry.js')) as { builtinStages: StageRegistry };
-  return mod.builtinStages;
-}
-
-function fileProblem(reason: Diagnostic['reason'], message: string): Diagnostic {
-  return { severity: 'error', reason, message };
-}
-
-/** Reads a config file's text; every failure is a diagnostic (without location) naming it as `what`. */
-function readSourceFile(abs: string, what: string): Result<string, Diagnostic> {
-  try {
-    const st = fs.statSync(abs);
-    if (st.isDirectory()) {
-      const hint = fs.existsSync(path.join(abs, 'pipeline.yaml')) ? ` (it contains pipeline.yaml: pass that file)` : '';
-      return err(fileProblem('file-not-found', `${what} is a directory${hint}`));
-    }
-    const text = fs.readFileSync(abs, 'utf8');
-    if (text.includes('\u0000')) return err(fileProblem('yaml-syntax', `${what} is not a text file`));
-    return ok(text);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable (permission denied)' : `cannot be read (${code ?? (e as Error).message})`;
-    return err(fileProblem('file-not-found', `${what} ${why}`));
+  const { loadPipelineUncached } = await import('./load-uncached.js');
+  const { result, schemaFiles } = await loadPipelineUncached(abs, opts, text);
+  if (result.ok && cacheFile !== undefined && text !== undefined) {
+    writeCachedGraph(cacheFile, result.value, [...result.value.configFiles, ...schemaFiles], abs, text);
   }
-}
-
-/** Loads one params file (a YAML mapping); problems located in it, or at its `params_files` entry. */
-function loadParamsFile(file: string, written: string, pipeline: YamlSource, index: number): Result<JsonObject, Diagnostic[]> {
-  const at = locate(pipeline, ['params_files', index]);
-  const read = readSourceFile(file, `params file '${written}'`);
-  if (!read.ok) return err([{ ...read.error, location: at }]);
-  const parsed = parseYamlSource(file, read.value);
-  if (parsed.diagnostics.length > 0) return err(parsed.diagnostics);
-  const v = parsed.source.value;
-  if (v === undefined || v === null) return ok({});
-  if (!isObject(v)) {
-    return err([{ severity: 'error', reason: 'invalid-value', message: `params file must be a mapping, got ${Array.isArray(v) ? 'a list' : `a ${typeof v}`}`, location: locate(parsed.source, []) }]);
-  }
-  return ok(v);
+  return result;
 }

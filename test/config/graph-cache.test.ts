@@ -1,0 +1,65 @@
+/**
+ * The analysed-graph cache, observed from fresh processes: a repeated load
+ * does not even import the YAML parser, and any change to the pipeline, a
+ * params file, a schema file or the -S overrides is seen.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { schemasDir } from '../../src/paths.js';
+
+const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'cfg-gcache-')));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+const schemas = path.join(dir, 'schemas');
+fs.mkdirSync(schemas);
+fs.copyFileSync(path.join(schemasDir, 'pipeline.schema.json'), path.join(schemas, 'pipeline.schema.json'));
+const graphCacheDir = path.join(dir, 'graphs');
+const pipeline = path.join(dir, 'pipeline.yaml');
+fs.writeFileSync(pipeline, 'name: x\nparams_files: [p.yaml]\nstages:\n  a: {cmd: "echo ${params.msg}"}\n');
+fs.writeFileSync(path.join(dir, 'p.yaml'), 'msg: one\n');
+
+/** Loads in a fresh process; reports the argv of stage a, or the first error, and whether `yaml` was imported. */
+function loadFresh(overrides: { path: string; value: unknown }[] = []): { result: string; yamlLoaded: boolean } {
+  const script = `
+    import { loadPipeline } from ${JSON.stringify(new URL('../../src/config/load.js', import.meta.url).href)};
+    const r = await loadPipeline(${JSON.stringify(pipeline)}, { schemasDir: ${JSON.stringify(schemas)}, graphCacheDir: ${JSON.stringify(graphCacheDir)}, overrides: ${JSON.stringify(overrides)} });
+    const req = (await import('node:module')).createRequire(import.meta.url);
+    const yamlLoaded = Object.keys(req.cache).some((k) => k.includes('/node_modules/yaml/'));
+    console.log(JSON.stringify({ result: r.ok ? r.value.stages.get('a').argv.join(' ') : r.error[0].message, yamlLoaded }));`;
+  const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.equal(out.status, 0, out.stderr);
+  return JSON.parse(out.stdout) as { result: string; yamlLoaded: boolean };
+}
+
+test('a repeated load is answered from the cache; every input change is a miss', () => {
+  assert.deepEqual(loadFresh(), { result: 'echo one', yamlLoaded: true });
+  assert.deepEqual(loadFresh(), { result: 'echo one', yamlLoaded: false }, 'second load: from the cache');
+  // Params file edit (same size, so only content can tell).
+  fs.writeFileSync(path.join(dir, 'p.yaml'), 'msg: two\n');
+  assert.deepEqual(loadFresh(), { result: 'echo two', yamlLoaded: true });
+  assert.deepEqual(loadFresh(), { result: 'echo two', yamlLoaded: false });
+  // Overrides are part of the key.
+  assert.deepEqual(loadFresh([{ path: 'msg', value: 'three' }]), { result: 'echo three', yamlLoaded: true });
+  assert.deepEqual(loadFresh([{ path: 'msg', value: 'three' }]), { result: 'echo three', yamlLoaded: false });
+  assert.deepEqual(loadFresh(), { result: 'echo two', yamlLoaded: false });
+  // Pipeline edit.
+  fs.writeFileSync(pipeline, 'name: x\nparams_files: [p.yaml]\nstages:\n  a: {cmd: "echo ${params.msg} !"}\n');
+  assert.deepEqual(loadFresh(), { result: 'echo two !', yamlLoaded: true });
+  // Schema edit: the pipeline schema now forbids `params_files` items longer than 3 characters.
+  const schemaFile = path.join(schemas, 'pipeline.schema.json');
+  const schema = JSON.parse(fs.readFileSync(schemaFile, 'utf8'));
+  schema.properties.params_files.items.maxLength = 3;
+  fs.writeFileSync(schemaFile, JSON.stringify(schema));
+  assert.deepEqual(loadFresh(), { result: 'params_files[0] must NOT have more than 3 characters, got string \'p.yaml\'', yamlLoaded: true });
+  // Failures are not cached.
+  assert.equal(loadFresh().yamlLoaded, true);
+});
+
+test('a corrupt cache entry is a miss, not an error', () => {
+  for (const f of fs.readdirSync(graphCacheDir)) fs.writeFileSync(path.join(graphCacheDir, f), '{"format": 1, "inputs": [');
+  const r = loadFresh();
+  assert.equal(r.yamlLoaded, true);
+});
