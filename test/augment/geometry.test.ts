@@ -167,3 +167,12 @@ test('an RGB warp equals three single-channel warps (Keras warps channel by chan
     }
   }
 });
+
+test('a 1x1 image survives every mode (scipy maps any coordinate of a length-1 axis to 0)', () => {
+  for (const fillMode of ['nearest', 'constant', 'reflect', 'wrap'] as const) {
+    assert.deepEqual(Array.from(applyTransform(Uint8Array.from([9, 99, 199]), { height: 1, width: 1, channels: 3 }, t({ theta: 30, zx: 1.2 }), bilinear(fillMode, 0))), [9, 99, 199], fillMode);
+  }
+  // shifted off the single pixel: constant gives cval, the others the pixel
+  assert.deepEqual(Array.from(applyTransform(Uint8Array.from([9]), gray(1, 1), t({ tx: 3 }), bilinear('constant', 42))), [42]);
+  assert.deepEqual(Array.from(applyTransform(Uint8Array.from([9]), gray(1, 1), t({ tx: 3 }), bilinear('wrap', 42))), [9]);
+});

@@ -34,7 +34,7 @@ function warp(src: Uint8Array, shape: ImageShape, params: TransformParams, opts:
   if (src.length !== n) throw new Error(`image has ${src.length} bytes, expected ${n} for ${shape.height}x${shape.width}x${shape.channels}`);
   const x = new Float32Array(n);
   const m = samplingMatrix(params, shape.height, shape.width);
-  if (m === null) x.set(src);
+  if (m === null) for (let i = 0; i < n; i++) x[i] = src[i]!; // a plain loop beats TypedArray#set across element types
   else warpAffine(src, shape, m, opts.fillMode, opts.cval, opts.interpolationOrder, x);
   return x;
 }
@@ -136,7 +136,7 @@ export function applyTransform(src: Uint8Array, shape: ImageShape, params: Trans
     const srcRow = (params.flipVertical ? h - 1 - r : r) * rowLen;
     const dstRow = r * rowLen;
     if (!params.flipHorizontal && cs === null) {
-      out.set(x.subarray(srcRow, srcRow + rowLen), dstRow);
+      for (let j = 0; j < rowLen; j++) out[dstRow + j] = x[srcRow + j]!;
     } else if (!params.flipHorizontal) {
       for (let j = 0; j < rowLen; j++) out[dstRow + j] = shifted(x[srcRow + j]!, cs!);
     } else {
