@@ -13,6 +13,8 @@
  * The one step Keras does not have: the float32 result is stored as uint8
  * (rounded to nearest, ties to even, clipped to [0, 255]) because shards
  * hold uint8. `applyTransformFloat` returns the value before that step.
+ * Both are checked bit for bit against scipy/NumPy/Pillow outputs in
+ * test/augment/keras-golden.test.ts.
  *
  * Pure and synchronous; no random draws (see random-transform.ts).
  */
@@ -23,8 +25,11 @@ import { warpAffine, type ImageShape } from './warp.js';
 
 /** Fill and interpolation settings for the warp. */
 export interface WarpOptions {
+  /** Boundary mode for points outside the input. */
   readonly fillMode: FillMode;
+  /** Value for `constant` fill. */
   readonly cval: number;
+  /** 0 nearest, 1 bilinear. */
   readonly interpolationOrder: InterpolationOrder;
 }
 
