@@ -161,7 +161,16 @@ async function runAugment(ctx: StageContext<AugmentParams>): Promise<StageResult
   const maxThreads = Math.min(2, os.availableParallelism());
   let runner: TransformRunner | undefined;
   const getRunner = (): TransformRunner => {
-    runner ??= jobs.length >= WORKER_THRESHOLD && maxThreads > 1 ? workerRunner(maxThreads) : inlineRunner();
+    if (runner === undefined) {
+      runner = inlineRunner();
+      if (jobs.length >= WORKER_THRESHOLD && maxThreads > 1) {
+        try {
+          runner = workerRunner(maxThreads);
+        } catch (e) {
+          ctx.log.warn(`augment: worker threads unavailable (${(e as Error).message}); computing on the main thread`);
+        }
+      }
+    }
     return runner;
   };
 
