@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { BACKBONES, loadBackbone } from '../../stages/ml/backbones/registry.js';
 import type { WeightsSource } from '../../stages/ml/backbones/spec.js';
 import { fetchWeights } from '../../stages/ml/weights/download.js';
-import { loadImagenetWeights } from '../../stages/ml/weights/imagenet.js';
+import { loadImagenetWeights, mirrorFromEnv, MIRROR_ENV } from '../../stages/ml/weights/imagenet.js';
 import { closedBase, sendCut, sendWithRange, serve, writeKerasLayout } from './fixtures.js';
 
 await tf.setBackend('cpu');
@@ -341,5 +341,26 @@ test('download: cancelling mid-transfer is an aborted error; the .part is kept a
     assert.equal(srv.requests[1]!.range, 'bytes=2000-');
   } finally {
     await srv.close();
+  }
+});
+
+test('PIPELINE_WEIGHTS_MIRROR is the default mirror of loadBackbone (an explicit mirror option wins)', async () => {
+  assert.equal(MIRROR_ENV, 'PIPELINE_WEIGHTS_MIRROR');
+  assert.equal(mirrorFromEnv({ PIPELINE_WEIGHTS_MIRROR: '  http://m.local/k/ ' }), 'http://m.local/k/');
+  assert.equal(mirrorFromEnv({ PIPELINE_WEIGHTS_MIRROR: '' }), undefined);
+  const cache = await cacheDir();
+  const envBase = await closedBase();
+  const saved = process.env[MIRROR_ENV];
+  process.env[MIRROR_ENV] = `${envBase}from-env`;
+  try {
+    const r = await loadBackbone(tf, 'vgg19', { weights: 'imagenet', cacheDir: cache, inputSize: [32, 32] });
+    assert.ok(!r.ok);
+    assert.ok(r.error.message.includes(`download:  ${envBase}from-env/vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`), r.error.message);
+    assert.ok(r.error.message.includes('md5:       253f8cb515780f3b799900260a226db6'));
+    const explicit = await loadBackbone(tf, 'vgg19', { weights: 'imagenet', cacheDir: cache, inputSize: [32, 32], mirror: `${envBase}explicit` });
+    assert.ok(!explicit.ok && explicit.error.message.includes(`${envBase}explicit/vgg19/`));
+  } finally {
+    if (saved === undefined) delete process.env[MIRROR_ENV];
+    else process.env[MIRROR_ENV] = saved;
   }
 });
