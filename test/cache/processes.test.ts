@@ -13,9 +13,11 @@ const worker = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures
 const KEY = 'ab'.repeat(32);
 
 function start(args: string[]): { child: ChildProcess; lines: string[]; waitFor(line: string): Promise<void>; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [worker, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [worker, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
-  const waiters: { prefix: string; resolve: () => void }[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const waiters: { prefix: string; resolve: () => void; reject: (e: Error) => void }[] = [];
   let buf = '';
   child.stdout!.on('data', (d: Buffer) => {
     buf += d.toString();
@@ -27,11 +29,17 @@ function start(args: string[]): { child: ChildProcess; lines: string[]; waitFor(
       for (const w of waiters.filter((w) => line.startsWith(w.prefix))) w.resolve();
     }
   });
-  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  const exited = new Promise<number | null>((res) =>
+    child.on('close', (code) => {
+      // A child that exits before printing what a test waits for fails the test with its stderr.
+      for (const w of waiters) w.reject(new Error(`worker ${args[0]} exited (${code}) before '${w.prefix}': ${stderr}`));
+      res(code);
+    }),
+  );
   return {
     child,
     lines,
-    waitFor: (prefix) => (lines.some((l) => l.startsWith(prefix)) ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ prefix, resolve }))),
+    waitFor: (prefix) => (lines.some((l) => l.startsWith(prefix)) ? Promise.resolve() : new Promise<void>((resolve, reject) => waiters.push({ prefix, resolve, reject }))),
     exited,
   };
 }

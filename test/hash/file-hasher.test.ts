@@ -16,25 +16,27 @@ async function tempDir(): Promise<{ dir: string } & AsyncDisposable> {
 
 const sha = (s: string): string => crypto.createHash('sha256').update(s).digest('hex');
 
-/** Sets a file's mtime 10 s into the past so it is outside the racy window. */
+/** Sets a file's mtime into the past (its ctime becomes now: the racy rule still applies). */
 function age(file: string, seconds = 10): void {
   const t = new Date(Date.now() - seconds * 1000);
   fs.utimesSync(file, t, t);
 }
 
-function write(root: string, rel: string, content: string, aged = true): string {
+function write(root: string, rel: string, content: string): string {
   const f = path.join(root, rel);
   fs.mkdirSync(path.dirname(f), { recursive: true });
   fs.writeFileSync(f, content);
-  if (aged) age(f);
   return f;
 }
+
+/** Tests that are not about the racy rule trust every timestamp (a negative window: even this very millisecond's). */
+const trusting = { racyWindowMs: -1000 };
 
 test('file hash is the sha256 of its bytes; missing paths are missing', async () => {
   await using tdir = await tempDir();
   const dir = tdir.dir;
   write(dir, 'a.txt', 'hello');
-  const h = await FileHasher.open(path.join(dir, 'memo.bin'));
+  const h = await FileHasher.open(path.join(dir, 'memo.bin'), trusting);
   assert.deepEqual(await h.hashDep(dir, 'a.txt'), { kind: 'file', hash: sha('hello'), files: 1 });
   assert.deepEqual(await h.hashDep(dir, 'nope.txt'), { kind: 'missing', files: 0 });
 });
@@ -45,12 +47,12 @@ test('memo: unchanged files are not re-read after reopening; same-size content c
   const memo = path.join(dir, 'cache', 'memo.bin');
   const f = write(dir, 'data/x.txt', 'aaaa');
   write(dir, 'data/y.txt', 'bbbb');
-  const h1 = await FileHasher.open(memo);
+  const h1 = await FileHasher.open(memo, trusting);
   const first = await h1.hashDep(dir, 'data');
   assert.equal(h1.stats.hashed, 2);
   await h1.save();
 
-  const h2 = await FileHasher.open(memo);
+  const h2 = await FileHasher.open(memo, trusting);
   assert.deepEqual(await h2.hashDep(dir, 'data'), first);
   assert.equal(h2.stats.hashed, 0, 'no file re-read');
   assert.equal(h2.stats.memoHits, 2);
@@ -58,35 +60,47 @@ test('memo: unchanged files are not re-read after reopening; same-size content c
   // Same size, different bytes, and mtime forced back to an old value: ctime/mtime change still invalidates.
   fs.writeFileSync(f, 'cccc');
   age(f, 20);
-  const h3 = await FileHasher.open(memo);
+  const h3 = await FileHasher.open(memo, trusting);
   const third = await h3.hashDep(dir, 'data');
   assert.equal(h3.stats.hashed, 1);
   assert.notEqual(third.hash, first.hash);
 });
 
-test('racy mtime: a file hashed within the racy window is re-read next time', async () => {
+test('racy timestamps: a file hashed within the racy window is re-read next time', async () => {
   await using tdir = await tempDir();
   const dir = tdir.dir;
   const memo = path.join(dir, 'memo.bin');
-  const f = write(dir, 'r.txt', 'v1', false); // mtime = now: racy
-  const h1 = await FileHasher.open(memo, { racyWindowMs: 60_000 });
+  const f = write(dir, 'r.txt', 'v1'); // mtime = ctime = now: racy
+  const racy = { racyWindowMs: 300 };
+  const h1 = await FileHasher.open(memo, racy);
   assert.equal((await h1.hashDep(dir, 'r.txt')).hash, sha('v1'));
   await h1.save();
-  // Rewrite with the same size and restore the exact same mtime: only the racy rule can catch this.
-  const before = fs.statSync(f, { bigint: true });
+  // Rewrite with the same size and put back the exact old mtime: only the racy rule can catch this
+  // (ctime differs too, but the point is the entry was never trusted).
+  const before = fs.statSync(f);
   fs.writeFileSync(f, 'v2');
-  fs.utimesSync(f, new Date(Number(before.atimeMs)), new Date(Number(before.mtimeMs)));
-  const h2 = await FileHasher.open(memo, { racyWindowMs: 60_000 });
+  fs.utimesSync(f, before.atime, before.mtime);
+  const h2 = await FileHasher.open(memo, racy);
   assert.equal((await h2.hashDep(dir, 'r.txt')).hash, sha('v2'));
   assert.equal(h2.stats.hashed, 1);
-  // With an aged file, the entry is trusted and memoised.
+  assert.equal(h2.stats.memoHits, 0);
+  // Forcing an old mtime does not make a just-written file trusted: ctime is recent.
   age(f);
-  const h3 = await FileHasher.open(memo);
+  const h3 = await FileHasher.open(memo, racy);
   await h3.hashDep(dir, 'r.txt');
   await h3.save();
-  const h4 = await FileHasher.open(memo);
+  const h4 = await FileHasher.open(memo, racy);
   await h4.hashDep(dir, 'r.txt');
-  assert.equal(h4.stats.hashed, 0);
+  assert.equal(h4.stats.hashed, 1, 'still racy by ctime');
+  // Once both timestamps are older than the window, the entry is memoised and trusted.
+  await new Promise((r) => setTimeout(r, 350));
+  const h5 = await FileHasher.open(memo, racy);
+  await h5.hashDep(dir, 'r.txt');
+  await h5.save();
+  const h6 = await FileHasher.open(memo, racy);
+  assert.equal((await h6.hashDep(dir, 'r.txt')).hash, sha('v2'));
+  assert.equal(h6.stats.hashed, 0);
+  assert.equal(h6.stats.memoHits, 1);
 });
 
 test('dir hash is independent of creation order and changes on rename, add, delete', async () => {
@@ -96,7 +110,7 @@ test('dir hash is independent of creation order and changes on rename, add, dele
   const b = tb.dir;
   for (const n of ['z', 'a', 'm/q', 'm/b']) write(a, `d/${n}`, n);
   for (const n of ['m/b', 'a', 'z', 'm/q']) write(b, `d/${n}`, n);
-  const h = await FileHasher.open(path.join(a, 'memo.bin'));
+  const h = await FileHasher.open(path.join(a, 'memo.bin'), trusting);
   const ha = await h.hashDep(a, 'd');
   const hb = await h.hashDep(b, 'd');
   assert.equal(ha.kind, 'dir');
@@ -124,13 +138,13 @@ test('memo drops entries of files deleted from a walked directory', async () => 
   const memoFile = path.join(dir, 'memo.bin');
   write(dir, 'd/a', 'a');
   write(dir, 'd/b', 'b');
-  const h1 = await FileHasher.open(memoFile);
+  const h1 = await FileHasher.open(memoFile, trusting);
   await h1.hashDep(dir, 'd');
   await h1.save();
   assert.equal(HashMemo.load(memoFile).count, 2);
   fs.rmSync(path.join(dir, 'd/b'));
   write(dir, 'd/c', 'c');
-  const h2 = await FileHasher.open(memoFile);
+  const h2 = await FileHasher.open(memoFile, trusting);
   await h2.hashDep(dir, 'd');
   await h2.save();
   const keys = [...HashMemo.load(memoFile).keys()].map((k) => path.basename(k)).sort();
@@ -143,7 +157,7 @@ test('glob deps hash their matches relative to the workspace', async () => {
   write(dir, 'src/a.csv', '1');
   write(dir, 'src/sub/b.csv', '2');
   write(dir, 'src/c.txt', '3');
-  const h = await FileHasher.open(path.join(dir, 'memo.bin'));
+  const h = await FileHasher.open(path.join(dir, 'memo.bin'), trusting);
   const all = await h.listDep(dir, 'src/**/*.csv');
   assert.equal(all.kind, 'glob');
   assert.deepEqual(all.entries.map((e) => e[0]), ['src/a.csv', 'src/sub/b.csv']);
@@ -178,12 +192,12 @@ test('a torn memo file loads as empty and everything is re-hashed', async () => 
   const dir = tdir.dir;
   const memoFile = path.join(dir, 'memo.bin');
   write(dir, 'd/a', 'a');
-  const h1 = await FileHasher.open(memoFile);
+  const h1 = await FileHasher.open(memoFile, trusting);
   await h1.hashDep(dir, 'd');
   await h1.save();
   const buf = fs.readFileSync(memoFile);
   fs.writeFileSync(memoFile, buf.subarray(0, buf.length - 3));
-  const h2 = await FileHasher.open(memoFile);
+  const h2 = await FileHasher.open(memoFile, trusting);
   await h2.hashDep(dir, 'd');
   assert.equal(h2.stats.hashed, 1);
   // A flipped byte fails the checksum too.
