@@ -17,7 +17,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { FileHasher } from './hash/file-hasher.js';
 import type { CacheStore, RunRecord } from './cache/store.js';
-import { subManifest } from './cache/manifest.js';
+import { subManifest, type ManifestFile } from './cache/manifest.js';
+import { listingHash } from './hash/file-hasher.js';
 import { baseRuntime, computeKey, diffFingerprints, engineVersion, type FingerprintChange, type FingerprintHash, type StageFingerprint, type StageImpl } from './fingerprint.js';
 import type { JsonValue, PipelineGraph, StageId, StageNode } from './pipeline.js';
 import type { PlannedAction } from './events.js';
@@ -94,16 +95,56 @@ async function implOf(node: StageNode, deps: PlanDeps): Promise<StageImpl> {
 }
 
 /**
- * The stage's fingerprint, given the output hash of each upstream stage.
- * Path deps are hashed now through the memoised hasher.
+ * Outputs of stages that a plan will restore but that are not in the workspace
+ * yet: workspace-relative output path → its files (paths relative to it). A
+ * downstream path dep inside one is hashed from these instead of the disk.
  */
-export async function fingerprintStage(node: StageNode, deps: PlanDeps, upstreamOutputs: ReadonlyMap<StageId, string>): Promise<StageFingerprint> {
+export type OutputOverlay = Map<string, readonly ManifestFile[]>;
+
+/** Adds a recorded run's outputs to `overlay`. */
+export function addToOverlay(overlay: OutputOverlay, node: StageNode, rec: RunRecord): void {
+  for (const o of outputPaths(node)) {
+    if (!o.cache) continue;
+    overlay.set(o.path, node.kind === 'builtin' ? rec.outputs.files : subManifest(rec.outputs, o.path).files);
+  }
+}
+
+/** The dep hash (same format as `fingerprintStage` uses) of `dep` if it lies in the overlay. */
+function overlayHash(overlay: OutputOverlay | undefined, dep: string): string | undefined {
+  if (!overlay || overlay.size === 0) return undefined;
+  const d = normal(dep);
+  for (const [p, files] of overlay) {
+    let sub: readonly ManifestFile[] | undefined;
+    if (d === p) sub = files;
+    else if (d.startsWith(`${p}/`)) {
+      const pre = d.slice(p.length + 1);
+      sub = files.filter((f) => f.path === pre || f.path.startsWith(`${pre}/`)).map((f) => ({ ...f, path: f.path === pre ? '' : f.path.slice(pre.length + 1) }));
+    }
+    if (sub === undefined) continue;
+    if (sub.length === 0) return 'missing';
+    if (sub.length === 1 && sub[0].path === '') return `file:${sub[0].sha256}`;
+    return `dir:${listingHash('dir', sub.map((f) => f.path), sub.map((f) => f.sha256))}`;
+  }
+  return undefined;
+}
+
+/**
+ * The stage's fingerprint, given the output hash of each upstream stage.
+ * Path deps are hashed now through the memoised hasher (or from `overlay`
+ * for outputs a plan would restore first).
+ */
+export async function fingerprintStage(node: StageNode, deps: PlanDeps, upstreamOutputs: ReadonlyMap<StageId, string>, overlay?: OutputOverlay): Promise<StageFingerprint> {
   const params: Record<string, JsonValue> = {};
   for (const p of node.params) params[p.path] = p.value;
   if (node.kind === 'builtin') params.with = node.with;
   const inputs: Record<string, string> = {};
   for (const d of node.deps) {
     if (d.kind !== 'path') continue;
+    const virtual = overlayHash(overlay, d.path);
+    if (virtual !== undefined) {
+      inputs[d.path] = virtual;
+      continue;
+    }
     const h = await deps.hasher.hashDep(deps.graph.workspace, d.path);
     inputs[d.path] = h.hash === undefined ? 'missing' : `${h.kind}:${h.hash}`;
   }
@@ -236,8 +277,8 @@ export function summarizeChanges(changes: readonly FingerprintChange[]): string 
  * always run. Reads the record for the key (objects checked), the last run's
  * record for the reason, and the workspace outputs for freshness.
  */
-export async function decideStage(node: StageNode, deps: PlanDeps, upstreamOutputs: ReadonlyMap<StageId, string>, forced: boolean): Promise<StageDecision> {
-  const fingerprint = await fingerprintStage(node, deps, upstreamOutputs);
+export async function decideStage(node: StageNode, deps: PlanDeps, upstreamOutputs: ReadonlyMap<StageId, string>, forced: boolean, overlay?: OutputOverlay): Promise<StageDecision> {
+  const fingerprint = await fingerprintStage(node, deps, upstreamOutputs, overlay);
   const key = computeKey(fingerprint);
   const lastKey = deps.last.lastKey(node.id);
   const changes = await changesSinceLast(fingerprint, lastKey, deps);
@@ -277,6 +318,7 @@ export interface PlanEntry extends StageDecision {
 export async function planStages(deps: PlanDeps, stages: readonly StageId[], forced: ReadonlySet<StageId>): Promise<PlanEntry[]> {
   const outputs = new Map<StageId, string>();
   const willRun = new Set<StageId>();
+  const overlay: OutputOverlay = new Map();
   const plan: PlanEntry[] = [];
   for (const id of stages) {
     const node = deps.graph.stages.get(id)!;
@@ -286,9 +328,10 @@ export async function planStages(deps: PlanDeps, stages: readonly StageId[], for
       plan.push({ stage: id, action: 'unknown', changes: [], waitingFor: blocking, reason: `upstream ${blocking.join(', ')} will run first` });
       continue;
     }
-    const d = await decideStage(node, deps, outputs, forced.has(id));
+    const d = await decideStage(node, deps, outputs, forced.has(id), overlay);
     if (d.action === 'run') willRun.add(id);
     else if (d.record) outputs.set(id, d.record.outputs.hash);
+    if (d.action === 'restore' && d.record) addToOverlay(overlay, node, d.record);
     plan.push({ stage: id, ...d });
   }
   return plan;

@@ -46,11 +46,15 @@ export const main: CommandMain = async (argv, io) => {
   const lastRec = lastKey ? await eng.store.readRecord(lastKey, { checkObjects: false }) : undefined;
   if (entry.action === 'unknown' && lastRec) {
     const known = new Map<StageId, string>();
-    for (const e of entries) if (e.record) known.set(e.stage, e.record.outputs.hash);
+    const overlay: import('../plan.js').OutputOverlay = new Map();
+    for (const e of entries) {
+      if (e.record) known.set(e.stage, e.record.outputs.hash);
+      if (e.action === 'restore' && e.record) plan.addToOverlay(overlay, graph.stages.get(e.stage)!, e.record);
+    }
     const node = graph.stages.get(id)!;
     for (const u of node.needs) if (!known.has(u)) known.set(u, lastRec.fingerprint.upstream[u] ?? 'unknown');
     const { diffFingerprints } = await import('../fingerprint.js');
-    changes = diffFingerprints(lastRec.fingerprint, await plan.fingerprintStage(node, eng.deps, known));
+    changes = diffFingerprints(lastRec.fingerprint, await plan.fingerprintStage(node, eng.deps, known, overlay));
   }
   await eng.hasher.save().catch(() => {});
   changes = plan.sortChanges(changes);
