@@ -19,7 +19,7 @@ import { ok, err, type Result } from './result.js';
 import { dedupeDiagnostics, isObject, report, type AnalyzeContext } from './analyze/context.js';
 import { expandStages, type StageInstance } from './analyze/expand.js';
 import { buildBuiltin, buildCmd, collectOutputs, type BuildEnv, type EdgeInfo, type PartialNode, type StageOutputs, type StageRegistry } from './analyze/stages.js';
-import { depTouchesOutput, isInside } from './analyze/paths.js';
+import { depTouchesOutput, escapesWorkspace, isGlob, isInside } from './analyze/paths.js';
 import { dagFromEdges } from './graph/dag.js';
 import { findCycles } from './graph/cycles.js';
 import { topoSort } from './graph/topo.js';
@@ -110,32 +110,77 @@ function ownedOutputs(ctx: AnalyzeContext, inst: StageInstance, o: StageOutputs)
   return [...o.outs.map((x) => ({ path: x.path, stage: inst.id, loc: x.loc! })), ...o.metrics.map((m) => ({ path: m.path, stage: inst.id, loc: m.loc }))];
 }
 
-/** Two stages writing the same path, or one writing inside the other's output, is an error. */
+/** Sort key that puts `a/b` right after `a` (and before `a-b`), so nested paths are contiguous. */
+function nestedOrderKey(p: string): string {
+  return p.split('/').join('\u0000');
+}
+
+/**
+ * Two stages writing the same path, or one writing inside the other's output,
+ * is an error (reported at the later declaration). Sorted sweep with a stack
+ * of enclosing outputs: O(n log n) plus the overlaps found.
+ */
 function checkOverlappingOutputs(ctx: AnalyzeContext, instances: readonly StageInstance[], outputs: ReadonlyMap<StageId, StageOutputs>): void {
-  const all = instances.flatMap((i) => ownedOutputs(ctx, i, outputs.get(i.id)!));
-  for (let j = 0; j < all.length; j++) {
-    for (let i = 0; i < j; i++) {
-      const a = all[i];
-      const b = all[j];
-      if (a.stage === b.stage) continue;
+  const all = instances.flatMap((i) => ownedOutputs(ctx, i, outputs.get(i.id)!)).map((o, order) => ({ ...o, order, key: nestedOrderKey(o.path) }));
+  all.sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : x.order - y.order));
+  const stack: typeof all = [];
+  for (const cur of all) {
+    while (stack.length > 0 && !isInside(cur.path, stack[stack.length - 1].path)) stack.pop();
+    for (const enclosing of stack) {
+      if (enclosing.stage === cur.stage) continue;
+      const [a, b] = enclosing.order < cur.order ? [enclosing, cur] : [cur, enclosing];
       if (a.path === b.path) {
         report(ctx, 'duplicate-output', `stage '${b.stage}' declares output '${b.path}', which stage '${a.stage}' already declares`, b.loc, [{ message: `'${a.path}' first declared by stage '${a.stage}' here`, location: a.loc }]);
-      } else if (isInside(b.path, a.path) || isInside(a.path, b.path)) {
+      } else {
         const [outer, inner] = isInside(b.path, a.path) ? [a, b] : [b, a];
         report(ctx, 'duplicate-output', `output '${b.path}' of stage '${b.stage}' overlaps output '${a.path}' of stage '${a.stage}' ('${inner.path}' is inside '${outer.path}')`, b.loc, [{ message: `stage '${a.stage}' declares '${a.path}' here`, location: a.loc }]);
       }
     }
+    stack.push(cur);
   }
 }
 
-/** DVC-style: a path dep inside (or containing) another stage's output makes that stage upstream. */
+/**
+ * DVC-style: a path dep inside (or containing) another stage's output makes
+ * that stage upstream. Results are memoised per distinct dep path (expanded
+ * stages share theirs); plain paths use a prefix index, globs a scan.
+ */
 function inferPathEdges(env: BuildEnv, partial: ReadonlyMap<StageId, PartialNode>): void {
   const owned = [...env.instances.values()].flatMap((i) => ownedOutputs(env.ctx, i, env.outputs.get(i.id)!));
+  const byPath = new Map<string, OwnedOutput[]>();
+  for (const o of owned) byPath.set(o.path, [...(byPath.get(o.path) ?? []), o]);
+  const sorted = [...owned].sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
+  const memo = new Map<string, readonly OwnedOutput[]>();
+  const touching = (dep: string): readonly OwnedOutput[] => {
+    let hit = memo.get(dep);
+    if (hit) return hit;
+    if (isGlob(dep) || dep === '.' || escapesWorkspace(dep)) {
+      hit = owned.filter((o) => depTouchesOutput(dep, o.path));
+    } else {
+      const found: OwnedOutput[] = [];
+      // Outputs that contain the dep (or equal it): each ancestor of the dep path.
+      const segs = dep.split('/');
+      for (let n = 1; n <= segs.length; n++) found.push(...(byPath.get(segs.slice(0, n).join('/')) ?? []));
+      // Outputs inside the dep: the sorted range starting with `dep/`.
+      const prefix = `${dep}/`;
+      let lo = 0;
+      let hi = sorted.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (sorted[mid].path < prefix) lo = mid + 1;
+        else hi = mid;
+      }
+      for (let i = lo; i < sorted.length && sorted[i].path.startsWith(prefix); i++) found.push(sorted[i]);
+      hit = found;
+    }
+    memo.set(dep, hit);
+    return hit;
+  };
   for (const node of partial.values()) {
     for (const d of node.deps as readonly DepSpec[]) {
       if (d.kind !== 'path') continue;
-      for (const o of owned) {
-        if (o.stage === node.id || !depTouchesOutput(d.path, o.path)) continue;
+      for (const o of touching(d.path)) {
+        if (o.stage === node.id) continue;
         let m = env.edges.get(node.id);
         if (!m) env.edges.set(node.id, (m = new Map()));
         if (!m.has(o.stage)) m.set(o.stage, { loc: d.loc ?? node.loc, via: `reads '${d.path}', an output of '${o.stage}'` });

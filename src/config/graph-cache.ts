@@ -5,9 +5,10 @@
  *
  * An entry is keyed by (pipeline path, overrides, workspace, schema dirs) and
  * stores the graph plus what it was derived from: the sha256 of every config
- * and schema file read, and a digest of the size+mtime of the code that shapes
- * a graph (the analyser's modules and every built-in stage module). A hit
- * requires all of these to match, so an edit to any of them is a miss.
+ * and schema file read, and digests of the code that shapes a graph (the
+ * analyser's modules and every built-in stage module): by size+mtime, falling
+ * back to content when a rebuild touched the files. A hit requires all of
+ * these to match, so an edit to any of them is a miss.
  * Only successful loads are stored; writes are atomic; a corrupt or
  * unreadable entry is a miss. Does not parse YAML or analyse anything.
  */
@@ -18,11 +19,12 @@ import { fileURLToPath } from 'node:url';
 import type { PipelineGraph, StageId, StageNode } from '../pipeline.js';
 
 /** Bump when the entry format or the meaning of a graph field changes. */
-const FORMAT = 1;
+const FORMAT = 2;
 
 interface Entry {
   readonly format: number;
-  readonly code: string;
+  /** `codeDigest()` at write time. */
+  readonly code: { readonly stat: string; readonly content: string };
   readonly inputs: readonly { readonly file: string; readonly sha256: string }[];
   readonly graph: Omit<PipelineGraph, 'stages'> & { readonly stages: readonly (readonly [StageId, StageNode])[] };
 }
@@ -47,9 +49,9 @@ export function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** Digest of (path, size, mtime) of every .js file under the code roots. */
-export function codeDigest(roots: readonly string[] = codeRoots()): string {
-  const h = createHash('sha256');
+/** The .js files under the code roots, sorted. */
+function codeFiles(roots: readonly string[]): string[] {
+  const out: string[] = [];
   const visit = (p: string): void => {
     let st: fs.Stats;
     try {
@@ -59,10 +61,42 @@ export function codeDigest(roots: readonly string[] = codeRoots()): string {
     }
     if (st.isDirectory()) {
       for (const name of fs.readdirSync(p).sort()) if (name.endsWith('.js') || !name.includes('.')) visit(path.join(p, name));
-    } else if (p.endsWith('.js')) h.update(`${p}\0${st.size}\0${st.mtimeMs}\n`);
+    } else if (p.endsWith('.js')) out.push(p);
   };
   for (const r of roots) visit(r);
-  return h.digest('hex');
+  return out;
+}
+
+/**
+ * Two digests of the code: a cheap one over (path, size, mtime) and, when that
+ * differs (e.g. a rebuild rewrote identical files), one over the contents.
+ */
+export function codeDigest(roots: readonly string[] = codeRoots()): { stat: string; content: () => string } {
+  const files = codeFiles(roots);
+  const h = createHash('sha256');
+  for (const f of files) {
+    const st = fs.statSync(f, { throwIfNoEntry: false });
+    h.update(`${f}\0${st?.size}\0${st?.mtimeMs}\n`);
+  }
+  let content: string | undefined;
+  return {
+    stat: h.digest('hex'),
+    content: () => {
+      if (content === undefined) {
+        const c = createHash('sha256');
+        for (const f of files) {
+          c.update(`${f}\0`);
+          try {
+            c.update(fs.readFileSync(f));
+          } catch {
+            c.update('\0missing');
+          }
+        }
+        content = c.digest('hex');
+      }
+      return content;
+    },
+  };
 }
 
 /** The entry file for a cache key. */
@@ -95,7 +129,8 @@ export function readCachedGraph(file: string, pipelinePath: string, pipelineText
     }
     if (sha256(text) !== input.sha256) return undefined;
   }
-  if (entry.code !== codeDigest()) return undefined;
+  const code = codeDigest();
+  if (entry.code?.stat !== code.stat && entry.code?.content !== code.content()) return undefined;
   return { ...entry.graph, stages: new Map(entry.graph.stages) };
 }
 
@@ -103,7 +138,8 @@ export function readCachedGraph(file: string, pipelinePath: string, pipelineText
 export function writeCachedGraph(file: string, graph: PipelineGraph, inputFiles: readonly string[], pipelinePath: string, pipelineText: string): void {
   try {
     const inputs = [...new Set(inputFiles)].map((f) => ({ file: f, sha256: sha256(f === pipelinePath ? pipelineText : fs.readFileSync(f)) }));
-    const entry: Entry = { format: FORMAT, code: codeDigest(), inputs, graph: { ...graph, stages: [...graph.stages] } };
+    const code = codeDigest();
+    const entry: Entry = { format: FORMAT, code: { stat: code.stat, content: code.content() }, inputs, graph: { ...graph, stages: [...graph.stages] } };
     fs.mkdirSync(path.dirname(file), { recursive: true });
     const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
     fs.writeFileSync(tmp, JSON.stringify(entry));

@@ -23,21 +23,46 @@ export function topoSort<N extends string>(g: Dag<N>): N[] | undefined {
       dependants.set(d, list);
     }
   }
-  // Ready set kept sorted by rank; graphs are small, so insertion sort is fine.
-  const ready: N[] = g.nodes.filter((n) => pending.get(n) === 0);
+  // Ready nodes in a binary min-heap by declaration rank: O(n log n) for big expanded pipelines.
+  const heap: number[] = [];
+  const push = (r: number): void => {
+    heap.push(r);
+    for (let i = heap.length - 1; i > 0; ) {
+      const p = (i - 1) >> 1;
+      if (heap[p] <= heap[i]) break;
+      [heap[p], heap[i]] = [heap[i], heap[p]];
+      i = p;
+    }
+  };
+  const pop = (): number => {
+    const top = heap[0];
+    const last = heap.pop()!;
+    if (heap.length > 0) {
+      heap[0] = last;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < heap.length && heap[l] < heap[m]) m = l;
+        if (r < heap.length && heap[r] < heap[m]) m = r;
+        if (m === i) break;
+        [heap[m], heap[i]] = [heap[i], heap[m]];
+        i = m;
+      }
+    }
+    return top;
+  };
+  g.nodes.forEach((n, i) => {
+    if (pending.get(n) === 0) push(i);
+  });
   const out: N[] = [];
-  while (ready.length > 0) {
-    const n = ready.shift()!;
+  while (heap.length > 0) {
+    const n = g.nodes[pop()];
     out.push(n);
     for (const m of dependants.get(n) ?? []) {
       const left = pending.get(m)! - 1;
       pending.set(m, left);
-      if (left === 0) {
-        const r = rank.get(m)!;
-        let i = 0;
-        while (i < ready.length && rank.get(ready[i])! < r) i++;
-        ready.splice(i, 0, m);
-      }
+      if (left === 0) push(rank.get(m)!);
     }
   }
   return out.length === g.nodes.length ? out : undefined;
