@@ -74,6 +74,14 @@ export function resizeOptionsOf(p: ResizeParams): ResizeOptions {
  */
 export const RESIZE_CONCURRENCY = 4;
 
+/**
+ * Cache writes in flight beside the decodes (bounded so pixels waiting to be
+ * written cannot pile up). With an fsyncing item cache each put holds a libuv
+ * thread for milliseconds and halves throughput whatever this is (measured 2
+ * vs 32); see `ItemCacheOptions.fsync`.
+ */
+export const PUT_CONCURRENCY = 8;
+
 /** The per-image cache key: everything that determines the pixels. */
 export function resizeCacheKey(sha256: string, p: ResizeParams, version: string): string {
   const canonical = JSON.stringify({
@@ -113,7 +121,7 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
   const limit = pLimit(RESIZE_CONCURRENCY);
   let resized = 0;
   let hits = 0;
-  const puts = new PutQueue(ctx.items);
+  const puts = new PutQueue(ctx.items, PUT_CONCURRENCY);
 
   const one = async (i: number): Promise<Result<Uint8Array, ProbeFailure>> => {
     const e = entries[i]!;

@@ -6,14 +6,26 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { ItemCache } from '../../stages/types.js';
 import { writeFileAtomic } from './atomic.js';
 
 const DIGEST_BYTES = 32;
 
+/** Options for `directoryItemCache` (added by the data stages; the defaults keep the original behaviour). */
+export interface ItemCacheOptions {
+  /**
+   * fsync each entry before renaming it into place (default true). Every entry
+   * carries a sha256 trailer, so without fsync a crash can only turn an entry
+   * into a miss, never into wrong data; skipping it makes a put ~10x cheaper on
+   * a real disk (bench/data.bench.ts), which matters for per-image caches.
+   */
+  readonly fsync?: boolean;
+}
+
 /** Opens (lazily creates) an item cache rooted at `root`. */
-export function directoryItemCache(root: string): ItemCache {
+export function directoryItemCache(root: string, options: ItemCacheOptions = {}): ItemCache {
+  const fsyncEntries = options.fsync ?? true;
   const fileOf = (key: string): string => {
     if (!/^[0-9a-zA-Z_-]{8,128}$/.test(key)) throw new Error(`invalid item cache key: ${key}`);
     return path.join(root, key.slice(0, 2), key);
@@ -33,7 +45,20 @@ export function directoryItemCache(root: string): ItemCache {
     },
     async put(key, value) {
       const digest = createHash('sha256').update(value).digest();
-      await writeFileAtomic(fileOf(key), Buffer.concat([value, digest]));
+      if (fsyncEntries) {
+        await writeFileAtomic(fileOf(key), Buffer.concat([value, digest]));
+        return;
+      }
+      const file = fileOf(key);
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+      try {
+        await fs.writeFile(tmp, Buffer.concat([value, digest]));
+        await fs.rename(tmp, file);
+      } catch (e) {
+        await fs.rm(tmp, { force: true });
+        throw e;
+      }
     },
   };
 }
