@@ -68,7 +68,8 @@ function occurrenceBefore(s: string, needle: string, offset: number): number {
 }
 
 function resolvePart(ctx: AnalyzeContext, s: string, part: Extract<TemplatePart, { kind: 'ref' }>, path: TreePath, scope: Scope): JsonValue | undefined {
-  const loc = locateWithin(ctx.source, path, part.raw, occurrenceBefore(s, part.raw, part.offset));
+  // Located lazily: most references resolve fine and need no location.
+  const loc = (): SourceLocation => locateWithin(ctx.source, path, part.raw, occurrenceBefore(s, part.raw, part.offset));
   const ref = part.ref;
   switch (ref.kind) {
     case 'params': {
@@ -76,7 +77,7 @@ function resolvePart(ctx: AnalyzeContext, s: string, part: Extract<TemplatePart,
       if (!r.found) {
         const where = r.existing === '' ? 'params' : `params.${r.existing}`;
         const hint = r.suggestion ? `; did you mean 'params.${r.suggestion}'?` : '';
-        report(ctx, 'unknown-param', `unknown param 'params.${ref.path}': ${where} has no key '${r.missing}'${hint}`, loc);
+        report(ctx, 'unknown-param', `unknown param 'params.${ref.path}': ${where} has no key '${r.missing}'${hint}`, loc());
         return undefined;
       }
       scope.onParam(ref.path, r.value);
@@ -84,7 +85,7 @@ function resolvePart(ctx: AnalyzeContext, s: string, part: Extract<TemplatePart,
     }
     case 'item': {
       if (!scope.item) {
-        report(ctx, 'bad-reference', `'${part.raw}' is only available in a stage with foreach: or matrix:`, loc);
+        report(ctx, 'bad-reference', `'${part.raw}' is only available in a stage with foreach: or matrix:`, loc());
         return undefined;
       }
       let cur: JsonValue = scope.item.value;
@@ -94,7 +95,7 @@ function resolvePart(ctx: AnalyzeContext, s: string, part: Extract<TemplatePart,
           const prefix = ['item', ...ref.path.slice(0, i)].join('.');
           const hint = isObject(cur) ? (didYouMean(seg, Object.keys(cur)) ?? '') : '';
           const why = isObject(cur) ? `${prefix} has no key '${seg}'${hint ? `; did you mean '${prefix}.${hint}'?` : ''}` : `${prefix} is ${JSON.stringify(cur)}, not a mapping`;
-          report(ctx, 'bad-reference', `cannot resolve '${part.raw}': ${why}`, loc);
+          report(ctx, 'bad-reference', `cannot resolve '${part.raw}': ${why}`, loc());
           return undefined;
         }
         cur = cur[seg];
@@ -103,10 +104,10 @@ function resolvePart(ctx: AnalyzeContext, s: string, part: Extract<TemplatePart,
     }
     case 'stages': {
       if (!scope.stageOut) {
-        report(ctx, 'bad-reference', `'${part.raw}' cannot be used in ${scope.field}`, loc);
+        report(ctx, 'bad-reference', `'${part.raw}' cannot be used in ${scope.field}`, loc());
         return undefined;
       }
-      return scope.stageOut(ref.stage, loc);
+      return scope.stageOut(ref.stage, loc());
     }
   }
 }
