@@ -34,6 +34,8 @@ export const AUGMENT_SUMMARY_FILE = 'augment.json';
 export const PREVIEW_FILE = 'preview.png';
 /** Variants shown per previewed image at most. */
 const PREVIEW_MAX_VARIANTS = 8;
+/** Rows in the contact sheet at most (keeps it a viewable size with many classes). */
+const PREVIEW_MAX_ROWS = 100;
 /** Below this many variants the work stays on the main thread (worker start-up costs more). */
 const WORKER_THRESHOLD = 24;
 /** Variants in flight at once (cache reads, transforms, cache writes). */
@@ -150,7 +152,9 @@ async function runAugment(ctx: StageContext<AugmentParams>): Promise<StageResult
 
   const perClass: Record<string, number> = Object.fromEntries(classes.map((c) => [c, 0]));
   for (const i of train) perClass[classes[reader.index.items[i]!.label]!]!++;
-  const previewItems = new Map<number, Uint8Array[]>(previewSelection(reader, train, resolved.previewPerClass).map((i) => [i, []]));
+  const previewRows = previewSelection(reader, train, resolved.previewPerClass);
+  if (previewRows.length > PREVIEW_MAX_ROWS) ctx.log.warn(`preview.png shows the first ${PREVIEW_MAX_ROWS} of ${previewRows.length} rows (classes in label order)`);
+  const previewItems = new Map<number, Uint8Array[]>(previewRows.slice(0, PREVIEW_MAX_ROWS).map((i) => [i, []]));
 
   const jobs: Job[] = [];
   for (const i of train) {
