@@ -167,17 +167,16 @@ function runLayer(ctx: RunContext, layer: AnyLayer, ins: tfjs.Tensor[]): tfjs.Te
   const finalAct = (): string | undefined => (ctx.logitsLayer === layer ? 'linear' : activationName(layer));
   switch (cls) {
     case 'Dense': {
+      if (x.rank !== 2) break;
       const kernel = layer.kernel.read() as tfjs.Tensor2D;
-      let y = x.rank === 2 ? denseOp(tf, x as tfjs.Tensor2D, kernel) : layer.apply(x, { training: opts.training }) as tfjs.Tensor;
-      if (x.rank !== 2) return y;
-      if (layer.useBias) y = tf.add(y, layer.bias.read());
+      const y = denseOp(tf, x as tfjs.Tensor2D, kernel, layer.useBias ? (layer.bias.read() as tfjs.Tensor1D) : undefined);
       return applyActivation(tf, finalAct(), y);
     }
     case 'Conv2D': {
       if (!fastConvOk(layer)) break;
       const kernel = layer.kernel.read() as tfjs.Tensor4D;
-      let y = conv2dOp(tf, x as tfjs.Tensor4D, kernel, layer.padding as 'same' | 'valid', ctx.firstInputs.has(x));
-      if (layer.useBias) y = tf.add(y, layer.bias.read());
+      const bias = layer.useBias ? (layer.bias.read() as tfjs.Tensor1D) : undefined;
+      const y = conv2dOp(tf, x as tfjs.Tensor4D, kernel, bias, layer.padding as 'same' | 'valid', ctx.firstInputs.has(x));
       return applyActivation(tf, finalAct(), y);
     }
     case 'BatchNormalization':
@@ -193,6 +192,13 @@ function runLayer(ctx: RunContext, layer: AnyLayer, ins: tfjs.Tensor[]): tfjs.Te
     case 'ReLU':
       if (cls === 'ReLU') break;
       return applyActivation(tf, finalAct(), x);
+    case 'MaxPooling2D': {
+      const ps = layer.poolSize as number[];
+      const st = layer.strides as number[];
+      const [, h, w] = x.shape as number[];
+      if (ps[0] === 2 && ps[1] === 2 && st[0] === 2 && st[1] === 2 && h! % 2 === 0 && w! % 2 === 0) return maxPool2x2(tf, x as tfjs.Tensor4D);
+      break;
+    }
     case 'GlobalAveragePooling2D':
       return globalAvgPool(tf, x as tfjs.Tensor4D);
     case 'Add':
@@ -204,51 +210,119 @@ function runLayer(ctx: RunContext, layer: AnyLayer, ins: tfjs.Tensor[]): tfjs.Te
   return y;
 }
 
-/** x[N,K] @ w[K,U] with gradients that avoid transposed matMuls. */
-function denseOp(tf: Tf, x: tfjs.Tensor2D, w: tfjs.Tensor2D): tfjs.Tensor2D {
-  const f = cg(tf, (xi: tfjs.Tensor, wi: tfjs.Tensor, save: (ts: tfjs.Tensor[]) => void) => {
-    save([xi, wi]);
-    return {
-      value: tf.matMul(xi as tfjs.Tensor2D, wi as tfjs.Tensor2D),
-      gradFunc: (dy: tfjs.Tensor, saved: tfjs.Tensor[]) => {
-        const [xs, ws] = saved as [tfjs.Tensor2D, tfjs.Tensor2D];
-        return [tf.matMul(dy as tfjs.Tensor2D, tf.transpose(ws)), tf.matMul(tf.transpose(xs), dy as tfjs.Tensor2D)];
-      },
-    };
-  });
-  return f(x, w) as tfjs.Tensor2D;
+/** Sum over rows of a [m, c] matrix as a [1, c] matMul (XNNPACK; a tfjs axis-0 `sum` is ~4x slower on wasm). */
+function colSum(tf: Tf, x2: tfjs.Tensor2D, scale = 1): tfjs.Tensor2D {
+  return tf.matMul(tf.fill([1, x2.shape[0]], scale) as tfjs.Tensor2D, x2);
 }
 
-/** Stride-1 conv with XNNPACK-friendly gradients (see module doc). */
-function conv2dOp(tf: Tf, x: tfjs.Tensor4D, w: tfjs.Tensor4D, padding: 'same' | 'valid', inputIsConstant: boolean): tfjs.Tensor4D {
-  const [kh, kw] = w.shape;
-  const f = cg(tf, (xi: tfjs.Tensor, wi: tfjs.Tensor, save: (ts: tfjs.Tensor[]) => void) => {
+/**
+ * Per-channel affine map x2 * a + b of a [m, c] matrix in ONE pass of wasm's native FusedBatchNorm kernel
+ * (mean 0, variance 1, epsilon 0); separate broadcast multiply and add kernels make two slower passes.
+ */
+function channelAffine(tf: Tf, x2: tfjs.Tensor2D, a: tfjs.Tensor, b: tfjs.Tensor | undefined): tfjs.Tensor2D {
+  const c = x2.shape[1];
+  return tf.batchNorm(x2, tf.zeros([c]), tf.ones([c]), b === undefined ? undefined : tf.reshape(b, [c]), tf.reshape(a, [c]), 0) as tfjs.Tensor2D;
+}
+
+/** x[N,K] @ w[K,U] (+ bias) with gradients that avoid transposed matMuls. */
+function denseOp(tf: Tf, x: tfjs.Tensor2D, w: tfjs.Tensor2D, bias: tfjs.Tensor1D | undefined): tfjs.Tensor2D {
+  if (bias === undefined) {
+    const f = cg(tf, (xi: tfjs.Tensor2D, wi: tfjs.Tensor2D, save: (ts: tfjs.Tensor[]) => void) => {
+      save([xi, wi]);
+      return {
+        value: tf.matMul(xi, wi),
+        gradFunc: (dy: tfjs.Tensor, [xs, ws]: tfjs.Tensor[]) => [tf.matMul(dy as tfjs.Tensor2D, tf.transpose(ws!)), tf.matMul(tf.transpose(xs!), dy as tfjs.Tensor2D)],
+      };
+    });
+    return f(x, w) as tfjs.Tensor2D;
+  }
+  const f = cg(tf, (xi: tfjs.Tensor2D, wi: tfjs.Tensor2D, bi: tfjs.Tensor1D, save: (ts: tfjs.Tensor[]) => void) => {
     save([xi, wi]);
     return {
-      value: tf.conv2d(xi as tfjs.Tensor4D, wi as tfjs.Tensor4D, 1, padding),
-      gradFunc: (dy: tfjs.Tensor, saved: tfjs.Tensor[]) => {
-        const [xs, ws] = saved as [tfjs.Tensor4D, tfjs.Tensor4D];
-        const dy4 = dy as tfjs.Tensor4D;
-        const ph = (kh - 1) / 2;
-        const pw = (kw - 1) / 2;
-        // Input gradient: full correlation of dy with the 180°-rotated kernel, in/out channels swapped.
-        let dx: tfjs.Tensor;
-        if (inputIsConstant) dx = tf.zerosLike(xs);
-        else {
-          const wr = tf.transpose(tf.reverse(ws, [0, 1]), [0, 1, 3, 2]) as tfjs.Tensor4D;
-          dx = padding === 'same' ? tf.conv2d(dy4, wr, 1, 'same') : tf.conv2d(tf.pad(dy4, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]]), wr, 1, 'valid');
-        }
-        // Filter gradient: treat channels as batch and batch as channels, dy as the kernel.
-        const xp = padding === 'same' ? tf.pad(xs, [[0, 0], [ph, ph], [pw, pw], [0, 0]]) : xs;
-        const xt = tf.transpose(xp, [3, 1, 2, 0]) as tfjs.Tensor4D; // [C, H+2p, W+2p, N]
-        const dyt = tf.transpose(dy4, [1, 2, 0, 3]) as tfjs.Tensor4D; // [H, W, N, F]
-        const dwT = tf.conv2d(xt, dyt, 1, 'valid'); // [C, kh, kw, F]
-        const dw = tf.transpose(dwT, [1, 2, 0, 3]);
-        return [dx, dw];
+      value: tf.fused.matMul({ a: xi, b: wi, bias: bi }),
+      gradFunc: (dy: tfjs.Tensor, [xs, ws]: tfjs.Tensor[]) => {
+        const d = dy as tfjs.Tensor2D;
+        return [tf.matMul(d, tf.transpose(ws!)), tf.matMul(tf.transpose(xs!), d), tf.reshape(colSum(tf, d), [d.shape[1]])];
       },
     };
   });
-  return f(x, w) as tfjs.Tensor4D;
+  return f(x, w, bias) as tfjs.Tensor2D;
+}
+
+/** Filter gradient of a stride-1 conv (see module doc); `xp` is the (already padded) input. */
+function convFilterGrad(tf: Tf, xp: tfjs.Tensor4D, dy: tfjs.Tensor4D, kh: number, kw: number): tfjs.Tensor4D {
+  const [n, , , c] = xp.shape;
+  const [, h, w, f] = dy.shape;
+  if (c <= 4) {
+    // Few input channels (e.g. a grayscale first layer): kh*kw slices and [c, n*h*w] x [n*h*w, f] matMuls.
+    const dy2 = tf.reshape(dy, [n * h * w, f]) as tfjs.Tensor2D;
+    const xt = tf.transpose(xp, [3, 0, 1, 2]); // [c, n, H, W]
+    const rows: tfjs.Tensor[] = [];
+    for (let a = 0; a < kh; a++) {
+      for (let b = 0; b < kw; b++) {
+        const sl = tf.reshape(tf.slice(xt, [0, 0, a, b], [c, n, h, w]), [c, n * h * w]) as tfjs.Tensor2D;
+        rows.push(tf.matMul(sl, dy2)); // [c, f]
+      }
+    }
+    return tf.reshape(tf.stack(rows), [kh, kw, c, f]) as tfjs.Tensor4D;
+  }
+  // Channels as batch, batch as channels, dy as the kernel: one XNNPACK conv.
+  const xt = tf.transpose(xp, [3, 1, 2, 0]) as tfjs.Tensor4D; // [C, H+2p, W+2p, N]
+  const dyt = tf.transpose(dy, [1, 2, 0, 3]) as tfjs.Tensor4D; // [H, W, N, F]
+  return tf.transpose(tf.conv2d(xt, dyt, 1, 'valid'), [1, 2, 0, 3]) as tfjs.Tensor4D; // [kh, kw, C, F]
+}
+
+/** Stride-1 conv (+ bias, fused) with XNNPACK-friendly gradients (see module doc). */
+function conv2dOp(tf: Tf, x: tfjs.Tensor4D, w: tfjs.Tensor4D, bias: tfjs.Tensor1D | undefined, padding: 'same' | 'valid', inputIsConstant: boolean): tfjs.Tensor4D {
+  const [kh, kw] = w.shape;
+  const ph = (kh - 1) / 2;
+  const pw = (kw - 1) / 2;
+  const grads = (dy: tfjs.Tensor, xs: tfjs.Tensor4D, ws: tfjs.Tensor4D): tfjs.Tensor[] => {
+    const dy4 = dy as tfjs.Tensor4D;
+    // Input gradient: full correlation of dy with the 180°-rotated kernel, in/out channels swapped.
+    let dx: tfjs.Tensor;
+    if (inputIsConstant) dx = tf.zerosLike(xs);
+    else {
+      const wr = tf.transpose(tf.reverse(ws, [0, 1]), [0, 1, 3, 2]) as tfjs.Tensor4D;
+      dx = padding === 'same' ? tf.conv2d(dy4, wr, 1, 'same') : tf.conv2d(tf.pad(dy4, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]]), wr, 1, 'valid');
+    }
+    const xp = padding === 'same' ? (tf.pad(xs, [[0, 0], [ph, ph], [pw, pw], [0, 0]]) as tfjs.Tensor4D) : xs;
+    return [dx, convFilterGrad(tf, xp, dy4, kh, kw)];
+  };
+  if (bias === undefined) {
+    const f = cg(tf, (xi: tfjs.Tensor4D, wi: tfjs.Tensor4D, save: (ts: tfjs.Tensor[]) => void) => {
+      save([xi, wi]);
+      return { value: tf.conv2d(xi, wi, 1, padding), gradFunc: (dy: tfjs.Tensor, [xs, ws]: tfjs.Tensor[]) => grads(dy, xs as tfjs.Tensor4D, ws as tfjs.Tensor4D) };
+    });
+    return f(x, w) as tfjs.Tensor4D;
+  }
+  const f = cg(tf, (xi: tfjs.Tensor4D, wi: tfjs.Tensor4D, bi: tfjs.Tensor1D, save: (ts: tfjs.Tensor[]) => void) => {
+    save([xi, wi]);
+    return {
+      value: tf.fused.conv2d({ x: xi, filter: wi, strides: 1, pad: padding, bias: bi }),
+      gradFunc: (dy: tfjs.Tensor, [xs, ws]: tfjs.Tensor[]) => {
+        const f4 = dy.shape[3]!;
+        return [...grads(dy, xs as tfjs.Tensor4D, ws as tfjs.Tensor4D), tf.reshape(colSum(tf, tf.reshape(dy, [-1, f4]) as tfjs.Tensor2D), [f4])];
+      },
+    };
+  });
+  return f(x, w, bias) as tfjs.Tensor4D;
+}
+
+/**
+ * 2x2 / stride-2 max pooling whose gradient routes dy to the max positions through a nearest-neighbour
+ * upsample and a mask (wasm's MaxPoolGrad is ~2x slower). Ties (exactly equal values in a window) get the
+ * gradient more than once, which float inputs practically never hit.
+ */
+function maxPool2x2(tf: Tf, x: tfjs.Tensor4D): tfjs.Tensor4D {
+  const [, h, w] = x.shape;
+  const f = cg(tf, (xi: tfjs.Tensor4D, save: (ts: tfjs.Tensor[]) => void) => {
+    const y = tf.maxPool(xi, 2, 2, 'valid');
+    const mask = tf.cast(tf.equal(xi, tf.image.resizeNearestNeighbor(y, [h, w])), 'float32');
+    save([mask]);
+    return { value: y, gradFunc: (dy: tfjs.Tensor, [m]: tfjs.Tensor[]) => tf.mul(m!, tf.image.resizeNearestNeighbor(dy as tfjs.Tensor4D, [h, w])) };
+  });
+  return f(x) as tfjs.Tensor4D;
 }
 
 function globalAvgPool(tf: Tf, x: tfjs.Tensor4D): tfjs.Tensor2D {
@@ -279,28 +353,30 @@ function batchNorm(ctx: RunContext, layer: AnyLayer, x: tfjs.Tensor): tfjs.Tenso
   const momentum = layer.momentum as number;
   let batchMean: tfjs.Tensor | undefined;
   let batchVar: tfjs.Tensor | undefined;
+  // Every per-channel broadcast goes through channelAffine / colSum (see there for why).
   const f = cg(tf, (xi: tfjs.Tensor, g: tfjs.Tensor, b: tfjs.Tensor, save: (ts: tfjs.Tensor[]) => void) => {
     const x2 = tf.reshape(xi, [m, c]) as tfjs.Tensor2D;
-    const ones = tf.fill([1, m], 1 / m) as tfjs.Tensor2D;
-    const mean = tf.matMul(ones, x2);
-    const xc = tf.sub(x2, mean);
-    const variance = tf.matMul(ones, tf.square(xc));
-    const invstd = tf.rsqrt(tf.add(variance, eps));
-    const xhat = tf.mul(xc, invstd);
+    const mean = colSum(tf, x2, 1 / m); // [1,c]
+    const xc = channelAffine(tf, x2, tf.ones([c]), tf.neg(mean));
+    const variance = colSum(tf, tf.square(xc) as tfjs.Tensor2D, 1 / m);
+    const invstd = tf.rsqrt(tf.add(variance, eps)); // [1,c]
+    const xhat = channelAffine(tf, xc, invstd, undefined);
     batchMean = tf.keep(tf.reshape(mean, [c]));
     batchVar = tf.keep(tf.reshape(variance, [c]));
     save([xhat, invstd, g]);
     return {
-      value: tf.reshape(tf.add(tf.mul(xhat, g), b), shape),
+      value: tf.reshape(channelAffine(tf, xhat, g, b), shape),
       gradFunc: (dy: tfjs.Tensor, saved: tfjs.Tensor[]) => {
         const [xh, inv, gs] = saved as [tfjs.Tensor2D, tfjs.Tensor, tfjs.Tensor];
         const dy2 = tf.reshape(dy, [m, c]) as tfjs.Tensor2D;
-        const onesSum = tf.ones([1, m]) as tfjs.Tensor2D;
-        const dbeta = tf.matMul(onesSum, dy2); // [1,c]
-        const dgamma = tf.matMul(onesSum, tf.mul(dy2, xh)); // [1,c]
-        // dx = gamma*invstd/m * (m*dy - dbeta - xhat*dgamma)
-        const scale = tf.div(tf.mul(gs, inv), m);
-        const dx = tf.mul(scale, tf.sub(tf.sub(tf.mul(dy2, m), dbeta), tf.mul(xh, dgamma)));
+        const dbeta = colSum(tf, dy2); // [1,c]
+        const dgamma = colSum(tf, tf.mul(dy2, xh) as tfjs.Tensor2D); // [1,c]
+        // dx = gamma*invstd/m * (m*dy - dbeta - xhat*dgamma) = dy*A + xhat*B + C per channel.
+        const k = tf.mul(tf.reshape(gs, [1, c]), inv); // gamma*invstd
+        const A = k;
+        const B = tf.neg(tf.div(tf.mul(k, dgamma), m));
+        const C = tf.neg(tf.div(tf.mul(k, dbeta), m));
+        const dx = tf.add(channelAffine(tf, dy2, A, C), channelAffine(tf, xh, B, undefined));
         return [tf.reshape(dx, shape), tf.reshape(dgamma, [c]), tf.reshape(dbeta, [c])];
       },
     };
