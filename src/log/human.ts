@@ -52,6 +52,9 @@ export interface Reporter {
   close(): void;
 }
 
+/** Spinner frames for working stages on a TTY (one per 100 ms). */
+const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'] as const;
+
 const statusMark: Record<StageStatus, string> = {
   ran: '✓',
   restored: '↺',
@@ -131,7 +134,7 @@ export function humanReporter(opts: HumanReporterOptions): Reporter {
     if (!opts.tty || live.size === 0) return '';
     const t = now();
     const lines = [...live].map(([stage, w]) => {
-      const head = `${st.cyan('…')} ${st.bold(stage)} ${w.action === 'restore' ? 'restoring' : 'running'} ${formatDuration(t - w.startedAt)}`;
+      const head = `${st.cyan(SPINNER[Math.floor(t / 100) % SPINNER.length])} ${st.bold(stage)} ${w.action === 'restore' ? 'restoring' : 'running'} ${formatDuration(t - w.startedAt)}`;
       const line = w.progress ? `${head}  ${formatProgress(w.progress)}` : head;
       return truncate(line, width - 1);
     });

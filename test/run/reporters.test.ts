@@ -64,7 +64,7 @@ test('TTY output redraws a live block in place and colours when asked', () => {
   }
   const text = out.text();
   assert.match(text, /\x1b\[1A\x1b\[J/, 'moves up and clears the live line before printing above it');
-  assert.match(text, /\x1b\[1mtrain\x1b\[22m running 1\.2s {2}\[#########\.{9}\] 50\/100 50\.0 it\/s ETA 1\.0s/);
+  assert.match(text, /\x1b\[36m[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]\x1b\[39m \x1b\[1mtrain\x1b\[22m running 1\.2s {2}\[#########\.{9}\] 50\/100 50\.0 it\/s ETA 1\.0s/);
   r.close();
 });
 
