@@ -103,6 +103,12 @@ test('all: three nested branches, 6144 features, counts = sum of parts + 12 fixe
   assert.deepEqual(paramCounts(m), { total: total + 12, trainable: total - nonTrainable, nonTrainable: nonTrainable + 12 });
   assert.deepEqual(m.outputs[0]!.shape, [null, 6144]);
   for (const n of ['inception_v3', 'xception', 'resnet50']) assert.ok(m.getLayer(n), n);
+  // one Keras session: Xception's unnamed layers continue InceptionV3's counters, so weight names are unique
+  // (tfjs refuses to save a model with duplicate weight names)
+  const names = m.weights.map((w) => w.originalName);
+  assert.equal(new Set(names).size, names.length);
+  const xc = m.getLayer('xception') as unknown as tf.LayersModel;
+  assert.deepEqual(xc.layers.filter((l) => /^conv2d/.test(l.name)).map((l) => l.name), ['conv2d_94', 'conv2d_95', 'conv2d_96', 'conv2d_97']);
   m.dispose();
 });
 
@@ -163,4 +169,21 @@ test('layer order equals Keras model.summary() order (order-matched .h5 loading 
   assert.equal(xcNames.length, 132);
   assert.deepEqual(xcNames.slice(-xceptionTail.length), xceptionTail);
   xc.dispose();
+});
+
+test('simple_cnn and mobilenet_v2 save and load in the tfjs layers format', async () => {
+  for (const [name, shape] of [['simple_cnn', [28, 28, 1]], ['mobilenet_v2', [32, 32, 3]]] as const) {
+    const m = BACKBONES.get(name)!.build(tf, { inputShape: shape, seed: 2 });
+    let artifacts: tf.io.ModelArtifacts | undefined;
+    await m.save(tf.io.withSaveHandler(async (a) => {
+      artifacts = a;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }));
+    const back = await tf.loadLayersModel(tf.io.fromMemory(artifacts!));
+    assert.deepEqual(back.layers.map((l) => l.name), m.layers.map((l) => l.name));
+    const x = tf.randomUniform([1, ...shape], 0, 1, 'float32', 1);
+    assert.deepEqual(Array.from((back.predict(x) as tf.Tensor).dataSync()), Array.from((m.predict(x) as tf.Tensor).dataSync()));
+    m.dispose();
+    back.dispose();
+  }
 });

@@ -1,8 +1,11 @@
 /**
  * `all`: the seed's concatenation of InceptionV3 + Xception + ResNet50 on one
  * input. Each branch is the full keras.applications model nested as a layer
- * (named `inception_v3`, `xception`, `resnet50`, so their inner layer names
- * stay exactly Keras's and cannot collide), fed by its own preprocessing:
+ * (named `inception_v3`, `xception`, `resnet50`), fed by its own preprocessing.
+ * The branches share one automatic-name counter, as when the seed builds all
+ * three in one Keras session: Xception's unnamed layers continue after
+ * InceptionV3's (`conv2d_94`, `batch_normalization_94`, `add`), so no two
+ * weights share a name and the model can be saved. Preprocessing:
  * - `tf_preprocess`: Rescaling x/127.5 − 1 for InceptionV3 and Xception;
  * - `caffe_preprocess`: a frozen 1x1 conv that swaps RGB→BGR and subtracts the
  *   ImageNet means for ResNet50 (12 fixed, non-trainable parameters).
@@ -51,8 +54,9 @@ function build(tf: Tf, opts: BuildOptions): tfjs.LayersModel {
   const caffeLayer = tf.layers.conv2d({ filters: 3, kernelSize: 1, useBias: true, trainable: false, name: 'caffe_preprocess' });
   const caffePre = caffeLayer.apply(input) as T;
   const branchInput: Record<string, T> = { inception_v3: tfPre, xception: tfPre, resnet50: caffePre };
+  const autoNames = new Map<string, number>();
   const pooled = ALL_PARTS.map((part, i) => {
-    const sub = part.build(tf, { ...opts, seed: opts.seed === undefined ? undefined : opts.seed + 1000 * (i + 1) });
+    const sub = part.build(tf, { ...opts, autoNames, seed: opts.seed === undefined ? undefined : opts.seed + 1000 * (i + 1) });
     const out = sub.apply(branchInput[part.name]!) as T;
     return tf.layers.globalAveragePooling2d({ name: `${part.name}_avg_pool` }).apply(out) as T;
   });

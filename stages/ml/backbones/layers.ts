@@ -24,7 +24,7 @@ export interface BuildKit {
 
 /** Makes the helpers for one build. */
 export function buildKit(tf: Tf, opts: BuildOptions): BuildKit {
-  const counts = new Map<string, number>();
+  const counts = opts.autoNames ?? new Map<string, number>();
   let k = 0;
   return {
     tf,

@@ -74,6 +74,12 @@ export interface BuildOptions {
   readonly init?: 'glorot' | 'zeros';
   /** Seed for the glorot initialisers, so `weights: none` runs are reproducible. Each layer gets `seed + k`. */
   readonly seed?: number;
+  /**
+   * Automatic-name counters shared between builds, like one Keras session: `all` passes one map through its
+   * branches so Xception's unnamed layers continue after InceptionV3's (`conv2d_94`, ...) instead of colliding
+   * (tfjs refuses to save a model with duplicate weight names). Mutated by the build. Default: a fresh map.
+   */
+  readonly autoNames?: Map<string, number>;
 }
 
 /** What the model returned by `build` outputs. */
