@@ -49,6 +49,7 @@ export function writeKerasLayout(
 export interface SeenRequest {
   readonly path: string;
   readonly range: string | undefined;
+  readonly acceptEncoding: string | undefined;
 }
 
 /** A running server: `base` ends with '/'. */
@@ -63,7 +64,7 @@ export async function serve(handler: (req: http.IncomingMessage, res: http.Serve
   const requests: SeenRequest[] = [];
   const server = http.createServer((req, res) => {
     const index = requests.length;
-    requests.push({ path: req.url ?? '', range: req.headers.range });
+    requests.push({ path: req.url ?? '', range: req.headers.range, acceptEncoding: req.headers['accept-encoding'] });
     handler(req, res, index);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

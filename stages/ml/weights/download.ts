@@ -263,7 +263,9 @@ async function attempt(url: string, part: string, source: WeightsSource, opts: F
   try {
     let res: Response;
     try {
-      res = await fetch(url, { headers: have > 0 ? { range: `bytes=${have}-` } : {}, signal: ctrl.signal, redirect: 'follow' });
+      // identity: byte ranges and Content-Length must refer to the file itself, not a compressed transfer
+      const headers: Record<string, string> = { 'accept-encoding': 'identity', ...(have > 0 ? { range: `bytes=${have}-` } : {}) };
+      res = await fetch(url, { headers, signal: ctrl.signal, redirect: 'follow' });
     } catch (e) {
       if (opts.signal?.aborted) return { kind: 'fail', failure: { reason: 'aborted', url, message: `${what}: download cancelled` } };
       const code = causeCode(e);
@@ -303,7 +305,8 @@ async function attempt(url: string, part: string, source: WeightsSource, opts: F
       start = have;
     }
     const len = res.headers.get('content-length');
-    if (len !== null && start + Number(len) !== source.bytes) {
+    const encoded = (res.headers.get('content-encoding') ?? 'identity') !== 'identity';
+    if (len !== null && !encoded && start + Number(len) !== source.bytes) {
       await res.body?.cancel();
       await fs.rm(part, { force: true });
       return {
