@@ -210,6 +210,7 @@ async function runAugment(ctx: StageContext<AugmentParams>): Promise<StageResult
     if (kept !== undefined && job.k < PREVIEW_MAX_VARIANTS) kept.push(pixels);
     if (writer.count % 16 === 0 || writer.count === jobs.length) ctx.log.progress(writer.count, jobs.length, 'augment');
   };
+  ctx.log.info(`augment: ${train.length} train image(s) x ${resolved.copies} cop${resolved.copies === 1 ? 'y' : 'ies'}, seed ${seed}; ${notTrain} validation/test image(s) left unaugmented`);
   ctx.log.progress(0, jobs.length, 'augment');
   try {
     for (const job of jobs) {
