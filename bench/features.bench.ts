@@ -6,8 +6,8 @@
  *   (a) fused inference (`stages/ml/fuse.ts`) on wasm with 1 and 2 threads,
  *   (b) raw tfjs-wasm `model.predict` on the same LayersModel, same threads,
  *   (c) PyTorch CPU (torchvision mobilenet_v2 `.features`, random weights,
- *       tcmalloc preloaded, 2 threads, inference_mode) when `python3 -c
- *       "import torch, torchvision"` works; skipped otherwise.
+ *       tcmalloc preloaded, 2 threads, inference_mode) when `python3` or
+ *       `/usr/bin/python3` can import torch and torchvision; skipped otherwise.
  * Plus one training step of a small CNN (conv+BN+ReLU+pool ×2, dropout,
  * dense) on wasm and on the pure-JS cpu backend.
  *
@@ -132,15 +132,24 @@ print(json.dumps({"torch": r[len(r)//2], "version": torch.__version__, "load": o
 `;
 
 async function torchImgPerSec(batch: number, rounds: number, log: (l: string) => void): Promise<{ rate: number; detail: string } | undefined> {
-  try {
-    await run('python3', ['-c', 'import torch, torchvision'], { timeout: 120_000 });
-  } catch {
-    log('torch: python3 torch/torchvision not importable, skipping (apt-get install python3-torch python3-torchvision libtcmalloc-minimal4)');
+  // A pyenv/venv `python3` on PATH may hide Debian's python3-torch; try the system interpreter too.
+  let python: string | undefined;
+  for (const candidate of ['python3', '/usr/bin/python3']) {
+    try {
+      await run(candidate, ['-c', 'import torch, torchvision'], { timeout: 120_000 });
+      python = candidate;
+      break;
+    } catch {
+      // try the next interpreter
+    }
+  }
+  if (python === undefined) {
+    log('torch: no python3 with torch+torchvision, skipping (apt-get install python3-torch python3-torchvision libtcmalloc-minimal4)');
     return undefined;
   }
   const tcmalloc = ['/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4', '/usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4'].find((p) => existsSync(p));
   const env = { ...process.env, ...(tcmalloc ? { LD_PRELOAD: tcmalloc } : {}) };
-  const { stdout } = await run('python3', ['-c', TORCH_SCRIPT, String(batch), String(rounds)], { env, timeout: 20 * 60_000 });
+  const { stdout } = await run(python, ['-c', TORCH_SCRIPT, String(batch), String(rounds)], { env, timeout: 20 * 60_000 });
   const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as { torch: number; version: string; load: number };
   return { rate: r.torch, detail: `torch ${r.version}, 2 threads, ${tcmalloc ? 'tcmalloc' : 'NO tcmalloc (libtcmalloc-minimal4 missing)'}, load ${r.load.toFixed(1)}` };
 }

@@ -165,6 +165,13 @@ async function tryWasm(threads: number, notes: string[]): Promise<BackendChoice 
     } finally {
       patch?.restoreCpus();
     }
+    if (!okInit && threads > 1) {
+      // The threaded build depends on worker_threads + SharedArrayBuffer; the plain SIMD build does not.
+      notes.push(`tfjs-backend-wasm: the ${threads}-thread build failed to initialise -> retrying single-threaded`);
+      tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+      wasm.setThreadsCount(1);
+      okInit = await activate('wasm');
+    }
     if (!okInit) {
       notes.push('tfjs-backend-wasm: failed to initialise the wasm module -> falling back');
       return undefined;
@@ -223,7 +230,9 @@ export async function initBackend(opts: BackendOptions): Promise<Result<BackendI
         if (opts.device === 'auto') {
           r = done(await tryTensorflow('@tensorflow/tfjs-node-gpu', true, notes));
           if (r === undefined && tf.findBackendFactory('tensorflow') !== null && (await activate('tensorflow'))) {
-            // tfjs-node-gpu loaded but has no GPU: its libtensorflow still runs on the CPU.
+            // tfjs-node-gpu loaded but has no GPU: its libtensorflow still runs on the CPU (loading
+            // tfjs-node as well would register a second 'tensorflow' backend).
+            notes.push('tfjs-node-gpu: using its libtensorflow CPU kernels');
             r = done({ name: 'tensorflow', package: '@tensorflow/tfjs-node-gpu', threads: cpus().length, gpu: false, notes });
           }
         }
