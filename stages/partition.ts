@@ -111,21 +111,26 @@ export function assignSplits(entries: readonly ManifestEntry[], params: Partitio
       const wanted = SPLITS.filter((s) => iv[s].hi > iv[s].lo);
       if (group.length < wanted.length) continue;
       group.sort((a, b) => a.u - b.u || compareCodeUnits(a.sha256, b.sha256));
+      const counts: Record<Split, number> = { train: 0, validation: 0, test: 0 };
+      for (const g of group) counts[out.get(g.sha256)!]++;
       for (const target of wanted) {
-        const count = (s: Split) => group.filter((g) => out.get(g.sha256) === s).length;
-        if (count(target) > 0) continue;
+        if (counts[target] > 0) continue;
         let best: Unit | undefined;
         let bestDistance = Infinity;
         for (const g of group) {
           const from = out.get(g.sha256)!;
-          if (count(from) <= 1) continue;
+          if (counts[from] <= 1) continue;
           const d = g.u < iv[target].lo ? iv[target].lo - g.u : g.u - iv[target].hi;
           if (d < bestDistance) {
             bestDistance = d;
             best = g;
           }
         }
-        if (best !== undefined) out.set(best.sha256, target);
+        if (best !== undefined) {
+          counts[out.get(best.sha256)!]--;
+          counts[target]++;
+          out.set(best.sha256, target);
+        }
       }
     }
   }
