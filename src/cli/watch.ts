@@ -111,6 +111,8 @@ export const main: CommandMain = async (argv, io) => {
           cacheDir: resolveCacheDir(graph, f['cache'] as string | undefined, io.env, io.cwd),
           ...(typeof f['jobs'] === 'number' && { jobs: f['jobs'] }),
           signal: o.signal,
+          // In watch mode a broken stage must not hold back independent branches.
+          keepGoing: true,
           skipKeys: o.skipKeys,
           onEvent: o.onEvent,
           afterRun: (summary) => (summary.cancelled ? Promise.resolve() : recordExperiment(graph, summary).then(() => undefined)),
