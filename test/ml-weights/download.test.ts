@@ -7,7 +7,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { BACKBONES, loadBackbone } from '../../stages/ml/backbones/registry.js';
 import type { WeightsSource } from '../../stages/ml/backbones/spec.js';
-import { fetchWeights } from '../../stages/ml/weights/download.js';
+import { fetchWeights, verifyWeightsCache } from '../../stages/ml/weights/download.js';
 import { loadImagenetWeights, mirrorFromEnv, MIRROR_ENV } from '../../stages/ml/weights/imagenet.js';
 import { closedBase, sendCut, sendWithRange, serve, writeKerasLayout } from './fixtures.js';
 
@@ -362,5 +362,26 @@ test('PIPELINE_WEIGHTS_MIRROR is the default mirror of loadBackbone (an explicit
   } finally {
     if (saved === undefined) delete process.env[MIRROR_ENV];
     else process.env[MIRROR_ENV] = saved;
+  }
+});
+
+test('verifyWeightsCache re-hashes installed files and removes corrupt ones, then a fetch re-downloads', async () => {
+  const srv = await serve((req, res) => sendWithRange(req, res, h5));
+  try {
+    const cache = await cacheDir();
+    const r = await fetchWeights({ ...source, base: srv.base }, { cacheDir: cache });
+    assert.ok(r.ok);
+    assert.deepEqual(await verifyWeightsCache(cache), { good: [r.value.path], removed: [] });
+    // flip one byte in place (same size: a lookup alone would not notice)
+    const buf = await fs.readFile(r.value.path);
+    buf[buf.length >> 1] ^= 0xff;
+    await fs.writeFile(r.value.path, buf);
+    assert.deepEqual(await verifyWeightsCache(cache), { good: [], removed: [r.value.path] });
+    assert.deepEqual(await installed(cache), []);
+    const again = await fetchWeights({ ...source, base: srv.base }, { cacheDir: cache });
+    assert.ok(again.ok && !again.value.fromCache);
+    assert.deepEqual(await fs.readFile(again.value.path), h5);
+  } finally {
+    await srv.close();
   }
 });

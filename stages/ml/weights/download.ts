@@ -417,3 +417,36 @@ export async function fetchWeights(source: WeightsSource, opts: FetchWeightsOpti
     await unlock();
   }
 }
+
+/** Result of {@link verifyWeightsCache}. */
+export interface WeightsCacheReport {
+  /** Files whose SHA-256 equals their directory name. */
+  readonly good: readonly string[];
+  /** Files that did not match and were removed (with their directory when it became empty). */
+  readonly removed: readonly string[];
+}
+
+/**
+ * Re-hashes every installed weight file and removes those whose SHA-256 no longer matches their directory (disk
+ * corruption, manual edits). Lookups only check sizes, so this is the deep check (e.g. for a `cache verify`
+ * command). Partial downloads and hand-placed files are left alone.
+ */
+export async function verifyWeightsCache(cacheDir: string): Promise<WeightsCacheReport> {
+  const dir = weightsDir(cacheDir);
+  const good: string[] = [];
+  const removed: string[] = [];
+  const entries = await fs.readdir(dir).catch(() => [] as string[]);
+  for (const sha of entries.filter((e) => /^[0-9a-f]{64}$/.test(e)).sort()) {
+    const sub = path.join(dir, sha);
+    for (const f of await fs.readdir(sub).catch(() => [] as string[])) {
+      const p = path.join(sub, f);
+      if ((await hashFile(p)).sha256 === sha) good.push(p);
+      else {
+        await fs.rm(p, { force: true });
+        removed.push(p);
+      }
+    }
+    if ((await fs.readdir(sub).catch(() => [''])).length === 0) await fs.rmdir(sub).catch(() => undefined);
+  }
+  return { good, removed };
+}
