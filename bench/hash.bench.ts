@@ -25,6 +25,7 @@ interface ChildOut {
   sinceProcessStartMs: number;
   stats: { statted: number; hashed: number; hashedBytes: number; memoHits: number };
   maxRssMiB: number;
+  cpuMs: number;
 }
 
 function runChild(ws: string, memo: string): { wallS: number; out: ChildOut } {
@@ -83,6 +84,7 @@ const suite: BenchSuite = {
           { name: `hash.${label}-files.cold.peak-rss`, value: round(cold.out.maxRssMiB, 1), unit: 'MiB' },
           { name: `hash.${label}-files.noop.wall`, value: round(wallS), unit: 's', goal: `<= ${goal} s (whole no-op run)`, met: wallS <= goal, detail: `median of 5 fresh processes incl. node start (bare node: ${nodeOnly.toFixed(3)} s); storage layer only` },
           { name: `hash.${label}-files.noop.in-process`, value: round(mid.out.totalMs / 1000), unit: 's', detail: 'memo load + stat walk + dir hash' },
+          { name: `hash.${label}-files.noop.cpu`, value: round(mid.out.cpuMs / 1000), unit: 's', detail: `user+sys of the child incl. node start; load-independent (1-min load avg ${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} cores)` },
           { name: `hash.${label}-files.noop.peak-rss`, value: round(mid.out.maxRssMiB, 1), unit: 'MiB' },
         );
       } finally {
