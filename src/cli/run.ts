@@ -141,6 +141,8 @@ export const main: CommandMain = async (argv, io) => {
     return sweeps.runSweep(parsed, io);
   }
 
+  // Start loading the engine while the pipeline file is read and validated.
+  void import('../runner.js').catch(() => {});
   const loaded = await loadOrReport(io, parsed.file, parsed.overrides);
   if (!loaded.ok) return loaded.code;
   const graph = loaded.graph;
