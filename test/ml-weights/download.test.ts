@@ -80,8 +80,12 @@ test('download: a connection cut mid-body is resumed with Range from the cut', a
     const cache = await cacheDir();
     const warnings: string[] = [];
     const infos: string[] = [];
-    const r = await fetchWeights({ ...source, base: srv.base }, { cacheDir: cache, log: { info: (m) => infos.push(m), warn: (m) => warnings.push(m) } });
+    const progress: number[] = [];
+    const log = { info: (m: string) => infos.push(m), warn: (m: string) => warnings.push(m), progress: (d: number) => progress.push(d) };
+    const r = await fetchWeights({ ...source, base: srv.base }, { cacheDir: cache, log });
     assert.ok(r.ok, !r.ok ? r.error.message : '');
+    assert.equal(progress.at(-1), h5.length);
+    assert.ok(progress.length <= 4, `progress is throttled (${progress.length} reports)`);
     assert.deepEqual(srv.requests.map((q) => q.range), [undefined, `bytes=${cut}-`]);
     assert.deepEqual(await fs.readFile(r.value.path), h5);
     assert.equal(warnings.length, 1);

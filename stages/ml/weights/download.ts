@@ -321,13 +321,19 @@ async function attempt(url: string, part: string, source: WeightsSource, opts: F
     if (start > 0) opts.log?.info(`${what}: resuming at ${fmtBytes(start)} of ${fmtBytes(source.bytes)} bytes`);
     const out = await fs.open(part, start > 0 ? 'a' : 'w');
     let done = start;
+    let lastProgress = 0;
     try {
       if (!res.body) return { kind: 'cut', why: 'empty body' };
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
         resetStall();
         await out.write(chunk);
         done += chunk.length;
-        opts.log?.progress?.(done, source.bytes, source.fileName);
+        // at most ~5 progress reports a second (they may travel over IPC), plus the last one
+        const now = Date.now();
+        if (now - lastProgress >= 200 || done >= source.bytes) {
+          lastProgress = now;
+          opts.log?.progress?.(done, source.bytes, source.fileName);
+        }
         if (done > source.bytes) break;
       }
     } catch (e) {
