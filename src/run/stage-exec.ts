@@ -73,6 +73,9 @@ async function executeCmd(node: CmdStageNode, key: FingerprintHash, fingerprint:
     const expected = prev?.outputs.find((x) => x.dest === o.path);
     await backupIfForeign(ctx.store, ws, o.path, { stageId: node.id, ...(expected ? { expected } : {}) });
   }
+  if (fs.statSync(path.resolve(ws, node.cwd), { throwIfNoEntry: false })?.isDirectory() !== true) {
+    return { kind: 'failed', message: `stage ${node.id} failed: working directory ${node.cwd} does not exist` };
+  }
   const { runCommand } = await import('../exec/cmd.js');
   const outcome = await runCommand({
     argv: node.argv,

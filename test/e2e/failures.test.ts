@@ -125,3 +125,32 @@ test('usage errors exit 2: unknown option, unknown stage (with a suggestion), un
   assert.match(r.stderr, /--jobs needs a positive integer/);
   assert.equal(await rig.count('train'), 0);
 });
+
+test('a corrupted cache object is never restored: the stage is recomputed, and verify reports it', async () => {
+  await using rig = await e2eRig();
+  await rig.write('pipeline.yaml', pipelineYaml({ name: 'corrupt', stages: { make: { cmd: rig.step('make', '--out', 'out/m.txt', '--text', 'good bytes'), outs: ['out/m.txt'] } } }));
+  assert.equal((await rig.cli(['run'])).code, 0);
+  // Flip the stored object's bytes (same size) behind the engine's back.
+  const { createHash } = await import('node:crypto');
+  const sha = createHash('sha256').update('good bytes').digest('hex');
+  const obj = `cache/objects/${sha.slice(0, 2)}/${sha}`;
+  const fs = await import('node:fs/promises');
+  await fs.chmod(`${rig.dir}/${obj}`, 0o644);
+  await rig.write(obj, 'evil bytes');
+  await rig.rm('out/m.txt');
+  const r = await rig.cli(['run', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(statuses(r.stdout), { make: 'ran' }, 'recomputed, not restored');
+  assert.equal(await rig.read('out/m.txt'), 'good bytes');
+  assert.equal(await rig.count('make'), 2);
+  const v = await rig.cli(['cache', 'verify']);
+  assert.equal(v.code, 0, `the corrupt object was quarantined during the restore attempt and re-stored by the rerun: ${v.stdout}`);
+});
+
+test('a missing working directory is reported as such, not as "command not found"', async () => {
+  await using rig = await e2eRig();
+  await rig.write('pipeline.yaml', pipelineYaml({ name: 'cwd', stages: { s: { cmd: rig.step('s'), cwd: 'nowhere' } } }));
+  const r = await rig.cli(['run']);
+  assert.equal(r.code, 1);
+  assert.match(r.stdout, /stage s failed: working directory nowhere does not exist/);
+});
