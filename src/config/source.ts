@@ -28,16 +28,55 @@ export function parseYamlSource(file: string, text: string): { source: YamlSourc
   const diagnostics: Diagnostic[] = doc.errors.map((e) => {
     const [start, end] = e.pos;
     const length = Math.max(1, Math.min(end, lineEnd(text, start)) - start);
-    return {
-      severity: 'error',
-      reason: 'yaml-syntax',
-      message: `invalid YAML: ${firstLine(e.message)}`,
-      location: { file, offset: Math.min(start, Math.max(0, text.length - 1)), length },
-    } satisfies Diagnostic;
+    const where = { file, offset: Math.min(start, Math.max(0, text.length - 1)), length };
+    const message = firstLine(e.message);
+    // Unclosed brackets and quotes are noticed lines later: point at the opener, note where YAML gave up.
+    const kind = /end with a \]/.test(message) ? '[' : /end with a \}/.test(message) ? '{' : /Missing closing .?quote/.test(message) ? 'quote' : undefined;
+    const opener = kind ? unclosedOpener(text, start, kind) : undefined;
+    if (opener) {
+      const what = opener.char === '[' || opener.char === '{' ? `'${opener.char}' is never closed` : `string opened with ${opener.char} is never closed`;
+      return {
+        severity: 'error',
+        reason: 'yaml-syntax',
+        message: `invalid YAML: ${what}`,
+        location: { file, offset: opener.offset, length: 1 },
+        related: [{ message: `YAML gave up here: ${message}`, location: where }],
+      } satisfies Diagnostic;
+    }
+    return { severity: 'error', reason: 'yaml-syntax', message: `invalid YAML: ${message}`, location: where } satisfies Diagnostic;
   });
   let value: JsonValue | undefined;
   if (diagnostics.length === 0) value = (doc.toJS({ maxAliasCount: 1000 }) ?? undefined) as JsonValue | undefined;
   return { source: { file, text, doc, value }, diagnostics };
+}
+
+/**
+ * The last bracket or quote still open at `end`, scanning `text` the way YAML
+ * flow syntax nests (quotes, `#` comments, `[`/`{` pairs). A heuristic for
+ * messages only; undefined when everything is balanced.
+ */
+function unclosedOpener(text: string, end: number, kind: '[' | '{' | 'quote'): { char: string; offset: number } | undefined {
+  const stack: { char: string; offset: number }[] = [];
+  let quote: { char: string; offset: number } | undefined;
+  for (let i = 0; i < end && i < text.length; i++) {
+    const c = text[i];
+    if (quote) {
+      if (quote.char === '"' && c === '\\') i++;
+      else if (c === quote.char) {
+        if (c === "'" && text[i + 1] === "'") i++;
+        else quote = undefined;
+      }
+      continue;
+    }
+    if (c === '#' && (i === 0 || /\s/.test(text[i - 1]))) {
+      const nl = text.indexOf('\n', i);
+      i = nl < 0 ? text.length : nl;
+    } else if ((c === '"' || c === "'") && (i === 0 || /[\s:,[{]/.test(text[i - 1]))) quote = { char: c, offset: i };
+    else if (c === '[' || c === '{') stack.push({ char: c, offset: i });
+    else if ((c === ']' || c === '}') && stack.length > 0) stack.pop();
+  }
+  if (kind === 'quote') return quote;
+  return stack.filter((o) => o.char === kind).at(-1);
 }
 
 function firstLine(s: string): string {

@@ -15,7 +15,7 @@ function lines(...ls: string[]): string {
   return ls.join('\n');
 }
 
-test("yaml syntax error is located", async () => {
+test("yaml syntax error: an unclosed bracket is located at the bracket, with where YAML gave up", async () => {
   const yaml = lines(
     "name: x",
     "stages:",
@@ -26,7 +26,10 @@ test("yaml syntax error is located", async () => {
   assert.equal(
     await rig.diagnose(yaml),
     lines(
-      "pipeline.yaml:5:3: error: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]",
+      "pipeline.yaml:4:10: error: invalid YAML: '[' is never closed",
+      "  4 |     cmd: [echo, hi",
+      "    |          ~",
+      "pipeline.yaml:5:3: note: YAML gave up here: Flow sequence in block collection must be sufficiently indented and end with a ]",
       "  5 |   b: {cmd: echo}",
       "    |   ~",
       "",
@@ -730,7 +733,10 @@ test("params files: syntax error inside, missing file", async () => {
   assert.equal(
     await rig.diagnose(yaml),
     lines(
-      "params.yaml:1:6: error: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]",
+      "params.yaml:1:4: error: invalid YAML: '[' is never closed",
+      "  1 | a: [1",
+      "    |    ~",
+      "params.yaml:1:6: note: YAML gave up here: Flow sequence in block collection must be sufficiently indented and end with a ]",
       "  1 | a: [1",
       "    |      ~",
       "",
@@ -827,6 +833,30 @@ test("every error at once", async () => {
       "    |     ~~~",
       "",
       "4 errors",
+    ),
+  );
+});
+
+test("yaml syntax error: an unterminated quoted string", async () => {
+  const yaml = lines(
+    "name: x",
+    "stages:",
+    "  a:",
+    "    cmd: \"echo hi",
+    "  b:",
+    "    cmd: echo",
+  );
+  assert.equal(
+    await rig.diagnose(yaml),
+    lines(
+      "pipeline.yaml:4:10: error: invalid YAML: string opened with \" is never closed",
+      "  4 |     cmd: \"echo hi",
+      "    |          ~",
+      "pipeline.yaml:6:13: note: YAML gave up here: Missing closing \"quote",
+      "  6 |     cmd: echo",
+      "    |             ~",
+      "",
+      "1 error",
     ),
   );
 });
