@@ -36,14 +36,14 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import type { ItemCache } from '../../stages/types.js';
-import type { FingerprintHash, StageFingerprint } from '../fingerprint.js';
+import { computeKey, type FingerprintHash, type StageFingerprint } from '../fingerprint.js';
 import { type Result, ok, err } from '../result.js';
 import { fsyncDir, writeFileAtomic } from './atomic.js';
 import { directoryItemCache } from './item-cache.js';
 import { currentProcess, isAlive } from './process-id.js';
 import { acquireLock } from './lock.js';
 import { materialize, type Materialised, type MaterializeFailure, type MaterializeOptions } from './materialize.js';
-import { type ManifestFile, type OutputManifest, hashFile, listFiles, makeManifest, toPosix } from './manifest.js';
+import { type ManifestFile, type OutputManifest, hashFile, listFiles, makeManifest, manifestHash, toPosix } from './manifest.js';
 
 export type { ManifestFile, OutputManifest } from './manifest.js';
 export { manifestHash, makeManifest, subManifest } from './manifest.js';
@@ -95,7 +95,7 @@ export interface VerifyReport {
   readonly corrupt: readonly string[];
   /** Records referencing objects that are not (or no longer) in the store. */
   readonly missing: readonly { readonly key: string; readonly stageId: string; readonly sha256: string; readonly path: string }[];
-  /** Record files that do not parse (moved to quarantine). */
+  /** Record files that do not parse or are inconsistent (key ≠ hash of fingerprint, or manifest hash wrong); moved to quarantine. */
   readonly badRecords: readonly string[];
 }
 
@@ -258,8 +258,10 @@ export class CacheStore {
 
   /**
    * The record for `key`, or `undefined` when there is none, it does not
-   * parse, or any object it references is missing or has the wrong size (e.g.
-   * quarantined by `verify`): such a stage must be recomputed.
+   * parse, it is inconsistent (its fingerprint does not hash to `key`, or its
+   * manifest hash does not match its files: e.g. edited by hand), or any
+   * object it references is missing or has the wrong size (e.g. quarantined
+   * by `verify`): such a stage must be recomputed.
    * `checkObjects: false` skips the per-object stat (e.g. for `explain`).
    */
   async readRecord(key: string, opts: { checkObjects?: boolean } = {}): Promise<RunRecord | undefined> {
@@ -269,7 +271,7 @@ export class CacheStore {
     } catch {
       return undefined;
     }
-    if (rec.format !== 'pipeline.run-record/v1' || rec.key !== key) return undefined;
+    if (!recordConsistent(rec, key)) return undefined;
     if (opts.checkObjects !== false) {
       for (const f of rec.outputs.files) if (!this.hasObject(f.sha256, f.size)) return undefined;
       if (typeof rec.log !== 'string' && !this.hasObject(rec.log.object, rec.log.bytes)) return undefined;
@@ -319,7 +321,7 @@ export class CacheStore {
       let rec: RunRecord;
       try {
         rec = JSON.parse(await fsp.readFile(this.recordPath(key), 'utf8')) as RunRecord;
-        if (rec.format !== 'pipeline.run-record/v1') throw new Error('format');
+        if (!recordConsistent(rec, key)) throw new Error('inconsistent');
       } catch {
         badRecords.push(key);
         await this.quarantine(this.recordPath(key), `${key}.json`);
@@ -465,6 +467,21 @@ export class CacheStore {
       }
       if (dead) await rmForce(file);
     }
+  }
+}
+
+/** A record is usable only if it is what its key and manifest hash claim. */
+function recordConsistent(rec: RunRecord, key: string): boolean {
+  try {
+    return (
+      rec.format === 'pipeline.run-record/v1' &&
+      rec.key === key &&
+      computeKey(rec.fingerprint) === key &&
+      Array.isArray(rec.outputs?.files) &&
+      manifestHash(rec.outputs.files) === rec.outputs.hash
+    );
+  } catch {
+    return false;
   }
 }
 

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { CacheStore, type OutputManifest } from '../../src/cache/store.js';
 import { WorkspaceState } from '../../src/cache/workspace-state.js';
+import { computeKey } from '../../src/fingerprint.js';
 import { tempDir, write, read } from './helpers.js';
 
 async function ingest(store: CacheStore, files: Record<string, string>): Promise<OutputManifest> {
@@ -48,9 +49,9 @@ test('an in-place edit through a hardlink corrupts the object: seen by state, ne
   const ws = path.join(t.dir, 'ws');
   const store = await CacheStore.open(path.join(t.dir, 'cache'));
   const m = await ingest(store, { 'model.bin': 'weights v1' });
-  const key = 'cd'.repeat(32);
   const fpr = { engine: 't', stage: { kind: 'builtin' as const, name: 'n', version: '1' }, params: {}, inputs: {}, upstream: {}, env: {}, runtime: { platform: 'p', arch: 'a' } };
-  assert.ok((await store.writeRecord({ key: key as never, fingerprint: fpr, stageId: 's', outputs: m, metrics: {}, log: '', startedAt: '', durationMs: 0 })).ok);
+  const key = computeKey(fpr);
+  assert.ok((await store.writeRecord({ key, fingerprint: fpr, stageId: 's', outputs: m, metrics: {}, log: '', startedAt: '', durationMs: 0 })).ok);
   const r = await store.materialize(m, ws, 'out', { modes: ['hardlink'] });
   assert.ok(r.ok && r.value.mode === 'hardlink');
   const state = await WorkspaceState.open(store.root, ws);

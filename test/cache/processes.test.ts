@@ -8,9 +8,10 @@ import { fileURLToPath } from 'node:url';
 import { CacheStore } from '../../src/cache/store.js';
 import { acquireLock } from '../../src/cache/lock.js';
 import { tempDir } from './helpers.js';
+import { workerKey } from './fixtures/fingerprint.js';
 
 const worker = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'cache-worker.js');
-const KEY = 'ab'.repeat(32);
+const KEY = workerKey;
 
 function start(args: string[]): { child: ChildProcess; lines: string[]; waitFor(line: string): Promise<void>; exited: Promise<number | null> } {
   const child = spawn(process.execPath, [worker, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -51,7 +52,7 @@ test('SIGKILL during ingest/record: never a record pointing at missing objects; 
   let sawNoRecord = 0;
   // Kill at increasing delays after staging so kills land during ingest, fsyncs and the record write.
   for (const delayMs of [0, 5, 20, 40, 80, 150, 400]) {
-    const w = start(['ingest', root, '600', `seed${delayMs}`, KEY]);
+    const w = start(['ingest', root, '600', `seed${delayMs}`]);
     await w.waitFor('staged');
     await new Promise((r) => setTimeout(r, delayMs));
     w.child.kill('SIGKILL');
@@ -75,8 +76,8 @@ test('SIGKILL during ingest/record: never a record pointing at missing objects; 
 test('two processes storing the same objects concurrently both succeed and the cache verifies', async () => {
   await using t = await tempDir();
   const root = path.join(t.dir, 'cache');
-  const a = start(['ingest', root, '800', 'same', KEY]);
-  const b = start(['ingest', root, '800', 'same', KEY]);
+  const a = start(['ingest', root, '800', 'same']);
+  const b = start(['ingest', root, '800', 'same']);
   assert.deepEqual(await Promise.all([a.exited, b.exited]), [0, 0]);
   const da = a.lines.find((l) => l.startsWith('done'));
   const db = b.lines.find((l) => l.startsWith('done'));

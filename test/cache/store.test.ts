@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { CacheStore, type NewRunRecord, type OutputManifest, subManifest } from '../../src/cache/store.js';
+import { CacheStore, type NewRunRecord, type OutputManifest, makeManifest, subManifest } from '../../src/cache/store.js';
 import { WorkspaceState } from '../../src/cache/workspace-state.js';
 import { computeKey, type StageFingerprint } from '../../src/fingerprint.js';
 import { tempDir, write, read } from './helpers.js';
@@ -53,7 +53,7 @@ test('big logs are stored as objects', async () => {
   await using t = await tempDir();
   const store = await CacheStore.open(path.join(t.dir, 'cache'));
   const big = 'line\n'.repeat(30_000);
-  const w = await store.writeRecord(record({ files: [], hash: 'x' }, { log: big }));
+  const w = await store.writeRecord(record(makeManifest([]), { log: big }));
   assert.ok(w.ok);
   const rec = await store.readRecord(computeKey(fp));
   assert.equal(typeof rec!.log, 'object');
@@ -231,4 +231,27 @@ test('ingestDir stores a staged symlink as a regular read-only object with the t
   assert.ok(obj.isFile());
   assert.equal(read(t.dir, 'elsewhere/data.txt'), 'linked bytes', 'target untouched');
   assert.equal(fs.statSync(target).mode & 0o222, 0o200, 'target not made read-only');
+});
+
+test('a record edited by hand (fingerprint or manifest no longer matching) is not used', async () => {
+  await using t = await tempDir();
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  const s = await store.makeStagingDir();
+  write(s, 'a.txt', 'alpha');
+  write(s, 'b.txt', 'beta');
+  const m = await store.ingestDir(s);
+  assert.ok((await store.writeRecord(record(m))).ok);
+  const file = store.recordPath(computeKey(fp));
+  const good = fs.readFileSync(file, 'utf8');
+  const rec = JSON.parse(good);
+  rec.fingerprint.params = { lr: 1 };
+  fs.writeFileSync(file, JSON.stringify(rec));
+  assert.equal(await store.readRecord(computeKey(fp)), undefined, 'fingerprint does not hash to the key');
+  const rec2 = JSON.parse(good);
+  rec2.outputs.files = rec2.outputs.files.slice(1);
+  fs.writeFileSync(file, JSON.stringify(rec2));
+  assert.equal(await store.readRecord(computeKey(fp)), undefined, 'manifest hash does not match its files');
+  const v = await store.verify();
+  assert.deepEqual(v.badRecords, [computeKey(fp)]);
+  assert.equal(fs.existsSync(file), false, 'quarantined');
 });
