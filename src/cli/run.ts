@@ -198,7 +198,18 @@ export async function runLoaded(
       signal: io.signal,
       onEvent: reporter.sink,
       resources: parsed.resources,
-      ...(recorder ? { afterRun: async (s: RunSummary) => void (await recorder.recordExperiment(graph, s, { ...(parsed.name ? { name: parsed.name } : {}), ...(experiment.sweep ? { sweep: experiment.sweep } : {}) })) } : {}),
+      ...(recorder
+        ? {
+            afterRun: async (s: RunSummary) => {
+              try {
+                await recorder.recordExperiment(graph, s, { ...(parsed.name ? { name: parsed.name } : {}), ...(experiment.sweep ? { sweep: experiment.sweep } : {}) });
+              } catch (e) {
+                // The stages' own records are safe; only the experiment entry is missing.
+                io.stderr.write(`pipeline run: warning: could not record the experiment: ${e instanceof Error ? e.message : String(e)}\n`);
+              }
+            },
+          }
+        : {}),
     };
     summary = await runPipeline(graph, opts);
   } finally {
