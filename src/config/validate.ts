@@ -95,6 +95,7 @@ function resolveAnyOf(all: Err[]): Err[] {
       const b = e.schemaPath.slice(prefix.length).split('/')[0];
       branches.set(b, [...(branches.get(b) ?? []), e]);
     }
+    if (branches.size === 0) continue; // oneOf matched several branches: keep it, toDiagnostic explains
     const typeFails = (b: string, es: Err[]): boolean => es.some((e) => e.keyword === 'type' && e.instancePath === a.instancePath && e.schemaPath === `${prefix}${b}/type`);
     const matching = [...branches].filter(([b, es]) => !typeFails(b, es)).sort((x, y) => x[1].length - y[1].length);
     const drop = new Set<Err>([a]);
@@ -191,6 +192,11 @@ function toDiagnostic(e: Err, target: ValidationTarget): Diagnostic {
       }
       if (e.keyword === 'propertyNames') return mk('invalid-value', `${where} has an invalid key`);
       return mk('invalid-value', `${where} must match ${String(e.params.pattern)}, got ${typeOfValue(e.data)}`);
+    }
+    case 'oneOf': {
+      // Reached only when several alternatives matched (see resolveAnyOf).
+      const alts = ((e.parentSchema as { oneOf?: { required?: string[] }[] } | undefined)?.oneOf ?? []).map((a) => a.required?.join(' + ')).filter(Boolean);
+      return mk('invalid-value', alts.length > 0 ? `${where} must set only one of: ${alts.join(', ')}` : `${where} matches more than one alternative; it must match exactly one`);
     }
     case 'minItems':
       return mk('invalid-value', `${where} must have at least ${String(e.params.limit)} item${e.params.limit === 1 ? '' : 's'}`);

@@ -154,3 +154,26 @@ test('compiled validators are cached on disk and reused by a fresh process', asy
     fs.rmSync(cacheDir, { recursive: true, force: true });
   }
 });
+
+test('real registry and real stage schema: ingest gets its version, defaults and file deps; oneOf alternatives explained', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cfg-real-'));
+  try {
+    const { builtinStages } = await import('../../stages/registry.js');
+    fs.writeFileSync(path.join(dir, 'pipeline.yaml'), 'name: x\nstages:\n  ingest:\n    uses: ingest\n    with: {source: data/sample}\n');
+    const r = await loadPipeline(path.join(dir, 'pipeline.yaml'), { graphCacheDir: false });
+    assert.ok(r.ok, r.ok ? '' : formatDiagnostics(r.error, { color: false }));
+    const node = r.value.stages.get('ingest' as StageId)!;
+    assert.equal(node.kind, 'builtin');
+    if (node.kind !== 'builtin') return;
+    assert.equal(node.version, builtinStages.get('ingest')!.version);
+    assert.equal(node.with.source, 'data/sample');
+    assert.ok(Object.keys(node.with).length > 1, 'schema defaults were applied');
+    assert.ok(node.deps.some((d) => d.kind === 'path' && d.path === 'data/sample'), 'fileDeps reported the source directory');
+    fs.writeFileSync(path.join(dir, 'pipeline.yaml'), 'name: x\nstages:\n  ingest:\n    uses: ingest\n    with: {source: a, manifest: b.csv}\n');
+    const bad = await loadPipeline(path.join(dir, 'pipeline.yaml'), { graphCacheDir: false });
+    assert.ok(!bad.ok);
+    assert.deepEqual(bad.error.map((d) => d.message), ['stages.ingest.with must set only one of: source, manifest']);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
