@@ -187,3 +187,24 @@ test('simple_cnn and mobilenet_v2 save and load in the tfjs layers format', asyn
     back.dispose();
   }
 });
+
+test('ImageNet pins: Keras URLs, file names, sizes and MD5s (keras/src/applications/*.py, Keras download logs)', () => {
+  const pins: Record<string, [url: string, bytes: number, md5: string | undefined]> = {
+    mobilenet_v2: ['https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5', 9_406_464, undefined],
+    inception_v3: ['https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5', 87_910_968, 'bcbd6486424b2319ff4ef7d526e38f63'],
+    xception: ['https://storage.googleapis.com/tensorflow/keras-applications/xception/xception_weights_tf_dim_ordering_tf_kernels_notop.h5', 83_683_744, 'b0042744bf5b25fce3cb969f33bebb97'],
+    resnet50: ['https://storage.googleapis.com/tensorflow/keras-applications/resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5', 94_765_736, '4d473c1dd8becc155b73f8504c6f6626'],
+    vgg19: ['https://storage.googleapis.com/tensorflow/keras-applications/vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5', 80_134_624, '253f8cb515780f3b799900260a226db6'],
+  };
+  for (const s of BACKBONES.values()) {
+    const pin = pins[s.name];
+    if (!pin) {
+      assert.equal(s.imagenet, undefined, s.name);
+      continue;
+    }
+    const src = s.imagenet!;
+    assert.deepEqual([src.base + src.path, src.bytes, src.md5], pin, s.name);
+    assert.equal(src.fileName, pin[0].slice(pin[0].lastIndexOf('/') + 1));
+    assert.equal(src.sha256, undefined, 'no published sha256 exists; none is pinned');
+  }
+});

@@ -10,7 +10,7 @@
  */
 import type * as tfjs from '@tensorflow/tfjs';
 import { assertMinSize, buildKit, type BuildKit } from './layers.js';
-import { KERAS_WEIGHTS_BASE, type BackboneSpec, type BuildOptions, type Tf } from './spec.js';
+import { kerasWeights, type BackboneSpec, type BuildOptions, type Tf } from './spec.js';
 
 type T = tfjs.SymbolicTensor;
 
@@ -125,13 +125,7 @@ export const spec: BackboneSpec = {
   featureLayer: 'mixed10',
   featureDim: 2048,
   output: 'map',
-  imagenet: {
-    base: KERAS_WEIGHTS_BASE,
-    path: 'inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5',
-    fileName: 'inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5',
-    bytes: 87910968,
-    md5: 'bcbd6486424b2319ff4ef7d526e38f63',
-  },
+  imagenet: kerasWeights('inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5', 87910968, 'bcbd6486424b2319ff4ef7d526e38f63'),
   pretrainedKinds: ['imagenet', 'bundled', 'none'],
   params: { total: 21802784, trainable: 21768352, nonTrainable: 34432 },
   build,

@@ -9,7 +9,7 @@
  */
 import type * as tfjs from '@tensorflow/tfjs';
 import { assertMinSize, buildKit, type BuildKit } from './layers.js';
-import { KERAS_WEIGHTS_BASE, type BackboneSpec, type BuildOptions, type Tf } from './spec.js';
+import { kerasWeights, type BackboneSpec, type BuildOptions, type Tf } from './spec.js';
 
 type T = tfjs.SymbolicTensor;
 
@@ -114,14 +114,9 @@ export const spec: BackboneSpec = {
   featureLayer: 'out_relu',
   featureDim: 1280,
   output: 'map',
-  imagenet: {
-    base: KERAS_WEIGHTS_BASE,
-    path: 'mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5',
-    fileName: 'mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5',
-    // Keras publishes no hash for MobileNetV2 (mobilenet_v2.py calls get_file without file_hash); the size is
-    // from Keras's own download log ("9406464/9406464"). See imagenet.ts for what that means for verification.
-    bytes: 9406464,
-  },
+  // Keras publishes no hash for MobileNetV2 (mobilenet_v2.py calls get_file without file_hash); the size is
+  // from Keras's own download log ("9406464/9406464"). See imagenet.ts for what that means for verification.
+  imagenet: kerasWeights('mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5', 9406464),
   pretrainedKinds: ['imagenet', 'bundled', 'none'],
   params: { total: 2257984, trainable: 2223872, nonTrainable: 34112 },
   build,

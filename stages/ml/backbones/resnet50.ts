@@ -9,7 +9,7 @@
  */
 import type * as tfjs from '@tensorflow/tfjs';
 import { assertMinSize, buildKit, type BuildKit } from './layers.js';
-import { KERAS_WEIGHTS_BASE, type BackboneSpec, type BuildOptions, type Tf } from './spec.js';
+import { kerasWeights, type BackboneSpec, type BuildOptions, type Tf } from './spec.js';
 
 type T = tfjs.SymbolicTensor;
 
@@ -65,13 +65,7 @@ export const spec: BackboneSpec = {
   featureLayer: 'conv5_block3_out',
   featureDim: 2048,
   output: 'map',
-  imagenet: {
-    base: KERAS_WEIGHTS_BASE,
-    path: 'resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5',
-    fileName: 'resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5',
-    bytes: 94765736,
-    md5: '4d473c1dd8becc155b73f8504c6f6626',
-  },
+  imagenet: kerasWeights('resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5', 94765736, '4d473c1dd8becc155b73f8504c6f6626'),
   pretrainedKinds: ['imagenet', 'none'],
   params: { total: 23587712, trainable: 23534592, nonTrainable: 53120 },
   build,

@@ -60,6 +60,11 @@ export interface WeightsSource {
   readonly sha256?: string;
 }
 
+/** Builds a pinned Keras-bucket source (fileName = last path segment). The URL is `base + path` (download.ts `weightsUrl`). */
+export function kerasWeights(p: string, bytes: number, md5?: string): WeightsSource {
+  return { base: KERAS_WEIGHTS_BASE, path: p, fileName: p.slice(p.lastIndexOf('/') + 1), bytes, ...(md5 ? { md5 } : {}) };
+}
+
 /** Options for {@link BackboneSpec.build}. */
 export interface BuildOptions {
   /** [height, width, channels] of the input (channels last). */

@@ -7,7 +7,7 @@
  */
 import type * as tfjs from '@tensorflow/tfjs';
 import { assertMinSize, buildKit } from './layers.js';
-import { KERAS_WEIGHTS_BASE, type BackboneSpec, type BuildOptions, type Tf } from './spec.js';
+import { kerasWeights, type BackboneSpec, type BuildOptions, type Tf } from './spec.js';
 
 type T = tfjs.SymbolicTensor;
 
@@ -47,13 +47,7 @@ export const spec: BackboneSpec = {
   featureLayer: 'block5_pool',
   featureDim: 512,
   output: 'map',
-  imagenet: {
-    base: KERAS_WEIGHTS_BASE,
-    path: 'vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5',
-    fileName: 'vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5',
-    bytes: 80134624,
-    md5: '253f8cb515780f3b799900260a226db6',
-  },
+  imagenet: kerasWeights('vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5', 80134624, '253f8cb515780f3b799900260a226db6'),
   pretrainedKinds: ['imagenet', 'none'],
   params: { total: 20024384, trainable: 20024384, nonTrainable: 0 },
   build,

@@ -10,7 +10,7 @@
  */
 import type * as tfjs from '@tensorflow/tfjs';
 import { assertMinSize, buildKit, type BuildKit } from './layers.js';
-import { KERAS_WEIGHTS_BASE, type BackboneSpec, type BuildOptions, type Tf } from './spec.js';
+import { kerasWeights, type BackboneSpec, type BuildOptions, type Tf } from './spec.js';
 
 type T = tfjs.SymbolicTensor;
 
@@ -110,13 +110,7 @@ export const spec: BackboneSpec = {
   featureLayer: 'block14_sepconv2_act',
   featureDim: 2048,
   output: 'map',
-  imagenet: {
-    base: KERAS_WEIGHTS_BASE,
-    path: 'xception/xception_weights_tf_dim_ordering_tf_kernels_notop.h5',
-    fileName: 'xception_weights_tf_dim_ordering_tf_kernels_notop.h5',
-    bytes: 83683744,
-    md5: 'b0042744bf5b25fce3cb969f33bebb97',
-  },
+  imagenet: kerasWeights('xception/xception_weights_tf_dim_ordering_tf_kernels_notop.h5', 83683744, 'b0042744bf5b25fce3cb969f33bebb97'),
   pretrainedKinds: ['imagenet', 'none'],
   params: { total: 20861480, trainable: 20806952, nonTrainable: 54528 },
   build,
