@@ -162,6 +162,7 @@ export class FileHasher {
       return { kind: 'dir', walk: w };
     }
     this.stats.statted++;
+    if (!st.isFile()) return { kind: 'missing' }; // a FIFO, socket or device has no content to hash
     const h = await this.hashOne(abs, st);
     return h === undefined ? { kind: 'missing' } : { kind: 'file', hash: h };
   }

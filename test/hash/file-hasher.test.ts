@@ -205,3 +205,28 @@ test('a torn memo file loads as empty and everything is re-hashed', async () => 
   fs.writeFileSync(memoFile, buf);
   assert.equal(HashMemo.load(memoFile).count, 0);
 });
+
+test('FIFOs are never opened: as a dependency they are missing, inside a directory they are skipped', async (t) => {
+  await using tdir = await tempDir();
+  const dir = tdir.dir;
+  const { spawnSync } = await import('node:child_process');
+  write(dir, 'd/a.txt', 'a');
+  if (spawnSync('mkfifo', [path.join(dir, 'd/pipe'), path.join(dir, 'p')]).status !== 0) {
+    t.skip('mkfifo unavailable');
+    return;
+  }
+  const h = await FileHasher.open(path.join(dir, 'memo.bin'), trusting);
+  assert.deepEqual(await h.hashDep(dir, 'p'), { kind: 'missing', files: 0 });
+  const l = await h.listDep(dir, 'd');
+  assert.deepEqual(l.entries.map((e) => e[0]), ['a.txt']);
+});
+
+test('exclude skips a subtree (e.g. the cache inside a workspace depended on as ".")', async () => {
+  await using tdir = await tempDir();
+  const dir = tdir.dir;
+  write(dir, 'src/a.txt', 'a');
+  write(dir, 'cache/objects/x', 'x');
+  const h = await FileHasher.open(path.join(dir, 'cache', 'memo.bin'), { ...trusting, exclude: [path.join(dir, 'cache')] });
+  const l = await h.listDep(dir, '.');
+  assert.deepEqual(l.entries.map((e) => e[0]), ['src/a.txt']);
+});
