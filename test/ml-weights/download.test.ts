@@ -389,3 +389,22 @@ test('verifyWeightsCache re-hashes installed files and removes corrupt ones, the
     await srv.close();
   }
 });
+
+test('weights: ./own.h5 with verify: false loads a full MobileNetV2 (Keras layout) and reproduces its features', async () => {
+  const cache = await cacheDir();
+  const spec = BACKBONES.get('mobilenet_v2')!;
+  const src = spec.build(tf, { inputShape: [32, 32, 3], seed: 21 });
+  for (const l of src.layers.filter((l) => l.name.endsWith('_BN') || l.name.endsWith('_bn') || l.name === 'bn_Conv1')) {
+    l.setWeights(l.getWeights().map((w, i) => tf.randomUniform(w.shape, 0.5, 1.5, 'float32', i + 3)));
+  }
+  const file = path.join(work, 'own-mobilenet.h5');
+  writeKerasLayout(src, file);
+  const r = await loadBackbone(tf, 'mobilenet_v2', { weights: file, cacheDir: cache, inputSize: [32, 32], verify: false });
+  assert.ok(r.ok, !r.ok ? r.error.message : '');
+  assert.equal(r.value.weightsHash, createHash('sha256').update(await fs.readFile(file)).digest('hex'));
+  assert.deepEqual([r.value.preprocessing, r.value.featureDim], ['tf', 1280]);
+  const x = tf.randomUniform([1, 32, 32, 3], -1, 1, 'float32', 4);
+  assert.deepEqual(Array.from((r.value.model.predict(x) as tf.Tensor).dataSync()), Array.from((src.predict(x) as tf.Tensor).dataSync()));
+  r.value.model.dispose();
+  src.dispose();
+});
