@@ -38,6 +38,8 @@ async function makeWorkspace(files: number): Promise<string> {
 interface Sample {
   readonly wallS: number;
   readonly rssMiB?: number;
+  /** user + system CPU seconds of the CLI process (robust to other load on the machine). */
+  readonly cpuS?: number;
   readonly stdout: string;
   readonly code: number | null;
 }
@@ -47,15 +49,20 @@ function runOnce(cwd: string, hasTime: boolean): Sample {
   delete env.PIPELINE_CACHE;
   const t0 = process.hrtime.bigint();
   const r = hasTime
-    ? spawnSync(timeBin, ['-f', '%M', process.execPath, cli, 'run'], { cwd, env, encoding: 'utf8' })
+    ? spawnSync(timeBin, ['-f', '%M %U %S', process.execPath, cli, 'run'], { cwd, env, encoding: 'utf8' })
     : spawnSync(process.execPath, [cli, 'run'], { cwd, env, encoding: 'utf8' });
   const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
   let rssMiB: number | undefined;
+  let cpuS: number | undefined;
   if (hasTime) {
     const last = r.stderr.trim().split('\n').at(-1) ?? '';
-    if (/^\d+$/.test(last)) rssMiB = Number(last) / 1024;
+    const m = /^(\d+) ([\d.]+) ([\d.]+)$/.exec(last);
+    if (m) {
+      rssMiB = Number(m[1]) / 1024;
+      cpuS = Number(m[2]) + Number(m[3]);
+    }
   }
-  return { wallS, ...(rssMiB !== undefined ? { rssMiB } : {}), stdout: r.stdout, code: r.status };
+  return { wallS, ...(rssMiB !== undefined ? { rssMiB } : {}), ...(cpuS !== undefined ? { cpuS } : {}), stdout: r.stdout, code: r.status };
 }
 
 function median(xs: number[]): number {
@@ -86,7 +93,8 @@ const suite: BenchSuite = {
       spawnSync(process.execPath, ['-e', '0']);
       bare.push(Number(process.hrtime.bigint() - t0) / 1e9);
     }
-    results.push({ name: 'node-start.wall', value: median(bare), unit: 's', detail: '`node -e 0`, median of 7' });
+    results.push({ name: 'node-start.wall', value: Number(median(bare).toFixed(4)), unit: 's', detail: '`node -e 0`, median of 7 (context: machine load inflates every wall figure)' });
+    log(`load average: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} on ${os.availableParallelism()} cores`);
     for (const size of sizes) {
       const dir = await makeWorkspace(size.files);
       try {
@@ -111,6 +119,11 @@ const suite: BenchSuite = {
           ...(size.goal !== undefined ? { goal: `<= ${size.goal} s`, met: wall <= size.goal } : {}),
           detail: `median of ${samples.length} runs of \`pipeline run\` (process start included), one cmd stage depending on ${size.files} files`,
         });
+        const cpu = samples.map((s) => s.cpuS).filter((x): x is number => x !== undefined);
+        if (cpu.length > 0) {
+          results.push({ name: `noop-run.${size.label}-files.cpu`, value: Number(median(cpu).toFixed(3)), unit: 's', detail: 'median user+sys CPU of the CLI process: what the wall time approaches on an idle machine' });
+          log(`${size.label}: no-op median CPU ${median(cpu).toFixed(3)} s`);
+        }
         const rss = samples.map((s) => s.rssMiB).filter((x): x is number => x !== undefined);
         if (rss.length > 0) results.push({ name: `noop-run.${size.label}-files.peak-rss`, value: Number(Math.max(...rss).toFixed(1)), unit: 'MiB', detail: 'max over the timed runs (/usr/bin/time %M)' });
       } finally {
