@@ -117,7 +117,8 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
   const itemBytes = height * width * params.channels;
   const opts = resizeOptionsOf(params);
 
-  const writer = new ShardWriter(ctx.outDir, { height, width, channels: params.channels, classes });
+  // No fsync: the engine's store hashes and fsyncs the out dir when it keeps it.
+  const writer = new ShardWriter(ctx.outDir, { height, width, channels: params.channels, classes, fsync: false });
   const limit = pLimit(RESIZE_CONCURRENCY);
   let resized = 0;
   let hits = 0;

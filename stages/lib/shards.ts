@@ -54,6 +54,12 @@ export interface ShardSpec {
   readonly classes: readonly string[];
   /** Items per shard file (default 4096). */
   readonly itemsPerShard?: number;
+  /**
+   * fsync the last shard on `close()` (default true). A stage whose output the
+   * engine's store ingests may pass false: the store re-hashes and fsyncs what
+   * it keeps, and the fsync was most of an incremental resize run (added by the data stages).
+   */
+  readonly fsync?: boolean;
 }
 
 /** Writes a shard directory item by item. Call `close()` to write `index.json` (last, so a crash leaves no index). */
@@ -95,7 +101,7 @@ export class ShardWriter {
   /** Flushes, writes `index.json` and returns the index. */
   close(): ShardIndex {
     if (this.fd !== undefined) {
-      fs.fsyncSync(this.fd);
+      if (this.spec.fsync ?? true) fs.fsyncSync(this.fd);
       fs.closeSync(this.fd);
       this.fd = undefined;
     }
