@@ -43,14 +43,19 @@ const IN_FLIGHT = 16;
 
 /** Contents of `augment.json`. */
 export interface AugmentSummary {
+  /** Format tag of this file. */
   readonly format: 'pipeline.augment/v1';
+  /** `AUGMENT_VERSION` of the stage that wrote it. */
   readonly version: string;
   /** Seed the draws used (`params.seed` or the run seed). */
   readonly seed: number;
   /** Params with Keras defaults applied and Keras' normalisation (zoom as a pair). */
   readonly params: Record<string, unknown>;
+  /** Variants per train image (K). */
   readonly copies: number;
+  /** Image geometry shared by the input and output shards. */
   readonly geometry: ImageShape;
+  /** What the run did. */
   readonly counts: {
     /** Train images augmented. */
     readonly images: number;
