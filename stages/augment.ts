@@ -20,7 +20,7 @@ import type { BuiltinStage, StageContext, StageResult } from './types.js';
 import { ShardReader, ShardWriter } from './lib/shards.js';
 import { readPartition, type PartitionFile } from './lib/splits.js';
 import { canonicalConfig, resolveAugmentParams, type AugmentParams, type ResolvedAugmentParams } from './lib/augment/params.js';
-import { getRandomTransform } from './lib/augment/random-transform.js';
+import { getRandomTransform, type TransformParams } from './lib/augment/random-transform.js';
 import { variantRandom } from './lib/augment/rng.js';
 import { inlineRunner, workerRunner, type TransformRunner } from './lib/augment/pool.js';
 import { renderContactSheet, type SheetRow } from './lib/augment/contact-sheet.js';
@@ -74,6 +74,8 @@ export interface AugmentSummary {
   };
   /** Preview file name, or null when there was no train image. */
   readonly preview: string | null;
+  /** The drawn Keras transform parameters of every variant in the preview, row by row, to read next to the sheet. */
+  readonly previewTransforms: readonly { readonly source: string; readonly className: string; readonly transforms: readonly TransformParams[] }[];
   /** Worker threads used (0 = main thread only). */
   readonly threads: number;
 }
@@ -252,6 +254,14 @@ async function runAugment(ctx: StageContext<AugmentParams>): Promise<StageResult
     geometry: shape,
     counts: { images: train.length, variants: writer.count, cacheHits, computed, notTrain, unassigned, perClass },
     preview,
+    previewTransforms: [...previewItems.entries()].map(([i, variants]) => {
+      const item = reader.index.items[i]!;
+      return {
+        source: item.source,
+        className: classes[item.label] ?? String(item.label),
+        transforms: variants.map((_, k) => getRandomTransform(resolved.config, height, width, variantRandom(seed, item.source, k))),
+      };
+    }),
     threads: runner?.threads ?? 0,
   };
   await fs.writeFile(path.join(ctx.outDir, AUGMENT_SUMMARY_FILE), JSON.stringify(summary, null, 2));

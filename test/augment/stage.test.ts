@@ -130,6 +130,12 @@ test('augments only train images: K variants each, ids <sha>#k, same label, exac
   assert.deepEqual(summary.params['zoom_range'], [0.85, 1.15]);
   assert.equal(summary.params['fill_mode'], 'nearest');
   assert.equal(summary.threads, 2);
+  // The preview's transforms are listed (2 images per class, 3 variants each) and match the draws of those variants.
+  assert.equal(summary.previewTransforms.length, 4);
+  const first = summary.previewTransforms[0]!;
+  assert.equal(first.className, 'cat');
+  assert.equal(first.transforms.length, 3);
+  assert.deepEqual(first.transforms[2], getRandomTransform(config, H, W, variantRandom(42, first.source, 2)));
 });
 
 test('preview.png is a PNG grid: per class 2 rows of original + K variants', async () => {
