@@ -1,9 +1,13 @@
 /**
- * `Conv2DBackpropFilter` for wasm: dW[kh,kw]ᵀ = dyᵀ · patch(kh,kw), one XNNPACK
- * matmul per filter tap (dy is transposed once; wasm's matmul only uses
- * XNNPACK for untransposed operands), where patch(kh,kw) is a strided slice of
- * the padded input (an im2col done one tap at a time, so memory stays at one [N, Cin]
- * slice instead of the full [N, KH·KW·Cin] matrix).
+ * `Conv2DBackpropFilter` for wasm as ONE forward convolution that XNNPACK
+ * runs: with the batch axis moved into channels, the padded input
+ * X'[Cin, Hp, Wp, B] convolved with dy'[OH, OW, B, Cout] as the filter
+ * (dilated by the forward stride) is exactly dW'[Cin, KH, KW, Cout]. Measured
+ * against the per-tap matmul version this replaced: 2× faster at stride 1,
+ * 11× at stride 2 (shapes in the report).
+ *
+ * `filterGradient` (per-tap slices of the padded input) is still used by the
+ * depthwise filter gradient.
  *
  * This module does NOT handle NCHW (tfjs layers train NHWC) or dilations
  * (tfjs' conv2d gradient never asks for them).
@@ -33,53 +37,73 @@ export function conv2dBackpropFilter(tf: Tf, args: { inputs: Record<string, Info
     attrs.pad,
     attrs.dimRoundingMode,
   );
-  return filterGradient(tf, args.backend as BackendWasm, x, dy, info, 'full');
-}
-
-/**
- * Shared by the full and the depthwise filter gradients: loops over taps, slices the
- * padded input, and combines it with dy (matmul for full conv, multiply+sum for depthwise).
- */
-export function filterGradient(tf: Tf, backend: BackendWasm, x: Info, dy: Info, info: ReturnType<Tf['backend_util']['computeConv2DInfo']>, kind: 'full' | 'depthwise'): Info {
-  const ops = new WasmOps(tf, backend);
+  const ops = new WasmOps(tf, args.backend as BackendWasm);
   try {
     const [b, h, w, cin] = x.shape as [number, number, number, number];
-    const { outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw, filterHeight: kh, filterWidth: kw } = info;
-    const cout = dy.shape[3]!;
-    const n = b * oh * ow;
-    const needH = (kh - 1) * dh + (oh - 1) * sh + 1;
-    const needW = (kw - 1) * dw + (ow - 1) * sw + 1;
+    const { outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw } = info;
+    const needH = kh + (oh - 1) * sh;
+    const needW = kw + (ow - 1) * sw;
     const top = info.padInfo.top;
     const left = info.padInfo.left;
     const xp = padOrCropTo(ops, x, top, needH - h - top, left, needW - w - left);
-    const mult = cout / cin;
-    // dyᵀ once, so every tap is a plain (untransposed) matmul dyᵀ[Cout,N]·patch[N,Cin] that XNNPACK runs.
-    const dyT = kind === 'full' ? ops.run('Transpose', { x: ops.reshape(dy, [n, cout]) }, { perm: [1, 0] }) : undefined;
-    const dyT3 = dyT !== undefined ? ops.reshape(dyT, [1, cout, n]) : undefined;
-    const dy3 = kind === 'depthwise' ? ops.reshape(dy, [n, cin, mult]) : undefined;
-    const ones = kind === 'depthwise' ? ops.run('Fill', {}, { shape: [1, 1, n], value: 1, dtype: 'float32' }) : undefined;
-    const taps: Info[] = [];
-    for (let i = 0; i < kh; i++) {
-      for (let j = 0; j < kw; j++) {
-        const patch = ops.stridedSlice(xp, [0, i * dh, j * dw, 0], [b, i * dh + (oh - 1) * sh + 1, j * dw + (ow - 1) * sw + 1, cin], [1, sh, sw, 1]);
-        if (kind === 'full') {
-          const p = ops.reshape(patch, [1, n, cin]);
-          taps.push(ops.run('BatchMatMul', { a: dyT3!, b: p }, { transposeA: false, transposeB: false }));
-        } else {
-          const p = ops.reshape(patch, [n, cin, 1]);
-          const prod = ops.reshape(ops.run('Multiply', { a: p, b: dy3! }), [1, n, cin * mult]);
-          // Column sums through XNNPACK's matmul (ones · prod) rather than a strided reduction.
-          taps.push(ops.reshape(ops.run('BatchMatMul', { a: ones!, b: prod }, { transposeA: false, transposeB: false }), [1, cin * mult]));
-        }
-      }
-    }
-    const stacked = taps.length === 1 ? taps[0]! : ops.run('Concat', taps as unknown as Record<string, Info>, { axis: 0 });
-    // full: stacked is [taps, Cout, Cin] -> [taps, Cin, Cout]; depthwise: [taps, Cin*M].
-    const out = kind === 'full' ? ops.reshape(ops.run('Transpose', { x: stacked }, { perm: [0, 2, 1] }), [kh, kw, cin, cout]) : ops.reshape(stacked, [kh, kw, cin, mult]);
-    return ops.keep(out);
+    // Batch becomes channels: X'[Cin, Hp, Wp, B] ⋆ dy'[OH, OW, B, Cout] (dilated by the stride) = dW'[Cin, KH, KW, Cout].
+    const xT = ops.run('Transpose', { x: xp }, { perm: [3, 1, 2, 0] });
+    const dyT = ops.run('Transpose', { x: dy }, { perm: [1, 2, 0, 3] });
+    const dw = ops.run('Conv2D', { x: xT, filter: dyT }, { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [sh, sw], dimRoundingMode: undefined });
+    void b;
+    return ops.keep(ops.run('Transpose', { x: dw }, { perm: [1, 2, 0, 3] }));
   } finally {
     ops.dispose();
   }
+}
+
+/**
+ * The depthwise filter gradient as a plain JS loop over the wasm heap, with
+ * float64 accumulators. Measured faster than both XNNPACK formulations tried
+ * (per-tap multiply + ones·matmul: 4.6×–40× slower; one depthwise conv with the
+ * batch folded into channels: 1.0×–2.1× slower), because the reduction has no
+ * GEMM shape: ~86M multiply-adds for a 32×56×56×96 stride-1 layer run in ~0.3 s.
+ */
+export function filterGradient(tf: Tf, backend: BackendWasm, x: Info, dy: Info, info: ReturnType<Tf['backend_util']['computeConv2DInfo']>): Info {
+  void tf;
+  const [b, h, w, c] = x.shape as [number, number, number, number];
+  const { outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw, filterHeight: kh, filterWidth: kw } = info;
+  const m = dy.shape[3]! / c;
+  const pt = info.padInfo.top;
+  const pl = info.padInfo.left;
+  const acc = new Float64Array(kh * kw * c * m);
+  const out = backend.makeOutput([kh, kw, c, m], 'float32');
+  // Views only after makeOutput: an allocation may grow (and detach) the heap.
+  const xv = backend.typedArrayFromHeap(x) as Float32Array;
+  const dyv = backend.typedArrayFromHeap(dy) as Float32Array;
+  const cm = c * m;
+  for (let bi = 0; bi < b; bi++) {
+    for (let y = 0; y < oh; y++) {
+      for (let z = 0; z < ow; z++) {
+        const dyo = ((bi * oh + y) * ow + z) * cm;
+        for (let i = 0; i < kh; i++) {
+          const hh = y * sh + i * dh - pt;
+          if (hh < 0 || hh >= h) continue;
+          for (let j = 0; j < kw; j++) {
+            const ww = z * sw + j * dw - pl;
+            if (ww < 0 || ww >= w) continue;
+            const xo = ((bi * h + hh) * w + ww) * c;
+            const ao = (i * kw + j) * cm;
+            if (m === 1) {
+              for (let q = 0; q < c; q++) acc[ao + q]! += xv[xo + q]! * dyv[dyo + q]!;
+            } else {
+              for (let q = 0; q < c; q++) {
+                const xq = xv[xo + q]!;
+                for (let r = 0; r < m; r++) acc[ao + q * m + r]! += xq * dyv[dyo + q * m + r]!;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  (backend.typedArrayFromHeap(out) as Float32Array).set(acc);
+  return out;
 }
 
 function padOrCropTo(ops: WasmOps, x: Info, top: number, bottom: number, left: number, right: number): Info {

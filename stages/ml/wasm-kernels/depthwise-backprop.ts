@@ -45,7 +45,7 @@ export function depthwiseBackpropFilter(tf: Tf, args: Args): Info {
   const { x, dy } = args.inputs as { x: Info; dy: Info };
   const a = args.attrs as FilterAttrs;
   const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], a.filterShape, pair(a.strides), pair(a.dilations), a.pad, a.dimRoundingMode, true);
-  return filterGradient(tf, args.backend as BackendWasm, x, dy, info, 'depthwise');
+  return filterGradient(tf, args.backend as BackendWasm, x, dy, info);
 }
 
 /** Kernel function: inputs {dy, filter}. */
