@@ -69,6 +69,12 @@ export interface RunOptions {
    * killed with SIGKILL are killed before anything starts. Default true.
    */
   readonly lockHeld?: boolean;
+  /**
+   * Already opened store/state/hasher for this graph's workspace and `cacheDir`
+   * (from `openEngine`), e.g. kept by watch mode across runs so the hash memo is
+   * loaded once. Its `deps.graph` is replaced by `graph`.
+   */
+  readonly engine?: EngineHandles;
 }
 
 /** What happened to one stage. */
@@ -170,7 +176,7 @@ export async function runPipeline(graph: PipelineGraph, opts: RunOptions): Promi
   const all = [...graph.stages.keys()];
   const order = opts.only && opts.only.length > 0 ? closure(graph, opts.only) : all;
   const forced = new Set(opts.force ?? []);
-  const eng = await openEngine(graph, opts.cacheDir);
+  const eng = opts.engine ? { ...opts.engine, deps: { ...opts.engine.deps, graph } } : await openEngine(graph, opts.cacheDir);
   const summaries = new Map<StageId, StageSummary>();
   emit({ type: 'run-start', pipeline: graph.name, file: graph.file, stages: order, jobs, dry: opts.dry === true });
 

@@ -135,3 +135,21 @@ test('metrics: nested numbers flatten to dotted names; bad files are errors nami
     await fs.rm(dir, { recursive: true, force: true });
   }
 });
+
+test('runPipeline: an engine reused across runs (watch mode) still sees edits', async () => {
+  await using w = await workspace({ copy: { cmd: [node, '-e', "require('fs').copyFileSync('in.txt','out.txt')"], deps: ['in.txt'], outs: ['out.txt'] } });
+  await fs.writeFile(path.join(w.dir, 'in.txt'), 'one');
+  const graph = await w.graph();
+  const cacheDir = path.join(w.dir, 'cache');
+  const { openEngine } = await import('../../src/runner.js');
+  const engine = await openEngine(graph, cacheDir);
+  const statusOf = (s: RunSummary) => s.stages.get('copy' as StageId)!.status;
+  assert.equal(statusOf(await runPipeline(graph, { cacheDir, engine })), 'ran');
+  assert.equal(statusOf(await runPipeline(graph, { cacheDir, engine })), 'fresh');
+  await fs.writeFile(path.join(w.dir, 'in.txt'), 'two!');
+  assert.equal(statusOf(await runPipeline(graph, { cacheDir, engine })), 'ran');
+  assert.equal(await fs.readFile(path.join(w.dir, 'out.txt'), 'utf8'), 'two!');
+  await fs.writeFile(path.join(w.dir, 'in.txt'), 'one');
+  assert.equal(statusOf(await runPipeline(graph, { cacheDir, engine })), 'restored');
+  assert.equal(await fs.readFile(path.join(w.dir, 'out.txt'), 'utf8'), 'one');
+});
