@@ -291,6 +291,9 @@ test('loadBackbone: unknown names, unsupported kinds and bad sizes are error val
     ['inception_v3', { weights: 'none', cacheDir: cache, inputSize: [74, 74] }, 'bad-input-shape'],
     ['resnet50', { weights: 'imagenet', cacheDir: cache, channels: 1 }, 'bad-input-shape'],
     ['mobilenet_v2', { weights: 'bundled', cacheDir: cache, inputSize: [96, 96] }, 'bad-input-shape'],
+    ['resnet50', { weights: h5File, cacheDir: cache, channels: 1 }, 'bad-input-shape'],
+    // own weights (verify: false) may have any channel count: this one fails later, on the file's layers
+    ['resnet50', { weights: h5File, cacheDir: cache, channels: 1, verify: false, inputSize: [32, 32] }, 'h5-invalid'],
   ];
   for (const [name, opts, reason] of cases) {
     const r = await loadBackbone(tf, name, opts);

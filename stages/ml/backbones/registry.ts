@@ -130,9 +130,10 @@ export async function loadBackbone(tf: Tf, name: string, opts: LoadBackboneOptio
   if (h < spec.minSize[0] || w < spec.minSize[1]) {
     return failure('bad-input-shape', `${name}: input ${h}x${w} is smaller than the minimum ${spec.minSize[0]}x${spec.minSize[1]}`);
   }
-  const pretrained = opts.weights !== 'none';
-  if (pretrained && opts.weights !== 'bundled' && spec.pretrainedKinds.includes('imagenet') && c !== 3) {
-    return failure('bad-input-shape', `${name}: pretrained weights need 3 input channels, got ${c} (convert grayscale to RGB in the resize stage)`);
+  // ImageNet weights (downloaded, or a local copy checked against the pin) have 3-channel first convs.
+  const imagenetWeights = (opts.weights === 'imagenet' && spec.pretrainedKinds.includes('imagenet')) || (!['none', 'bundled'].includes(opts.weights) && spec.imagenet !== undefined && opts.verify !== false);
+  if (imagenetWeights && c !== 3) {
+    return failure('bad-input-shape', `${name}: ImageNet weights need 3 input channels, got ${c} (convert grayscale to RGB in the resize stage)`);
   }
   const inputShape = [h, w, c] as const;
 
