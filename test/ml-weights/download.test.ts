@@ -207,6 +207,14 @@ test('offline with nothing cached: the message says which URL, which hashes, and
   assert.ok(msg.includes(`md5:       ${source.md5}`), msg);
   assert.ok(msg.includes(`put it at  ${path.join(cache, 'weights', source.fileName)}`), msg);
   assert.ok(msg.includes('weights: ./path/to/simple_cnn_weights.h5'), msg);
+  assert.deepEqual(await fs.readdir(path.join(cache, 'weights')), []);
+
+  // offline with a partial download from an earlier run: still 'offline', and the partial file is kept
+  await fs.writeFile(path.join(cache, 'weights', `${source.fileName}.part`), h5.subarray(0, 300));
+  const p = await fetchWeights({ ...source, base }, { cacheDir: cache });
+  assert.ok(!p.ok && p.error.reason === 'offline');
+  assert.match(p.error.message, /A partial download \(300 bytes\) is kept in .*\.part and resumed when the host is reachable/);
+  assert.equal((await fs.stat(path.join(cache, 'weights', `${source.fileName}.part`))).size, 300);
 
   // the real registry pins show up the same way (resnet50 through loadBackbone, mirror pointing nowhere)
   const rb = await loadBackbone(tf, 'resnet50', { weights: 'imagenet', cacheDir: cache, mirror: base, inputSize: [32, 32] });

@@ -269,13 +269,14 @@ async function attempt(url: string, part: string, source: WeightsSource, opts: F
     } catch (e) {
       if (opts.signal?.aborted) return { kind: 'fail', failure: { reason: 'aborted', url, message: `${what}: download cancelled` } };
       const code = causeCode(e);
-      if (first && have === 0 && code && NETWORK_CODES.has(code)) {
+      if (first && code && NETWORK_CODES.has(code)) {
+        const partial = have > 0 ? ` A partial download (${fmtBytes(have)} bytes) is kept in ${part} and resumed when the host is reachable.` : '';
         return {
           kind: 'fail',
           failure: {
             reason: 'offline',
             url,
-            message: `${what}: cannot download (${code}: ${(e as { cause?: Error }).cause?.message ?? (e as Error).message}) and no verified copy is cached.\n${manualInstructions(source, opts)}`,
+            message: `${what}: cannot download (${code}: ${(e as { cause?: Error }).cause?.message ?? (e as Error).message}) and no verified copy is cached.${partial}\n${manualInstructions(source, opts)}`,
           },
         };
       }
@@ -386,6 +387,7 @@ export async function fetchWeights(source: WeightsSource, opts: FetchWeightsOpti
     let lastCut = '';
     let complete = false;
     for (let i = 0; i < tries && !complete; i++) {
+      if (i > 0 && lastCut) await sleep(Math.min(2000, 200 * i)); // brief backoff before resuming a cut transfer
       const a = await attempt(url, part, source, opts, what, i === 0);
       switch (a.kind) {
         case 'done':
