@@ -45,7 +45,7 @@ interface Sample {
 }
 
 function runOnce(cwd: string, hasTime: boolean): Sample {
-  const env = { ...process.env, NO_COLOR: '1' };
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
   delete env.PIPELINE_CACHE;
   const t0 = process.hrtime.bigint();
   const r = hasTime
