@@ -244,7 +244,9 @@ export function buildBuiltin(env: BuildEnv, inst: StageInstance, reads: Reads): 
     } else if (env.groups.has(slot)) {
       report(ctx, 'missing-input', `built-in '${stage.name}' needs input '${slot}', and stage '${slot}' expands to several stages; map one with inputs: {${slot}: <stage id>}`, usesLoc);
     } else {
-      report(ctx, 'missing-input', `built-in '${stage.name}' needs input '${slot}', but there is no stage named '${slot}'; add one or map it with inputs: {${slot}: <stage>}`, usesLoc);
+      const near = didYouMean(slot, [...env.instances.keys(), ...env.groups.keys()].filter((id) => id !== inst.id));
+      const fix = near ? `map it with inputs: {${slot}: ${near}}?` : `add one or map it with inputs: {${slot}: <stage>}`;
+      report(ctx, 'missing-input', `built-in '${stage.name}' needs input '${slot}', but there is no stage named '${slot}'; ${fix}`, usesLoc);
     }
   }
   for (const slot of stage.optionalInputs ?? []) {

@@ -17,6 +17,8 @@ export interface YamlSource {
   readonly file: string;
   readonly text: string;
   readonly doc: Document.Parsed;
+  /** Line starts of `text` (yaml's LineCounter), for callers that need line/column of an offset. */
+  readonly lineCounter: LineCounter;
   /** The document as plain JSON (undefined for an empty document). */
   readonly value: JsonValue | undefined;
 }
@@ -47,7 +49,7 @@ export function parseYamlSource(file: string, text: string): { source: YamlSourc
   });
   let value: JsonValue | undefined;
   if (diagnostics.length === 0) value = (doc.toJS({ maxAliasCount: 1000 }) ?? undefined) as JsonValue | undefined;
-  return { source: { file, text, doc, value }, diagnostics };
+  return { source: { file, text, doc, lineCounter, value }, diagnostics };
 }
 
 /**

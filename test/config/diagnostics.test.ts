@@ -860,3 +860,23 @@ test("yaml syntax error: an unterminated quoted string", async () => {
     ),
   );
 });
+
+test("missing input slot with a similarly named stage suggests the mapping", async () => {
+  const yaml = lines(
+    "name: x",
+    "stages:",
+    "  imagse: {uses: ingest, with: {source: d}}",
+    "  small:",
+    "    uses: resize",
+  );
+  assert.equal(
+    await rig.diagnose(yaml),
+    lines(
+      "pipeline.yaml:5:11: error: built-in 'resize' needs input 'images', but there is no stage named 'images'; map it with inputs: {images: imagse}?",
+      "  5 |     uses: resize",
+      "    |           ~~~~~~",
+      "",
+      "1 error",
+    ),
+  );
+});
