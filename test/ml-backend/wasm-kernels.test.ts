@@ -217,6 +217,28 @@ test('Sum (leading-axes override) matches cpu, with and without keepDims, and ot
   }
 });
 
+test('MaxPoolGrad (JS override) matches cpu over pool sizes, strides and paddings, with ties', async () => {
+  let seed = 700;
+  for (const [f, s] of [[2, 2], [3, 2], [3, 1], [2, 1], [1, 1]] as const) {
+    for (const pad of ['valid', 'same', 1] as const) {
+      if (typeof pad === 'number' && pad >= f) continue;
+      const shape = [2, 9, 8, 3];
+      const values = rand(shape, seed++).map((v) => Math.round(v * 4) / 4); // quantised: many ties
+      await tf.setBackend('cpu');
+      const out = tf.tidy(() => tf.maxPool(tf.tensor4d(values, shape as [number, number, number, number]), f, s, pad));
+      const outShape = out.shape;
+      const outValues = out.dataSync() as Float32Array;
+      out.dispose();
+      await compare(
+        'MaxPoolGrad',
+        { dy: { shape: outShape, values: rand(outShape, seed++) }, input: { shape, values }, output: { shape: outShape, values: outValues } },
+        { filterSize: [f, f], strides: [s, s], pad },
+        `f=${f} s=${s} pad=${pad}`,
+      );
+    }
+  }
+});
+
 test('UnsortedSegmentSum matches cpu, including out-of-range ids', async () => {
   await compare(
     'UnsortedSegmentSum',

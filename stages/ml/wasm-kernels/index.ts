@@ -11,7 +11,8 @@
  * keep the work on XNNPACK (see `matmul.ts`, `conv2d-backprop-input.ts`):
  * `BatchMatMul` and `_FusedMatMul` with transposed operands (every Dense
  * backward pass), `Conv2DBackpropInput` (a scalar loop in 4.22), and `Tile` /
- * leading-axes `Sum` (BatchNormalization's backward pass, `tile-sum.ts`). The
+ * leading-axes `Sum` (BatchNormalization's backward pass, `tile-sum.ts`), and
+ * `MaxPoolGrad` (`pool-grad.ts`). The
  * originals stay reachable as fallbacks inside the wrappers.
  *
  * This module does NOT make tfjs' gradients support dilated convolutions
@@ -23,6 +24,7 @@ import { unsortedSegmentSum } from './unsorted-segment-sum.js';
 import { untransposedMatMul } from './matmul.js';
 import { conv2dBackpropInputFast } from './conv2d-backprop-input.js';
 import { fastTile, leadingAxesSum } from './tile-sum.js';
+import { fastMaxPoolGrad } from './pool-grad.js';
 import type { Info, Tf } from './util.js';
 
 type KernelImpl = (tf: Tf, args: { inputs: Record<string, Info>; backend: unknown; attrs?: unknown }) => Info;
@@ -45,6 +47,7 @@ export const WASM_KERNEL_OVERRIDES: Readonly<Record<string, Wrapper>> = {
   Conv2DBackpropInput: conv2dBackpropInputFast,
   Tile: fastTile,
   Sum: leadingAxesSum,
+  MaxPoolGrad: fastMaxPoolGrad,
 };
 
 /** Kernel functions installed by this module (so a second call can tell them apart from tfjs' own). */

@@ -5,14 +5,16 @@
  *
  * - `Tile`: block copies on the wasm heap (`TypedArray.set` / `copyWithin`,
  *   i.e. memcpy) instead of the built-in per-element index arithmetic.
- * - `Sum` over the leading axes of a float32 tensor: ones[1,R] · x[R,C] on
- *   XNNPACK instead of a transpose followed by a reduction.
+ * - `Sum` over the leading axes of a float32 tensor: one contiguous pass of
+ *   column sums in JS (float64 accumulators) instead of a transpose followed
+ *   by a reduction. (A ones·x matmul on XNNPACK was tried: it re-packs x as
+ *   "weights" on every call and was slower.)
  *
  * Other cases go to the original kernels. This module does NOT change results
  * beyond float summation order.
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { WasmOps, type Info, type Tf } from './util.js';
+import type { Info, Tf } from './util.js';
 
 type Args = { inputs: Record<string, Info>; backend: unknown; attrs?: unknown };
 type KernelFunc = (args: Args) => Info;
@@ -59,8 +61,8 @@ export function fastTile(_tf: Tf, original: KernelFunc): KernelFunc {
   };
 }
 
-/** Wraps the original `Sum`: leading-axes float32 sums become a ones-vector matmul. */
-export function leadingAxesSum(tf: Tf, original: KernelFunc): KernelFunc {
+/** Wraps the original `Sum`: leading-axes float32 sums become one pass of column sums (float64 accumulators). */
+export function leadingAxesSum(_tf: Tf, original: KernelFunc): KernelFunc {
   return (args: Args): Info => {
     const { x } = args.inputs as { x: Info };
     const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
@@ -72,14 +74,15 @@ export function leadingAxesSum(tf: Tf, original: KernelFunc): KernelFunc {
     const rest = x.shape.slice(axes.length);
     const c = rest.reduce((p, d) => p * d, 1);
     if (r < 2 || c < 1) return original(args);
-    const ops = new WasmOps(tf, args.backend as BackendWasm);
-    try {
-      const ones = ops.run('Fill', {}, { shape: [1, 1, r], value: 1, dtype: 'float32' });
-      const s = ops.run('BatchMatMul', { a: ones, b: ops.reshape(x, [1, r, c]) }, { transposeA: false, transposeB: false });
-      const outShape = keepDims ? [...axes.map(() => 1), ...rest] : rest;
-      return ops.keep(ops.reshape(s, outShape));
-    } finally {
-      ops.dispose();
+    const backend = args.backend as BackendWasm;
+    const out = backend.makeOutput(keepDims ? [...axes.map(() => 1), ...rest] : rest, 'float32');
+    const xv = backend.typedArrayFromHeap(x) as Float32Array;
+    const acc = new Float64Array(c);
+    for (let i = 0; i < r; i++) {
+      const o = i * c;
+      for (let k = 0; k < c; k++) acc[k]! += xv[o + k]!;
     }
+    (backend.typedArrayFromHeap(out) as Float32Array).set(acc);
+    return out;
   };
 }
