@@ -34,7 +34,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { type Result, ok, err } from '../result.js';
-import { type OutputManifest, hashFile, manifestHash, toPosix } from './manifest.js';
+import { type OutputManifest, hashFile, manifestHash, mapLimit, toPosix } from './manifest.js';
 import type { CacheStore } from './store.js';
 import { checkOutput, type MaterialisedFile, type MaterialisedOutput, WorkspaceState, statSignature } from './workspace-state.js';
 import { currentProcess, isAlive } from './process-id.js';
@@ -108,29 +108,37 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
   const tag = `${me.pid}-${crypto.randomBytes(4).toString('hex')}`;
   const tmp = path.join(parent, `.${base}.pipeline-tmp-${tag}`);
   const counts: Record<LinkMode, number> = { hardlink: 0, reflink: 0, copy: 0 };
+  let corrupt: { sha256: string; path: string } | undefined;
   try {
-    if (kind === 'dir') await fsp.mkdir(tmp);
-    const made = new Set<string>();
-    for (const f of manifest.files) {
-      const target = kind === 'file' ? tmp : path.join(tmp, f.path);
-      if (kind === 'dir') {
-        const d = path.dirname(target);
-        if (!made.has(d)) {
-          await fsp.mkdir(d, { recursive: true });
-          made.add(d);
-        }
+    if (kind === 'dir') {
+      await fsp.mkdir(tmp);
+      // Directories first (in order), then files concurrently: overlaps copies and re-hashing.
+      const dirs = new Set<string>();
+      for (const f of manifest.files) {
+        const i = f.path.lastIndexOf('/');
+        if (i > 0) dirs.add(f.path.slice(0, i));
       }
+      for (const d of dirs) await fsp.mkdir(path.join(tmp, d), { recursive: true });
+    }
+    await mapLimit(manifest.files, 16, async (f) => {
+      if (corrupt !== undefined) return;
+      const target = kind === 'file' ? tmp : path.join(tmp, f.path);
       const obj = store.objectPath(f.sha256);
       if (verify && (await hashFile(obj)) !== f.sha256) {
-        await store.quarantine(obj, f.sha256);
-        await fsp.rm(tmp, { recursive: true, force: true });
-        return err({ reason: 'corrupt-object', sha256: f.sha256, path: f.path });
+        corrupt ??= { sha256: f.sha256, path: f.path };
+        return;
       }
       counts[await place(obj, target, f.mode, modes)]++;
-    }
+    });
   } catch (e) {
     await fsp.rm(tmp, { recursive: true, force: true });
     throw e;
+  }
+  if (corrupt !== undefined) {
+    const c: { sha256: string; path: string } = corrupt;
+    await store.quarantine(store.objectPath(c.sha256), c.sha256);
+    await fsp.rm(tmp, { recursive: true, force: true });
+    return err({ reason: 'corrupt-object', sha256: c.sha256, path: c.path });
   }
 
   // 3. Swap: old content aside, new content in, old content removed (it is ours or backed up).

@@ -43,7 +43,7 @@ import { directoryItemCache } from './item-cache.js';
 import { currentProcess, isAlive } from './process-id.js';
 import { acquireLock } from './lock.js';
 import { materialize, type Materialised, type MaterializeFailure, type MaterializeOptions } from './materialize.js';
-import { type ManifestFile, type OutputManifest, hashFile, listFiles, makeManifest, manifestHash, toPosix } from './manifest.js';
+import { type ManifestFile, type OutputManifest, hashFile, listFiles, makeManifest, manifestHash, mapLimit, toPosix } from './manifest.js';
 
 export type { ManifestFile, OutputManifest } from './manifest.js';
 export { manifestHash, makeManifest, subManifest } from './manifest.js';
@@ -113,6 +113,10 @@ export interface GcOptions {
 }
 
 const INLINE_LOG_MAX = 64 * 1024;
+/** Files up to this size are copied into the store by read + write (skipped when the object exists). */
+const SMALL_FILE = 4 * 1024 * 1024;
+/** Files adopted/materialised concurrently: overlaps fsyncs and copies (libuv runs 4 at a time by default). */
+const IO_CONCURRENCY = 16;
 const TMP_MAX_AGE_MS = 24 * 3600 * 1000;
 
 /** A cache root opened by one process. */
@@ -180,10 +184,8 @@ export class CacheStore {
    * `dir`. The directory is left empty of files.
    */
   async ingestDir(dir: string): Promise<OutputManifest> {
-    const files: ManifestFile[] = [];
-    for (const rel of listFiles(dir, '')) {
-      files.push(await this.adopt(path.join(dir, rel), rel, 'move'));
-    }
+    const rels = listFiles(dir, '');
+    const files = await mapLimit(rels, IO_CONCURRENCY, (rel) => this.adopt(path.join(dir, rel), rel, 'move'));
     return makeManifest(files);
   }
 
@@ -194,7 +196,7 @@ export class CacheStore {
    * `missing-output` failure (all of them are reported).
    */
   async ingestPaths(workspace: string, paths: readonly string[]): Promise<Result<OutputManifest, MissingOutput[]>> {
-    const files: ManifestFile[] = [];
+    const todo: { abs: string; rel: string }[] = [];
     const missing: MissingOutput[] = [];
     for (const p of paths) {
       const rel = toPosix(path.relative(workspace, path.resolve(workspace, p)));
@@ -203,13 +205,13 @@ export class CacheStore {
       if (st === undefined) {
         missing.push({ reason: 'missing-output', path: rel });
       } else if (st.isDirectory()) {
-        for (const sub of listFiles(abs, '')) files.push(await this.adopt(path.join(abs, sub), `${rel}/${sub}`, 'copy'));
+        for (const sub of listFiles(abs, '')) todo.push({ abs: path.join(abs, sub), rel: `${rel}/${sub}` });
       } else if (st.isFile()) {
-        files.push(await this.adopt(abs, rel, 'copy'));
+        todo.push({ abs, rel });
       }
     }
     if (missing.length > 0) return err(missing);
-    return ok(makeManifest(files));
+    return ok(makeManifest(await mapLimit(todo, IO_CONCURRENCY, (t) => this.adopt(t.abs, t.rel, 'copy'))));
   }
 
   /**
@@ -414,9 +416,27 @@ export class CacheStore {
   private async adopt(src: string, rel: string, how: 'move' | 'copy'): Promise<ManifestFile> {
     const st = fs.statSync(src);
     const mode = st.mode & 0o777;
-    let file = src;
     // Never move a symlink (the object would be a link) or a file with other names (chmod would reach them).
-    if (how === 'copy' || st.nlink > 1 || fs.lstatSync(src).isSymbolicLink()) {
+    const copy = how === 'copy' || st.nlink > 1 || fs.lstatSync(src).isSymbolicLink();
+    if (copy && st.size <= SMALL_FILE) {
+      // Small files: read once, hash the bytes we will store, write only if the object is new.
+      const data = fs.readFileSync(src);
+      const sha = crypto.createHash('sha256').update(data).digest('hex');
+      if (!this.hasObject(sha, data.length)) {
+        const tmp = this.tmpName('.obj');
+        const fh = await fsp.open(tmp, 'wx');
+        try {
+          await fh.writeFile(data);
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        await this.install(tmp, sha);
+      }
+      return { path: rel, sha256: sha, size: data.length, mode };
+    }
+    let file = src;
+    if (copy) {
       file = this.tmpName('.obj');
       await fsp.copyFile(src, file);
     }

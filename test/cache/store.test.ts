@@ -255,3 +255,23 @@ test('a record edited by hand (fingerprint or manifest no longer matching) is no
   assert.deepEqual(v.badRecords, [computeKey(fp)]);
   assert.equal(fs.existsSync(file), false, 'quarantined');
 });
+
+test('ingesting many files: concurrent adoption keeps order, dedupes, leaves no temp files', async () => {
+  await using t = await tempDir();
+  const ws = path.join(t.dir, 'ws');
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  for (let i = 0; i < 300; i++) write(ws, `o/d${i % 7}/f${i}.txt`, `v${i % 50}`); // 50 distinct contents
+  const a = await store.ingestPaths(ws, ['o']);
+  const b = await store.ingestPaths(ws, ['o']);
+  assert.ok(a.ok && b.ok);
+  assert.deepEqual(a.value, b.value);
+  assert.equal(a.value.files.length, 300);
+  assert.deepEqual(a.value.files.map((f) => f.path), [...a.value.files.map((f) => f.path)].sort((x, y) => (x.replace(/\//g, '\0') < y.replace(/\//g, '\0') ? -1 : 1)));
+  assert.deepEqual(fs.readdirSync(store.tmpDir), []);
+  const v = await store.verify();
+  assert.equal(v.objects, 50);
+  const m = await store.materialize(subManifest(a.value, 'o'), ws, 'copy');
+  assert.ok(m.ok);
+  assert.equal(read(ws, 'copy/d3/f10.txt'), 'v10');
+  assert.equal(m.value.output.files.length, 300);
+});
