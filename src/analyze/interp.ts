@@ -24,13 +24,24 @@ export interface Scope {
   readonly field: string;
 }
 
-/** Interpolates a whole subtree; undefined when any reference failed (diagnostics recorded). */
-export function interpolateTree(ctx: AnalyzeContext, value: JsonValue, path: TreePath, scope: Scope): JsonValue | undefined {
-  if (typeof value === 'string') return interpolateString(ctx, value, path, scope);
+/**
+ * Interpolates a whole subtree; undefined when any reference failed
+ * (diagnostics recorded). With `failedPaths`, a failed string is kept as
+ * written and its path recorded instead, so the rest can still be validated.
+ */
+export function interpolateTree(ctx: AnalyzeContext, value: JsonValue, path: TreePath, scope: Scope, failedPaths?: TreePath[]): JsonValue | undefined {
+  if (typeof value === 'string') {
+    const r = interpolateString(ctx, value, path, scope);
+    if (r === undefined && failedPaths) {
+      failedPaths.push(path);
+      return value;
+    }
+    return r;
+  }
   if (Array.isArray(value)) {
     let failed = false;
     const out = value.map((v, i) => {
-      const r = interpolateTree(ctx, v, [...path, i], scope);
+      const r = interpolateTree(ctx, v, [...path, i], scope, failedPaths);
       if (r === undefined) failed = true;
       return r ?? null;
     });
@@ -40,7 +51,7 @@ export function interpolateTree(ctx: AnalyzeContext, value: JsonValue, path: Tre
     let failed = false;
     const out: { [k: string]: JsonValue } = {};
     for (const [k, v] of Object.entries(value)) {
-      const r = interpolateTree(ctx, v, [...path, k], scope);
+      const r = interpolateTree(ctx, v, [...path, k], scope, failedPaths);
       if (r === undefined) failed = true;
       out[k] = r ?? null;
     }

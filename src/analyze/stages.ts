@@ -201,8 +201,11 @@ export function buildBuiltin(env: BuildEnv, inst: StageInstance, reads: Reads): 
     return undefined;
   }
   // with: interpolate first (types preserved), then validate with defaults applied.
+  // Failed references keep their text so the rest of with: is still checked (unknown keys, types).
   const withRaw = def.with === undefined ? {} : def.with;
-  const interpolated = interpolateTree(ctx, withRaw, stagePath(inst, 'with'), scopeFor(inst, reads, 'with', stageOutResolver(env, inst)));
+  const withPath = stagePath(inst, 'with');
+  const failedRefs: TreePath[] = [];
+  const interpolated = interpolateTree(ctx, withRaw, withPath, scopeFor(inst, reads, 'with', stageOutResolver(env, inst)), failedRefs);
   let withValue: JsonObject | undefined;
   if (interpolated !== undefined && isObject(interpolated)) {
     const validator = env.stageSchema(stage.name);
@@ -210,8 +213,9 @@ export function buildBuiltin(env: BuildEnv, inst: StageInstance, reads: Reads): 
       report(ctx, 'invalid-value', `built-in stage '${stage.name}' has an unusable params schema: ${validator.error}`, usesLoc);
     } else {
       const data = structuredClone(interpolated);
-      const ds = validateValue(validator.value, data, { source: ctx.source, basePath: stagePath(inst, 'with'), rootName: `stages.${inst.base}.with` });
-      if (ds.length === 0) withValue = data;
+      const ignore = failedRefs.map((p) => p.slice(withPath.length));
+      const ds = validateValue(validator.value, data, { source: ctx.source, basePath: withPath, rootName: `stages.${inst.base}.with` }, ignore);
+      if (ds.length === 0 && failedRefs.length === 0) withValue = data;
       else ctx.diagnostics.push(...ds);
     }
   }

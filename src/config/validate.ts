@@ -26,10 +26,17 @@ export interface ValidationTarget {
   readonly rootName: string;
 }
 
-/** Runs `validate` on `data` and returns diagnostics for every problem (empty when valid). */
-export function validateValue(validate: SchemaValidator, data: unknown, target: ValidationTarget): Diagnostic[] {
+/**
+ * Runs `validate` on `data` and returns diagnostics for every problem (empty
+ * when valid). `ignore` lists value paths (relative to the validated value)
+ * already reported elsewhere, e.g. strings whose `${...}` failed: errors at
+ * or below them are dropped.
+ */
+export function validateValue(validate: SchemaValidator, data: unknown, target: ValidationTarget, ignore: readonly TreePath[] = []): Diagnostic[] {
   if (validate(data)) return [];
-  return schemaErrorsToDiagnostics(validate.errors ?? [], target);
+  const ignored = ignore.map((p) => `/${p.map((s) => String(s).replace(/~/g, '~0').replace(/\//g, '~1')).join('/')}`);
+  const errors = (validate.errors ?? []).filter((e) => !ignored.some((i) => e.instancePath === i || e.instancePath.startsWith(`${i}/`)));
+  return schemaErrorsToDiagnostics(errors, target);
 }
 
 /**

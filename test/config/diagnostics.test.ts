@@ -880,3 +880,31 @@ test("missing input slot with a similarly named stage suggests the mapping", asy
     ),
   );
 });
+
+test("with: a failed reference does not hide the other problems in the block", async () => {
+  const yaml = lines(
+    "name: x",
+    "params: {size: 32}",
+    "stages:",
+    "  images: {uses: ingest, with: {source: d}}",
+    "  small:",
+    "    uses: resize",
+    "    with:",
+    "      size: [\"${params.sise}\", \"${params.size}\"]",
+    "      interpolaton: nearest",
+  );
+  assert.equal(
+    await rig.diagnose(yaml),
+    lines(
+      "pipeline.yaml:8:15: error: unknown param 'params.sise': params has no key 'sise'; did you mean 'params.size'?",
+      "  8 |       size: [\"${params.sise}\", \"${params.size}\"]",
+      "    |               ~~~~~~~~~~~~~~",
+      "",
+      "pipeline.yaml:9:7: error: unknown key 'interpolaton' in stages.small.with; did you mean 'interpolation'?",
+      "  9 |       interpolaton: nearest",
+      "    |       ~~~~~~~~~~~~",
+      "",
+      "2 errors",
+    ),
+  );
+});
