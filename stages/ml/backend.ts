@@ -15,7 +15,7 @@
  * stage, and does not install anything.
  */
 import * as tf from '@tensorflow/tfjs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { err, ok, unreachable, type Result } from '../../src/result.js';
 import { patchForWasmThreads, wasmPackageFiles } from './wasm-threads.js';
 import { registerWasmTrainingKernels } from './wasm-kernels/index.js';
@@ -65,16 +65,28 @@ export interface BackendOptions {
   readonly device: Device;
   /** Force one backend (skips auto order); the device still decides whether a GPU is required. */
   readonly backend?: BackendName;
-  /** wasm pool threads; default `defaultWasmThreads()`. Ignored by other backends. */
+  /** wasm pool threads; default `defaultWasmThreads(workload)`. Ignored by other backends. */
   readonly threads?: number;
+  /** What the process will mostly run; only picks the default wasm thread count. Default `inference`. */
+  readonly workload?: Workload;
 }
 
+/** `inference`: large frozen-backbone batches; `training`: many small ops per step (small CNNs, heads). */
+export type Workload = 'inference' | 'training';
+
 /**
- * Default wasm thread count: all cores, at most 8 (the wasm build preallocates 8 workers).
- * Chosen by measurement (bench/features.bench.ts: 2 threads beat 1 on this 2-core machine).
+ * Default wasm thread count, chosen by measurement (bench/features.bench.ts, 2-core machine):
+ * - inference: all cores (at most 8, the pool the wasm build preallocates). Fused MobileNetV2
+ *   at batch 32 ran 1.3x faster with 2 threads than with 1, even on a heavily loaded machine.
+ * - training: all cores on an idle machine, but 1 thread when the load average already exceeds
+ *   the core count. A training step is many small ops, and the main thread busy-waits for the
+ *   pool after each one; when the pool threads are descheduled that wait dominates (small-CNN
+ *   step at load 20: 82 img/s with 1 thread, 28 img/s with 2).
  */
-export function defaultWasmThreads(): number {
-  return Math.max(1, Math.min(8, cpus().length));
+export function defaultWasmThreads(workload: Workload = 'inference'): number {
+  const cores = Math.max(1, Math.min(8, cpus().length));
+  if (workload === 'training' && loadavg()[0]! > cpus().length) return 1;
+  return cores;
 }
 
 const CORE_VERSION = tf.version_core;
@@ -203,7 +215,7 @@ async function tryCpu(notes: string[]): Promise<BackendChoice | undefined> {
  */
 export async function initBackend(opts: BackendOptions): Promise<Result<BackendInit, BackendFailure>> {
   const notes: string[] = [];
-  const threads = Math.max(1, Math.floor(opts.threads ?? defaultWasmThreads()));
+  const threads = Math.max(1, Math.floor(opts.threads ?? defaultWasmThreads(opts.workload)));
   const done = (choice: BackendChoice | undefined): Result<BackendInit, BackendFailure> | undefined =>
     choice === undefined ? undefined : ok({ tf, choice });
 

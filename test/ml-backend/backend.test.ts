@@ -4,7 +4,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { describeChoice, initBackend } from '../../stages/ml/backend.js';
+import { cpus } from 'node:os';
+import { defaultWasmThreads, describeChoice, initBackend } from '../../stages/ml/backend.js';
 
 async function nativeInstalled(pkg: string): Promise<boolean> {
   try {
@@ -65,4 +66,11 @@ test('device cpu skips the GPU package; a second wasm init reports the fixed thr
   assert.equal(r.value.choice.threads, 1);
   assert.ok(r.value.choice.notes.some((n) => /already running with 1 threads/.test(n)), r.value.choice.notes.join('|'));
   assert.ok(!r.value.choice.notes.some((n) => n.includes('gpu')));
+});
+
+test('default wasm threads: all cores (max 8) for inference; training drops to 1 only on an oversubscribed machine', () => {
+  const cores = Math.min(8, cpus().length);
+  assert.equal(defaultWasmThreads(), cores);
+  assert.equal(defaultWasmThreads('inference'), cores);
+  assert.ok([1, cores].includes(defaultWasmThreads('training')));
 });
