@@ -205,7 +205,7 @@ export class CacheStore {
       if (st === undefined) {
         missing.push({ reason: 'missing-output', path: rel });
       } else if (st.isDirectory()) {
-        for (const sub of listFiles(abs, '')) todo.push({ abs: path.join(abs, sub), rel: `${rel}/${sub}` });
+        for (const sub of listFiles(abs, '')) todo.push({ abs: path.join(abs, sub), rel: rel === '' ? sub : `${rel}/${sub}` });
       } else if (st.isFile()) {
         todo.push({ abs, rel });
       }
@@ -245,8 +245,12 @@ export class CacheStore {
    * a big log) references must already be in the store (checked), and the
    * object directories are fsynced first. A log over 64 KiB is stored as an
    * object. Atomic (temp file in tmp/, fsync, rename, fsync dir).
+   * A key that is not the fingerprint's hash, or a manifest whose hash is
+   * wrong, is a bug and throws (such a record could never be read back).
    */
   async writeRecord(rec: NewRunRecord): Promise<Result<RunRecord, RecordRefused>> {
+    if (computeKey(rec.fingerprint) !== rec.key) throw new Error(`writeRecord: key ${rec.key} is not the hash of the record's fingerprint`);
+    if (manifestHash(rec.outputs.files) !== rec.outputs.hash) throw new Error('writeRecord: outputs.hash does not match outputs.files');
     for (const f of rec.outputs.files) {
       if (!this.hasObject(f.sha256, f.size)) return err({ reason: 'object-missing', sha256: f.sha256, path: f.path });
     }

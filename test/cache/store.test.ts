@@ -63,10 +63,12 @@ test('big logs are stored as objects', async () => {
 test('a record naming a missing object is refused on write and unusable on read', async () => {
   await using t = await tempDir();
   const store = await CacheStore.open(path.join(t.dir, 'cache'));
-  const m: OutputManifest = { files: [{ path: 'x', sha256: sha('nope'), size: 4, mode: 0o644 }], hash: 'h' };
+  const m = makeManifest([{ path: 'x', sha256: sha('nope'), size: 4, mode: 0o644 }]);
   const w = await store.writeRecord(record(m));
   assert.deepEqual(w, { ok: false, error: { reason: 'object-missing', sha256: sha('nope'), path: 'x' } });
   assert.equal(fs.existsSync(store.recordPath(computeKey(fp))), false);
+  // A key that is not the fingerprint's hash is a caller bug.
+  await assert.rejects(store.writeRecord({ ...record(makeManifest([])), key: computeKey({ ...fp, engine: 'other' }) }), /not the hash/);
 });
 
 test('ingestPaths copies workspace outs (user files untouched); missing outs are all reported', async () => {
