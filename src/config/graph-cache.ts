@@ -144,7 +144,20 @@ export function writeCachedGraph(file: string, graph: PipelineGraph, inputFiles:
     const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
     fs.writeFileSync(tmp, JSON.stringify(entry));
     fs.renameSync(tmp, file);
+    prune(path.dirname(file));
   } catch {
     // Read-only install, full disk, a file vanished meanwhile: just don't cache.
   }
+}
+
+/** Entries kept per cache directory; beyond that the least recently written half is removed (on writes only). */
+const MAX_ENTRIES = 512;
+
+function prune(dir: string): void {
+  const names = fs.readdirSync(dir).filter((n) => n.endsWith('.json'));
+  if (names.length <= MAX_ENTRIES) return;
+  const aged = names
+    .map((n) => ({ n, t: fs.statSync(path.join(dir, n), { throwIfNoEntry: false })?.mtimeMs ?? 0 }))
+    .sort((a, b) => a.t - b.t);
+  for (const { n } of aged.slice(0, aged.length - MAX_ENTRIES / 2)) fs.rmSync(path.join(dir, n), { force: true });
 }

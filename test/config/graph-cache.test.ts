@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { schemasDir } from '../../src/paths.js';
-import { codeDigest } from '../../src/config/graph-cache.js';
+import { codeDigest, writeCachedGraph } from '../../src/config/graph-cache.js';
 
 const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'cfg-gcache-')));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -78,4 +78,20 @@ test('a corrupt cache entry is a miss, not an error', () => {
   for (const f of fs.readdirSync(graphCacheDir)) fs.writeFileSync(path.join(graphCacheDir, f), '{"format": 1, "inputs": [');
   const r = loadFresh();
   assert.equal(r.yamlLoaded, true);
+});
+
+test('the cache directory is pruned to the most recent entries', () => {
+  const pruneDir = path.join(dir, 'prune');
+  fs.mkdirSync(pruneDir);
+  for (let i = 0; i < 600; i++) {
+    const f = path.join(pruneDir, `old${i}.json`);
+    fs.writeFileSync(f, '{}');
+    fs.utimesSync(f, new Date(1000 + i), new Date(1000 + i));
+  }
+  const graph = { name: 'p', file: pipeline, workspace: dir, params: {}, stages: new Map(), configFiles: [pipeline] };
+  writeCachedGraph(path.join(pruneDir, 'new.json'), graph, [pipeline], pipeline, fs.readFileSync(pipeline, 'utf8'));
+  const left = fs.readdirSync(pruneDir);
+  assert.equal(left.length, 256);
+  assert.ok(left.includes('new.json'), 'the entry just written survives');
+  assert.ok(left.includes('old599.json') && !left.includes('old0.json'), 'the oldest go first');
 });
