@@ -481,15 +481,18 @@ export function compileInference(model: tf.LayersModel, outputLayerName?: string
             if (v === undefined) throw new Error(`fuse: value ${id} missing (graph order bug)`);
             return v;
           });
-          const y = tf.tidy(() => op.run(xs));
+          // An op may hand back one of its inputs (identity activations); clone so ownership stays single.
+          const y = tf.tidy(() => {
+            const r = op.run(xs);
+            return xs.includes(r) ? tf.clone(r) : r;
+          });
           values.set(op.output, y);
           for (const id of op.inputs) {
             const left = remaining.get(id)! - 1;
             remaining.set(id, left);
             if (left === 0 && id !== inputId && id !== outId) {
-              const v = values.get(id)!;
+              values.get(id)!.dispose();
               values.delete(id);
-              if (v !== y) v.dispose();
             }
           }
         }

@@ -58,7 +58,7 @@ function everyLayerModel(): LayersModel {
   let z = L.concatenate().apply([mp, mp2]) as SymbolicTensor;
   z = L.conv2d({ filters: 6, kernelSize: 2, dilationRate: 2, padding: 'same', activation: 'relu' }).apply(z) as SymbolicTensor;
   z = L.leakyReLU({ alpha: 0.2 }).apply(z) as SymbolicTensor; // no fast path: falls back to the layer
-  const g = L.globalAveragePooling2d({}).apply(z) as SymbolicTensor;
+  const g = L.activation({ activation: 'linear' }).apply(L.globalAveragePooling2d({}).apply(z)) as SymbolicTensor; // identity op: output must not alias its input
   const gm = L.globalMaxPooling2d({}).apply(z) as SymbolicTensor;
   const f = L.flatten().apply(z) as SymbolicTensor;
   let h = L.concatenate().apply([g, gm, f]) as SymbolicTensor;
