@@ -67,8 +67,11 @@ export function analyzePipeline(input: AnalyzeInput): Result<PipelineGraph, Diag
     [...env.edges].flatMap(([from, tos]) => [...tos.keys()].map((to) => [from, to] as const)),
     instances.map((i) => i.id),
   );
-  const stageLocs = new Map(instances.map((i) => [i.id, locateKey(ctx.source, ['stages', i.base])]));
-  for (const cycle of findCycles(dag)) reportCycle(ctx, cycle, env.edges, stageLocs);
+  const cycles = findCycles(dag);
+  if (cycles.length > 0) {
+    const stageLocs = new Map(instances.map((i) => [i.id, locateKey(ctx.source, ['stages', i.base])]));
+    for (const cycle of cycles) reportCycle(ctx, cycle, env.edges, stageLocs);
+  }
 
   if (ctx.diagnostics.length > 0) return err(dedupeDiagnostics(ctx.diagnostics));
   const order = topoSort(dag);

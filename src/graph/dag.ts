@@ -22,6 +22,7 @@ export function dagFromEdges<N extends string>(edges: readonly (readonly [N, N])
   const order: N[] = [...nodes];
   const seen = new Set<N>(nodes);
   const deps = new Map<N, N[]>();
+  const seenEdges = new Map<N, Set<N>>();
   const add = (n: N): void => {
     if (!seen.has(n)) {
       seen.add(n);
@@ -31,9 +32,15 @@ export function dagFromEdges<N extends string>(edges: readonly (readonly [N, N])
   for (const [from, to] of edges) {
     add(from);
     add(to);
-    const list = deps.get(from) ?? [];
-    if (!list.includes(to)) list.push(to);
-    deps.set(from, list);
+    let set = seenEdges.get(from);
+    if (!set) {
+      seenEdges.set(from, (set = new Set()));
+      deps.set(from, []);
+    }
+    if (!set.has(to)) {
+      set.add(to);
+      deps.get(from)!.push(to);
+    }
   }
   return { nodes: order, deps };
 }
