@@ -25,6 +25,7 @@
  * `backend.ts`) and does not load the backend itself. The wasm runtime is
  * process-global, so this can take effect only before the first wasm init.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -68,11 +69,17 @@ export interface ThreadPatch {
  * `setThreadsCount(threads)` before `tf.setBackend('wasm')`.
  */
 export function patchForWasmThreads(threads: number, files: WasmPackageFiles = wasmPackageFiles()): ThreadPatch {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfjs-wasm-threads-'));
-  const workerFile = path.join(dir, 'pthread-worker.cjs');
   const contents = (require(files.workerContentsModule) as { wasmWorkerContents: string }).wasmWorkerContents;
   // The string holds literal newlines inside JS string literals (tfjs escapes them the same way before making its Blob).
-  fs.writeFileSync(workerFile, contents.replace(/\n/g, '\\n'));
+  const script = contents.replace(/\n/g, '\\n');
+  // Content-addressed, so every process reuses one file instead of leaving a temp dir each.
+  const digest = createHash('sha256').update(script).digest('hex').slice(0, 16);
+  const workerFile = path.join(os.tmpdir(), `tfjs-wasm-pthread-worker-${digest}.cjs`);
+  if (!fs.existsSync(workerFile)) {
+    const tmp = `${workerFile}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, script);
+    fs.renameSync(tmp, workerFile);
+  }
   const mainScript = files.threadedMainScript;
 
   class PthreadWorker extends NodeWorker {
