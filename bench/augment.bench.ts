@@ -46,11 +46,12 @@ const suite: BenchSuite = {
     const params = Array.from({ length: n }, (_, i) => getRandomTransform(config, 224, 224, variantRandom(1, `bench-${i}`, 0)));
     const results: BenchResult[] = [];
 
-    for (let i = 0; i < 20; i++) applyTransform(sources[i % 16]!, SHAPE, params[i]!, config); // warm-up
+    const scratch = new Float32Array(224 * 224 * 3); // as the inline runner and each worker keep one
+    for (let i = 0; i < 20; i++) applyTransform(sources[i % 16]!, SHAPE, params[i]!, config, scratch); // warm-up
     const load = `load average ${os.loadavg()[0]!.toFixed(1)} on ${os.availableParallelism()} cores at start`;
     let t0 = performance.now();
     const cpu0 = process.cpuUsage();
-    for (let i = 0; i < n; i++) applyTransform(sources[i % 16]!, SHAPE, params[i]!, config);
+    for (let i = 0; i < n; i++) applyTransform(sources[i % 16]!, SHAPE, params[i]!, config, scratch);
     const cpu = process.cpuUsage(cpu0);
     const single = n / ((performance.now() - t0) / 1000);
     const perCpu = n / ((cpu.user + cpu.system) / 1e6);

@@ -176,3 +176,21 @@ test('a 1x1 image survives every mode (scipy maps any coordinate of a length-1 a
   assert.deepEqual(Array.from(applyTransform(Uint8Array.from([9]), gray(1, 1), t({ tx: 3 }), bilinear('constant', 42))), [42]);
   assert.deepEqual(Array.from(applyTransform(Uint8Array.from([9]), gray(1, 1), t({ tx: 3 }), bilinear('wrap', 42))), [9]);
 });
+
+test('a reused scratch buffer leaves no trace between calls', () => {
+  const shape = { height: 5, width: 6, channels: 3 };
+  const src = Uint8Array.from({ length: 90 }, (_, i) => (i * 29 + 3) & 255);
+  const scratch = new Float32Array(90).fill(1234);
+  const sequence = [
+    t({ theta: 40, zx: 1.6, zy: 1.6 }),
+    t({ flipHorizontal: true, channelShiftIntensity: 5 }),
+    t({ tx: 9, ty: -9 }),
+    t({ shear: 12, brightness: 0.8 }),
+    t({}),
+  ];
+  for (const fillMode of ['constant', 'nearest'] as const) {
+    for (const p of sequence) {
+      assert.deepEqual(Array.from(applyTransform(src, shape, p, bilinear(fillMode, 3), scratch)), Array.from(applyTransform(src, shape, p, bilinear(fillMode, 3))));
+    }
+  }
+});

@@ -34,10 +34,11 @@ export interface WarpOptions {
 }
 
 /** The warped float32 image (Keras' `apply_affine_transform` output). */
-function warp(src: Uint8Array, shape: ImageShape, params: TransformParams, opts: WarpOptions): Float32Array {
+function warp(src: Uint8Array, shape: ImageShape, params: TransformParams, opts: WarpOptions, scratch?: Float32Array): Float32Array {
   const n = shape.height * shape.width * shape.channels;
   if (src.length !== n) throw new Error(`image has ${src.length} bytes, expected ${n} for ${shape.height}x${shape.width}x${shape.channels}`);
-  const x = new Float32Array(n);
+  // Every element is written below, so a reused scratch needs no clearing.
+  const x = scratch !== undefined && scratch.length === n ? scratch : new Float32Array(n);
   const m = samplingMatrix(params, shape.height, shape.width);
   if (m === null) for (let i = 0; i < n; i++) x[i] = src[i]!; // a plain loop beats TypedArray#set across element types
   else warpAffine(src, shape, m, opts.fillMode, opts.cval, opts.interpolationOrder, x);
@@ -69,8 +70,8 @@ function shifted(v: number, cs: ChannelShift): number {
 }
 
 /** Float32 result of the warp and channel shift (before flips, brightness and quantisation). */
-function warpAndShift(src: Uint8Array, shape: ImageShape, params: TransformParams, opts: WarpOptions): Float32Array {
-  const x = warp(src, shape, params, opts);
+function warpAndShift(src: Uint8Array, shape: ImageShape, params: TransformParams, opts: WarpOptions, scratch?: Float32Array): Float32Array {
+  const x = warp(src, shape, params, opts, scratch);
   const cs = channelShiftOf(x, params.channelShiftIntensity);
   if (cs !== null) for (let i = 0; i < x.length; i++) x[i] = shifted(x[i]!, cs);
   return x;
@@ -115,11 +116,13 @@ export function applyTransformFloat(src: Uint8Array, shape: ImageShape, params: 
 /**
  * Keras `apply_transform` on `src`, stored as uint8 (round half to even,
  * clip). Same values as `applyTransformFloat` then that rounding; the copy
- * loops are specialised because this is the hot path.
+ * loops are specialised because this is the hot path. `scratch`, when given
+ * with `height*width*channels` elements, is used (and overwritten) as the
+ * float32 intermediate instead of allocating one per call.
  */
-export function applyTransform(src: Uint8Array, shape: ImageShape, params: TransformParams, opts: WarpOptions): Uint8Array {
+export function applyTransform(src: Uint8Array, shape: ImageShape, params: TransformParams, opts: WarpOptions, scratch?: Float32Array): Uint8Array {
   if (params.brightness !== null) {
-    const x = warpAndShift(src, shape, params, opts);
+    const x = warpAndShift(src, shape, params, opts, scratch);
     const alpha = Math.fround(params.brightness);
     const out = new Uint8Array(x.length);
     let o = 0;
@@ -131,7 +134,7 @@ export function applyTransform(src: Uint8Array, shape: ImageShape, params: Trans
     }
     return out;
   }
-  const x = warp(src, shape, params, opts);
+  const x = warp(src, shape, params, opts, scratch);
   const cs = channelShiftOf(x, params.channelShiftIntensity);
   const { height: h, width: w, channels: ch } = shape;
   const rowLen = w * ch;

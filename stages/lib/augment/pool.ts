@@ -34,9 +34,13 @@ export interface TransformRunner {
 
 /** Runs every job synchronously on the calling thread. */
 export function inlineRunner(): TransformRunner {
+  let scratch = new Float32Array(0);
   return {
     threads: 0,
-    run: async (src, shape, params, opts) => applyTransform(src, shape, params, opts),
+    run: async (src, shape, params, opts) => {
+      if (scratch.length !== src.length) scratch = new Float32Array(src.length);
+      return applyTransform(src, shape, params, opts, scratch);
+    },
     close: async () => {},
   };
 }
