@@ -84,8 +84,10 @@ export function ingestParams(p: Partial<IngestParams>): IngestParams {
 /** File names that look like images (for the top-level warning only; probing never trusts extensions). */
 const IMAGE_EXTENSIONS = /\.(png|jpe?g|jfif|webp|gif|tiff?|bmp|avif|heic|heif|svg)$/i;
 
-/** Probes in flight: sharp work runs on libuv's 4 threads; file reads overlap with decoding. */
+/** Probes in flight: sharp work runs on libuv's 4 threads. */
 const PROBE_CONCURRENCY = 4;
+/** Files read and hashed at once (memoised runs are all reads; a small file read is latency-bound). */
+const READ_CONCURRENCY = 16;
 
 export { DataInputError };
 
@@ -129,7 +131,8 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
   }
 
   // Probe every candidate (cached per content hash).
-  const limit = pLimit(PROBE_CONCURRENCY);
+  const limit = pLimit(READ_CONCURRENCY);
+  const decodeLimit = pLimit(PROBE_CONCURRENCY);
   const memoKey = probeMemoKey(params.max_pixels);
   const memo = await loadProbeMemo(ctx, memoKey);
   const memoSizeBefore = memo.size;
@@ -139,7 +142,7 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
     candidates.map((c) =>
       limit(async (): Promise<Probed> => {
         if (ctx.signal.aborted) throw ctx.signal.reason ?? new Error('aborted');
-        const r = await probeCandidate(memo, c, params.max_pixels, () => probedFresh++);
+        const r = await probeCandidate(memo, c, params.max_pixels, decodeLimit, () => probedFresh++);
         done++;
         if (done % 64 === 0 || done === candidates.length) ctx.log.progress(done, candidates.length, 'probe');
         return r;
@@ -153,7 +156,7 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
   for (let i = 0; i < probed.length; i++) {
     const p = probed[i]!;
     if (p.ok || p.confirmed) continue;
-    probed[i] = await probeCandidate(memo, p.c, params.max_pixels, () => {}, true);
+    probed[i] = await probeCandidate(memo, p.c, params.max_pixels, decodeLimit, () => {}, true);
   }
   if (memo.size !== memoSizeBefore) await ctx.items.put(memoKey, Buffer.from(JSON.stringify(Object.fromEntries(memo))));
 
@@ -318,6 +321,7 @@ async function probeCandidate(
   memo: ProbeMemo,
   c: Candidate,
   maxPixels: number,
+  decodeLimit: <T>(f: () => Promise<T>) => Promise<T>,
   onFresh: () => void,
   serial = false,
 ): Promise<Probed> {
@@ -333,7 +337,7 @@ async function probeCandidate(
   let outcome = serial ? undefined : memo.get(sha256);
   if (outcome === undefined) {
     onFresh();
-    const r = await probeImage(buf, maxPixels);
+    const r = await decodeLimit(() => probeImage(buf, maxPixels));
     outcome = r.ok ? { ok: true, info: r.value } : { ok: false, failure: r.error };
     // A failure seen among concurrent decodes is cached only once confirmed serially (see runIngest).
     if (outcome.ok || serial) memo.set(sha256, outcome);

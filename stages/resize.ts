@@ -141,24 +141,31 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
     if (createHash('sha256').update(buf).digest('hex') !== e.sha256) {
       return err({ reason: 'unreadable', detail: 'file changed since ingest ran; run the pipeline again' });
     }
-    const r = await resizeImage(buf, opts);
+    const r = await limit(() => resizeImage(buf, opts));
     if (!r.ok) return r;
     resized++;
     await puts.add(key, Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength));
     return r;
   };
 
-  // A window of in-flight decodes, consumed in order so shards follow the manifest.
-  const window = RESIZE_CONCURRENCY * 4;
+  // A window of in-flight items, consumed in order so shards follow the manifest.
+  // Cache reads run across the whole window; only decodes are limited to RESIZE_CONCURRENCY.
+  const window = 32;
   const pending: Promise<Result<Uint8Array, ProbeFailure>>[] = [];
   const failed: number[] = [];
   let next = 0;
   const launch = () => {
     const i = next++;
-    pending.push(limit(() => (ctx.signal.aborted ? Promise.reject(ctx.signal.reason ?? new Error('aborted')) : one(i))));
+    const p = one(i);
+    p.catch(() => {}); // awaited in order below; this only keeps a later rejection from being "unhandled" meanwhile
+    pending.push(p);
   };
   while (next < entries.length && pending.length < window) launch();
   for (let i = 0; i < entries.length; i++) {
+    if (ctx.signal.aborted) {
+      await Promise.allSettled(pending);
+      throw ctx.signal.reason ?? new Error('aborted');
+    }
     const r = await pending.shift()!;
     if (next < entries.length) launch();
     const e = entries[i]!;

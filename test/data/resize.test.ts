@@ -169,3 +169,15 @@ test('resize stage: an image changed after ingest fails with its path and reason
     return true;
   });
 });
+
+test('resize stage: a cancelled run rejects promptly with the abort reason', async () => {
+  await using rig = await stageRig();
+  const files: Record<string, Buffer> = {};
+  for (let i = 0; i < 40; i++) files[`a/${i}.png`] = await pngOf(3000 + i, 20, 16);
+  await writeTree(path.join(rig.dir, 'src'), files);
+  const ing = await ingestTree(rig, 'src');
+  const ctx = await rig.context<ResizeParams>('resize', resizeParams({ size: [8, 8] }), { ingest: ing });
+  const ac = new AbortController();
+  ac.abort(new Error('cancelled by test'));
+  await assert.rejects(resizeStage.run({ ...ctx, signal: ac.signal }), /cancelled by test/);
+});
