@@ -74,6 +74,15 @@ const suite: BenchSuite = {
         const wallS = median(warm.map((w) => w.wallS));
         const mid = warm.find((w) => w.wallS === wallS)!;
         log(`${label} warm: wall ${wallS.toFixed(3)} s (open ${mid.out.openMs.toFixed(0)} ms, stat+hash ${mid.out.hashMs.toFixed(0)} ms, save ${mid.out.saveMs.toFixed(0)} ms, node start→end ${mid.out.sinceProcessStartMs.toFixed(0)} ms), memo ${(fs.statSync(memo).size / 2 ** 20).toFixed(1)} MiB`);
+        // One edited file (same size, as a typo fix would be): rehash 1 file, rewrite the memo.
+        const edited = path.join(root, 'data', 'd0', 'e0', 'f0.txt');
+        const body = fs.readFileSync(edited);
+        body[0] = body[0] === 0x41 ? 0x42 : 0x41;
+        fs.writeFileSync(edited, body);
+        await new Promise((r) => setTimeout(r, 1100)); // past the racy window
+        const edit = runChild(root, memo);
+        if (edit.out.stats.hashed !== 1 || edit.out.hash === cold.out.hash) throw new Error(`edit run hashed ${edit.out.stats.hashed} files`);
+        log(`${label} one edit: wall ${edit.wallS.toFixed(3)} s (save ${edit.out.saveMs.toFixed(0)} ms)`);
         const nodeOnly = median([0, 1, 2].map(() => {
           const t0 = process.hrtime.bigint();
           spawnSync(process.execPath, ['-e', '0']);
@@ -86,6 +95,7 @@ const suite: BenchSuite = {
           { name: `hash.${label}-files.noop.in-process`, value: round(mid.out.totalMs / 1000), unit: 's', detail: 'memo load + stat walk + dir hash' },
           { name: `hash.${label}-files.noop.cpu`, value: round(mid.out.cpuMs / 1000), unit: 's', detail: `user+sys of the child incl. node start; load-independent (1-min load avg ${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} cores)` },
           { name: `hash.${label}-files.noop.peak-rss`, value: round(mid.out.maxRssMiB, 1), unit: 'MiB' },
+          { name: `hash.${label}-files.one-edit.wall`, value: round(edit.wallS), unit: 's', detail: '1 file re-hashed, memo rewritten (fsync)' },
         );
       } finally {
         fs.rmSync(root, { recursive: true, force: true });
