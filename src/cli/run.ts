@@ -1,6 +1,6 @@
 /**
  * `pipeline run [file] [--stage NAME…] [--force NAME…] [--dry] [-S path=value…]
- * [--jobs N] [--keep-going] [--json] [--cache DIR] [--resource name=N] [-n NAME]`
+ * [--jobs N] [--keep-going] [--json] [--cache DIR] [--wait SECONDS] [--resource name=N] [-n NAME]`
  *
  * Loads the pipeline (diagnostics → exit 3), takes the workspace lock (held by
  * a live run → exit 4), runs via `runPipeline` with the human reporter or
@@ -32,6 +32,7 @@ options:
   -k, --keep-going     keep running independent stages after a failure
   --resource name=N    units of a resource pool (default 1 each), e.g. gpu=2
   --cache DIR          cache directory (default: PIPELINE_CACHE, the file's cache:, ./cache)
+  --wait SECONDS       if another run holds the workspace lock, wait up to this long (default: fail at once)
   -n, --name NAME      name the experiment this run records
   --json               NDJSON events on stdout instead of human output
 
@@ -47,6 +48,7 @@ const flagSpec = {
   'keep-going': { type: 'boolean', short: 'k' },
   resource: { type: 'list' },
   cache: { type: 'string' },
+  wait: { type: 'number' },
   name: { type: 'string', short: 'n' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -66,6 +68,8 @@ export interface RunCommandOptions {
   readonly keepGoing: boolean;
   readonly resources: Readonly<Record<string, number>>;
   readonly cache?: string;
+  /** Seconds to wait for the workspace lock. */
+  readonly wait?: number;
   readonly name?: string;
   readonly json: boolean;
 }
@@ -103,6 +107,7 @@ export async function parseRunArgs(argv: readonly string[], io: CliIO): Promise<
     keepGoing: f['keep-going'] === true,
     resources,
     ...(typeof f.cache === 'string' ? { cache: f.cache } : {}),
+    ...(typeof f.wait === 'number' ? { wait: f.wait } : {}),
     ...(typeof f.name === 'string' ? { name: f.name } : {}),
     json: f.json === true,
   };
@@ -169,10 +174,10 @@ export async function runLoaded(
 
   let release: (() => Promise<void>) | undefined;
   if (!parsed.dry) {
-    const lock = await lockWorkspace(graph.workspace);
+    const lock = await lockWorkspace(graph.workspace, parsed.wait !== undefined ? { waitMs: parsed.wait * 1000 } : {});
     if (!lock.ok) {
       const b = lock.error;
-      io.stderr.write(`pipeline run: another run (pid ${b.pid} on ${b.hostname}, since ${b.since}) holds the workspace lock ${b.file}; wait for it to finish\n`);
+      io.stderr.write(`pipeline run: another run (pid ${b.pid} on ${b.hostname}, since ${b.since}) holds the workspace lock ${b.file}; wait for it to finish (or pass --wait SECONDS)\n`);
       return ExitCode.locked;
     }
     release = () => lock.value.release();
