@@ -26,8 +26,10 @@ import { inlineRunner, workerRunner, type TransformRunner } from './lib/augment/
 import { renderContactSheet, type SheetRow } from './lib/augment/contact-sheet.js';
 import type { ImageShape } from './lib/augment/warp.js';
 
-/** Bumped whenever a change can alter variant bytes; part of every item cache key. */
-export const AUGMENT_VERSION = '1';
+/** The stage version: bumped whenever any output (shards, augment.json, preview.png) can change. */
+export const AUGMENT_VERSION = '2';
+/** Bumped only when a variant's bytes can change; part of every item cache key (so preview or summary changes keep the cache). */
+export const VARIANT_VERSION = '1';
 /** File name of the run summary in the out dir. */
 export const AUGMENT_SUMMARY_FILE = 'augment.json';
 /** File name of the contact sheet in the out dir. */
@@ -89,7 +91,7 @@ export interface AugmentSummary {
 export function variantCacheKey(resolved: ResolvedAugmentParams, seed: number, source: string, pixelsSha256: string, k: number, shape: ImageShape): string {
   const material = {
     format: 'pipeline.augment.item/v1',
-    version: AUGMENT_VERSION,
+    version: VARIANT_VERSION,
     source,
     pixels: pixelsSha256,
     k,

@@ -146,10 +146,13 @@ test('preview.png is a PNG grid: per class 2 rows of original + K variants', asy
   const meta = await sharp(path.join(ctx.outDir, 'preview.png')).metadata();
   assert.equal(meta.format, 'png');
   assert.equal(meta.channels, 3);
-  // 16x16 tiles (factor 1), rows 16 high; 3 columns: 120 + 4 + 3 * (16 + 4) = 184 wide; 4 rows: 4 + 4 * (16 + 4) = 84 high.
-  assert.equal(meta.width, 184);
-  assert.equal(meta.height, 84);
-  assert.deepEqual(sheetGeometry({ height: H, width: W, channels: 3 }, 4, 3), { tileHeight: 16, tileWidth: 16, factor: 1, rowHeight: 16, width: 184, height: 84 });
+  // 16x16 images are enlarged 8x (floor(128 / 16)) to 128x128 tiles; 3 columns: 120 + 4 + 3 * (128 + 4) = 520 wide;
+  // 4 rows: 4 + 4 * (128 + 4) = 532 high.
+  assert.equal(meta.width, 520);
+  assert.equal(meta.height, 532);
+  assert.deepEqual(sheetGeometry({ height: H, width: W, channels: 3 }, 4, 3), { tileHeight: 128, tileWidth: 128, factor: 1, upscale: 8, rowHeight: 128, width: 520, height: 532 });
+  // 224x224 images are box-downscaled by 2 to 112x112 tiles.
+  assert.deepEqual(sheetGeometry({ height: 224, width: 224, channels: 3 }, 1, 2), { tileHeight: 112, tileWidth: 112, factor: 2, upscale: 1, rowHeight: 112, width: 120 + 4 + 2 * 116, height: 4 + 116 });
   // The first tile of the first row is the original of the smallest-sha cat train image.
   const { data } = await sharp(path.join(ctx.outDir, 'preview.png')).raw().toBuffer({ resolveWithObject: true });
   const cat = dataset()
@@ -158,7 +161,7 @@ test('preview.png is a PNG grid: per class 2 rows of original + K variants', asy
   const top = 4;
   const left = 124;
   for (const [r, c] of [[0, 0], [5, 9], [15, 15]] as const) {
-    const o = ((top + r) * 184 + left + c) * 3;
+    const o = ((top + r * 8 + 7) * 520 + left + c * 8) * 3;
     assert.deepEqual([...data.subarray(o, o + 3)], [...cat.pixels.subarray((r * W + c) * 3, (r * W + c) * 3 + 3)]);
   }
 });

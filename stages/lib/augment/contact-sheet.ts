@@ -2,7 +2,9 @@
  * The preview contact sheet: one row per previewed image (the original, then
  * its variants), rows grouped by class with the class name in a left strip.
  * Tiles are box-downscaled by an integer factor so the longest side is at
- * most `MAX_TILE` pixels; the sheet is always RGB.
+ * most `MAX_TILE` pixels, or enlarged by an integer factor (nearest
+ * neighbour) when the images are smaller than `MIN_TILE`, e.g. 28x28 MNIST;
+ * the sheet is always RGB.
  *
  * This module lays out and encodes (sharp); it does not choose which images
  * to show or compute variants.
@@ -12,6 +14,8 @@ import type { ImageShape } from './warp.js';
 
 /** Longest tile side in the sheet. */
 export const MAX_TILE = 128;
+/** Images whose longest side is below this are enlarged (nearest neighbour, integer factor) toward `MAX_TILE`. */
+export const MIN_TILE = 64;
 /** Gap between tiles and around the sheet, in pixels. */
 export const SHEET_PAD = 4;
 /** Width of the label strip on the left. */
@@ -32,8 +36,10 @@ export interface SheetRow {
 export interface SheetGeometry {
   readonly tileHeight: number;
   readonly tileWidth: number;
-  /** Integer downscale factor from image to tile. */
+  /** Integer downscale factor from image to tile (1 = none). */
   readonly factor: number;
+  /** Integer enlargement factor from image to tile (1 = none). */
+  readonly upscale: number;
   readonly rowHeight: number;
   readonly width: number;
   readonly height: number;
@@ -41,14 +47,17 @@ export interface SheetGeometry {
 
 /** Geometry for `rows` rows of at most `columns` tiles of images of `shape`. */
 export function sheetGeometry(shape: ImageShape, rows: number, columns: number): SheetGeometry {
-  const factor = Math.max(1, Math.ceil(Math.max(shape.height, shape.width) / MAX_TILE));
-  const tileHeight = Math.max(1, Math.floor(shape.height / factor));
-  const tileWidth = Math.max(1, Math.floor(shape.width / factor));
+  const longest = Math.max(shape.height, shape.width);
+  const factor = Math.max(1, Math.ceil(longest / MAX_TILE));
+  const upscale = longest < MIN_TILE ? Math.max(1, Math.floor(MAX_TILE / longest)) : 1;
+  const tileHeight = upscale > 1 ? shape.height * upscale : Math.max(1, Math.floor(shape.height / factor));
+  const tileWidth = upscale > 1 ? shape.width * upscale : Math.max(1, Math.floor(shape.width / factor));
   const rowHeight = Math.max(tileHeight, MIN_ROW_HEIGHT);
   return {
     tileHeight,
     tileWidth,
     factor,
+    upscale,
     rowHeight,
     width: LABEL_WIDTH + SHEET_PAD + columns * (tileWidth + SHEET_PAD),
     height: SHEET_PAD + rows * (rowHeight + SHEET_PAD),
@@ -71,10 +80,10 @@ export async function renderContactSheet(shape: ImageShape, rows: readonly Sheet
     row.tiles.forEach((tile, ci) => {
       const left = LABEL_WIDTH + SHEET_PAD + ci * (g.tileWidth + SHEET_PAD);
       for (let ty = 0; ty < g.tileHeight; ty++) {
-        const y0 = ty * g.factor;
+        const y0 = Math.floor(ty / g.upscale) * g.factor;
         const y1 = Math.min(h, y0 + g.factor);
         for (let tx = 0; tx < g.tileWidth; tx++) {
-          const x0 = tx * g.factor;
+          const x0 = Math.floor(tx / g.upscale) * g.factor;
           const x1 = Math.min(w, x0 + g.factor);
           const o = ((top + ty) * g.width + left + tx) * 3;
           for (let k = 0; k < 3; k++) {
