@@ -114,6 +114,8 @@ test('resizeImage: bad input is a reason, not a throw', async () => {
   const big = await sharp(raw(40, 40, () => RED), { raw: { width: 40, height: 40, channels: 3 } }).png().toBuffer();
   const limited = await resizeImage(big, nearest([2, 2], { maxPixels: 100 }));
   assert.deepEqual(limited.ok ? 'ok' : limited.error.reason, 'too-many-pixels');
+  const missing = await resizeImage('/nonexistent/dir/x.png', nearest([2, 2]));
+  assert.equal(missing.ok ? 'ok' : missing.error.detail, 'cannot read /nonexistent/dir/x.png (ENOENT)');
 });
 
 async function ingestTree(rig: Awaited<ReturnType<typeof stageRig>>, src: string): Promise<string> {
