@@ -14,7 +14,8 @@ export interface FlagSpec {
    * - `boolean`: present or not.
    * - `string`: one value (the last one wins).
    * - `number`: one value, a positive integer.
-   * - `list`: repeatable; with `greedy`, also takes every following token that does not start with `-`.
+   * - `list`: repeatable; with `greedy`, also takes every following token that does not start with `-`
+   *   and does not look like a pipeline file (`.yaml`, `.yml`, `.json`).
    */
   readonly type: 'boolean' | 'string' | 'number' | 'list';
   /** One-letter alias, e.g. `S` for `-S`. */
@@ -73,7 +74,8 @@ export function parseArgs(argv: readonly string[], spec: Readonly<Record<string,
     } else {
       const list = (flags[name] as string[] | undefined) ?? [];
       list.push(value);
-      if (s.greedy) while (i + 1 < argv.length && !argv[i + 1].startsWith('-')) list.push(argv[++i]);
+      // A pipeline file name ends a greedy list, so `run --stage a b pipelines/x.yaml` works.
+      if (s.greedy) while (i + 1 < argv.length && !argv[i + 1].startsWith('-') && !/\.(ya?ml|json)$/.test(argv[i + 1])) list.push(argv[++i]);
       flags[name] = list;
     }
   }
