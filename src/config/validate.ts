@@ -124,10 +124,24 @@ function dropRequiredExplainedByTypo(errors: Err[]): Err[] {
   return errors.filter((e) => {
     if (e.keyword !== 'required') return true;
     const missing = String(e.params.missingProperty);
+    // A stage needs cmd: or uses:, so a typo of either explains a missing cmd:.
+    const explains = missing === 'cmd' ? ['cmd', 'uses'] : [missing];
     return !errors.some(
-      (o) => o.keyword === 'additionalProperties' && o.instancePath === e.instancePath && didYouMean(String(o.params.additionalProperty), [missing]) === missing,
+      (o) => o.keyword === 'additionalProperties' && o.instancePath === e.instancePath && explains.includes(didYouMean(String(o.params.additionalProperty), explains) ?? ''),
     );
   });
+}
+
+const builtinOnlyKeys = ['with', 'inputs', 'out'];
+const cmdOnlyKeys = ['cmd', 'cwd', 'deps', 'outs', 'metrics', 'params'];
+
+/** For a key that belongs to the other stage kind, says so (instead of listing the allowed keys). */
+function stageKindHint(key: string, allowed: readonly string[]): string | undefined {
+  const isCmdStage = allowed.includes('cmd');
+  const isBuiltinStage = allowed.includes('with') && !isCmdStage;
+  if (isCmdStage && builtinOnlyKeys.includes(key)) return `: '${key}:' belongs to built-in stages, which need 'uses:'`;
+  if (isBuiltinStage && cmdOnlyKeys.includes(key)) return `: '${key}:' belongs to command stages; a built-in (uses:) cannot also have it`;
+  return undefined;
 }
 
 function instanceToPath(instancePath: string): string[] {
@@ -167,7 +181,8 @@ function toDiagnostic(e: Err, target: ValidationTarget): Diagnostic {
       const key = String(e.params.additionalProperty);
       const allowed = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {}).filter((k) => k !== '$schema');
       const suggestion = didYouMean(key, allowed);
-      const tail = suggestion ? `; did you mean '${suggestion}'?` : allowed.length > 0 ? ` (expected one of: ${allowed.join(', ')})` : '';
+      const otherKind = stageKindHint(key, allowed);
+      const tail = suggestion ? `; did you mean '${suggestion}'?` : otherKind ? otherKind : allowed.length > 0 ? ` (expected one of: ${allowed.join(', ')})` : '';
       return mk('unknown-key', `unknown key '${key}' in ${where}${tail}`, locateKey(target.source, [...p, key]));
     }
     case 'required': {

@@ -908,3 +908,27 @@ test("with: a failed reference does not hide the other problems in the block", a
     ),
   );
 });
+
+test("a misspelt uses: suggests uses and does not also demand cmd:", async () => {
+  const yaml = lines(
+    "name: x",
+    "stages:",
+    "  images:",
+    "    use: ingest",
+    "    with: {source: d}",
+  );
+  assert.equal(
+    await rig.diagnose(yaml),
+    lines(
+      "pipeline.yaml:4:5: error: unknown key 'use' in stages.images; did you mean 'uses'?",
+      "  4 |     use: ingest",
+      "    |     ~~~",
+      "",
+      "pipeline.yaml:5:5: error: unknown key 'with' in stages.images: 'with:' belongs to built-in stages, which need 'uses:'",
+      "  5 |     with: {source: d}",
+      "    |     ~~~~",
+      "",
+      "2 errors",
+    ),
+  );
+});
