@@ -12,10 +12,11 @@ import { buildTable, parseFilter, renderTable, type ExperimentFilter, type Table
 import { flattenParams, formatMetric, formatValue } from '../experiments/flatten.js';
 
 const USAGE = `usage:
-  pipeline exp list [--sort [-]COLUMN] [--filter EXPR]... [--limit N] [--json|--csv|--md] [--cache DIR] [-f FILE]
+  pipeline exp list [--sort [-]COLUMN] [--filter EXPR]... [--limit N] [--all-metrics] [--json|--csv|--md] [--cache DIR] [-f FILE]
   pipeline exp show ID [--json]
   pipeline exp checkout ID
 ID is an id (or unique prefix), a name given with -n, or ~N for the N-th latest (~0 = latest).
+Metric columns: those that differ across the rows (else the last stage's); --all-metrics shows all.
 EXPR is PATH OP VALUE with OP in = != > >= < <=, e.g. evaluate.accuracy>=0.9 or train.lr=0.01.
 `;
 
@@ -26,6 +27,7 @@ const FLAGS = {
   json: { type: 'boolean' },
   csv: { type: 'boolean' },
   md: { type: 'boolean' },
+  'all-metrics': { type: 'boolean' },
   cache: { type: 'string' },
   file: { type: 'string', short: 'f' },
   help: { type: 'boolean', short: 'h' },
@@ -57,7 +59,7 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
         filters.push(p.value);
       }
       const format: TableFormat = flags['json'] ? 'json' : flags['csv'] ? 'csv' : flags['md'] ? 'md' : 'text';
-      const table = buildTable(all, { sort: flags['sort'] as string | undefined, filters, limit: flags['limit'] as number | undefined });
+      const table = buildTable(all, { sort: flags['sort'] as string | undefined, filters, limit: flags['limit'] as number | undefined, allMetrics: flags['all-metrics'] === true });
       io.stdout.write(renderTable(table, format));
       return ExitCode.ok;
     }

@@ -87,8 +87,11 @@ export const main: CommandMain = async (argv, io) => {
       case 'watch-idle': {
         const s = e.summary;
         say(s.ran.length === 0 ? 'nothing to rerun' : `reran: ${s.ran.join(', ')}`);
+        const hasPrev = Object.keys(s.previousMetrics).length > 0;
         for (const [k, v] of Object.entries(s.metrics)) {
           const prev = s.previousMetrics[k];
+          // After the first run, show only what moved; the first time, the last stage's figures.
+          if (hasPrev ? prev === v : !k.startsWith(`${s.lastStageWithMetrics}.`)) continue;
           say(`  ${k} = ${formatMetric(v)}${prev !== undefined && prev !== v ? `  (was ${formatMetric(prev)}, ${v - prev >= 0 ? '+' : ''}${formatMetric(v - prev)})` : ''}`);
         }
         say('waiting for changes…');

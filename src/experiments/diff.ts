@@ -100,10 +100,11 @@ export function renderDiff(d: ExperimentDiff, format: DiffFormat): string {
       const lines = [`diff ${title(d.a)} → ${title(d.b)}`, '', 'params:'];
       if (d.params.length === 0) lines.push('  (no changes)');
       for (const p of d.params) lines.push(`  ${p.path}: ${formatValue(p.old)} → ${formatValue(p.new)}`);
-      lines.push('', 'metrics:');
-      if (d.metrics.length === 0) lines.push('  (none)');
-      const w = Math.max(0, ...d.metrics.map((m) => m.name.length));
-      for (const m of d.metrics) lines.push(`  ${m.name.padEnd(w)}  ${formatMetric(m.old)} → ${formatMetric(m.new)}${m.delta !== undefined ? `  (${signed(m.delta)})` : ''}`);
+      const changed = d.metrics.filter((m) => m.old !== m.new);
+      lines.push('', `metrics${changed.length < d.metrics.length ? ` (${d.metrics.length - changed.length} unchanged not shown)` : ''}:`);
+      if (changed.length === 0) lines.push(d.metrics.length === 0 ? '  (none)' : '  (no changes)');
+      const w = Math.max(0, ...changed.map((m) => m.name.length));
+      for (const m of changed) lines.push(`  ${m.name.padEnd(w)}  ${formatMetric(m.old)} → ${formatMetric(m.new)}${m.delta !== undefined ? `  (${signed(m.delta)})` : ''}`);
       lines.push('', 'stages with different keys:');
       if (d.stages.length === 0) lines.push('  (none)');
       for (const s of d.stages) lines.push(`  ${s.stage}: ${shortKey(s.old)} → ${shortKey(s.new)}`);

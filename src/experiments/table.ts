@@ -29,6 +29,31 @@ export interface ListOptions {
   readonly filters?: readonly ExperimentFilter[];
   /** Keep the newest N after filtering (before sorting). */
   readonly limit?: number;
+  /** Show every metric, not only those that differ (see `pickMetrics`). */
+  readonly allMetrics?: boolean;
+}
+
+/**
+ * Which metric columns to show. Every stage reports many figures (counts,
+ * timings), so by default the table shows the metrics whose values differ
+ * across the rows; when none differ (one row, or a rerun of the same config),
+ * it shows the metrics of the last stage that reports any (usually
+ * `evaluate`). `all` shows every metric.
+ */
+export function pickMetrics(rows: readonly ExperimentRecord[], names: readonly string[], all: boolean): string[] {
+  const sorted = [...names].sort();
+  if (all) return sorted;
+  const differing = sorted.filter((m) => new Set(rows.map((r) => r.metrics[m])).size > 1);
+  if (differing.length > 0) return differing;
+  const last = rows[rows.length - 1];
+  if (!last) return [];
+  const stageOrder = Object.keys(last.stages);
+  for (let i = stageOrder.length - 1; i >= 0; i--) {
+    const prefix = `${stageOrder[i]}.`;
+    const own = sorted.filter((m) => m.startsWith(prefix));
+    if (own.length > 0) return own;
+  }
+  return sorted;
 }
 
 /** A built table. `cells` hold display strings; `values` the raw values (for JSON). */
@@ -123,7 +148,7 @@ export function buildTable(records: readonly ExperimentRecord[], opts: ListOptio
   const paramColumns = allPaths.filter((p) => new Set(rows.map((r) => JSON.stringify(flat.get(r)!.get(p) ?? null))).size > 1);
   const metricSet = new Set<string>();
   for (const r of rows) for (const m of Object.keys(r.metrics)) metricSet.add(m);
-  const metricColumns = [...metricSet].sort();
+  const metricColumns = pickMetrics(rows, [...metricSet], opts.allMetrics === true);
   const columns = [...FIXED, ...paramColumns, ...metricColumns];
   return {
     columns,

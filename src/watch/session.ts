@@ -30,7 +30,7 @@ export type WatchEvent =
   | { readonly type: 'watch-change'; readonly time: number; readonly paths: readonly string[] }
   | { readonly type: 'watch-invalid'; readonly time: number; readonly diagnostics: readonly Diagnostic[] }
   | { readonly type: 'watch-run'; readonly time: number; readonly reason: 'initial' | 'change' }
-  | { readonly type: 'watch-idle'; readonly time: number; readonly summary: { readonly ok: boolean; readonly cancelled: boolean; readonly ran: readonly string[]; readonly metrics: Readonly<Record<string, number>>; readonly previousMetrics: Readonly<Record<string, number>> } };
+  | { readonly type: 'watch-idle'; readonly time: number; readonly summary: { readonly ok: boolean; readonly cancelled: boolean; readonly ran: readonly string[]; readonly metrics: Readonly<Record<string, number>>; readonly previousMetrics: Readonly<Record<string, number>>; readonly lastStageWithMetrics?: string } };
 
 /** What the loop needs from the engine, injected so the loop stays testable and I/O stays at the edges. */
 export interface WatchDeps {
@@ -100,14 +100,18 @@ export async function watchPipeline(deps: WatchDeps, opts: WatchOptions): Promis
       if (current?.done === done) current = undefined;
       const ran: string[] = [];
       const metrics: Record<string, number> = {};
-      for (const s of summary.stages.values()) {
+      let lastStageWithMetrics: string | undefined;
+      for (const id of summary.order) {
+        const s = summary.stages.get(id);
+        if (!s) continue;
+        if (Object.keys(s.metrics).length > 0) lastStageWithMetrics = s.stage;
         if (s.status === 'ran' || s.status === 'restored') ran.push(s.stage);
         if (s.status === 'failed' && s.key) failedKeys.add(s.key);
         for (const [k, v] of Object.entries(s.metrics)) metrics[`${s.stage}.${k}`] = v;
       }
       if (!summary.cancelled) {
         lastOk = summary.ok;
-        opts.onEvent({ type: 'watch-idle', time: Date.now(), summary: { ok: summary.ok, cancelled: false, ran, metrics, previousMetrics } });
+        opts.onEvent({ type: 'watch-idle', time: Date.now(), summary: { ok: summary.ok, cancelled: false, ran, metrics, previousMetrics, ...(lastStageWithMetrics !== undefined && { lastStageWithMetrics }) } });
         if (Object.keys(metrics).length > 0) previousMetrics = metrics;
       }
     });
