@@ -9,6 +9,7 @@
  * - cold (validators compiled with ajv: first run after install/schema edit);
  * - importing `stages/registry.js` (every built-in module), which a cache
  *   miss on a pipeline with `uses:` stages pays.
+ * - pipelines/quickstart.yaml (built-in stages), cache hit and miss.
  * Also in-process analysis time for a 1,000-stage matrix pipeline.
  * Does not measure planning or hashing (engine-noop.bench.ts does).
  */
@@ -125,6 +126,15 @@ const suite: BenchSuite = {
       ms('load.cache-miss.100-stages', missBig, undefined, '10x10 matrix, full analysis');
       ms('load.cold.small', cold, undefined, 'validators compiled with ajv (first run after install or a schema edit)');
       ms('import.stages-registry', registry, undefined, 'import of stages/registry.js (every built-in module); paid on a cache miss when the pipeline has uses: stages');
+
+      // The real quickstart (built-in stages): a miss imports every stage module.
+      const quickstart = path.join(distRoot, '..', 'pipelines', 'quickstart.yaml');
+      if (fs.existsSync(quickstart)) {
+        const qsOpts = `{ graphCacheDir: ${graphs}, validatorCacheDir: ${validators} }`;
+        fresh(loadScript(quickstart, qsOpts));
+        ms('load.quickstart.cache-hit', sampled(runs, loadScript(quickstart, qsOpts)), 50, 'pipelines/quickstart.yaml (built-in stages), graph cache hit: no stage module imported');
+        ms('load.quickstart.cache-miss', sampled(Math.min(runs, 5), loadScript(quickstart, `{ graphCacheDir: false, validatorCacheDir: ${validators} }`)), undefined, 'same, no graph cache: YAML + analysis + importing stages/registry.js');
+      }
 
       // In-process analysis scale: 1,000 expanded stages.
       const huge = path.join(dir, 'huge.yaml');
