@@ -37,10 +37,14 @@ async function trainLosses(model: import('@tensorflow/tfjs').LayersModel, steps:
   model.compile({ optimizer: tf.train.adam(3e-3), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
   const { x, y } = dataset(32, 16);
   const losses: number[] = [];
+  let dataIdsAfterWarmup = 0;
   for (let i = 0; i < steps; i++) {
     const r = (await model.trainOnBatch(x, y)) as number[];
     losses.push(r[0]!);
+    if (i === 1) dataIdsAfterWarmup = tf.engine().backend.numDataIds();
   }
+  // The composite kernels free every intermediate: no buffers accumulate in the wasm backend.
+  assert.equal(tf.engine().backend.numDataIds(), dataIdsAfterWarmup, 'wasm buffers leaked across training steps');
   tf.dispose([x, y]);
   return losses;
 }
