@@ -18,7 +18,8 @@
  * - `writeRecord` checks every referenced object exists and fsyncs the object
  *   directories before writing the record, and the record is written last;
  * - a killed process leaves only `tmp/` entries; `open` removes those whose
- *   owner is dead (same host) or which are older than a day;
+ *   owner is dead (same host; a live owner's are kept however old) or, for
+ *   other hosts sharing the cache, which are older than a day;
  * - two processes storing the same object rename identical bytes over each
  *   other: harmless.
  *
@@ -475,21 +476,21 @@ export class CacheStore {
   /** Removes tmp/ entries whose owner is dead, or that are older than a day. */
   private async cleanTmp(): Promise<void> {
     const now = Date.now();
+    const host = currentProcess().hostname;
     for (const name of await readdirOrEmpty(this.tmpDir)) {
       const m = /^(.*)~(\d+)~(\d*)~[0-9a-f]+/.exec(name);
       const file = path.join(this.tmpDir, name);
-      let dead: boolean;
-      if (m) {
+      let remove: boolean;
+      if (m && m[1] === host) {
+        // Same host: liveness decides, whatever the age (a stage may run for days).
         const start = m[3] === '' ? undefined : m[3];
-        dead = !isAlive(start === undefined ? { pid: Number(m[2]), hostname: m[1]! } : { pid: Number(m[2]), hostname: m[1]!, start });
+        remove = !isAlive(start === undefined ? { pid: Number(m[2]), hostname: host } : { pid: Number(m[2]), hostname: host, start });
       } else {
-        dead = false;
-      }
-      if (!dead) {
+        // Another host (shared cache) or not our naming: only when clearly abandoned.
         const st = fs.lstatSync(file, { throwIfNoEntry: false });
-        dead = st !== undefined && now - st.mtimeMs > TMP_MAX_AGE_MS;
+        remove = st !== undefined && now - st.mtimeMs > TMP_MAX_AGE_MS;
       }
-      if (dead) await rmForce(file);
+      if (remove) await rmForce(file);
     }
   }
 }

@@ -77,9 +77,18 @@ test('temp files of live processes survive open; siblings left by a dead materia
   const dead = deadPid();
   const orphan = path.join(store.tmpDir, `${(await import('node:os')).hostname()}~${dead}~~abcdef.stage`);
   fs.mkdirSync(orphan);
+  const old = new Date(Date.now() - 3 * 86400_000);
+  fs.utimesSync(staging, old, old); // a live owner's staging dir is kept however old
+  const otherHost = path.join(store.tmpDir, `some-other-host~1~~abcdef.stage`);
+  fs.mkdirSync(otherHost);
+  const otherHostOld = path.join(store.tmpDir, `some-other-host~2~~abcdef.stage`);
+  fs.mkdirSync(otherHostOld);
+  fs.utimesSync(otherHostOld, old, old);
   await CacheStore.open(root);
   assert.ok(fs.existsSync(path.join(staging, 'x')), 'our staging dir kept');
   assert.equal(fs.existsSync(orphan), false, 'dead owner: removed');
+  assert.ok(fs.existsSync(otherHost), 'another host, recent: kept');
+  assert.equal(fs.existsSync(otherHostOld), false, 'another host, days old: removed');
 
   const ws = path.join(t.dir, 'ws');
   const leftover = path.join(ws, `.out.pipeline-tmp-${dead}-0badf00d`);
