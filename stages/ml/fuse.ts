@@ -12,7 +12,10 @@
  *   runs as ONE `tf.fused.conv2d` / `tf.fused.depthwiseConv2d` /
  *   `tf.fused.matMul` call;
  * - an explicit ZeroPadding2D feeding a conv is folded into the conv's
- *   explicit padding (exactly equivalent: both pad with zeros);
+ *   explicit padding (exactly equivalent: both pad with zeros); one feeding a
+ *   'valid' MaxPooling2D right after a ReLU (ResNet50's pool1) is folded into
+ *   the pool's padding (equivalent there: inputs are >= 0 and no window is all
+ *   padding);
  * - Dropout / GaussianNoise / InputLayer are dropped (identity at inference);
  * - intermediates are freed as soon as their last consumer has run.
  *
@@ -156,6 +159,13 @@ function unfusedActivation(name: unknown): ((x: Tensor) => Tensor) | undefined {
     default:
       return undefined;
   }
+}
+
+/** True when `t` is the output of a ReLU-like layer (all values >= 0). */
+function isNonNegative(t: SymbolicTensor): boolean {
+  const layer = t.sourceLayer;
+  const a = activationOf(layer) ?? (['Conv2D', 'DepthwiseConv2D', 'SeparableConv2D', 'Dense'].includes(className(layer)) ? fusable(cfg(layer)['activation']) : undefined);
+  return a === 'relu' || a === 'relu6';
 }
 
 function pair(v: unknown): [number, number] {
@@ -323,6 +333,15 @@ export function compileInference(model: tf.LayersModel, outputLayerName?: string
           continue;
         }
         const [[pt, pb], [pl, pr]] = c['padding'] as [[number, number], [number, number]];
+        // Before a 'valid' max-pool over non-negative values (after a ReLU), zero padding equals
+        // tf's pooling padding (which ignores padded cells) as long as no window is all padding.
+        if (next !== undefined && nc === 'MaxPooling2D' && cfg(next.layer)['padding'] === 'valid' && isNonNegative(x0)) {
+          const [fh, fw] = pair(cfg(next.layer)['poolSize']);
+          if (Math.max(pt, pb) < fh && Math.max(pl, pr) < fw) {
+            foldedPads.set(node.output.id, { from: x0, pad: [[pt, pb], [pl, pr]] });
+            continue;
+          }
+        }
         emit(node.inputs, node.output, ([x]) => tf.pad(x!, [[0, 0], [pt, pb], [pl, pr], [0, 0]]));
         continue;
       }
@@ -434,6 +453,13 @@ export function compileInference(model: tf.LayersModel, outputLayerName?: string
         const strides = pair(c['strides'] ?? c['poolSize']);
         const padding = c['padding'] === 'same' ? 'same' : 'valid';
         const f = cls === 'MaxPooling2D' ? tf.maxPool : tf.avgPool;
+        const folded = foldedPads.get(x0.id);
+        if (folded !== undefined) {
+          const [[pt, pb], [pl, pr]] = folded.pad;
+          const explicit = [[0, 0], [pt, pb], [pl, pr], [0, 0]] as unknown as number; // tfjs types omit explicit pads for pooling
+          emit([folded.from], node.output, ([x]) => tf.maxPool(x as tf.Tensor4D, poolSize, strides, explicit));
+          continue;
+        }
         emit(node.inputs, node.output, ([x]) => f(x as tf.Tensor4D, poolSize, strides, padding));
         continue;
       }

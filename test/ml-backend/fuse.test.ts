@@ -128,3 +128,30 @@ test('a nested model used as a layer is compiled recursively', async () => {
   assert.ok(diff <= 1e-3 * Math.max(1, scale), `max diff ${diff}`);
   fused.dispose();
 });
+
+test("ResNet50's pool1 pattern (ReLU -> ZeroPadding2D -> valid MaxPooling2D) folds the padding into the pool", async () => {
+  await tf.setBackend('wasm');
+  const L = tf.layers;
+  const inp = tf.input({ shape: [15, 14, 3] });
+  let t = L.conv2d({ filters: 4, kernelSize: 3, strides: 2, padding: 'same' }).apply(inp) as SymbolicTensor;
+  t = L.batchNormalization({}).apply(t) as SymbolicTensor;
+  t = L.activation({ activation: 'relu' }).apply(t) as SymbolicTensor;
+  t = L.zeroPadding2d({ padding: 1 }).apply(t) as SymbolicTensor;
+  t = L.maxPooling2d({ poolSize: 3, strides: 2 }).apply(t) as SymbolicTensor;
+  // Without a ReLU before it, zero padding before a max-pool is NOT equivalent and must stay.
+  let u = L.conv2d({ filters: 4, kernelSize: 1 }).apply(t) as SymbolicTensor;
+  u = L.zeroPadding2d({ padding: 1 }).apply(u) as SymbolicTensor;
+  u = L.maxPooling2d({ poolSize: 2, strides: 2 }).apply(u) as SymbolicTensor;
+  const model = tf.model({ inputs: inp, outputs: u });
+  randomizeWeights(model, 70);
+  const fused = compileInference(model);
+  assert.equal(fused.stats.foldedPaddings, 1);
+  const x = tf.randomNormal([2, 15, 14, 3], 0, 1, 'float32', 4) as import('@tensorflow/tfjs').Tensor4D;
+  const want = model.predict(x) as import('@tensorflow/tfjs').Tensor;
+  const got = fused.predict(x);
+  assert.deepEqual(got.shape, want.shape);
+  const { diff, scale } = maxDiff(want, got);
+  assert.ok(diff <= 1e-3 * Math.max(1, scale), `max diff ${diff}`);
+  tf.dispose([x, want, got]);
+  fused.dispose();
+});
