@@ -175,7 +175,7 @@ async function tryWasm(threads: number, notes: string[]): Promise<BackendChoice 
     try {
       okInit = await activate('wasm');
     } finally {
-      patch?.restoreCpus();
+      patch?.restore();
     }
     if (!okInit && threads > 1) {
       // The threaded build depends on worker_threads + SharedArrayBuffer; the plain SIMD build does not.

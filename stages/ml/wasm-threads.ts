@@ -21,6 +21,8 @@
  *    threads never return, so the process would never exit. The shim keeps
  *    workers unref'd (the main thread blocks on them synchronously anyway).
  *
+ * All overrides are undone right after init (`ThreadPatch.restore`).
+ *
  * This module does NOT choose a thread count (the caller does, see
  * `backend.ts`) and does not load the backend itself. The wasm runtime is
  * process-global, so this can take effect only before the first wasm init.
@@ -56,10 +58,14 @@ export function wasmPackageFiles(): WasmPackageFiles {
   };
 }
 
-/** Undo handle for the temporary `os.cpus` override. */
+/** Undo handle for the temporary overrides. */
 export interface ThreadPatch {
-  /** Restores `os.cpus`; call right after the wasm backend has initialised. */
-  restoreCpus(): void;
+  /**
+   * Restores `os.cpus` and the global `Worker`; call right after the wasm backend has
+   * initialised (the pool's workers are all created during init: 8 are preallocated and
+   * at most 8 threads are used, so emscripten never creates another one later).
+   */
+  restore(): void;
 }
 
 /**
@@ -99,15 +105,18 @@ export function patchForWasmThreads(threads: number, files: WasmPackageFiles = w
     }
   }
   // emscripten assigns `global.Worker = worker_threads.Worker` when the module instantiates;
-  // the accessor keeps our shim in place.
+  // the accessor keeps our shim in place until `restore`.
+  const previousWorker = Object.getOwnPropertyDescriptor(globalThis, 'Worker');
   Object.defineProperty(globalThis, 'Worker', { configurable: true, get: () => PthreadWorker, set: () => {} });
 
   const originalCpus = os.cpus;
   const real = originalCpus.call(os);
   os.cpus = () => Array.from({ length: 2 * threads }, (_, i) => real[i % real.length]!);
   return {
-    restoreCpus() {
+    restore() {
       os.cpus = originalCpus;
+      if (previousWorker !== undefined) Object.defineProperty(globalThis, 'Worker', previousWorker);
+      else delete (globalThis as { Worker?: unknown }).Worker;
     },
   };
 }

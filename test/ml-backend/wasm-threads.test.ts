@@ -13,6 +13,7 @@ test('wasm with 2 threads: pool size 2, conv and matmul agree with cpu', async (
   const { tf, choice } = r.value;
   assert.equal(choice.name, 'wasm');
   assert.equal(choice.threads, 2, choice.notes.join('|'));
+  assert.equal(typeof (globalThis as { Worker?: unknown }).Worker, 'undefined', 'the Worker shim is removed after init');
   const compute = () =>
     tf.tidy(() => {
       const x = tf.randomUniform([4, 32, 32, 16], -1, 1, 'float32', 3) as import('@tensorflow/tfjs').Tensor4D;
