@@ -4,6 +4,12 @@
  * conv3x3-BN-ReLU x2, 2x2 max-pool and dropout 0.25, then flatten:
  * 32, 32 | pool | 64, 64 | pool | flatten → 7x7x64 = 3136 features at 28x28.
  * Convolutions have no bias (the following BatchNorm's beta is the bias).
+ * BatchNorm momentum is 0.9, not Keras's 0.99: trained from scratch on small
+ * data, the moving statistics must catch up within tens of steps, or inference
+ * (which uses them) lags far behind training. Measured on 6,000 Fashion-MNIST
+ * images (+ dense-128 head, Adam 1e-3, batch 64, wasm): with 0.99 the test
+ * accuracy after 1 epoch was 0.22 (0.37 after 2, train 0.74); with 0.9 it was
+ * 0.77 after 1 epoch.
  *
  * This module only builds the architecture; there are no pretrained weights
  * for it (train it, or load your own .h5 with `weights: ./file.h5`).
@@ -21,7 +27,7 @@ function build(tf: Tf, opts: BuildOptions): tfjs.LayersModel {
     x = tf.layers
       .conv2d({ filters, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: kit.kernel(), name: `${id}_conv` })
       .apply(x) as tfjs.SymbolicTensor;
-    x = tf.layers.batchNormalization({ axis: -1, momentum: 0.99, epsilon: 1e-3, name: `${id}_bn` }).apply(x) as tfjs.SymbolicTensor;
+    x = tf.layers.batchNormalization({ axis: -1, momentum: 0.9, epsilon: 1e-3, name: `${id}_bn` }).apply(x) as tfjs.SymbolicTensor;
     x = tf.layers.activation({ activation: 'relu', name: `${id}_relu` }).apply(x) as tfjs.SymbolicTensor;
   };
   convBnRelu(32, 'block1_1');
