@@ -199,15 +199,7 @@ export class FileHasher {
   async save(): Promise<void> {
     if (!this.dirty) return;
     // Entries below a walked directory that the walk did not see are gone.
-    if (this.walkedRoots.size > 0) {
-      const roots = [...this.walkedRoots].map((r) => (r.endsWith(path.sep) ? r : r + path.sep));
-      const stale: string[] = [];
-      for (const k of this.memo.keys()) {
-        if (this.memo.touchedThisSession(k)) continue;
-        if (roots.some((r) => k.startsWith(r))) stale.push(k);
-      }
-      for (const k of stale) this.memo.delete(k);
-    }
+    this.memo.pruneUnvisitedUnder([...this.walkedRoots].map((r) => (r.endsWith(path.sep) ? r : r + path.sep)));
     await writeFileAtomic(this.memoFile, this.memo.encode(Date.now()));
     this.dirty = false;
   }

@@ -47,19 +47,21 @@ export class HashMemo {
   /** Next loaded row expected: walks visit files in the order they were saved, so most lookups hit here without hashing the path. */
   private cursor = 0;
   private readonly paths: string[];
-  /** 1 for loaded rows looked up (hit or miss) this session. */
-  private readonly touched: Uint8Array;
   private readonly mtime: Float64Array;
   private readonly ctime: Float64Array;
   private readonly ino: Float64Array;
   private readonly size: Float64Array;
-  /** Paths in first-visit order this session (the save order, so the next session's cursor hits). */
-  private readonly visitOrder: string[] = [];
+  /** Raw 32-byte hashes of the loaded rows (copied as is on save). */
+  private readonly hashRaw: Buffer;
   private readonly hashHex: string;
+  /** 1 for loaded rows looked up this session. */
+  private readonly touched: Uint8Array;
+  /** 1 for loaded rows deleted or superseded by an `added` entry. */
+  private readonly gone: Uint8Array;
+  /** First-visit order this session: a loaded row index, or an added path (the save order, so the next session's cursor hits). */
+  private readonly visitOrder: (number | string)[] = [];
   /** Entries added or replaced since load. */
   private readonly added = new Map<string, MemoEntry>();
-  /** Loaded entries removed since load. */
-  private readonly removed = new Set<string>();
   /** When the loaded file was written (ms since epoch), 0 when there was none. */
   readonly savedAtMs: number;
 
@@ -69,26 +71,11 @@ export class HashMemo {
     this.ctime = cols?.ctime ?? new Float64Array(0);
     this.ino = cols?.ino ?? new Float64Array(0);
     this.size = cols?.size ?? new Float64Array(0);
+    this.hashRaw = cols?.hashRaw ?? Buffer.alloc(0);
     this.hashHex = cols?.hashHex ?? '';
     this.savedAtMs = cols?.savedAtMs ?? 0;
     this.touched = new Uint8Array(this.paths.length);
-  }
-
-  /** Row of a loaded path, or -1. */
-  private row(path: string): number {
-    const c = this.cursor;
-    if (c < this.paths.length && this.paths[c] === path) {
-      this.cursor = c + 1;
-      return c;
-    }
-    if (this.index === undefined) {
-      this.index = new Map();
-      for (let i = 0; i < this.paths.length; i++) this.index.set(this.paths[i]!, i);
-    }
-    const i = this.index.get(path);
-    if (i === undefined) return -1;
-    this.cursor = i + 1;
-    return i;
+    this.gone = new Uint8Array(this.paths.length);
   }
 
   /** An empty memo. */
@@ -114,9 +101,26 @@ export class HashMemo {
 
   /** Number of live entries. */
   get count(): number {
-    let n = 0;
-    for (const _ of this.keys()) n++;
+    let n = this.added.size;
+    for (let i = 0; i < this.gone.length; i++) if (this.gone[i] === 0) n++;
     return n;
+  }
+
+  /** Row of a loaded path (live or gone), or -1. Moves the cursor past it. */
+  private row(path: string): number {
+    const c = this.cursor;
+    if (c < this.paths.length && this.paths[c] === path) {
+      this.cursor = c + 1;
+      return c;
+    }
+    if (this.index === undefined) {
+      this.index = new Map();
+      for (let i = 0; i < this.paths.length; i++) this.index.set(this.paths[i]!, i);
+    }
+    const i = this.index.get(path);
+    if (i === undefined) return -1;
+    this.cursor = i + 1;
+    return i;
   }
 
   /** The hash for `path` if its stat signature equals the given one exactly. */
@@ -124,10 +128,10 @@ export class HashMemo {
     const a = this.added.size > 0 ? this.added.get(path) : undefined;
     if (a !== undefined) return a.size === size && a.mtimeMs === mtimeMs && a.ctimeMs === ctimeMs && a.ino === ino ? a.hash : undefined;
     const i = this.row(path);
-    if (i < 0 || (this.removed.size > 0 && this.removed.has(path))) return undefined;
+    if (i < 0 || this.gone[i] === 1) return undefined;
     if (this.touched[i] === 0) {
       this.touched[i] = 1;
-      this.visitOrder.push(path);
+      this.visitOrder.push(i);
     }
     if (this.mtime[i] !== mtimeMs || this.ctime[i] !== ctimeMs || this.ino[i] !== ino || this.size[i] !== size) return undefined;
     return this.hashHex.slice(i * 64, i * 64 + 64);
@@ -135,61 +139,72 @@ export class HashMemo {
 
   /** Adds or replaces an entry. */
   set(path: string, entry: MemoEntry): void {
-    if (!this.added.has(path)) this.visitOrder.push(path);
+    if (!this.added.has(path)) {
+      this.visitOrder.push(path);
+      const i = this.row(path);
+      if (i >= 0) this.gone[i] = 1; // superseded
+    }
     this.added.set(path, entry);
-    this.removed.delete(path);
   }
 
   /** Removes an entry (e.g. the file is gone). Returns whether one existed. */
   delete(path: string): boolean {
     const had = this.added.delete(path);
     const i = this.row(path);
-    if (i >= 0 && !this.removed.has(path)) {
-      this.removed.add(path);
+    if (i >= 0 && this.gone[i] === 0) {
+      this.gone[i] = 1;
       return true;
     }
     return had;
   }
 
-  /** Whether a loaded entry was looked up this session, or the entry was added this session. */
-  touchedThisSession(path: string): boolean {
-    if (this.added.has(path)) return true;
-    const i = this.row(path);
-    return i >= 0 && this.touched[i] === 1;
-  }
-
   /** Every live path (loaded and added). */
   *keys(): IterableIterator<string> {
-    for (const p of this.paths) if (!this.removed.has(p) && !this.added.has(p)) yield p;
+    for (let i = 0; i < this.paths.length; i++) if (this.gone[i] === 0) yield this.paths[i]!;
     yield* this.added.keys();
   }
 
-  /** Live paths in save order: this session's visit order first, then the rest. */
-  private saveOrder(): string[] {
-    const out: string[] = [];
-    const placed = new Set<string>();
-    for (const p of this.visitOrder) {
-      if (placed.has(p) || this.removed.has(p)) continue;
-      if (!this.added.has(p) && this.rowNoCursor(p) < 0) continue;
-      placed.add(p);
-      out.push(p);
+  /**
+   * Drops loaded entries that were not looked up this session and lie under
+   * one of `roots` (directories walked in full: their unseen files are gone).
+   * Returns how many were dropped.
+   */
+  pruneUnvisitedUnder(roots: readonly string[]): number {
+    if (roots.length === 0) return 0;
+    let n = 0;
+    for (let i = 0; i < this.paths.length; i++) {
+      if (this.gone[i] === 1 || this.touched[i] === 1) continue;
+      const p = this.paths[i]!;
+      if (roots.some((r) => p.startsWith(r))) {
+        this.gone[i] = 1;
+        n++;
+      }
     }
-    for (const p of this.keys()) if (!placed.has(p)) out.push(p);
-    return out;
+    return n;
   }
 
-  private rowNoCursor(path: string): number {
-    const c = this.cursor;
-    const i = this.row(path);
-    this.cursor = c;
-    return i;
-  }
-
-  /** Serialises all live entries (in visit order, see `saveOrder`). */
+  /** Serialises all live entries: this session's visit order first, then the rest. */
   encode(savedAtMs: number): Buffer {
-    const order = this.saveOrder();
+    // Save order: rows (number) and added paths (string), each once.
+    const order: (number | string)[] = [];
+    const placedRow = new Uint8Array(this.paths.length);
+    const placedAdded = new Set<string>();
+    const place = (x: number | string): void => {
+      if (typeof x === 'number') {
+        if (this.gone[x] === 1 || placedRow[x] === 1) return;
+        placedRow[x] = 1;
+      } else {
+        if (!this.added.has(x) || placedAdded.has(x)) return;
+        placedAdded.add(x);
+      }
+      order.push(x);
+    };
+    for (const x of this.visitOrder) place(x);
+    for (let i = 0; i < this.paths.length; i++) place(i);
+    for (const p of this.added.keys()) place(p);
+
     const n = order.length;
-    const pathBlock = Buffer.from(order.join('\0'), 'utf8');
+    const pathBlock = Buffer.from(order.map((x) => (typeof x === 'number' ? this.paths[x]! : x)).join('\0'), 'utf8');
     const total = HEADER + n * 32 + n * 32 + pathBlock.length + 4;
     const ab = new ArrayBuffer(total);
     const buf = Buffer.from(ab);
@@ -203,16 +218,15 @@ export class HashMemo {
     const size = new Float64Array(ab, HEADER + 24 * n, n);
     const hashOff = HEADER + 32 * n;
     for (let r = 0; r < n; r++) {
-      const p = order[r]!;
-      const e = this.added.get(p);
-      if (e === undefined) {
-        const i = this.rowNoCursor(p);
-        mt[r] = this.mtime[i]!;
-        ct[r] = this.ctime[i]!;
-        ino[r] = this.ino[i]!;
-        size[r] = this.size[i]!;
-        buf.write(this.hashHex.slice(i * 64, i * 64 + 64), hashOff + r * 32, 32, 'hex');
+      const x = order[r]!;
+      if (typeof x === 'number') {
+        mt[r] = this.mtime[x]!;
+        ct[r] = this.ctime[x]!;
+        ino[r] = this.ino[x]!;
+        size[r] = this.size[x]!;
+        this.hashRaw.copy(buf, hashOff + r * 32, x * 32, x * 32 + 32);
       } else {
+        const e = this.added.get(x)!;
         mt[r] = e.mtimeMs;
         ct[r] = e.ctimeMs;
         ino[r] = e.ino;
@@ -232,6 +246,7 @@ interface Columns {
   ctime: Float64Array;
   ino: Float64Array;
   size: Float64Array;
+  hashRaw: Buffer;
   hashHex: string;
   savedAtMs: number;
 }
@@ -257,6 +272,7 @@ function decodeColumns(input: Buffer): Columns | undefined {
     ctime: new Float64Array(ab, base + HEADER + 8 * n, n),
     ino: new Float64Array(ab, base + HEADER + 16 * n, n),
     size: new Float64Array(ab, base + HEADER + 24 * n, n),
+    hashRaw: buf.subarray(hashOff, hashOff + 32 * n),
     hashHex: buf.toString('hex', hashOff, hashOff + 32 * n),
     savedAtMs: buf.readDoubleLE(16),
   };

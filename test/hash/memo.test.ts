@@ -1,0 +1,49 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { HashMemo } from '../../src/hash/memo.js';
+
+const h = (c: string): string => c.repeat(64);
+const e = (n: number, c: string) => ({ size: n, mtimeMs: 1000.25 + n, ctimeMs: 2000.5 + n, ino: 1e15 + n, hash: h(c) });
+
+test('memo round trip: exact signatures hit, any difference misses; set/delete/prune persist; visit order is the save order', () => {
+  const m = HashMemo.empty();
+  m.set('/w/a', e(1, 'a'));
+  m.set('/w/d/b', e(2, 'b'));
+  m.set('/w/d/c', e(3, 'c'));
+  m.set('/x/z', e(4, 'd'));
+  const m2 = HashMemo.decode(m.encode(123));
+  assert.equal(m2.savedAtMs, 123);
+  assert.deepEqual([...m2.keys()], ['/w/a', '/w/d/b', '/w/d/c', '/x/z']);
+  assert.equal(m2.lookup('/w/d/b', 2, 1002.25, 2002.5, 1e15 + 2), h('b'));
+  assert.equal(m2.lookup('/w/d/b', 2, 1002.25, 2002.5, 1e15 + 3), undefined, 'other inode');
+  assert.equal(m2.lookup('/w/d/b', 2, 1002.26, 2002.5, 1e15 + 2), undefined, 'other mtime');
+  assert.equal(m2.lookup('/w/d/b', 2, 1002.25, 2002.6, 1e15 + 2), undefined, 'other ctime');
+  assert.equal(m2.lookup('/w/d/b', 9, 1002.25, 2002.5, 1e15 + 2), undefined, 'other size');
+
+  // Visit c then a (out of saved order), replace a, delete z; prune unvisited under /w/d/ drops nothing visited.
+  m2.lookup('/w/d/c', 3, 1003.25, 2003.5, 1e15 + 3);
+  m2.set('/w/a', e(10, 'e'));
+  assert.equal(m2.delete('/x/z'), true);
+  assert.equal(m2.delete('/x/z'), false);
+  assert.equal(m2.pruneUnvisitedUnder(['/w/d/']), 0, 'b was looked up above, c too');
+  const m3 = HashMemo.decode(m2.encode(456));
+  assert.deepEqual([...m3.keys()], ['/w/d/b', '/w/d/c', '/w/a'], 'visit order (b, c, then the re-set a), z gone');
+  assert.equal(m3.lookup('/w/a', 10, 1010.25, 2010.5, 1e15 + 10), h('e'));
+  assert.equal(m3.count, 3);
+
+  // A fresh session that only visits c: pruning under /w/d/ drops b, keeps a (not under the root).
+  const m4 = HashMemo.decode(m3.encode(789));
+  m4.lookup('/w/d/c', 3, 1003.25, 2003.5, 1e15 + 3);
+  assert.equal(m4.pruneUnvisitedUnder(['/w/d/']), 1);
+  assert.deepEqual([...HashMemo.decode(m4.encode(1)).keys()].sort(), ['/w/a', '/w/d/c']);
+});
+
+test('a memo buffer at an unaligned offset decodes (typed-array views need 8-byte alignment)', () => {
+  const m = HashMemo.empty();
+  m.set('/p', e(5, 'f'));
+  const enc = m.encode(1);
+  const padded = Buffer.alloc(enc.length + 3);
+  enc.copy(padded, 3);
+  const d = HashMemo.decode(padded.subarray(3));
+  assert.equal(d.lookup('/p', 5, 1005.25, 2005.5, 1e15 + 5), h('f'));
+});
