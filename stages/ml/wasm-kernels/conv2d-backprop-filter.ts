@@ -6,9 +6,6 @@
  * against the per-tap matmul version this replaced: 2× faster at stride 1,
  * 11× at stride 2 (shapes in the report).
  *
- * `filterGradient` (per-tap slices of the padded input) is still used by the
- * depthwise filter gradient.
- *
  * This module does NOT handle NCHW (tfjs layers train NHWC) or dilations
  * (tfjs' conv2d gradient never asks for them).
  */
@@ -39,7 +36,7 @@ export function conv2dBackpropFilter(tf: Tf, args: { inputs: Record<string, Info
   );
   const ops = new WasmOps(tf, args.backend as BackendWasm);
   try {
-    const [b, h, w, cin] = x.shape as [number, number, number, number];
+    const [, h, w] = x.shape as [number, number, number, number];
     const { outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw } = info;
     const needH = kh + (oh - 1) * sh;
     const needW = kw + (ow - 1) * sw;
@@ -50,60 +47,10 @@ export function conv2dBackpropFilter(tf: Tf, args: { inputs: Record<string, Info
     const xT = ops.run('Transpose', { x: xp }, { perm: [3, 1, 2, 0] });
     const dyT = ops.run('Transpose', { x: dy }, { perm: [1, 2, 0, 3] });
     const dw = ops.run('Conv2D', { x: xT, filter: dyT }, { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [sh, sw], dimRoundingMode: undefined });
-    void b;
     return ops.keep(ops.run('Transpose', { x: dw }, { perm: [1, 2, 0, 3] }));
   } finally {
     ops.dispose();
   }
-}
-
-/**
- * The depthwise filter gradient as a plain JS loop over the wasm heap, with
- * float64 accumulators. Measured faster than both XNNPACK formulations tried
- * (per-tap multiply + ones·matmul: 4.6×–40× slower; one depthwise conv with the
- * batch folded into channels: 1.0×–2.1× slower), because the reduction has no
- * GEMM shape: ~86M multiply-adds for a 32×56×56×96 stride-1 layer run in ~0.3 s.
- */
-export function filterGradient(tf: Tf, backend: BackendWasm, x: Info, dy: Info, info: ReturnType<Tf['backend_util']['computeConv2DInfo']>): Info {
-  void tf;
-  const [b, h, w, c] = x.shape as [number, number, number, number];
-  const { outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw, filterHeight: kh, filterWidth: kw } = info;
-  const m = dy.shape[3]! / c;
-  const pt = info.padInfo.top;
-  const pl = info.padInfo.left;
-  const acc = new Float64Array(kh * kw * c * m);
-  const out = backend.makeOutput([kh, kw, c, m], 'float32');
-  // Views only after makeOutput: an allocation may grow (and detach) the heap.
-  const xv = backend.typedArrayFromHeap(x) as Float32Array;
-  const dyv = backend.typedArrayFromHeap(dy) as Float32Array;
-  const cm = c * m;
-  for (let bi = 0; bi < b; bi++) {
-    for (let y = 0; y < oh; y++) {
-      for (let z = 0; z < ow; z++) {
-        const dyo = ((bi * oh + y) * ow + z) * cm;
-        for (let i = 0; i < kh; i++) {
-          const hh = y * sh + i * dh - pt;
-          if (hh < 0 || hh >= h) continue;
-          for (let j = 0; j < kw; j++) {
-            const ww = z * sw + j * dw - pl;
-            if (ww < 0 || ww >= w) continue;
-            const xo = ((bi * h + hh) * w + ww) * c;
-            const ao = (i * kw + j) * cm;
-            if (m === 1) {
-              for (let q = 0; q < c; q++) acc[ao + q]! += xv[xo + q]! * dyv[dyo + q]!;
-            } else {
-              for (let q = 0; q < c; q++) {
-                const xq = xv[xo + q]!;
-                for (let r = 0; r < m; r++) acc[ao + q * m + r]! += xq * dyv[dyo + q * m + r]!;
-              }
-            }
-          }
-        }
-      }
-    }
-  }
-  (backend.typedArrayFromHeap(out) as Float32Array).set(acc);
-  return out;
 }
 
 function padOrCropTo(ops: WasmOps, x: Info, top: number, bottom: number, left: number, right: number): Info {
