@@ -91,7 +91,18 @@ function writeAtomic(file: string, text: string): void {
     const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
     fs.writeFileSync(tmp, text);
     fs.renameSync(tmp, file);
+    prune(path.dirname(file));
   } catch {
     // Read-only install or full disk: the in-memory validator still works.
   }
+}
+
+/** Validators kept per cache directory (one per schema version); past this the oldest half goes, on writes only. */
+const MAX_VALIDATORS = 64;
+
+function prune(dir: string): void {
+  const names = fs.readdirSync(dir).filter((n) => n.endsWith('.cjs'));
+  if (names.length <= MAX_VALIDATORS) return;
+  const aged = names.map((n) => ({ n, t: fs.statSync(path.join(dir, n), { throwIfNoEntry: false })?.mtimeMs ?? 0 })).sort((a, b) => a.t - b.t);
+  for (const { n } of aged.slice(0, aged.length - MAX_VALIDATORS / 2)) fs.rmSync(path.join(dir, n), { force: true });
 }
