@@ -31,7 +31,8 @@ import { writeFileAtomic } from '../src/cache/atomic.js';
 import { preprocess, type Tf } from './ml/backbones/registry.js';
 import { checkpointWeights, loadCheckpoint, saveCheckpoint, type EpochRecord, type LoopState } from './ml/checkpoint.js';
 import { pixelSplits, readFeatures, type SampleSet } from './ml/dataset.js';
-import { stackModel } from './ml/head.js';
+import { poolingLayer, stackModel } from './ml/head.js';
+import { compileInference } from './ml/fuse.js';
 import { BACKBONE_DIR, HEAD_DIR, loadModel, loadSpecBackbone, readSpec, saveModel, writeSpec, type ModelSpec } from './ml/model-io.js';
 import { makeOptimizer, type LrSchedule, type OptimizerName } from './ml/optimizers.js';
 import { backendResult, stageBackend, type ComputeParams } from './ml/runtime.js';
@@ -193,7 +194,22 @@ async function run(ctx: StageContext<TrainParams>): Promise<StageResult> {
       make: async () => {
         const bb = await getBackbone();
         bb.trainable = !spec.freeze;
-        if (spec.freeze) ctx.log.info('backbone frozen: it still runs on every batch (add a features stage to cache it)');
+        if (spec.freeze) {
+          // The seed's way: the frozen backbone runs on every batch (fused, outside the gradient tape); only the head trains.
+          ctx.log.info('backbone frozen: it runs on every batch of every epoch (add a features stage to compute it once per image)');
+          const extractor = spec.pooling !== null ? tf.model({ inputs: bb.inputs, outputs: poolingLayer(tf as Tf, spec.pooling).apply(bb.outputs[0]!) as tfjs.SymbolicTensor }) : bb;
+          const fused = compileInference(extractor);
+          return {
+            kind: 'full',
+            model: head,
+            train: pixels!.sets.train,
+            ...(valOf(pixels!.sets.validation) ? { validation: pixels!.sets.validation } : {}),
+            toInput: (b: Float32Array, n: number) => tf.tidy(() => fused.predict(toPixels(b, n) as tfjs.Tensor4D)),
+            epochs: p.epochs,
+            lr: p.lr,
+            optimizer: optimizerFor(p.lr),
+          };
+        }
         return {
           kind: 'full',
           model: stackModel(tf as Tf, bb, head, spec.pooling ?? undefined),

@@ -151,10 +151,13 @@ export async function runPhase(tf: Tf, phase: Phase, opts: LoopOptions, start: L
       const labels = Int32Array.from(idx, (i) => phase.train.labels[i]!);
       const x = phase.train.gather(idx);
       let predicted: tfjs.Tensor | undefined;
+      // The input is computed outside the gradient tape: preprocessing (or a frozen backbone) needs no gradients,
+      // and taped ops would keep every intermediate activation alive until the step ends.
+      const input = tf.tidy(() => phase.toInput(x, idx.length));
       const loss = tf.tidy(() =>
         phase.optimizer.minimize(
           () => {
-            const logits = graph.forward(phase.toInput(x, idx.length), { training: true, logits: true, seed: (epochSeed * 131 + step) >>> 0 });
+            const logits = graph.forward(input, { training: true, logits: true, seed: (epochSeed * 131 + step) >>> 0 });
             predicted = tf.keep(tf.argMax(logits, -1));
             return lossFn(tf, logits, labels, opts, graph.softmaxOutput);
           },
@@ -162,6 +165,7 @@ export async function runPhase(tf: Tf, phase: Phase, opts: LoopOptions, start: L
           vars,
         )!,
       ) as tfjs.Scalar;
+      input.dispose();
       const lv = (await loss.data())[0]!;
       loss.dispose();
       const p = await predicted!.data();
