@@ -372,3 +372,24 @@ export function listingHash(tag: 'dir' | 'glob', rels: readonly string[], hashes
 function byName(a: fs.Dirent, b: fs.Dirent): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
+
+/** File-level differences between two listings of one dependency (for `explain`: which files of a dir changed). */
+export interface ListingDiff {
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  readonly modified: readonly string[];
+}
+
+/** Compares two `DepListing.entries` (any order). */
+export function diffListings(before: readonly (readonly [string, string])[], after: readonly (readonly [string, string])[]): ListingDiff {
+  const old = new Map(before.map(([p, h]) => [p, h]));
+  const added: string[] = [];
+  const modified: string[] = [];
+  for (const [p, h] of after) {
+    const o = old.get(p);
+    if (o === undefined) added.push(p);
+    else if (o !== h) modified.push(p);
+    old.delete(p);
+  }
+  return { added, removed: [...old.keys()], modified };
+}

@@ -230,3 +230,19 @@ test('exclude skips a subtree (e.g. the cache inside a workspace depended on as 
   const l = await h.listDep(dir, '.');
   assert.deepEqual(l.entries.map((e) => e[0]), ['src/a.txt']);
 });
+
+test('diffListings names the files that changed inside a directory dependency', async () => {
+  const { diffListings } = await import('../../src/hash/file-hasher.js');
+  await using tdir = await tempDir();
+  const dir = tdir.dir;
+  write(dir, 'd/keep', 'k');
+  write(dir, 'd/edit', 'v1');
+  write(dir, 'd/drop', 'x');
+  const h = await FileHasher.open(path.join(dir, 'memo.bin'), trusting);
+  const before = (await h.listDep(dir, 'd')).entries;
+  write(dir, 'd/edit', 'v2');
+  fs.rmSync(path.join(dir, 'd/drop'));
+  write(dir, 'd/sub/new', 'n');
+  const after = (await h.listDep(dir, 'd')).entries;
+  assert.deepEqual(diffListings(before, after), { added: ['sub/new'], removed: ['drop'], modified: ['edit'] });
+});
