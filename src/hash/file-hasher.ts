@@ -10,6 +10,8 @@
  * - A glob hashes the same way over its matches (paths relative to the
  *   workspace); zero matches is a valid, empty list, not "missing".
  * - A path that does not exist is `{kind: 'missing'}`.
+ * - A file that exists but cannot be read (EACCES, EPERM, EIO, ...) hashes to
+ *   the marker `unreadable:<code>` instead of throwing; it is never memoised.
  *
  * The memo maps an absolute path to `(size, mtime, ctime, ino) → sha256`
  * (see `memo.ts`), so a no-op run only stats files. ctime is included because a
@@ -299,10 +301,14 @@ export class FileHasher {
     try {
       hash = st.size <= SYNC_READ_MAX ? hashSmall(abs) : await hashLarge(abs);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') {
         this.forget(abs);
         return undefined;
       }
+      // A user problem, not a bug: a stable marker keeps the key defined (the stage itself will
+      // report the file); it changes once the file becomes readable. Never memoised.
+      if (code === 'EACCES' || code === 'EPERM' || code === 'EISDIR' || code === 'ELOOP' || code === 'EIO') return `unreadable:${code}`;
       throw e;
     }
     this.stats.hashed++;

@@ -246,3 +246,30 @@ test('diffListings names the files that changed inside a directory dependency', 
   const after = (await h.listDep(dir, 'd')).entries;
   assert.deepEqual(diffListings(before, after), { added: ['sub/new'], removed: ['drop'], modified: ['edit'] });
 });
+
+test('an unreadable file hashes to a stable marker instead of failing the run', async (t) => {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
+    t.skip('needs root to drop to an unprivileged user in a child');
+    return;
+  }
+  await using tdir = await tempDir();
+  const dir = tdir.dir;
+  fs.chmodSync(dir, 0o755);
+  write(dir, 'd/ok.txt', 'ok');
+  const secret = write(dir, 'd/secret.txt', 'no');
+  fs.chmodSync(secret, 0o600); // root-owned: unreadable for "nobody"
+  const { spawnSync } = await import('node:child_process');
+  const mod = new URL('../../src/hash/file-hasher.js', import.meta.url).href;
+  const script = `process.setgid(65534); process.setuid(65534);
+    const { FileHasher } = await import(${JSON.stringify(mod)});
+    const h = await FileHasher.open('/nonexistent-dir/memo.bin');
+    const l = await h.listDep(${JSON.stringify(dir)}, 'd');
+    process.stdout.write(JSON.stringify(l.entries));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  if (r.status !== 0 && /EACCES.*file-hasher|Cannot find module|ERR_MODULE_NOT_FOUND/.test(r.stderr)) {
+    t.skip(`the unprivileged child cannot load the build: ${r.stderr.split('\n')[0]}`);
+    return;
+  }
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), [['ok.txt', sha('ok')], ['secret.txt', 'unreadable:EACCES']]);
+});
