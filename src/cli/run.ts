@@ -81,10 +81,12 @@ export async function parseRunArgs(argv: readonly string[], io: CliIO): Promise<
   const f = p.value.flags;
   if (f.help) return 'help';
   if (p.value.positionals.length > 1) return `expected at most one pipeline file, got ${p.value.positionals.join(' ')}`;
-  const { parseOverride } = await import('../config/overrides.js');
   const overrides: { path: string; value: JsonValue }[] = [];
   const sweep: { path: string; values: JsonValue[] }[] = [];
-  for (const s of (f.set as string[] | undefined) ?? []) {
+  const sets = (f.set as string[] | undefined) ?? [];
+  // Loaded only when needed: it pulls in the YAML parser, which a cached no-op run never needs.
+  const { parseOverride } = sets.length > 0 ? await import('../config/overrides.js') : { parseOverride: undefined as never };
+  for (const s of sets) {
     const o = parseOverride(s);
     if (!o.ok) return o.error;
     if (o.value.values.length === 1) overrides.push({ path: o.value.path, value: o.value.values[0] });
