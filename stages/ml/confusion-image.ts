@@ -5,7 +5,7 @@
  *
  * This module computes no metrics and reads no stage inputs.
  */
-import sharp from 'sharp';
+import { loadSharp } from '../lib/lazy-modules.js';
 
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -49,7 +49,7 @@ export function confusionSvg(matrix: readonly (readonly number[])[], classes: re
 
 /** PNG bytes of an SVG. */
 export async function svgToPng(svg: string): Promise<Buffer> {
-  return sharp(Buffer.from(svg)).png().toBuffer();
+  return loadSharp()(Buffer.from(svg)).png().toBuffer();
 }
 
 /** One misclassified test image for the gallery. */
@@ -64,6 +64,7 @@ export interface GalleryItem {
 
 /** The gallery page: each image (scaled up when tiny) with its true class and top-3 predictions. */
 export async function galleryHtml(title: string, items: readonly GalleryItem[], shape: readonly [number, number, number] | undefined, total: number): Promise<string> {
+  const sharp = loadSharp();
   const cards: string[] = [];
   for (const it of items) {
     let img = '<div class="noimg">no pixels</div>';
