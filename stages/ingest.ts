@@ -18,7 +18,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import pLimit from 'p-limit';
 import type { BuiltinStage, StageContext, StageResult } from './types.js';
 import { writeFileAtomic } from '../src/cache/atomic.js';
 import { unreachable } from '../src/result.js';
@@ -131,6 +130,7 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
   }
 
   // Probe every candidate (cached per content hash).
+  const { default: pLimit } = await import('p-limit');
   const limit = pLimit(READ_CONCURRENCY);
   const decodeLimit = pLimit(PROBE_CONCURRENCY);
   const memoKey = probeMemoKey(params.max_pixels);

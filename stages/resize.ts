@@ -15,8 +15,7 @@
  */
 import fs from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import sharp from 'sharp';
-import pLimit from 'p-limit';
+import { loadSharp } from './lib/lazy-modules.js';
 import type { BuiltinStage, StageContext, StageResult } from './types.js';
 import { readManifest } from './lib/manifest.js';
 import { ShardWriter } from './lib/shards.js';
@@ -87,7 +86,7 @@ export function resizeCacheKey(sha256: string, p: ResizeParams, version: string)
   const canonical = JSON.stringify({
     stage: 'resize',
     version,
-    vips: sharp.versions.vips,
+    vips: loadSharp().versions.vips,
     sha256,
     size: [p.size[0], p.size[1]],
     fit: p.fit,
@@ -117,6 +116,7 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
   const itemBytes = height * width * params.channels;
   const opts = resizeOptionsOf(params);
 
+  const { default: pLimit } = await import('p-limit');
   // No fsync: the engine's store hashes and fsyncs the out dir when it keeps it.
   const writer = new ShardWriter(ctx.outDir, { height, width, channels: params.channels, classes, fsync: false });
   const limit = pLimit(RESIZE_CONCURRENCY);

@@ -13,7 +13,8 @@
  * Does not cache, hash, or write files.
  */
 import fs from 'node:fs/promises';
-import sharp from 'sharp';
+import type sharp from 'sharp';
+import { loadSharp } from './lazy-modules.js';
 import { err, ok, type Result } from '../../src/result.js';
 import { classifyDecodeError, DEFAULT_MAX_PIXELS, sharpInputOptions, type ProbeFailure } from './probe.js';
 
@@ -59,6 +60,7 @@ export async function resizeImage(input: Buffer | string, opts: ResizeOptions): 
   const bytes = input;
   const [height, width] = opts.size;
   const background = parseHexColour(opts.background);
+  const sharp = loadSharp();
   let out: { data: Buffer; info: sharp.OutputInfo };
   try {
     let pipeline = sharp(input, sharpInputOptions(opts.maxPixels ?? DEFAULT_MAX_PIXELS))

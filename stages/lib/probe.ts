@@ -10,7 +10,8 @@
  *
  * Does not hash, read files, or decide labels.
  */
-import sharp from 'sharp';
+import type sharp from 'sharp';
+import { loadSharp } from './lazy-modules.js';
 import { err, ok, type Result } from '../../src/result.js';
 
 /** Why bytes are not a usable image. Kebab-case; every switch over it ends in `unreachable`. */
@@ -116,6 +117,7 @@ export function sharpInputOptions(maxPixels: number): sharp.SharpOptions {
 /** Probes one image's bytes (see module doc). */
 export async function probeImage(buf: Buffer, maxPixels: number = DEFAULT_MAX_PIXELS): Promise<Result<ProbeInfo, ProbeFailure>> {
   if (buf.length === 0) return err({ reason: 'empty', detail: 'file is empty' });
+  const sharp = loadSharp();
   let meta: sharp.Metadata;
   try {
     // No pixel limit for the header read: we want the real dimensions to report.

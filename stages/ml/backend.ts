@@ -11,10 +11,13 @@
  * wasm, once its thread count is fixed) a later call can switch the active
  * backend but cannot change the wasm thread count; that is reported in notes.
  *
+ * tfjs itself is imported on the first `initBackend` call, not at module top level
+ * (the stage registry imports this module's callers just for metadata).
+ *
  * This module does NOT print (callers log `choice`), does not pick devices per
  * stage, and does not install anything.
  */
-import * as tf from '@tensorflow/tfjs';
+import type * as Tfjs from '@tensorflow/tfjs';
 import { cpus, loadavg } from 'node:os';
 import { err, ok, unreachable, type Result } from '../../src/result.js';
 import { patchForWasmThreads, wasmPackageFiles } from './wasm-threads.js';
@@ -46,7 +49,7 @@ export interface BackendChoice {
 
 /** A successful init: the tfjs namespace (same tfjs-core instance the backend registered into) and the choice. */
 export interface BackendInit {
-  readonly tf: typeof tf;
+  readonly tf: typeof Tfjs;
   readonly choice: BackendChoice;
 }
 
@@ -89,7 +92,10 @@ export function defaultWasmThreads(workload: Workload = 'inference'): number {
   return cores;
 }
 
-const CORE_VERSION = tf.version_core;
+/** The tfjs namespace (the same object a static `import * as tf` gives), loaded on first use. */
+function loadTf(): Promise<typeof Tfjs> {
+  return import('@tensorflow/tfjs');
+}
 
 function firstLine(e: unknown): string {
   const s = e instanceof Error ? e.message : String(e);
@@ -111,6 +117,7 @@ async function importOptional(pkg: string): Promise<Result<unknown, string>> {
 }
 
 async function activate(name: string): Promise<boolean> {
+  const tf = await loadTf();
   try {
     return await tf.setBackend(name);
   } catch {
@@ -123,6 +130,8 @@ interface TensorflowBackendLike {
 }
 
 async function tryTensorflow(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node', needGpu: boolean, notes: string[], fallsBack = true): Promise<BackendChoice | undefined> {
+  const tf = await loadTf();
+  const CORE_VERSION = tf.version_core;
   const short = pkg.replace('@tensorflow/', '');
   const then = fallsBack ? ' -> falling back' : '';
   const mod = await importOptional(pkg);
@@ -155,6 +164,8 @@ async function tryTensorflow(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfj
 let wasmThreadsInUse: number | undefined;
 
 async function tryWasm(threads: number, notes: string[]): Promise<BackendChoice | undefined> {
+  const tf = await loadTf();
+  const CORE_VERSION = tf.version_core;
   const mod = await importOptional('@tensorflow/tfjs-backend-wasm');
   if (!mod.ok) {
     notes.push(`tfjs-backend-wasm: ${mod.error} -> falling back`);
@@ -214,6 +225,7 @@ async function tryCpu(notes: string[]): Promise<BackendChoice | undefined> {
  * usable, an explicit backend that cannot load) are returned as values.
  */
 export async function initBackend(opts: BackendOptions): Promise<Result<BackendInit, BackendFailure>> {
+  const tf = await loadTf();
   const notes: string[] = [];
   const threads = Math.max(1, Math.floor(opts.threads ?? defaultWasmThreads(opts.workload)));
   const done = (choice: BackendChoice | undefined): Result<BackendInit, BackendFailure> | undefined =>

@@ -29,7 +29,8 @@
  * compiling (weights are copied and folded at compile time: recompile after
  * changing the model).
  */
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
+import { loadTfjs } from '../lib/lazy-modules.js';
 
 type Tensor = tf.Tensor;
 type Layer = tf.layers.Layer;
@@ -94,7 +95,7 @@ function className(layer: Layer): string {
 }
 
 function isModel(layer: Layer): layer is tf.LayersModel {
-  return layer instanceof tf.LayersModel;
+  return layer instanceof loadTfjs().LayersModel;
 }
 
 /** Walks back from `output` and returns the nodes in topological order. */
@@ -133,6 +134,7 @@ function fusable(name: unknown): FusedActivation | undefined {
 }
 
 function applyActivation(x: Tensor, a: FusedActivation): Tensor {
+  const tf = loadTfjs();
   switch (a) {
     case 'linear':
       return x;
@@ -149,6 +151,7 @@ function applyActivation(x: Tensor, a: FusedActivation): Tensor {
 
 /** Activations a conv/dense may carry that fused kernels lack; applied after a linear fused op. */
 function unfusedActivation(name: unknown): ((x: Tensor) => Tensor) | undefined {
+  const tf = loadTfjs();
   switch (name) {
     case 'softmax':
       return (x) => tf.softmax(x);
@@ -207,6 +210,7 @@ function isChannelsLastBatchNorm(layer: Layer, rank: number): boolean {
  * function on the current tfjs backend.
  */
 export function compileInference(model: tf.LayersModel, outputLayerName?: string): InferenceFn {
+  const tf = loadTfjs();
   if (model.inputs.length !== 1) throw new Error(`fuse: expected a single-input model, got ${model.inputs.length} inputs`);
   const output = outputLayerName === undefined ? model.outputs[0]! : (model.getLayer(outputLayerName).output as SymbolicTensor);
   if (outputLayerName === undefined && model.outputs.length !== 1) throw new Error(`fuse: expected a single-output model, got ${model.outputs.length}`);

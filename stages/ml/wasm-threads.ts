@@ -32,7 +32,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { Worker as NodeWorker, type TransferListItem, type WorkerOptions } from 'node:worker_threads';
+import type { TransferListItem, WorkerOptions } from 'node:worker_threads';
 
 const require = createRequire(import.meta.url);
 
@@ -88,6 +88,8 @@ export function patchForWasmThreads(threads: number, files: WasmPackageFiles = w
   }
   const mainScript = files.threadedMainScript;
 
+  // Loaded here, not at module top level: the stage registry imports this module's importers for metadata only.
+  const { Worker: NodeWorker } = require('node:worker_threads') as typeof import('node:worker_threads');
   class PthreadWorker extends NodeWorker {
     constructor(url: string | URL, options?: WorkerOptions) {
       super(typeof url === 'string' && url.startsWith('blob:') ? workerFile : url, options);

@@ -9,7 +9,7 @@
  * This module lays out and encodes (sharp); it does not choose which images
  * to show or compute variants.
  */
-import sharp from 'sharp';
+import { loadSharp } from '../lazy-modules.js';
 import type { ImageShape } from './warp.js';
 
 /** Longest tile side in the sheet. */
@@ -104,6 +104,7 @@ export async function renderContactSheet(shape: ImageShape, rows: readonly Sheet
     })
     .join('');
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${LABEL_WIDTH}" height="${g.height}">${labels}</svg>`;
+  const sharp = loadSharp();
   // Composite to raw first: the SVG brings an alpha channel, which the sheet does not need.
   const composed = await sharp(canvas, { raw: { width: g.width, height: g.height, channels: 3 } })
     .composite([{ input: Buffer.from(svg), left: 0, top: 0 }])

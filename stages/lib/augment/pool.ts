@@ -6,7 +6,8 @@
  * This module does not draw random numbers, read caches or decide how many
  * workers to use (the stage does).
  */
-import { Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+import type { Worker } from 'node:worker_threads';
 import type { TransformParams } from './random-transform.js';
 import type { WarpOptions } from './apply.js';
 import { applyTransform } from './apply.js';
@@ -52,6 +53,8 @@ interface Slot {
 
 /** Starts `threads` worker threads. */
 export function workerRunner(threads: number): TransformRunner {
+  // Loaded here, not at module top level: the stage registry imports this module for metadata only.
+  const { Worker } = createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
   const slots: Slot[] = [];
   let nextId = 0;
   for (let i = 0; i < threads; i++) {

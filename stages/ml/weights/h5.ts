@@ -29,7 +29,7 @@
  * This module does not download or verify hashes (see download.ts).
  */
 import fs from 'node:fs/promises';
-import h5wasm from 'h5wasm/node';
+import type h5wasm from 'h5wasm/node';
 import type * as tfjs from '@tensorflow/tfjs';
 import { err, ok, type Result } from '../../../src/result.js';
 import type { Tf } from '../backbones/spec.js';
@@ -79,10 +79,15 @@ export interface H5LoadOptions {
 const AUTO_NAME =
   /^(conv2d|conv1d|batch_normalization|dense|depthwise_conv2d|separable_conv2d|activation|add|concatenate|max_pooling2d|average_pooling2d|zero_padding2d|dropout|flatten|re_lu|global_average_pooling2d)(_\d+)?$/;
 
-/** The HDF5 library, once its wasm module is initialised (h5wasm starts that on import; awaiting is cheap after). */
+/**
+ * The HDF5 library, once its wasm module is initialised. Loaded on first call, not at module
+ * top level (h5wasm starts its wasm on import; the stage registry imports this module for
+ * metadata only). Awaiting is cheap after the first call.
+ */
 export async function h5Ready(): Promise<typeof h5wasm> {
-  await h5wasm.ready;
-  return h5wasm;
+  const lib = (await import('h5wasm/node')).default;
+  await lib.ready;
+  return lib;
 }
 
 /** First 8 bytes of an HDF5 file (superblock at offset 0, as h5py/Keras write it). */
