@@ -11,8 +11,9 @@
  * wasm, once its thread count is fixed) a later call can switch the active
  * backend but cannot change the wasm thread count; that is reported in notes.
  *
- * tfjs itself is imported on the first `initBackend` call, not at module top level
- * (the stage registry imports this module's callers just for metadata).
+ * tfjs, the wasm thread patch and the wasm training kernels are imported on the
+ * first `initBackend` call that needs them, not at module top level (the stage
+ * registry imports this module's callers just for metadata).
  *
  * This module does NOT print (callers log `choice`), does not pick devices per
  * stage, and does not install anything.
@@ -20,8 +21,6 @@
 import type * as Tfjs from '@tensorflow/tfjs';
 import { cpus, loadavg } from 'node:os';
 import { err, ok, unreachable, type Result } from '../../src/result.js';
-import { patchForWasmThreads, wasmPackageFiles } from './wasm-threads.js';
-import { registerWasmTrainingKernels } from './wasm-kernels/index.js';
 
 /** Devices a user may ask for. */
 export const DEVICES = ['auto', 'gpu', 'cpu'] as const;
@@ -172,6 +171,9 @@ async function tryWasm(threads: number, notes: string[]): Promise<BackendChoice 
     return undefined;
   }
   const wasm = mod.value as typeof import('@tensorflow/tfjs-backend-wasm');
+  // Loaded here (not at top level) with the wasm backend itself: only a wasm run needs them.
+  const { patchForWasmThreads, wasmPackageFiles } = await import('./wasm-threads.js');
+  const { registerWasmTrainingKernels } = await import('./wasm-kernels/index.js');
   if (wasm.version_wasm !== CORE_VERSION) {
     notes.push(`tfjs-backend-wasm: version ${wasm.version_wasm} differs from tfjs-core ${CORE_VERSION} -> falling back`);
     return undefined;

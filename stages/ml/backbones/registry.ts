@@ -16,12 +16,9 @@ import { spec as simpleCnn } from './simple-cnn.js';
 import { spec as vgg19 } from './vgg19.js';
 import { spec as xception } from './xception.js';
 import { ALL_PARTS } from './all.js';
-import { loadBundledBackbone } from '../bundled.js';
 import { BACKBONE_NAMES, featureDimFor, isBackboneName, type BackboneName, type BackboneSpec, type Preprocessing, type Tf } from './spec.js';
 import { err, ok, unreachable, type Result } from '../../../src/result.js';
-import { hashFile, verifyAgainstPin, type WeightsFailure, type WeightsLogger } from '../weights/download.js';
-import { formatH5Problems, loadKerasH5Weights } from '../weights/h5.js';
-import { combineHashes, imagenetParts, loadImagenetWeights, mirrorFromEnv } from '../weights/imagenet.js';
+import type { WeightsFailure, WeightsLogger } from '../weights/download.js';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
@@ -146,6 +143,8 @@ export async function loadBackbone(tf: Tf, name: string, opts: LoadBackboneOptio
       if (!spec.pretrainedKinds.includes('imagenet')) {
         return failure('unsupported-weights', `${name}: has no ImageNet weights (supported: ${spec.pretrainedKinds.join(', ')}, or a .h5 path)`);
       }
+      // Weight loaders (h5wasm glue, downloader, nsfwjs reader) load on use: the stage registry imports this module for metadata.
+      const { imagenetParts, loadImagenetWeights, mirrorFromEnv } = await import('../weights/imagenet.js');
       const model = spec.build(tf, { inputShape, init: 'zeros' });
       const parts = imagenetParts(spec, model, name === 'all' ? ALL_PARTS : [])!;
       const r = await loadImagenetWeights(tf, parts, {
@@ -167,6 +166,7 @@ export async function loadBackbone(tf: Tf, name: string, opts: LoadBackboneOptio
       if (h !== spec.defaultSize[0] || w !== spec.defaultSize[1] || c !== 3) {
         return failure('bad-input-shape', `${name}: the bundled model has a fixed ${spec.defaultSize[0]}x${spec.defaultSize[1]}x3 input, got ${h}x${w}x${c}`);
       }
+      const { loadBundledBackbone } = await import('../bundled.js');
       let got;
       try {
         got = await loadBundledBackbone(tf, name);
@@ -183,6 +183,9 @@ export async function loadBackbone(tf: Tf, name: string, opts: LoadBackboneOptio
 /** `weights: ./file.h5` (or a directory of the three files for `all`). */
 async function loadLocal(tf: Tf, spec: BackboneSpec, weights: string, inputShape: readonly [number, number, number], opts: LoadBackboneOptions): Promise<Result<LoadedBackbone, WeightsFailure>> {
   const target = path.resolve(opts.workspace ?? '.', weights);
+  const { hashFile, verifyAgainstPin } = await import('../weights/download.js');
+  const { formatH5Problems, loadKerasH5Weights } = await import('../weights/h5.js');
+  const { combineHashes } = await import('../weights/imagenet.js');
   const st = await fs.stat(target).catch(() => undefined);
   if (!st) return failure('local-missing', `${spec.name}: weights file ${target} does not exist (weights: ${weights})`, { file: target });
   const model = spec.build(tf, { inputShape, init: 'zeros' });
