@@ -22,8 +22,8 @@ import { readPartition, type PartitionFile } from './lib/splits.js';
 import { canonicalConfig, resolveAugmentParams, type AugmentParams, type ResolvedAugmentParams } from './lib/augment/params.js';
 import { getRandomTransform, type TransformParams } from './lib/augment/random-transform.js';
 import { variantRandom } from './lib/augment/rng.js';
-import { inlineRunner, workerRunner, type TransformRunner } from './lib/augment/pool.js';
-import { renderContactSheet, type SheetRow } from './lib/augment/contact-sheet.js';
+import type { TransformRunner } from './lib/augment/pool.js';
+import type { SheetRow } from './lib/augment/contact-sheet.js';
 import type { ImageShape } from './lib/augment/warp.js';
 
 /** The stage version: bumped whenever any output (shards, augment.json, preview.png) can change. */
@@ -172,6 +172,9 @@ async function runAugment(ctx: StageContext<AugmentParams>): Promise<StageResult
   }
 
   const maxThreads = Math.min(2, os.availableParallelism());
+  // The warp kernels, the worker pool and (below) the sharp contact sheet load here, not at
+  // module top level: the stage registry imports this module for metadata only.
+  const { inlineRunner, workerRunner } = await import('./lib/augment/pool.js');
   let runner: TransformRunner | undefined;
   const getRunner = (): TransformRunner => {
     if (runner === undefined) {
@@ -242,6 +245,7 @@ async function runAugment(ctx: StageContext<AugmentParams>): Promise<StageResult
       label: classes[reader.index.items[i]!.label] ?? String(reader.index.items[i]!.label),
       tiles: [reader.pixels(i), ...variants],
     }));
+    const { renderContactSheet } = await import('./lib/augment/contact-sheet.js');
     const { png } = await renderContactSheet(shape, rows);
     await fs.writeFile(path.join(ctx.outDir, PREVIEW_FILE), png);
     preview = PREVIEW_FILE;
