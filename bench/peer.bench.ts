@@ -60,7 +60,7 @@ async function engineFigures(n: number, kind: 'pipeline' | 'snakemake'): Promise
           '',
         ].join('\n'),
       );
-      run = () => timed('snakemake', ['-c1', '--quiet', 'count.txt'], dir);
+      run = () => timed('snakemake', ['-c1', 'count.txt', '--quiet', 'all'], dir);
     }
     run(); // first run builds
     const noop = median([run(), run(), run()]);
