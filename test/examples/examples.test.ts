@@ -4,7 +4,7 @@
  * fewer epochs / images via -S, so the suite stays fast): quickstart,
  * custom-stage, fashion-mnist (a few hundred images of the real IDX files)
  * and simpsons (the seed recipe on a tiny generated stand-in dataset, with
- * random backbone weights since tests have no network).
+ * the offline bundled InceptionV3 weights since tests have no network).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -89,7 +89,8 @@ test('simpsons (the seed recipe) runs on a tiny generated stand-in dataset', asy
       await sharp(Buffer.from(svg)).jpeg({ quality: 90 }).toFile(path.join(l.ws, 'data', 'simpsons_dataset', c, `pic_${i}.jpg`));
     }
   }
-  const r = run(l.ws, ['run', 'simpsons.yaml', '-S', 'weights=none', '-S', 'size=[75,75]', '-S', 'augment.copies=1', '-S', 'train.epochs=1', '-S', 'train.steps_per_epoch=2', '-S', 'train.batch_size=8']);
+  // Tests have no network: the offline bundled InceptionV3 (299x299) stands in for the ImageNet download.
+  const r = run(l.ws, ['run', 'simpsons.yaml', '-S', 'weights=bundled', '-S', 'size=[299,299]', '-S', 'augment.copies=1', '-S', 'train.epochs=1', '-S', 'train.steps_per_epoch=2', '-S', 'train.batch_size=8']);
   assert.equal(r.code, 0, r.out);
   const m = await metrics(l.ws, 'evaluate');
   assert.ok(m['test_samples']! >= 3, 'one test image per class at least');
