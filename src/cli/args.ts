@@ -21,6 +21,8 @@ export interface FlagSpec {
   /** One-letter alias, e.g. `S` for `-S`. */
   readonly short?: string;
   readonly greedy?: boolean;
+  /** For `number`: the smallest accepted value (default 1). */
+  readonly min?: number;
 }
 
 /** Parsed flags: booleans, strings, numbers and string lists, by flag name (without dashes). */
@@ -69,7 +71,8 @@ export function parseArgs(argv: readonly string[], spec: Readonly<Record<string,
     }
     if (s.type === 'string') flags[name] = value;
     else if (s.type === 'number') {
-      if (!/^\d+$/.test(value) || Number(value) < 1) return err(`option --${name} needs a positive integer, got "${value}"`);
+      const min = s.min ?? 1;
+      if (!/^\d+$/.test(value) || Number(value) < min) return err(`option --${name} needs ${min === 1 ? 'a positive integer' : `an integer >= ${min}`}, got "${value}"`);
       flags[name] = Number(value);
     } else {
       const list = (flags[name] as string[] | undefined) ?? [];

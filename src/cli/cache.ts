@@ -28,7 +28,7 @@ gc      delete what no workspace and none of the last N experiments (default 10)
 
 const flagSpec = {
   cache: { type: 'string' },
-  'keep-last': { type: 'number' },
+  'keep-last': { type: 'number', min: 0 },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;

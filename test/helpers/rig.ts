@@ -97,9 +97,10 @@ export async function e2eRig(): Promise<E2eRig> {
   const live = new Set<ChildProcess>();
 
   const start = (args: readonly string[], opts: { env?: Record<string, string> } = {}): RunningCli => {
-    const env: Record<string, string | undefined> = { ...process.env, NO_COLOR: '1', ...opts.env };
-    delete env.PIPELINE_CACHE;
-    delete env.FORCE_COLOR;
+    const base: Record<string, string | undefined> = { ...process.env };
+    delete base.PIPELINE_CACHE;
+    delete base.FORCE_COLOR;
+    const env = { ...base, NO_COLOR: '1', ...opts.env };
     const child = spawn(process.execPath, [cliPath, ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(child);
     let stdout = '';
