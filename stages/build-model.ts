@@ -116,7 +116,7 @@ async function makeBackbone(
   weights: string,
   size: [number, number],
   channels: number,
-): Promise<{ model: tfjs.LayersModel; weightsHash: string; featureDim: number }> {
+): Promise<{ model: tfjs.LayersModel; weightsHash: string; featureDim: number; preprocessing?: ModelSpec['preprocessing'] }> {
   if (p.backbone === 'simple_cnn' && !isRegistrySimpleCnn(p.cnn)) {
     if (weights !== 'none') throw new DataInputError(`${ctx.stageId}: a custom 'cnn' architecture can only start from weights: none`);
     const model = buildSmallCnn(tf, p.cnn, [size[0], size[1], channels], ctx.seed);
@@ -135,7 +135,8 @@ async function makeBackbone(
   if (!r.ok) throw new DataInputError(`${ctx.stageId}: ${r.error.message}`);
   const spec = BACKBONES.get(p.backbone)!;
   const featureDim = spec.output === 'vector' ? featureDimFor(spec, size) : spec.featureDim;
-  return { model: r.value.model, weightsHash: r.value.weightsHash, featureDim };
+  // Bundled nsfwjs weights expect [0, 1] inputs ('unit'), not the architecture's own preprocessing.
+  return { model: r.value.model, weightsHash: r.value.weightsHash, featureDim, preprocessing: r.value.preprocessing };
 }
 
 async function run(ctx: StageContext<BuildModelParams>): Promise<StageResult> {
@@ -165,7 +166,7 @@ async function run(ctx: StageContext<BuildModelParams>): Promise<StageResult> {
     backbone: p.backbone,
     weights,
     weightsHash: bb.weightsHash,
-    preprocessing: spec.preprocessing,
+    preprocessing: bb.preprocessing ?? spec.preprocessing,
     inputSize: size,
     channels,
     classes: inputs.classes,
@@ -197,7 +198,7 @@ async function run(ctx: StageContext<BuildModelParams>): Promise<StageResult> {
 
 export const buildModelStage: BuiltinStage<BuildModelParams> = {
   name: 'build-model',
-  version: '1',
+  version: '2',
   description: 'Backbone from the registry + classification head (default: the seed\'s BN/Dropout/Dense128/BN/Dropout/softmax); writes spec.json, head/, summary.txt',
   inputs: [],
   optionalInputs: ['ingest', 'resize'],

@@ -54,7 +54,7 @@ export const main: CommandMain = async (argv, io) => {
     if (o.value.values.length !== 1) return usageError(io, 'watch', `-S ${s}: watch takes one value per param (sweeps are for pipeline run)`);
     overrides.push({ path: o.value.path, value: o.value.values[0]! });
   }
-  const [{ loadPipeline }, { runPipeline, resolveCacheDir }, { watchPipeline }, { formatDiagnostics }, { recordExperiment }] = await Promise.all([
+  const [{ loadPipeline }, { runPipeline, resolveCacheDir, lockWorkspace }, { watchPipeline }, { formatDiagnostics }, { recordExperiment }] = await Promise.all([
     import('../config/load.js'),
     import('../runner.js'),
     import('../watch/session.js'),
@@ -105,6 +105,14 @@ export const main: CommandMain = async (argv, io) => {
         }
     }
   };
+  // Like `run`, a watch session owns the workspace: a concurrent run would interleave with it.
+  const { dirname } = await import('node:path');
+  const lock = await lockWorkspace(dirname(file));
+  if (!lock.ok) {
+    io.stderr.write(`pipeline watch: another run (pid ${lock.error.pid}) holds the workspace lock; stop it first\n`);
+    return ExitCode.locked;
+  }
+  try {
   await watchPipeline(
     {
       load: (file2, ov) => loadPipeline(file2, { overrides: ov }),
@@ -114,6 +122,7 @@ export const main: CommandMain = async (argv, io) => {
           cacheDir: resolveCacheDir(graph, f['cache'] as string | undefined, io.env, io.cwd),
           ...(typeof f['jobs'] === 'number' && { jobs: f['jobs'] }),
           signal: o.signal,
+          lockHeld: true,
           // In watch mode a broken stage must not hold back independent branches.
           keepGoing: true,
           skipKeys: o.skipKeys,
@@ -123,6 +132,9 @@ export const main: CommandMain = async (argv, io) => {
     },
     { file, overrides, ...(typeof f['debounce'] === 'number' && { debounceMs: f['debounce'] }), signal: io.signal, onEvent },
   );
+  } finally {
+    await lock.value.release();
+  }
   reporter?.close();
   // Ctrl-C is how a watch session ends: a clean exit.
   return ExitCode.ok;
