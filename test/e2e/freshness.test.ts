@@ -140,7 +140,9 @@ test('NDJSON: one event per line, in order, with keys and durations', async () =
   assert.equal(events[0].type, 'run-start');
   assert.equal(events.at(-1)!.type, 'run-end');
   const ends = events.filter((e) => e.type === 'stage-end');
-  assert.deepEqual(ends.map((e) => e.stage), ['a', 'b', 'c']);
+  // a and b are independent: with one job either may take the slot first; c needs both.
+  assert.deepEqual(ends.slice(0, 2).map((e) => e.stage).sort(), ['a', 'b']);
+  assert.equal(ends[2]?.stage, 'c');
   for (const e of ends) {
     assert.match(e.key!, /^[0-9a-f]{64}$/);
     assert.equal(typeof e.durationMs, 'number');
