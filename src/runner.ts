@@ -291,7 +291,7 @@ export async function runPipeline(graph: PipelineGraph, opts: RunOptions): Promi
       const result = await ctx.withSlot(async () => {
         const t = performance.now();
         emit({ type: 'stage-start', stage: id, action: 'run', key, ...(reason ? { reason } : {}) });
-        const r = await executeStage(node, key, decision.fingerprint!, { graph, store: eng.store, state: eng.state, cacheDir: opts.cacheDir, emit, signal: ctx.signal, ...(children ? { trackChild: (pid: number) => children.track(pid) } : {}) });
+        const r = await executeStage(node, key, decision.fingerprint!, { graph, store: eng.store, state: eng.state, cacheDir: opts.cacheDir, emit, signal: ctx.signal, hasher: eng.hasher, ...(children ? { trackChild: (pid: number) => children.track(pid) } : {}) });
         return { r, durationMs: Math.round(performance.now() - t) };
       });
       if (result === undefined) {

@@ -69,6 +69,12 @@ export interface RunRecord {
   readonly durationMs: number;
   readonly backend?: { readonly name: string; readonly threads?: number };
   readonly summary?: string;
+  /**
+   * Directory and glob dependencies → object holding their file listing (JSON
+   * `[relPath, sha256][]`) as the stage saw them, so `explain` can name the
+   * files inside a directory that changed since this run.
+   */
+  readonly inputListings?: Readonly<Record<string, string>>;
 }
 
 /** Input to `writeRecord`: a record whose log may still be a plain string of any size. */
@@ -367,6 +373,7 @@ export class CacheStore {
           const rec = JSON.parse(await fsp.readFile(file, 'utf8')) as RunRecord;
           for (const f of rec.outputs.files) referenced.add(f.sha256);
           if (typeof rec.log !== 'string') referenced.add(rec.log.object);
+          for (const sha of Object.values(rec.inputListings ?? {})) referenced.add(sha);
         } catch {
           /* unreadable kept record: references nothing */
         }

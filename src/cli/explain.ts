@@ -80,9 +80,31 @@ export const main: CommandMain = async (argv, io) => {
     if (changes.length === 0 && entry.action !== 'fresh') {
       lines.push(entry.action === 'unknown' ? '  nothing of its own changed; only upstream stages will rerun' : '  its inputs are unchanged; its outputs in the workspace were modified or removed');
     }
-    for (const c of changes) lines.push(`  ${plan.describeChange(c)}`);
+    for (const c of changes) {
+      lines.push(`  ${plan.describeChange(c)}`);
+      if (c.kind === 'input') for (const l of await filesChanged(eng, lastRec, c.path)) lines.push(`    ${l}`);
+    }
   }
   if (entry.action === 'unknown') for (const u of entry.waitingFor ?? []) lines.push(`  upstream stage ${u} will run first`);
   io.stdout.write(`${lines.join('\n')}\n`);
   return ExitCode.ok;
 };
+
+/** For a directory/glob dependency: which files inside it changed since the recorded run (at most 10 per kind). */
+async function filesChanged(eng: import('../runner.js').EngineHandles, rec: import('../cache/store.js').RunRecord, dep: string): Promise<string[]> {
+  const sha = rec.inputListings?.[dep];
+  if (!sha) return [];
+  let before: [string, string][];
+  try {
+    const { readFile } = await import('node:fs/promises');
+    before = JSON.parse(await readFile(eng.store.objectPath(sha), 'utf8')) as [string, string][];
+  } catch {
+    return [];
+  }
+  const now = await eng.hasher.listDep(eng.deps.graph.workspace, dep);
+  const { diffListings } = await import('../hash/file-hasher.js');
+  const d = diffListings(before, now.entries);
+  const show = (label: string, xs: readonly string[]): string[] =>
+    xs.length === 0 ? [] : [`${label}: ${xs.slice(0, 10).join(', ')}${xs.length > 10 ? ` (and ${xs.length - 10} more)` : ''}`];
+  return [...show('modified', d.modified), ...show('added', d.added), ...show('removed', d.removed)];
+}

@@ -13,6 +13,7 @@ import path from 'node:path';
 import type { CacheStore, RunRecord } from '../cache/store.js';
 import { subManifest, type OutputManifest } from '../cache/manifest.js';
 import { backupIfForeign, materialize } from '../cache/materialize.js';
+import type { FileHasher } from '../hash/file-hasher.js';
 import { statSignature, type MaterialisedFile, type MaterialisedOutput, type StageState, type WorkspaceState } from '../cache/workspace-state.js';
 import type { FingerprintHash, StageFingerprint } from '../fingerprint.js';
 import type { BuiltinStageNode, CmdStageNode, PipelineGraph, StageId, StageNode } from '../pipeline.js';
@@ -31,6 +32,21 @@ export interface ExecContext {
   readonly signal: AbortSignal;
   /** Remembers a spawned process group (so a later run can kill it if this one dies); returns the forget function. */
   readonly trackChild?: (pid: number) => () => void;
+  /** When given, directory/glob dependency listings are stored with the record (for `explain`). */
+  readonly hasher?: FileHasher;
+}
+
+/** Stores the listing of every directory/glob dependency as an object; dep path → object sha. */
+async function storeListings(node: StageNode, ctx: ExecContext): Promise<Record<string, string> | undefined> {
+  if (!ctx.hasher) return undefined;
+  const out: Record<string, string> = {};
+  for (const d of node.deps) {
+    if (d.kind !== 'path') continue;
+    const l = await ctx.hasher.listDep(ctx.graph.workspace, d.path);
+    if (l.kind !== 'dir' && l.kind !== 'glob') continue;
+    out[d.path] = await ctx.store.putBytes(Buffer.from(JSON.stringify(l.entries)));
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 /** How an execution ended. */
@@ -113,7 +129,9 @@ async function executeCmd(node: CmdStageNode, key: FingerprintHash, fingerprint:
   if (!ingested.ok) return { kind: 'failed', message: `stage ${node.id} failed: output ${ingested.error.map((m) => m.path).join(', ')} disappeared while being stored` };
   const manifest = ingested.value;
   if (ctx.signal.aborted) return { kind: 'cancelled' };
+  const listings = await storeListings(node, ctx);
   const written = await ctx.store.writeRecord({
+    ...(listings ? { inputListings: listings } : {}),
     key,
     fingerprint,
     stageId: node.id,
@@ -181,7 +199,9 @@ async function executeBuiltin(node: BuiltinStageNode, key: FingerprintHash, fing
     if (ctx.signal.aborted) return { kind: 'cancelled' };
     const manifest = await ctx.store.ingestDir(staging);
     const result = outcome.result;
+    const listings = await storeListings(node, ctx);
     const written = await ctx.store.writeRecord({
+      ...(listings ? { inputListings: listings } : {}),
       key,
       fingerprint,
       stageId: node.id,
