@@ -6,8 +6,8 @@
  */
 import { ExitCode, type CliIO } from './io.js';
 import { parseArgs, listFlag } from './args.js';
-import { locateCache } from '../experiments/locate.js';
-import { readExperiments, resolveExperiment, type ExperimentRecord } from '../experiments/record.js';
+import type { ExperimentRecord } from '../experiments/record.js';
+import { openExperiments, pickExperiment } from './experiments-io.js';
 import { diffExperiments, renderDiff, type ExperimentSnapshot } from '../experiments/diff.js';
 
 const USAGE = `usage: pipeline diff [A] [B] [--json|--md] [-f FILE] [-S path=value]... [--cache DIR]
@@ -49,14 +49,9 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     io.stderr.write(`pipeline diff: at most two experiments\n${USAGE}`);
     return ExitCode.usage;
   }
-  const located = await locateCache({ cwd: io.cwd, flag: flags['cache'] as string | undefined, env: io.env['PIPELINE_CACHE'], file: flags['file'] as string | undefined });
-  const all = await readExperiments(located.cacheDir);
-  const find = (ref: string): ExperimentRecord | undefined => {
-    const r = resolveExperiment(all, ref);
-    if (r.ok) return r.value;
-    io.stderr.write(r.error.reason === 'ambiguous' ? `pipeline diff: "${ref}" is ambiguous: ${r.error.candidates.join(', ')}\n` : `pipeline diff: no experiment "${ref}"\n`);
-    return undefined;
-  };
+  const located = await openExperiments(io, flags);
+  const all = located.all;
+  const find = (ref: string): ExperimentRecord | undefined => pickExperiment(all, ref, io, 'diff');
   let a: ExperimentSnapshot;
   let b: ExperimentSnapshot;
   if (positionals.length === 0) {

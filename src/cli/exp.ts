@@ -6,8 +6,8 @@
  */
 import { ExitCode, type CliIO } from './io.js';
 import { parseArgs, listFlag } from './args.js';
-import { locateCache } from '../experiments/locate.js';
-import { readExperiments, resolveExperiment, type ExperimentRecord } from '../experiments/record.js';
+import type { ExperimentRecord } from '../experiments/record.js';
+import { openExperiments, pickExperiment } from './experiments-io.js';
 import { buildTable, parseFilter, renderTable, type ExperimentFilter, type TableFormat } from '../experiments/table.js';
 import { flattenParams, formatMetric, formatValue } from '../experiments/flatten.js';
 
@@ -45,8 +45,7 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     (flags['help'] ? io.stdout : io.stderr).write(USAGE);
     return flags['help'] ? ExitCode.ok : ExitCode.usage;
   }
-  const { cacheDir } = await locateCache({ cwd: io.cwd, flag: flags['cache'] as string | undefined, env: io.env['PIPELINE_CACHE'], file: flags['file'] as string | undefined });
-  const all = await readExperiments(cacheDir);
+  const { cacheDir, all } = await openExperiments(io, flags);
   switch (sub) {
     case 'list': {
       const filters: ExperimentFilter[] = [];
@@ -92,14 +91,7 @@ function pick(all: readonly ExperimentRecord[], ref: string | undefined, io: Cli
     io.stderr.write(`pipeline exp: an experiment id is required\n${USAGE}`);
     return undefined;
   }
-  const r = resolveExperiment(all, ref);
-  if (r.ok) return r.value;
-  io.stderr.write(
-    r.error.reason === 'ambiguous'
-      ? `pipeline exp: "${ref}" is ambiguous: ${r.error.candidates.join(', ')}\n`
-      : `pipeline exp: no experiment "${ref}" (${all.length} recorded; see pipeline exp list)\n`,
-  );
-  return undefined;
+  return pickExperiment(all, ref, io, 'exp');
 }
 
 function showText(rec: ExperimentRecord): string {

@@ -9,8 +9,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ExitCode, type CliIO } from './io.js';
 import { parseArgs } from './args.js';
-import { locateCache } from '../experiments/locate.js';
-import { readExperiments, resolveExperiment, type ExperimentRecord } from '../experiments/record.js';
+import type { ExperimentRecord } from '../experiments/record.js';
+import { openExperiments, pickExperiment } from './experiments-io.js';
 
 const USAGE = `usage: pipeline report [IDs…] [-o FILE] [--last N] [--cache DIR] [-f FILE]
   writes FILE (default report/report.html) plus each chart as .svg and .png beside it.
@@ -35,18 +35,15 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     io.stdout.write(USAGE);
     return ExitCode.ok;
   }
-  const located = await locateCache({ cwd: io.cwd, flag: flags['cache'] as string | undefined, env: io.env['PIPELINE_CACHE'], file: flags['file'] as string | undefined });
-  const all = await readExperiments(located.cacheDir);
+  const located = await openExperiments(io, flags);
+  const all = located.all;
   let chosen: ExperimentRecord[];
   if (positionals.length > 0) {
     chosen = [];
     for (const ref of positionals) {
-      const r = resolveExperiment(all, ref);
-      if (!r.ok) {
-        io.stderr.write(`pipeline report: ${r.error.reason === 'ambiguous' ? `"${ref}" is ambiguous: ${r.error.candidates.join(', ')}` : `no experiment "${ref}"`}\n`);
-        return ExitCode.usage;
-      }
-      chosen.push(r.value);
+      const rec = pickExperiment(all, ref, io, 'report');
+      if (!rec) return ExitCode.usage;
+      chosen.push(rec);
     }
   } else {
     chosen = all.slice(-((flags['last'] as number | undefined) ?? 5));

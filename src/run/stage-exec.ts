@@ -10,7 +10,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { CacheStore, RunRecord } from '../cache/store.js';
+import type { CacheStore, NewRunRecord, RunRecord } from '../cache/store.js';
+import { err, type Result } from '../result.js';
 import { subManifest, type OutputManifest } from '../cache/manifest.js';
 import { backupIfForeign, materialize } from '../cache/materialize.js';
 import type { FileHasher } from '../hash/file-hasher.js';
@@ -34,6 +35,14 @@ export interface ExecContext {
   readonly trackChild?: (pid: number) => () => void;
   /** When given, directory/glob dependency listings are stored with the record (for `explain`). */
   readonly hasher?: FileHasher;
+}
+
+/** Writes the stage's run record (last, with its dependency listings); a vanished object is a stage failure. */
+async function writeRunRecord(node: StageNode, ctx: ExecContext, rec: NewRunRecord): Promise<Result<RunRecord, { kind: 'failed'; message: string }>> {
+  const listings = await storeListings(node, ctx);
+  const written = await ctx.store.writeRecord({ ...rec, ...(listings ? { inputListings: listings } : {}) });
+  if (written.ok) return written;
+  return err({ kind: 'failed', message: `stage ${node.id} failed: cache object for ${written.error.path} vanished before the record was written` });
 }
 
 /** Stores the listing of every directory/glob dependency as an object; dep path → object sha. */
@@ -129,19 +138,8 @@ async function executeCmd(node: CmdStageNode, key: FingerprintHash, fingerprint:
   if (!ingested.ok) return { kind: 'failed', message: `stage ${node.id} failed: output ${ingested.error.map((m) => m.path).join(', ')} disappeared while being stored` };
   const manifest = ingested.value;
   if (ctx.signal.aborted) return { kind: 'cancelled' };
-  const listings = await storeListings(node, ctx);
-  const written = await ctx.store.writeRecord({
-    ...(listings ? { inputListings: listings } : {}),
-    key,
-    fingerprint,
-    stageId: node.id,
-    outputs: manifest,
-    metrics: metrics.value,
-    log: log.join('\n'),
-    startedAt: startedAt.toISOString(),
-    durationMs: Math.round(performance.now() - t0),
-  });
-  if (!written.ok) return { kind: 'failed', message: `stage ${node.id} failed: cache object for ${written.error.path} vanished before the record was written` };
+  const written = await writeRunRecord(node, ctx, { key, fingerprint, stageId: node.id, outputs: manifest, metrics: metrics.value, log: log.join('\n'), startedAt: startedAt.toISOString(), durationMs: Math.round(performance.now() - t0) });
+  if (!written.ok) return written.error;
   const outputs = cached.map((dest) => describeOutput(ws, dest, subManifest(manifest, dest)));
   return { kind: 'ok', record: written.value, state: { key, outputsHash: manifest.hash, outputs, at: new Date().toISOString() } };
 }
@@ -199,9 +197,7 @@ async function executeBuiltin(node: BuiltinStageNode, key: FingerprintHash, fing
     if (ctx.signal.aborted) return { kind: 'cancelled' };
     const manifest = await ctx.store.ingestDir(staging);
     const result = outcome.result;
-    const listings = await storeListings(node, ctx);
-    const written = await ctx.store.writeRecord({
-      ...(listings ? { inputListings: listings } : {}),
+    const written = await writeRunRecord(node, ctx, {
       key,
       fingerprint,
       stageId: node.id,
@@ -213,7 +209,7 @@ async function executeBuiltin(node: BuiltinStageNode, key: FingerprintHash, fing
       ...(result.backend ? { backend: result.backend } : {}),
       ...(result.summary ? { summary: result.summary } : {}),
     });
-    if (!written.ok) return { kind: 'failed', message: `stage ${node.id} failed: cache object for ${written.error.path} vanished before the record was written` };
+    if (!written.ok) return written.error;
     const expected = ctx.state.get(node.id)?.outputs.find((o) => o.dest === normalDest(node.outDir));
     const placed = await materialize(ctx.store, manifest, ws, node.outDir, { kind: 'dir', stageId: node.id, ...(expected ? { expected } : {}) });
     if (!placed.ok) return { kind: 'failed', message: `stage ${node.id} failed: could not place outputs in ${node.outDir}: ${placed.error.reason}` };
