@@ -37,6 +37,7 @@ import { BACKBONE_DIR, HEAD_DIR, loadModel, loadSpecBackbone, readSpec, saveMode
 import { makeOptimizer, type LrSchedule, type OptimizerName } from './ml/optimizers.js';
 import { backendResult, stageBackend, type ComputeParams } from './ml/runtime.js';
 import { runPhase, TrainingCancelled, type EarlyStopping, type LoopOptions, type Phase } from './ml/trainer.js';
+import { nodeSummaryWriters, tensorBoardLogger, TENSORBOARD_DIR, type EpochLogger } from './ml/tensorboard.js';
 
 /** `train` params (see schemas/stages/train.json). */
 export interface TrainParams extends ComputeParams {
@@ -87,6 +88,8 @@ function withDefaults(p: Partial<TrainParams>): TrainParams {
 /** File names in the out dir. */
 export const HISTORY_FILE = 'history.jsonl';
 export const METRICS_FILE = 'metrics.json';
+/** Where tfjs-node's own summary writer logs (beside our `tensorboard/`, so TensorBoard shows no point twice). */
+export const NODE_TENSORBOARD_DIR = 'tensorboard-tfjs-node';
 
 function hashFile(h: ReturnType<typeof createHash>, file: string): void {
   h.update(file.split(path.sep).slice(-2).join('/'));
@@ -275,6 +278,14 @@ async function run(ctx: StageContext<TrainParams>): Promise<StageResult> {
     for (const name of await fs.readdir(resumeDir)) if (/^epoch-\d+$/.test(name) || name === 'best') await copyDir(path.join(resumeDir, name), path.join(name === 'best' ? ctx.outDir : ckptOut, name));
   }
 
+  // TensorBoard: our event files on every backend; tfjs-node's writer too when that is the backend.
+  // Steps are epoch numbers across phases (1-based), so a fine-tune phase continues the head phase's curves.
+  const tbLoggers: EpochLogger[] = [tensorBoardLogger(path.join(ctx.outDir, TENSORBOARD_DIR))];
+  const nodeTb = nodeSummaryWriters(tf, path.join(ctx.outDir, NODE_TENSORBOARD_DIR));
+  if (nodeTb !== undefined) tbLoggers.push(nodeTb);
+  const logEpoch = (step: number, r: EpochRecord): void => tbLoggers.forEach((l) => l.epoch(step, r));
+  history.forEach((r, i) => logEpoch(i + 1, r));
+
   const saveParts = async (dir: string, trainedBackbone: boolean): Promise<void> => {
     const s: ModelSpec = { ...spec, backboneSaved: spec.backboneSaved || trainedBackbone };
     await writeSpec(dir, s);
@@ -320,9 +331,11 @@ async function run(ctx: StageContext<TrainParams>): Promise<StageResult> {
           // `last` is written last: it is what a resumed run starts from.
           await saveCheckpoint(ckptWeights, phase.optimizer, st, path.join(resumeDir, 'last'));
           await writeFileAtomic(path.join(ctx.outDir, HISTORY_FILE), st.history.map((r) => JSON.stringify(r)).join('\n') + '\n');
+          logEpoch(st.history.length, st.history[st.history.length - 1]!);
         },
       });
     } catch (e) {
+      tbLoggers.forEach((l) => l.close());
       if (e instanceof TrainingCancelled) throw new DataInputError(`${ctx.stageId}: cancelled; the next run resumes from the last completed epoch`);
       throw e;
     }
@@ -332,6 +345,7 @@ async function run(ctx: StageContext<TrainParams>): Promise<StageResult> {
     phase.optimizer.dispose();
     startState = undefined;
   }
+  tbLoggers.forEach((l) => l.close());
   const trainedBackbone = featuresDir === undefined ? !spec.freeze || spec.backboneSaved : spec.fineTune !== undefined || spec.backboneSaved;
   await saveParts(ctx.outDir, trainedBackbone);
   await writeFileAtomic(path.join(ctx.outDir, HISTORY_FILE), history.map((r) => JSON.stringify(r)).join('\n') + '\n');
@@ -358,7 +372,7 @@ async function run(ctx: StageContext<TrainParams>): Promise<StageResult> {
 
 export const trainStage: BuiltinStage<TrainParams> = {
   name: 'train',
-  version: '1',
+  version: '2',
   description: 'Trains the head on cached features (or the whole model on pixels), with checkpoints every epoch, early stopping and resume',
   inputs: ['build-model'],
   optionalInputs: ['features', 'resize', 'partition', 'augment'],

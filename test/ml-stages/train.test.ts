@@ -18,6 +18,7 @@ import { buildModelStage, BUILD_MODEL_DEFAULTS } from '../../stages/build-model.
 import { trainStage, TRAIN_DEFAULTS, resumeKey, type TrainParams } from '../../stages/train.js';
 import { evaluateStage, EVALUATE_DEFAULTS } from '../../stages/evaluate.js';
 import type { EpochRecord } from '../../stages/ml/checkpoint.js';
+import { onlyEventFile, readEvents } from './tfevents-decoder.js';
 
 const SMALL_CNN = { filters: [16, 32], convs_per_block: 1, dropout: 0.1 };
 const HEAD = [{ type: 'dense' as const, units: 64 }];
@@ -118,6 +119,12 @@ test('resume after kill -9: the rerun continues at the next epoch and matches an
   const resumed = await history(tr.outDir);
   assert.deepEqual(resumed.map((r) => r.epoch), [1, 2, 3, 4]);
   assert.ok(fss.existsSync(path.join(tr.outDir, 'checkpoints', 'epoch-001', 'checkpoint.json')), 'earlier checkpoints carried over');
+  const tb = readEvents(await fs.readFile(await onlyEventFile(path.join(tr.outDir, 'tensorboard', 'train'))));
+  assert.deepEqual(
+    tb.slice(1).map((e) => [e.step, e.values['loss']]),
+    resumed.map((r, i) => [i + 1, Math.fround(r.loss)]),
+    'the resumed run logs every epoch to TensorBoard, the killed attempt\'s too',
+  );
   assert.ok(!fss.existsSync(path.join(cacheDir, 'train-resume', key)), 'resume state removed after success');
 
   // Same as an uninterrupted run (fresh cache dir).
