@@ -38,6 +38,13 @@ export type Reason = string;
 interface EventBase {
   /** Milliseconds since the Unix epoch when the event was emitted. */
   readonly time: number;
+  /**
+   * In a sweep (`pipeline run -S a=1,2`): the label of the variant the event
+   * belongs to, e.g. `train.lr=0.1 model.backbone=simple_cnn`. Absent outside
+   * sweeps, and on events of stages shared by every variant (they run once, in
+   * the workspace) and of the sweep as a whole.
+   */
+  readonly variant?: string;
 }
 
 /** The run begins. */
@@ -113,6 +120,56 @@ export interface RunEndEvent extends EventBase {
   readonly counts: Readonly<Partial<Record<StageStatus, number>>>;
 }
 
+/** One experiment of a sweep. */
+export interface SweepVariant {
+  /** 1-based position in the sweep (cartesian order, last axis fastest). */
+  readonly index: number;
+  /** `path=value` pairs joined by spaces; the `variant` field of its events. */
+  readonly label: string;
+  /** The sweep values this variant sets. */
+  readonly overrides: Readonly<Record<string, unknown>>;
+}
+
+/** A sweep begins (after `run-start`): its variants and the stages they all share. */
+export interface SweepStartEvent extends EventBase {
+  readonly type: 'sweep-start';
+  /** The id every experiment of this sweep records. */
+  readonly sweep: string;
+  readonly variants: readonly SweepVariant[];
+  /** Stages identical in every variant: they run once, in the workspace. */
+  readonly shared: readonly StageId[];
+}
+
+/** Every stage of one variant has ended (and its experiment was recorded, if it was). */
+export interface VariantEndEvent extends EventBase {
+  readonly type: 'variant-end';
+  readonly variant: string;
+  readonly index: number;
+  /**
+   * - `succeeded`: every stage is ran/restored/fresh;
+   * - `failed`: a stage failed (or was skipped or not started because of it);
+   * - `cancelled`: cut short by an abort (Ctrl-C); not recorded.
+   */
+  readonly status: 'succeeded' | 'failed' | 'cancelled';
+  /** From the sweep's start to this variant's last stage end. */
+  readonly durationMs: number;
+  /** Id of the experiment recorded for it, when one was. */
+  readonly experiment?: string;
+  /** Its metrics, flattened `<stage>.<metric>`. */
+  readonly metrics: Readonly<Record<string, number>>;
+}
+
+/** After the sweep: the chosen variant's outputs were materialised into the workspace. */
+export interface SweepApplyEvent extends EventBase {
+  readonly type: 'sweep-apply';
+  readonly variant: string;
+  readonly index: number;
+  /** Stages whose outputs were restored into the workspace (or already there). */
+  readonly stages: readonly StageId[];
+  /** Outputs that could not be placed, one line each (e.g. `cache: false` outputs, which only exist where they ran). */
+  readonly problems: readonly string[];
+}
+
 /** Every event a run emits. */
 export type RunEvent =
   | RunStartEvent
@@ -121,7 +178,10 @@ export type RunEvent =
   | StageOutputEvent
   | StageProgressEvent
   | StageEndEvent
-  | RunEndEvent;
+  | RunEndEvent
+  | SweepStartEvent
+  | VariantEndEvent
+  | SweepApplyEvent;
 
 /** An event before its timestamp is stamped. */
 export type RunEventInit = RunEvent extends infer E ? (E extends RunEvent ? Omit<E, 'time'> : never) : never;

@@ -30,7 +30,7 @@ import { FileHasher } from './hash/file-hasher.js';
 import type { PipelineGraph, StageId, StageNode } from './pipeline.js';
 import { eventEmitter, type EventSink, type RunEventInit, type StageStatus } from './events.js';
 import { decideStage, outputPaths, planStages, type PlanDeps, type PlanEntry } from './plan.js';
-import { schedule, type SchedulerNode } from './scheduler.js';
+import { schedule, type SchedulerNode, type TaskContext, type TaskOutcome } from './scheduler.js';
 import { executeStage } from './run/stage-exec.js';
 import { ChildRegistry } from './run/children.js';
 import type { Result } from './result.js';
@@ -237,6 +237,19 @@ export async function runPipeline(graph: PipelineGraph, opts: RunOptions): Promi
     });
   };
 
+  const stageEnv: StageTaskEnv = {
+    graph,
+    eng,
+    cacheDir: opts.cacheDir,
+    emit,
+    forced,
+    outputs,
+    ...(opts.skipKeys ? { skipKeys: opts.skipKeys } : {}),
+    ...(children ? { children } : {}),
+    runSignal: signal,
+    saveState,
+    end,
+  };
   const nodes: SchedulerNode[] = order.map((id) => {
     const n = graph.stages.get(id)!;
     return { id, needs: n.needs, resources: n.resources, interrupt: n.interrupt };
@@ -255,77 +268,182 @@ export async function runPipeline(graph: PipelineGraph, opts: RunOptions): Promi
       const msg = e instanceof Error ? e.message : String(e);
       end({ stage: id, status: 'failed', durationMs: 0, metrics: {}, error: `stage ${id} failed: internal error: ${msg}` });
     },
-    async task(id, ctx) {
-      const node = graph.stages.get(id)!;
-      const decision = await decideStage(node, eng.deps, outputs, forced.has(id));
-      const key = decision.key!;
-      emit({ type: 'stage-plan', stage: id, action: decision.action, key, ...(decision.reason ? { reason: decision.reason } : {}) });
-
-      if (decision.action === 'fresh') {
-        const rec = decision.record!;
-        outputs.set(id, rec.outputs.hash);
-        end({ stage: id, status: 'fresh', key, outputsHash: rec.outputs.hash, durationMs: 0, metrics: rec.metrics, ...(rec.backend ? { backend: rec.backend } : {}) });
-        return 'ok';
-      }
-      if (decision.action === 'restore') {
-        if (ctx.signal.aborted) return 'cancelled';
-        const t = performance.now();
-        emit({ type: 'stage-start', stage: id, action: 'restore', key, ...(decision.reason ? { reason: decision.reason } : {}) });
-        const restored = await restoreRecord(node, decision.record!, eng);
-        if (restored.ok) {
-          await saveState(id, restored.state);
-          const rec = decision.record!;
-          outputs.set(id, rec.outputs.hash);
-          end({ stage: id, status: 'restored', key, outputsHash: rec.outputs.hash, durationMs: Math.round(performance.now() - t), metrics: rec.metrics, ...(rec.backend ? { backend: rec.backend } : {}), ...(decision.reason ? { reason: decision.reason } : {}) });
-          return 'ok';
-        }
-        // A corrupt or missing object: recompute instead.
-        emit({ type: 'stage-output', stage: id, stream: 'warn', line: `cannot restore from cache (${restored.why}); running instead` });
-      }
-
-      if (decision.action === 'run' && !forced.has(id) && opts.skipKeys?.has(key)) {
-        end({ stage: id, status: 'failed', key, durationMs: 0, metrics: {}, error: `stage ${id} already failed with this key; not retried until its inputs, params or code change` });
-        return 'failed';
-      }
-      const reason = decision.action === 'restore' ? 'cache entry unusable' : decision.reason;
-      const result = await ctx.withSlot(async () => {
-        const t = performance.now();
-        emit({ type: 'stage-start', stage: id, action: 'run', key, ...(reason ? { reason } : {}) });
-        const r = await executeStage(node, key, decision.fingerprint!, { graph, store: eng.store, state: eng.state, cacheDir: opts.cacheDir, emit, signal: ctx.signal, hasher: eng.hasher, ...(children ? { trackChild: (pid: number) => children.track(pid) } : {}) });
-        return { r, durationMs: Math.round(performance.now() - t) };
-      });
-      if (result === undefined) {
-        end({ stage: id, status: 'cancelled', key, durationMs: 0, metrics: {}, error: signal.aborted ? 'run cancelled' : 'not started after a failure' });
-        return 'cancelled';
-      }
-      const { r, durationMs } = result;
-      switch (r.kind) {
-        case 'ok':
-          await saveState(id, r.state);
-          outputs.set(id, r.record.outputs.hash);
-          end({
-            stage: id,
-            status: 'ran',
-            key,
-            outputsHash: r.record.outputs.hash,
-            durationMs,
-            metrics: r.record.metrics,
-            ...(r.record.backend ? { backend: r.record.backend } : {}),
-            ...(reason ? { reason } : {}),
-            ...(r.record.summary ? { summary: r.record.summary } : {}),
-          });
-          return 'ok';
-        case 'failed':
-          end({ stage: id, status: 'failed', key, durationMs, metrics: {}, error: r.message });
-          return 'failed';
-        case 'cancelled':
-          end({ stage: id, status: 'cancelled', key, durationMs, metrics: {}, error: 'killed: run cancelled' });
-          return 'cancelled';
-      }
-    },
+    task: (id, ctx) => runStageTask(id, ctx, stageEnv),
   });
   await stateWrites.catch(() => {});
   return finish();
+}
+
+/**
+ * How one key's execution ended, for runs that share keys between several
+ * stage tasks (sweeps): `ok` means a record for the key now exists.
+ */
+export type KeyOutcome = 'ok' | 'failed' | 'cancelled';
+
+/**
+ * Coalescing of equal keys across stage tasks: the first task to run a key
+ * owns it; later tasks wait for the owner and then restore its record instead
+ * of running the same work again.
+ */
+export interface KeyClaims {
+  /**
+   * Claims `key` for the calling task. `owner`: run it, then call `done`.
+   * `wait`: another task runs it; await `until`, then decide again.
+   */
+  claim(key: string, by: string): { readonly kind: 'owner'; done(o: KeyOutcome): void } | { readonly kind: 'wait'; readonly owner: string; readonly until: Promise<KeyOutcome> };
+}
+
+/** A `KeyClaims` over an in-memory map (one run). */
+export function keyClaims(): KeyClaims {
+  const inFlight = new Map<string, { owner: string; until: Promise<KeyOutcome> }>();
+  return {
+    claim(key, by) {
+      const cur = inFlight.get(key);
+      if (cur) return { kind: 'wait', owner: cur.owner, until: cur.until };
+      let resolve!: (o: KeyOutcome) => void;
+      const until = new Promise<KeyOutcome>((r) => (resolve = r));
+      inFlight.set(key, { owner: by, until });
+      return {
+        kind: 'owner',
+        done(o) {
+          // A failed or cancelled key may be tried again by a later task; a recorded one is final.
+          if (o !== 'ok') inFlight.delete(key);
+          resolve(o);
+        },
+      };
+    },
+  };
+}
+
+/** What one stage task needs: the workspace it works in and where its results go. */
+export interface StageTaskEnv {
+  /** The graph whose `workspace` the stage executes in (a sweep variant's scratch workspace, or the real one). */
+  readonly graph: PipelineGraph;
+  /** Engine handles for that workspace. */
+  readonly eng: EngineHandles;
+  readonly cacheDir: string;
+  readonly emit: (e: RunEventInit) => void;
+  readonly forced: ReadonlySet<StageId>;
+  /** Output hash of each upstream stage settled so far (read for keys); the task adds its own via `setOutput`. */
+  readonly outputs: ReadonlyMap<StageId, string> & { set(id: StageId, hash: string): unknown };
+  readonly skipKeys?: ReadonlySet<string>;
+  readonly children?: ChildRegistry;
+  /** The whole run's signal (for telling an abort from a stop after failure). */
+  readonly runSignal: AbortSignal;
+  saveState(id: StageId, st: StageState): Promise<void>;
+  /** Receives the stage's summary (exactly once per task). */
+  end(s: StageSummary): void;
+  /** Key coalescing (sweeps); without it every task runs its own key. */
+  readonly claims?: KeyClaims;
+  /** Name of this task for `claims` messages (e.g. the variant label). */
+  readonly taskLabel?: string;
+}
+
+/**
+ * One stage's scheduler task: decides (fresh / restore / run) once its
+ * upstream outputs are known, then does that in `env.graph.workspace`. Shared
+ * by `runPipeline` and sweeps.
+ */
+export async function runStageTask(id: StageId, ctx: TaskContext, env: StageTaskEnv): Promise<TaskOutcome> {
+  const { graph, eng, emit, forced } = env;
+  const node = graph.stages.get(id)!;
+  let waited: string | undefined; // the task whose run of this key we waited for
+  for (;;) {
+    const decision = await decideStage(node, eng.deps, env.outputs, forced.has(id) && waited === undefined);
+    const key = decision.key!;
+    emit({ type: 'stage-plan', stage: id, action: decision.action, key, ...(decision.reason ? { reason: decision.reason } : {}) });
+
+    if (decision.action === 'fresh') {
+      const rec = decision.record!;
+      env.outputs.set(id, rec.outputs.hash);
+      env.end({ stage: id, status: 'fresh', key, outputsHash: rec.outputs.hash, durationMs: 0, metrics: rec.metrics, ...(rec.backend ? { backend: rec.backend } : {}) });
+      return 'ok';
+    }
+    if (decision.action === 'restore') {
+      if (ctx.signal.aborted) return 'cancelled';
+      const t = performance.now();
+      const reason = waited !== undefined ? `same key as ${waited}, which just ran it` : decision.reason;
+      emit({ type: 'stage-start', stage: id, action: 'restore', key, ...(reason ? { reason } : {}) });
+      const restored = await restoreRecord(node, decision.record!, eng);
+      if (restored.ok) {
+        await env.saveState(id, restored.state);
+        const rec = decision.record!;
+        env.outputs.set(id, rec.outputs.hash);
+        env.end({ stage: id, status: 'restored', key, outputsHash: rec.outputs.hash, durationMs: Math.round(performance.now() - t), metrics: rec.metrics, ...(rec.backend ? { backend: rec.backend } : {}), ...(reason ? { reason } : {}) });
+        return 'ok';
+      }
+      // A corrupt or missing object: recompute instead.
+      emit({ type: 'stage-output', stage: id, stream: 'warn', line: `cannot restore from cache (${restored.why}); running instead` });
+    }
+
+    if (decision.action === 'run' && !forced.has(id) && env.skipKeys?.has(key)) {
+      env.end({ stage: id, status: 'failed', key, durationMs: 0, metrics: {}, error: `stage ${id} already failed with this key; not retried until its inputs, params or code change` });
+      return 'failed';
+    }
+    // After waiting once, run it ourselves if there is still no record (e.g. it was gc'd meanwhile).
+    const claim = waited === undefined ? env.claims?.claim(key, env.taskLabel ?? id) : undefined;
+    if (claim?.kind === 'wait') {
+      // Someone else runs this very key: wait (holding no job slot), then restore its record.
+      const o = await claim.until;
+      if (o === 'ok') {
+        waited = claim.owner;
+        continue;
+      }
+      // The owner was stopped (its own variant failed) but we were not: claim again and run it.
+      if (o === 'cancelled' && !env.runSignal.aborted && !ctx.signal.aborted) continue;
+      const failed = o === 'failed';
+      env.end({ stage: id, status: failed ? 'failed' : 'cancelled', key, durationMs: 0, metrics: {}, error: failed ? `stage ${id} failed: the same key failed in ${claim.owner}` : 'run cancelled' });
+      return failed ? 'failed' : 'cancelled';
+    }
+    let keyOutcome: KeyOutcome = 'cancelled';
+    try {
+      keyOutcome = await executeDecided(id, node, key, decision, ctx, env);
+    } finally {
+      claim?.done(keyOutcome);
+    }
+    return keyOutcome;
+  }
+}
+
+/** Executes a stage whose decision is run (or an unusable restore) under a job slot. */
+async function executeDecided(id: StageId, node: StageNode, key: string, decision: Awaited<ReturnType<typeof decideStage>>, ctx: TaskContext, env: StageTaskEnv): Promise<TaskOutcome> {
+  const { graph, eng, emit } = env;
+  const reason = decision.action === 'restore' ? 'cache entry unusable' : decision.reason;
+  const children = env.children;
+  const result = await ctx.withSlot(async () => {
+    const t = performance.now();
+    emit({ type: 'stage-start', stage: id, action: 'run', key, ...(reason ? { reason } : {}) });
+    const r = await executeStage(node, decision.key!, decision.fingerprint!, { graph, store: eng.store, state: eng.state, cacheDir: env.cacheDir, emit, signal: ctx.signal, hasher: eng.hasher, ...(children ? { trackChild: (pid: number) => children.track(pid) } : {}) });
+    return { r, durationMs: Math.round(performance.now() - t) };
+  });
+  if (result === undefined) {
+    env.end({ stage: id, status: 'cancelled', key, durationMs: 0, metrics: {}, error: env.runSignal.aborted ? 'run cancelled' : 'not started after a failure' });
+    return 'cancelled';
+  }
+  const { r, durationMs } = result;
+  switch (r.kind) {
+    case 'ok':
+      await env.saveState(id, r.state);
+      env.outputs.set(id, r.record.outputs.hash);
+      env.end({
+        stage: id,
+        status: 'ran',
+        key,
+        outputsHash: r.record.outputs.hash,
+        durationMs,
+        metrics: r.record.metrics,
+        ...(r.record.backend ? { backend: r.record.backend } : {}),
+        ...(reason ? { reason } : {}),
+        ...(r.record.summary ? { summary: r.record.summary } : {}),
+      });
+      return 'ok';
+    case 'failed':
+      env.end({ stage: id, status: 'failed', key, durationMs, metrics: {}, error: r.message });
+      return 'failed';
+    case 'cancelled':
+      env.end({ stage: id, status: 'cancelled', key, durationMs, metrics: {}, error: 'killed: run cancelled' });
+      return 'cancelled';
+  }
 }
 
 /** Every stage in `only` plus its upstream, in graph order. */

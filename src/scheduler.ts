@@ -27,6 +27,12 @@ export interface SchedulerNode {
    * task keeps a never-aborted signal and is allowed to finish and record.
    */
   readonly interrupt: boolean;
+  /**
+   * Failure domain (e.g. one sweep variant). Without `keepGoing`, a failed node
+   * stops new starts only of nodes in its own group; a failed node without a
+   * group stops everything. Default: no group (one run = one domain).
+   */
+  readonly group?: string;
 }
 
 /** What a task reports. */
@@ -135,7 +141,9 @@ export async function schedule(opts: SchedulerOptions): Promise<Map<StageId, Nod
   const limit = pLimit(Math.max(1, Math.floor(opts.jobs)));
   const pools = new ResourcePools(opts.capacities ?? {});
   const runSignal = opts.signal ?? new AbortController().signal;
-  let stopped: string | undefined; // why no new work starts (failure without --keep-going)
+  let stoppedAll: string | undefined; // why no new work starts (failure without --keep-going)
+  const stoppedGroups = new Map<string, string>(); // the same, per failure group
+  const stoppedFor = (node: SchedulerNode): string | undefined => stoppedAll ?? (node.group !== undefined ? stoppedGroups.get(node.group) : undefined);
 
   const upstream = new Map<StageId, StageId[]>();
   const downstream = new Map<StageId, StageId[]>();
@@ -158,6 +166,7 @@ export async function schedule(opts: SchedulerOptions): Promise<Map<StageId, Nod
     started.add(id);
     const node = byId.get(id)!;
     if (runSignal.aborted) return finishWithoutRunning(id, 'cancelled', 'run cancelled');
+    const stopped = stoppedFor(node);
     if (stopped !== undefined) return finishWithoutRunning(id, 'cancelled', stopped);
     let slotGranted = false;
     const taskSignal = node.interrupt
@@ -175,7 +184,7 @@ export async function schedule(opts: SchedulerOptions): Promise<Map<StageId, Nod
     const ctx: TaskContext = {
       signal: taskSignal,
       async withSlot<T>(fn: () => Promise<T>): Promise<T | undefined> {
-        const cancelledNow = (): boolean => runSignal.aborted || stopped !== undefined;
+        const cancelledNow = (): boolean => runSignal.aborted || stoppedFor(node) !== undefined;
         if (releaseSlot === undefined) {
           if (cancelledNow()) return undefined;
           const releaseResources = await pools.acquire(node.resources);
@@ -203,7 +212,11 @@ export async function schedule(opts: SchedulerOptions): Promise<Map<StageId, Nod
         outcome = 'failed';
       }
       outcomes.set(id, outcome);
-      if (outcome === 'failed' && !opts.keepGoing && stopped === undefined) stopped = `not started: stage ${id} failed`;
+      if (outcome === 'failed' && !opts.keepGoing) {
+        const why = `not started: stage ${id} failed`;
+        if (node.group === undefined) stoppedAll ??= why;
+        else if (!stoppedGroups.has(node.group)) stoppedGroups.set(node.group, why);
+      }
       releaseSlot?.();
       settle(id);
     })();
@@ -222,7 +235,7 @@ export async function schedule(opts: SchedulerOptions): Promise<Map<StageId, Nod
       });
       if (bad !== undefined) {
         const o = outcomes.get(bad)!;
-        if (o === 'cancelled') finishWithoutRunning(d, 'cancelled', runSignal.aborted ? 'run cancelled' : (stopped ?? `upstream stage ${bad} cancelled`));
+        if (o === 'cancelled') finishWithoutRunning(d, 'cancelled', runSignal.aborted ? 'run cancelled' : (stoppedFor(byId.get(d)!) ?? `upstream stage ${bad} cancelled`));
         else finishWithoutRunning(d, 'skipped-upstream-failed', `upstream stage ${bad} ${o === 'skipped-upstream-failed' ? 'was skipped' : o}`);
         started.add(d);
         settle(d);

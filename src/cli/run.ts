@@ -6,7 +6,7 @@
  * a live run → exit 4), runs via `runPipeline` with the human reporter or
  * NDJSON (`--json`), and maps the outcome to the exit code: 0 ok, 1 a stage
  * failed, 130 interrupted. `-S a=1,2` (a sweep) is handed to `./sweep.js`
- * when that module exists. After a real run, `../experiments/recorder.js` (when
+ * when that module exists (all variants under one scheduler). After a real run, `../experiments/recorder.js` (when
  * present) records the experiment.
  *
  * It does not decide anything about stages (runner.ts / plan.ts do).
@@ -17,6 +17,7 @@ import { listFlag, parseArgs } from './args.js';
 import { loadOrReport, pipelineFileArg, usageError, useColor } from './common.js';
 import type { JsonValue, PipelineGraph, StageId } from '../pipeline.js';
 import type { RunOptions, RunSummary } from '../runner.js';
+import type { RunEvent } from '../events.js';
 
 const HELP = `usage: pipeline run [file] [options]
 
@@ -116,7 +117,7 @@ export async function parseRunArgs(argv: readonly string[], io: CliIO): Promise<
 }
 
 /** Loads an optional module; undefined when it is not part of this build. */
-async function optionalImport<T>(load: () => Promise<T>, file: string): Promise<T | undefined> {
+export async function optionalImport<T>(load: () => Promise<T>, file: string): Promise<T | undefined> {
   try {
     return await load();
   } catch (e) {
@@ -126,7 +127,7 @@ async function optionalImport<T>(load: () => Promise<T>, file: string): Promise<
 }
 
 /** The experiments module's recorder (records each run). */
-interface RecorderModule {
+export interface RecorderModule {
   recordExperiment(graph: PipelineGraph, summary: RunSummary, extra?: { name?: string; sweep?: { id: string; overrides: Record<string, unknown> } }): Promise<unknown>;
 }
 
@@ -184,14 +185,7 @@ export async function runLoaded(
     }
     release = () => lock.value.release();
   }
-  const reporter = parsed.json
-    ? { sink: (await import('../log/ndjson.js')).ndjsonReporter(io.stdout), close() {} }
-    : (await import('../log/human.js')).humanReporter({
-        out: io.stdout,
-        tty: io.stdout.isTTY === true && io.env.TERM !== 'dumb',
-        color: useColor(io, io.stdout),
-        ...(io.stdout.columns ? { columns: io.stdout.columns } : {}),
-      });
+  const reporter = await makeReporter(parsed, io);
   let summary: RunSummary;
   try {
     const recorder = parsed.dry ? undefined : await optionalImport(() => import(`../experiments/${'recorder'}.js`) as Promise<RecorderModule>, '/experiments/recorder.js');
@@ -227,8 +221,20 @@ export async function runLoaded(
   return summary.ok ? ExitCode.ok : ExitCode.stageFailed;
 }
 
+/** The reporter `--json` asks for: NDJSON events, or the human one. */
+export async function makeReporter(parsed: Pick<RunCommandOptions, 'json'>, io: CliIO): Promise<{ sink: (e: RunEvent) => void; close(): void }> {
+  return parsed.json
+    ? { sink: (await import('../log/ndjson.js')).ndjsonReporter(io.stdout), close() {} }
+    : (await import('../log/human.js')).humanReporter({
+        out: io.stdout,
+        tty: io.stdout.isTTY === true && io.env.TERM !== 'dumb',
+        color: useColor(io, io.stdout),
+        ...(io.stdout.columns ? { columns: io.stdout.columns } : {}),
+      });
+}
+
 /** Stage names as given, with foreach/matrix base names expanded to their instances. */
-function expandNames(graph: PipelineGraph, names: readonly string[]): StageId[] {
+export function expandNames(graph: PipelineGraph, names: readonly string[]): StageId[] {
   const ids = [...graph.stages.keys()];
   return names.flatMap((n) => (graph.stages.has(n as StageId) ? [n as StageId] : ids.filter((s) => s.startsWith(`${n}@`))));
 }

@@ -89,6 +89,24 @@ export function formatStageEnd(e: Extract<RunEvent, { type: 'stage-end' }>, st: 
   }
 }
 
+/** The line printed when a sweep variant ends, e.g. `■ experiment 2 [lr=0.1] succeeded in 3.2s, recorded as 1a2b3c4  train.acc=0.9`. */
+export function formatVariantEnd(e: Extract<RunEvent, { type: 'variant-end' }>, st: Style): string {
+  const head = `experiment ${e.index} ${st.dim(`[${e.variant}]`)}`;
+  const metrics = Object.entries(e.metrics).map(([k, v]) => `${k}=${formatNumber(v)}`).join(' ');
+  const rec = e.experiment !== undefined ? `, recorded as ${e.experiment}` : e.status === 'cancelled' ? ', not recorded' : '';
+  const tail = `${formatDuration(e.durationMs)}${rec}${metrics ? `  ${metrics}` : ''}`;
+  switch (e.status) {
+    case 'succeeded':
+      return `${st.green('■')} ${head} succeeded in ${tail}`;
+    case 'failed':
+      return `${st.red('■')} ${head} ${st.red('failed')} after ${tail}`;
+    case 'cancelled':
+      return `${st.yellow('■')} ${head} ${st.yellow('cancelled')} after ${tail}`;
+    default:
+      return unreachable(e.status);
+  }
+}
+
 function formatNumber(v: number): string {
   return Number.isInteger(v) ? String(v) : Number(v.toPrecision(4)).toString();
 }
@@ -151,7 +169,9 @@ export function humanReporter(opts: HumanReporterOptions): Reporter {
     out.write(`${clearLive()}${renderLive()}`);
   };
 
-  const sink: EventSink = (e) => {
+  const sink: EventSink = (raw) => {
+    // In a sweep, a stage is named with its variant: `train [train.lr=0.1]`.
+    const e = raw.variant !== undefined && 'stage' in raw ? ({ ...raw, stage: `${raw.stage} ${st.dim(`[${raw.variant}]`)}` } as RunEvent) : raw;
     switch (e.type) {
       case 'run-start':
         dry = e.dry;
@@ -200,6 +220,17 @@ export function humanReporter(opts: HumanReporterOptions): Reporter {
         live.clear();
         if (dry) return print(st.dim('dry run: nothing was executed'));
         print(formatRunEnd(e, st));
+        return;
+      case 'sweep-start':
+        print(st.bold(`sweep ${e.sweep}: ${e.variants.length} experiments`) + st.dim(e.shared.length > 0 ? ` (shared, run once: ${e.shared.join(', ')})` : ''));
+        for (const v of e.variants) print(st.dim(`  ${v.index}. ${v.label}`));
+        return;
+      case 'variant-end':
+        print(formatVariantEnd(e, st));
+        return;
+      case 'sweep-apply':
+        print(`${st.cyan('↺')} workspace holds experiment ${e.index} ${st.dim(`[${e.variant}]`)}`);
+        for (const p of e.problems) print(`  ${st.yellow(p)}`);
         return;
       default:
         return unreachable(e);
