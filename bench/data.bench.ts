@@ -28,7 +28,7 @@ const W = 500;
 const H = 375;
 
 /** Writes `count` distinct natural-ish JPEGs (ids from `start`) in class folders under `dir`. */
-async function makeJpegs(dir: string, start: number, count: number): Promise<void> {
+export async function makeJpegs(dir: string, start: number, count: number): Promise<void> {
   const set = await readIdxImageSet(path.join(FMNIST, 'train-images-idx3-ubyte.gz'), path.join(FMNIST, 'train-labels-idx1-ubyte.gz'), 10);
   const limit = pLimit(4);
   // One shared noise field; each image reads it at its own offset (distinct bytes, no per-byte RNG).

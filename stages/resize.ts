@@ -1,24 +1,31 @@
 /**
- * The `resize` stage: decodes every ingested image once and packs its resized
- * uint8 pixels into an image shard directory (lib/shards.ts) at the root of
- * the stage's out dir, in manifest order, all splits. Downstream stages read
+ * The `resize` stage: decodes every ingested image once and writes its resized
+ * uint8 pixels as an image shard directory (lib/shards.ts) at the root of the
+ * stage's out dir, in manifest order, all splits: one per-image pack file per
+ * image (`px/<key[0:2]>/<key>.px`) plus `index.json`. Downstream stages read
  * pixels with `new ShardReader(ctx.inputs.resize)`.
  *
  * Per-image incremental: each image's pixels are cached in `ctx.items` under
- * sha256(stage version, libvips version, image sha256, every resize param), so
- * a run after adding 10 images to 10,000 decodes only those 10, and changing
- * `size` (or any param that changes pixels) decodes everything again. Decodes
- * run in parallel (a bounded window, so memory stays flat) and report progress.
+ * key = sha256(stage version, libvips version, image sha256, every resize
+ * param), so a run after adding 10 images to 10,000 decodes only those 10, and
+ * changing `size` (or any param that changes pixels) decodes everything again.
+ * A cached image is not even read: its entry is hard-linked into the output
+ * (`ItemCache.link`; the entry's bytes are the pack layout), so the run writes
+ * only the new images' bytes plus the index, and the engine's store
+ * recognises the linked inodes instead of re-hashing them. Decodes run in
+ * parallel (a bounded window, so memory stays flat) and report progress.
  *
  * The pixel work itself is `resizeImage` (lib/image-io.ts), shared with `predict`.
  * Does not split, label-check, augment or normalise (pixels stay 0..255).
  */
 import fs from 'node:fs/promises';
+import fss from 'node:fs';
+import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { loadSharp } from './lib/lazy-modules.js';
 import type { BuiltinStage, StageContext, StageResult } from './types.js';
 import { readManifest } from './lib/manifest.js';
-import { ShardWriter } from './lib/shards.js';
+import { ShardWriter, packBytes, packFileOf } from './lib/shards.js';
 import { DataInputError } from './lib/data-error.js';
 import { DEFAULT_MAX_PIXELS, type ProbeFailure } from './lib/probe.js';
 import { resizeImage, type Fit, type Kernel, type ResizeOptions } from './lib/image-io.js';
@@ -81,6 +88,13 @@ export const RESIZE_CONCURRENCY = 4;
  */
 export const PUT_CONCURRENCY = 8;
 
+/**
+ * Version of the pixel computation, part of every per-image cache key. Bumped
+ * only when the pixels of an image can change; the stage `version` also covers
+ * the output layout (2: per-image packs), which leaves cached pixels valid.
+ */
+export const PIXELS_VERSION = '1';
+
 /** The per-image cache key: everything that determines the pixels. */
 export function resizeCacheKey(sha256: string, p: ResizeParams, version: string): string {
   const canonical = JSON.stringify({
@@ -99,8 +113,8 @@ export function resizeCacheKey(sha256: string, p: ResizeParams, version: string)
 
 export const resizeStage: BuiltinStage<ResizeParams> = {
   name: 'resize',
-  version: '1',
-  description: 'Decodes and resizes every image once (EXIF orientation, sRGB, alpha flattening) into packed uint8 NHWC shards; cached per image',
+  version: '2',
+  description: 'Decodes and resizes every image once (EXIF orientation, sRGB, alpha flattening) into per-image uint8 HWC packs with a shard index; cached per image',
   inputs: ['ingest'],
   run: (ctx) => runResize(ctx),
 };
@@ -123,14 +137,35 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
   let resized = 0;
   let hits = 0;
   const puts = new PutQueue(ctx.items, PUT_CONCURRENCY);
-
-  const one = async (i: number): Promise<Result<Uint8Array, ProbeFailure>> => {
-    const e = entries[i]!;
-    const key = resizeCacheKey(e.sha256, params, resizeStage.version);
+  const madeDirs = new Set<string>();
+  /** The pack file of `key` (relative), its directory created. */
+  const packOf = (key: string): string => {
+    const rel = packFileOf(key);
+    const dir = path.join(ctx.outDir, path.dirname(rel));
+    if (!madeDirs.has(dir)) {
+      fss.mkdirSync(dir, { recursive: true });
+      madeDirs.add(dir);
+    }
+    return rel;
+  };
+  const link = ctx.items.link?.bind(ctx.items);
+  /** Puts a cached item's pack at `dest`: a hard link to the entry when the cache can, else a copy of its bytes. */
+  const placeCached = async (key: string, dest: string): Promise<boolean> => {
+    if (link !== undefined) return link(key, dest, itemBytes);
     const cached = await ctx.items.get(key);
-    if (cached !== undefined && cached.length === itemBytes) {
+    if (cached === undefined || cached.length !== itemBytes) return false;
+    await fs.writeFile(dest, packBytes(cached), { mode: 0o444 });
+    return true;
+  };
+
+  const one = async (i: number): Promise<Result<string, ProbeFailure>> => {
+    const e = entries[i]!;
+    const key = resizeCacheKey(e.sha256, params, PIXELS_VERSION);
+    const rel = packOf(key);
+    const dest = path.join(ctx.outDir, rel);
+    if (await placeCached(key, dest)) {
       hits++;
-      return ok(cached);
+      return ok(rel);
     }
     let buf: Buffer;
     try {
@@ -144,14 +179,22 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
     const r = await limit(() => resizeImage(buf, opts));
     if (!r.ok) return r;
     resized++;
-    await puts.add(key, Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength));
-    return r;
+    const px = Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
+    if (link !== undefined) {
+      // Cache first, then link the entry: the output shares its bytes (no second write).
+      await ctx.items.put(key, px);
+      if (await link(key, dest, itemBytes)) return ok(rel);
+    } else {
+      await puts.add(key, px);
+    }
+    await fs.writeFile(dest, packBytes(px), { mode: 0o444 });
+    return ok(rel);
   };
 
   // A window of in-flight items, consumed in order so shards follow the manifest.
   // Cache reads run across the whole window; only decodes are limited to RESIZE_CONCURRENCY.
   const window = 32;
-  const pending: Promise<Result<Uint8Array, ProbeFailure>>[] = [];
+  const pending: Promise<Result<string, ProbeFailure>>[] = [];
   const failed: number[] = [];
   let next = 0;
   const launch = () => {
@@ -170,7 +213,7 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
     if (next < entries.length) launch();
     const e = entries[i]!;
     if (!r.ok) failed.push(i);
-    else if (failed.length === 0) writer.add(e.sha256, e.sha256, e.labelIndex, r.value);
+    else if (failed.length === 0) writer.addPack(e.sha256, e.sha256, e.labelIndex, r.value);
     if ((i + 1) % 64 === 0 || i + 1 === entries.length) ctx.log.progress(i + 1, entries.length, 'resize');
   }
   if (failed.length > 0) {

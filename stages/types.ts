@@ -26,6 +26,16 @@ export interface StageLogger {
 export interface ItemCache {
   get(key: string): Promise<Buffer | undefined>;
   put(key: string, value: Buffer): Promise<void>;
+  /**
+   * Optional (added by the data stages, issue 3): hard-links the stored entry
+   * for `key` to the new path `dest` (e.g. inside `ctx.outDir`) without
+   * reading it. The linked file holds the value followed by the 32-byte
+   * sha256 of the value (the per-image pack layout of stages/lib/shards.ts)
+   * and is read-only: never write into it. Resolves false (a miss) when there
+   * is no entry whose value has `valueBytes` bytes. Implementations that
+   * cannot link may copy.
+   */
+  link?(key: string, dest: string, valueBytes: number): Promise<boolean>;
 }
 
 /** Everything a stage run may use. */

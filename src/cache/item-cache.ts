@@ -2,15 +2,26 @@
  * A directory-backed per-item cache (see `ItemCache` in stages/types.ts).
  * Entries live at `<root>/<key[0:2]>/<key>`; each value is stored with a
  * trailing 32-byte sha256 of its bytes so a torn or corrupted entry reads as a
- * miss instead of bad data. Does not evict; `cache gc` does.
+ * miss instead of bad data. That on-disk form is also the per-image pack
+ * layout of stages/lib/shards.ts, which is what lets `link` hand an entry to a
+ * stage's output without copying it.
+ *
+ * Entries are immutable: created read-only (0444), replaced only by writing a
+ * temp file and renaming it over the entry, never written in place. So a hard
+ * link to an entry (from `link`, or a cache object sharing its inode, see
+ * store.ts) always keeps the bytes it had when linked.
+ *
+ * Does not evict; `cache gc` does not either (item caches are rebuilt on
+ * demand). `CacheStore.verify` checks entries' trailers.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import type { ItemCache } from '../../stages/types.js';
-import { writeFileAtomic } from './atomic.js';
 
-const DIGEST_BYTES = 32;
+/** Bytes of the sha256 trailer after each stored value. */
+export const ITEM_DIGEST_BYTES = 32;
+const DIGEST_BYTES = ITEM_DIGEST_BYTES;
 
 /** Options for `directoryItemCache` (added by the data stages; the defaults keep the original behaviour). */
 export interface ItemCacheOptions {
@@ -19,8 +30,17 @@ export interface ItemCacheOptions {
    * carries a sha256 trailer, so without fsync a crash can only turn an entry
    * into a miss, never into wrong data; skipping it makes a put ~10x cheaper on
    * a real disk (bench/data.bench.ts), which matters for per-image caches.
+   * (A `link`ed entry is trusted by size; the engine's store fsyncs what it
+   * keeps, and `cache verify` checks every entry's trailer.)
    */
   readonly fsync?: boolean;
+}
+
+/** Whether `raw` (an entry file's bytes) ends with the sha256 of what precedes it. */
+export function itemEntryIntact(raw: Uint8Array): boolean {
+  if (raw.length < DIGEST_BYTES) return false;
+  const body = raw.subarray(0, raw.length - DIGEST_BYTES);
+  return createHash('sha256').update(body).digest().equals(raw.subarray(raw.length - DIGEST_BYTES));
 }
 
 /** Opens (lazily creates) an item cache rooted at `root`. */
@@ -38,27 +58,52 @@ export function directoryItemCache(root: string, options: ItemCacheOptions = {})
       } catch {
         return undefined;
       }
-      if (raw.length < DIGEST_BYTES) return undefined;
-      const body = raw.subarray(0, raw.length - DIGEST_BYTES);
-      const digest = createHash('sha256').update(body).digest();
-      return digest.equals(raw.subarray(raw.length - DIGEST_BYTES)) ? body : undefined;
+      return itemEntryIntact(raw) ? raw.subarray(0, raw.length - DIGEST_BYTES) : undefined;
     },
     async put(key, value) {
       const digest = createHash('sha256').update(value).digest();
-      if (fsyncEntries) {
-        await writeFileAtomic(fileOf(key), Buffer.concat([value, digest]));
-        return;
-      }
       const file = fileOf(key);
       await fs.mkdir(path.dirname(file), { recursive: true });
       const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
       try {
-        await fs.writeFile(tmp, Buffer.concat([value, digest]));
+        // Read-only from creation: an entry (and any link to it) is never written in place.
+        const fh = await fs.open(tmp, 'wx', 0o444);
+        try {
+          const { bytesWritten } = await fh.writev([value, digest]);
+          if (bytesWritten !== value.length + DIGEST_BYTES) throw new Error(`item cache: short write of ${file} (${bytesWritten} bytes)`);
+          if (fsyncEntries) await fh.sync();
+        } finally {
+          await fh.close();
+        }
         await fs.rename(tmp, file);
       } catch (e) {
         await fs.rm(tmp, { force: true });
         throw e;
       }
+    },
+    async link(key, dest, valueBytes) {
+      const file = fileOf(key);
+      let st;
+      try {
+        st = await fs.stat(file);
+      } catch {
+        return false;
+      }
+      if (!st.isFile() || st.size !== valueBytes + DIGEST_BYTES) return false;
+      // Entries written before entries were created read-only: seal them first (they are never written in place).
+      if ((st.mode & 0o222) !== 0) await fs.chmod(file, 0o444);
+      try {
+        await fs.link(file, dest);
+        return true;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') return false; // replaced or removed meanwhile
+        if (code !== 'EXDEV' && code !== 'EMLINK' && code !== 'EPERM' && code !== 'ENOTSUP') throw e;
+      }
+      // No hard links here (another filesystem, link limit): a private copy of the same bytes.
+      await fs.copyFile(file, dest);
+      await fs.chmod(dest, 0o444);
+      return true;
     },
   };
 }

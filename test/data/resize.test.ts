@@ -9,6 +9,7 @@ import { ingestParams, ingestStage, type IngestParams } from '../../stages/inges
 import { ShardReader } from '../../stages/lib/shards.js';
 import { readManifest } from '../../stages/lib/manifest.js';
 import { pngOf, writeTree } from './fixtures.js';
+import { directoryItemCache } from '../../src/cache/item-cache.js';
 
 const RED = [255, 0, 0];
 const GREEN = [0, 255, 0];
@@ -182,4 +183,72 @@ test('resize stage: a cancelled run rejects promptly with the abort reason', asy
   const ac = new AbortController();
   ac.abort(new Error('cancelled by test'));
   await assert.rejects(resizeStage.run({ ...ctx, signal: ac.signal }), /cancelled by test/);
+});
+
+/** Every file under `dir` (relative path → bytes), for byte-for-byte comparisons of whole outputs. */
+async function treeBytes(dir: string): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  for (const rel of (await fs.readdir(dir, { recursive: true })).sort()) {
+    const abs = path.join(dir, rel);
+    if ((await fs.stat(abs)).isFile()) out.set(rel, await fs.readFile(abs));
+  }
+  return out;
+}
+
+test('resize stage: adding images links cached packs (no read, no copy) and the output is byte-identical to a cold run', async () => {
+  await using rig = await stageRig();
+  const files: Record<string, Buffer> = {};
+  for (let i = 0; i < 20; i++) files[`c${i % 2}/${String(i).padStart(2, '0')}.png`] = await pngOf(5000 + i, 20, 16);
+  await writeTree(path.join(rig.dir, 'src'), files);
+  const params = resizeParams({ size: [8, 6] });
+  await resizeStage.run(await rig.context<ResizeParams>('resize', params, { ingest: await ingestTree(rig, 'src') }));
+
+  const more: Record<string, Buffer> = {};
+  for (let i = 20; i < 22; i++) more[`c${i % 2}/${i}.png`] = await pngOf(5000 + i, 20, 16);
+  await writeTree(path.join(rig.dir, 'src'), more);
+  const ing = await ingestTree(rig, 'src');
+  const inc = await rig.context<ResizeParams>('resize', params, { ingest: ing });
+  assert.deepEqual((await resizeStage.run(inc)).metrics, { images: 22, resized: 2, cache_hits: 20 });
+
+  // Every pack is the item-cache entry's inode (hard link), read-only.
+  const reader = new ShardReader(inc.outDir);
+  assert.equal(reader.index.shards.length, 22);
+  for (const s of reader.index.shards) {
+    assert.equal(s.trailer, 'sha256');
+    const st = await fs.stat(path.join(inc.outDir, s.file));
+    assert.ok(st.nlink >= 2, s.file); // the entry, this output (and the first run's output)
+    assert.equal(st.mode & 0o222, 0, `${s.file} must be read-only`);
+  }
+
+  // A cold run (empty item cache, and a cache that cannot link) gives the same bytes.
+  const coldCache = path.join(rig.dir, 'cold-items');
+  const cold = { ...(await rig.context<ResizeParams>('resize', params, { ingest: ing })), items: directoryItemCache(coldCache) };
+  assert.equal((await resizeStage.run(cold)).metrics?.['resized'], 22);
+  const plain = directoryItemCache(path.join(rig.dir, 'plain-items'));
+  const noLink = { ...(await rig.context<ResizeParams>('resize', params, { ingest: ing })), items: { get: plain.get.bind(plain), put: plain.put.bind(plain) } };
+  await resizeStage.run(noLink);
+  const want = await treeBytes(inc.outDir);
+  assert.deepEqual(await treeBytes(cold.outDir), want);
+  assert.deepEqual(await treeBytes(noLink.outDir), want);
+  // Pixels read back through the reader equal a direct resize.
+  const { entries } = readManifest(ing);
+  const direct = await resizeImage(entries[21]!.path, resizeOptionsOf(params));
+  assert.ok(direct.ok);
+  assert.deepEqual(new Uint8Array(reader.pixels(21)), direct.value);
+});
+
+test('resize stage: a truncated item-cache entry is a miss, not bad pixels', async () => {
+  await using rig = await stageRig();
+  await writeTree(path.join(rig.dir, 'src'), { 'a/1.png': await pngOf(7001, 20, 16), 'b/2.png': await pngOf(7002, 20, 16) });
+  const ing = await ingestTree(rig, 'src');
+  const params = resizeParams({ size: [8, 6] });
+  await resizeStage.run(await rig.context<ResizeParams>('resize', params, { ingest: ing }));
+  const itemsDir = path.join(rig.cacheDir, 'items', 'resize');
+  const entry = (await fs.readdir(itemsDir, { recursive: true })).map((r) => path.join(itemsDir, r)).find((p) => /[0-9a-f]{64}$/.test(p))!;
+  await fs.chmod(entry, 0o644);
+  await fs.truncate(entry, 100);
+  const again = await rig.context<ResizeParams>('resize', params, { ingest: ing });
+  assert.deepEqual((await resizeStage.run(again)).metrics, { images: 2, resized: 1, cache_hits: 1 });
+  const reader = new ShardReader(again.outDir);
+  for (let i = 0; i < 2; i++) assert.equal(reader.pixels(i).length, 8 * 6 * 3);
 });
