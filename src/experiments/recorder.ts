@@ -2,12 +2,13 @@
  * Turns a finished run into an experiment record and stores it in the cache
  * (called from `pipeline run` through `RunOptions.afterRun`). Reads the git
  * commit and dirty flag when the workspace is inside a git repository; git is
- * never required. Does not print.
+ * never required. A run that only finds every stage fresh, exactly as this
+ * pipeline's latest experiment left it, is not recorded again. Does not print.
  */
 import { execFile } from 'node:child_process';
 import type { PipelineGraph } from '../pipeline.js';
 import type { RunSummary } from '../runner.js';
-import { newExperimentId, writeExperiment, type ExperimentRecord, type ExperimentStage } from './record.js';
+import { newExperimentId, readExperiments, writeExperiment, type ExperimentRecord, type ExperimentStage } from './record.js';
 
 function git(args: string[], cwd: string): Promise<string | undefined> {
   return new Promise((resolve) => {
@@ -59,8 +60,36 @@ export function experimentFromRun(id: string, graph: PipelineGraph, summary: Run
   };
 }
 
-/** Records the run as an experiment in the cache and returns it. */
+/**
+ * The latest experiment of this pipeline when the run adds nothing to it: every
+ * stage was already fresh (nothing ran, nothing was restored), and that
+ * experiment saw the same resolved params and the same stage keys and
+ * succeeded. Named runs and sweep variants are always recorded.
+ */
+export function sameAsLatest(history: readonly ExperimentRecord[], rec: ExperimentRecord): ExperimentRecord | undefined {
+  if (rec.name !== undefined || rec.sweep !== undefined || rec.status !== 'succeeded') return undefined;
+  const stages = Object.entries(rec.stages);
+  if (stages.length === 0 || stages.some(([, s]) => s.status !== 'fresh')) return undefined;
+  const mine = history.filter((e) => e.pipeline.file === rec.pipeline.file && e.pipeline.workspace === rec.pipeline.workspace);
+  const last = mine[mine.length - 1];
+  if (last === undefined || last.status !== 'succeeded' || last.sweep !== undefined) return undefined;
+  if (JSON.stringify(last.params) !== JSON.stringify(rec.params)) return undefined;
+  const lastIds = Object.keys(last.stages);
+  if (lastIds.length !== stages.length) return undefined;
+  return stages.every(([id, s]) => last.stages[id]?.key === s.key) ? last : undefined;
+}
+
+/**
+ * Records the run as an experiment in the cache and returns it. A no-op run
+ * (every stage fresh, same params and keys as this pipeline's latest
+ * experiment) is not recorded again: the latest experiment is returned, so
+ * `pipeline diff` keeps comparing the last two runs that differ.
+ */
 export async function recordExperiment(graph: PipelineGraph, summary: RunSummary, extra: { name?: string; sweep?: ExperimentRecord['sweep'] } = {}): Promise<ExperimentRecord> {
+  if (extra.name === undefined && extra.sweep === undefined && [...summary.stages.values()].every((s) => s.status === 'fresh')) {
+    const same = sameAsLatest(await readExperiments(summary.cacheDir), experimentFromRun('', graph, summary, {}));
+    if (same !== undefined) return same;
+  }
   const [id, gitState] = await Promise.all([newExperimentId(summary.cacheDir), gitInfo(graph.workspace)]);
   const rec = experimentFromRun(id, graph, summary, { ...extra, ...(gitState !== undefined && { git: gitState }) });
   await writeExperiment(summary.cacheDir, rec);

@@ -113,3 +113,24 @@ test('report writes a self-contained page and PNG charts from recorded runs', as
   assert.ok(await rig.exists('rep/loss.png'));
   assert.ok(await rig.exists('rep/accuracy.svg'));
 });
+
+test('a no-op run does not record a second copy of the latest experiment; a run that restores does', async () => {
+  await using rig = await e2eRig();
+  await demo(rig);
+  assert.equal((await rig.cli(['run'])).code, 0);
+  const noop = await rig.cli(['run']);
+  assert.equal(noop.code, 0, noop.stderr);
+  const count = async (): Promise<number> => (JSON.parse((await rig.cli(['exp', 'list', '--json'])).stdout) as unknown[]).length;
+  assert.equal(await count(), 1, 'the no-op run is the same experiment');
+  assert.equal((await rig.cli(['run', '-S', 'train.lr=0.1'])).code, 0);
+  assert.equal((await rig.cli(['run'])).code, 0, 'back to 0.01: train restored from the cache');
+  assert.equal(await count(), 3);
+  assert.equal((await rig.cli(['run'])).code, 0);
+  assert.equal(await count(), 3, 'no-op again');
+  // diff with no ids compares the last two runs that did something.
+  const diff = await rig.cli(['diff']);
+  assert.match(diff.stdout, /params:\n  train\.lr: 0\.1 → 0\.01\n/);
+  // A named run is always recorded, even when nothing ran.
+  assert.equal((await rig.cli(['run', '-n', 'again'])).code, 0);
+  assert.equal(await count(), 4);
+});
