@@ -171,7 +171,11 @@ export async function runSweepPipeline(inputs: readonly SweepVariantInput[], opt
       exclude,
     });
     const graph: PipelineGraph = { ...v.graph, workspace: dir };
-    scratch.push({ dir, graph, eng: await openEngine(graph, opts.cacheDir) });
+    const opened = await openEngine(graph, opts.cacheDir);
+    // Reasons compare against the stage's last run in the real workspace; nothing in a fresh
+    // scratch dir is ever "fresh" (its private outputs start absent).
+    const eng: EngineHandles = { ...opened, deps: { ...opened.deps, last: { lastKey: (id) => realEng.state.get(id)?.key, intact: () => false } } };
+    scratch.push({ dir, graph, eng });
   }
 
   // Outputs known per variant; a shared stage's output is known to all.
