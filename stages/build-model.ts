@@ -1,6 +1,7 @@
 /**
  * `build-model`: a backbone from the registry plus a classification head.
- * Writes `spec.json` (how backbone and head form the classifier), `head/`
+ * Writes `spec.json` (how backbone and head form the classifier, and how the
+ * `resize` input made its pixels, so `predict` can do the same), `head/`
  * (tfjs layers model: feature vector → softmax), `backbone/` only when its
  * weights cannot be reproduced from the registry (random init), and
  * `summary.txt` (layer table, trainable / non-trainable parameter counts).
@@ -21,7 +22,7 @@ import { ShardReader } from './lib/shards.js';
 import { DataInputError } from './lib/data-error.js';
 import { BACKBONES, featureDimFor, loadBackbone, paramCounts, type BackboneName } from './ml/backbones/registry.js';
 import { buildHead, SEED_HEAD, stackModel, type HeadLayer, type Pooling } from './ml/head.js';
-import { BACKBONE_DIR, HEAD_DIR, MODEL_SPEC_FORMAT, saveModel, writeSpec, type ModelSpec } from './ml/model-io.js';
+import { BACKBONE_DIR, HEAD_DIR, imageResizeOf, MODEL_SPEC_FORMAT, saveModel, writeSpec, type ImageResize, type ModelSpec } from './ml/model-io.js';
 import { backendResult, stageBackend, type ComputeParams } from './ml/runtime.js';
 import { buildSmallCnn, isRegistrySimpleCnn, REGISTRY_SIMPLE_CNN, smallCnnFeatureDim, type SmallCnnConfig } from './ml/small-cnn.js';
 import type { Tf } from './ml/backbones/spec.js';
@@ -97,12 +98,14 @@ export function modelSummary(model: tfjs.LayersModel, title: string): string {
 }
 
 /** The classes and pixel geometry the inputs provide. */
-function readInputs(ctx: StageContext<BuildModelParams>): { classes: string[]; size?: [number, number]; channels?: 1 | 3 } {
+function readInputs(ctx: StageContext<BuildModelParams>): { classes: string[]; size?: [number, number]; channels?: 1 | 3; resize?: ImageResize } {
   const resize = ctx.inputs['resize'];
   const ingest = ctx.inputs['ingest'];
   if (resize !== undefined) {
     const r = new ShardReader(resize);
-    return { classes: [...r.index.classes], size: [r.index.height, r.index.width], channels: r.index.channels };
+    const recorded = imageResizeOf(r.index);
+    if (recorded === undefined) ctx.log.warn(`${ctx.stageId}: the resize output does not record fit/kernel/background (made by an older resize); predict will resize new images with the resize defaults`);
+    return { classes: [...r.index.classes], size: [r.index.height, r.index.width], channels: r.index.channels, ...(recorded !== undefined ? { resize: recorded } : {}) };
   }
   if (ingest !== undefined) return { classes: readManifest(ingest).classes };
   throw new DataInputError(`${ctx.stageId}: build-model needs an 'ingest' or 'resize' input to know the classes`);
@@ -154,6 +157,11 @@ async function run(ctx: StageContext<BuildModelParams>): Promise<StageResult> {
   const channels = inputs.channels ?? p.channels ?? spec.channels;
   const weights = p.weights ?? defaultWeights(p.backbone);
   const bb = await makeBackbone(tf, ctx, p, weights, size, channels);
+  if (p.fine_tune !== null && !bb.model.layers.some((l) => l.name === p.fine_tune!.from_layer)) {
+    const names = bb.model.layers.filter((l) => l.countParams() > 0).map((l) => l.name);
+    const shown = names.length > 12 ? [...names.slice(0, 6), '…', ...names.slice(-6)] : names;
+    throw new DataInputError(`${ctx.stageId}: fine_tune.from_layer '${p.fine_tune.from_layer}' is not a layer of ${p.backbone} (layers with weights: ${shown.join(', ')}; all in summary.txt of a build without fine_tune)`);
+  }
   const pooling = spec.output === 'map' ? p.pooling : null;
   const outShape = bb.model.outputs[0]!.shape;
   const featureDim = pooling === 'flatten' ? outShape.slice(1).reduce((a: number, b) => a * (b ?? 1), 1) : bb.featureDim;
@@ -177,6 +185,7 @@ async function run(ctx: StageContext<BuildModelParams>): Promise<StageResult> {
     ...(p.fine_tune !== null ? { fineTune: { fromLayer: p.fine_tune.from_layer, lr: p.fine_tune.lr, epochs: p.fine_tune.epochs } } : {}),
     backboneSaved,
     seed: ctx.seed,
+    ...(inputs.resize !== undefined ? { resize: inputs.resize } : {}),
   };
   if (weights === 'none' && p.freeze) ctx.log.info('backbone has random weights (weights: none): it is trained with the head, freeze does not apply');
   await writeSpec(ctx.outDir, modelSpec);
@@ -198,7 +207,7 @@ async function run(ctx: StageContext<BuildModelParams>): Promise<StageResult> {
 
 export const buildModelStage: BuiltinStage<BuildModelParams> = {
   name: 'build-model',
-  version: '2',
+  version: '3',
   description: 'Backbone from the registry + classification head (default: the seed\'s BN/Dropout/Dense128/BN/Dropout/softmax); writes spec.json, head/, summary.txt',
   inputs: [],
   optionalInputs: ['ingest', 'resize'],

@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { BuiltinStage, StageContext, StageResult } from './types.js';
 import { DataInputError } from './lib/data-error.js';
 import { loadClassifier } from './ml/model-io.js';
-import { expandImagePaths, predictFiles, predictionsCsv } from './ml/predict-core.js';
+import { expandImagePaths, predictFiles, predictionsCsv, predictResizeOptions } from './ml/predict-core.js';
 import { backendResult, stageBackend, type ComputeParams } from './ml/runtime.js';
 
 /** `predict` params (see schemas/stages/predict.json). */
@@ -38,6 +38,8 @@ async function run(ctx: StageContext<PredictParams>): Promise<StageResult> {
   for (const m of missing) ctx.log.warn(`${m}: no such file (or the glob matched nothing)`);
   const cl = await loadClassifier(tf, trainDir, { cacheDir: ctx.cacheDir, workspace: ctx.workspace, signal: ctx.signal, log: ctx.log });
   if (!cl.ok) throw new DataInputError(`${ctx.stageId}: ${cl.error}`);
+  const note = predictResizeOptions(cl.value.spec).note;
+  if (note !== undefined) ctx.log.warn(note);
   const preds = await predictFiles(cl.value, files, {
     topK: p.top_k,
     batchSize: p.batch_size,
@@ -59,7 +61,7 @@ async function run(ctx: StageContext<PredictParams>): Promise<StageResult> {
 
 export const predictStage: BuiltinStage<PredictParams> = {
   name: 'predict',
-  version: '1',
+  version: '2',
   description: 'Top-k classes with probabilities for image files, using a trained model (predictions.json or .csv); bad images get their own error',
   inputs: ['train'],
   fileDeps(params) {

@@ -132,7 +132,9 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
 
   const { default: pLimit } = await import('p-limit');
   // No fsync: the engine's store hashes and fsyncs the out dir when it keeps it.
-  const writer = new ShardWriter(ctx.outDir, { height, width, channels: params.channels, classes, fsync: false });
+  // fit/kernel/background go into index.json (ShardIndex.resize): build-model and train record them in the model's
+  // spec.json so `predict` resizes new images exactly as the training images were.
+  const writer = new ShardWriter(ctx.outDir, { height, width, channels: params.channels, classes, fsync: false, resize: { fit: params.fit, kernel: params.kernel, background: params.background } });
   const limit = pLimit(RESIZE_CONCURRENCY);
   let resized = 0;
   let hits = 0;

@@ -33,7 +33,8 @@ import { checkpointWeights, loadCheckpoint, saveCheckpoint, type EpochRecord, ty
 import { pixelSplits, readFeatures, type SampleSet } from './ml/dataset.js';
 import { poolingLayer, stackModel } from './ml/head.js';
 import { compileInference } from './ml/fuse.js';
-import { BACKBONE_DIR, HEAD_DIR, loadModel, loadSpecBackbone, readSpec, saveModel, writeSpec, type ModelSpec } from './ml/model-io.js';
+import { BACKBONE_DIR, HEAD_DIR, imageResizeOf, loadModel, loadSpecBackbone, readSpec, saveModel, writeSpec, type ModelSpec } from './ml/model-io.js';
+import { ShardReader } from './lib/shards.js';
 import { makeOptimizer, type LrSchedule, type OptimizerName } from './ml/optimizers.js';
 import { backendResult, stageBackend, type ComputeParams } from './ml/runtime.js';
 import { runPhase, TrainingCancelled, type EarlyStopping, type LoopOptions, type Phase } from './ml/trainer.js';
@@ -139,11 +140,14 @@ async function run(ctx: StageContext<TrainParams>): Promise<StageResult> {
   const { tf, choice } = be.value;
   const modelDir = ctx.inputs['build-model'];
   if (modelDir === undefined) throw new DataInputError(`${ctx.stageId}: train needs a 'build-model' input`);
-  const spec = await readSpec(modelDir);
+  const built = await readSpec(modelDir);
   const featuresDir = ctx.inputs['features'];
   const resizeDir = ctx.inputs['resize'];
   const partitionDir = ctx.inputs['partition'];
   const havePixels = resizeDir !== undefined && partitionDir !== undefined;
+  // The model is trained on this resize output's pixels: its settings are what predict must repeat.
+  const trainedResize = resizeDir !== undefined ? imageResizeOf(new ShardReader(resizeDir).index) : undefined;
+  const spec: ModelSpec = trainedResize !== undefined ? { ...built, resize: trainedResize } : built;
   if (featuresDir === undefined && !havePixels) {
     throw new DataInputError(`${ctx.stageId}: train needs either a 'features' input or both 'resize' and 'partition' inputs`);
   }
@@ -229,6 +233,7 @@ async function run(ctx: StageContext<TrainParams>): Promise<StageResult> {
   if (spec.fineTune !== undefined) {
     if (pixels === undefined) throw new DataInputError(`${ctx.stageId}: fine_tune needs 'resize' and 'partition' inputs (it trains on pixels)`);
     const ft = spec.fineTune;
+    if (ft.lr >= p.lr) ctx.log.warn(`fine_tune.lr ${ft.lr} is not lower than lr ${p.lr}: unfrozen pretrained layers usually need a lower rate`);
     phases.push({
       make: async () => {
         const bb = await getBackbone();

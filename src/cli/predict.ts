@@ -18,7 +18,7 @@ import type { CliIO, CommandMain } from './io.js';
 import { ExitCode } from './io.js';
 import { initBackend, type BackendName, type Device } from '../../stages/ml/backend.js';
 import { loadClassifier, SPEC_FILE } from '../../stages/ml/model-io.js';
-import { expandImagePaths, histogramBars, predictFiles, predictionsCsv } from '../../stages/ml/predict-core.js';
+import { expandImagePaths, histogramBars, predictFiles, predictionsCsv, predictResizeOptions } from '../../stages/ml/predict-core.js';
 import type { Tf } from '../../stages/ml/backbones/spec.js';
 
 const USAGE = 'usage: pipeline predict [--model DIR] [--top-k N] [--format bars|json|csv] [--batch N] [--device auto|gpu|cpu] [--backend tensorflow|wasm|cpu] [--cache DIR] IMAGE|DIR|GLOB...';
@@ -123,6 +123,8 @@ export const main: CommandMain = async (argv: readonly string[], io: CliIO): Pro
     io.stderr.write(`pipeline predict: ${cl.error}\n`);
     return ExitCode.stageFailed;
   }
+  const note = predictResizeOptions(cl.value.spec).note;
+  if (note !== undefined) io.stderr.write(`pipeline predict: ${note}\n`);
   const { files, missing } = expandImagePaths(io.cwd, o.images);
   for (const x of missing) io.stderr.write(`pipeline predict: ${x}: no such file (or the glob matched nothing)\n`);
   const preds = await predictFiles(cl.value, files, {

@@ -3,7 +3,7 @@
  * `weights.bin` in a directory (readable by `tf.loadLayersModel` through
  * `tf.io.fromMemory`, no tfjs-node needed), and the `spec.json` that says how
  * a backbone and a head form one classifier (backbone name and weights hash,
- * preprocessing, input size, classes, pooling, head layers).
+ * preprocessing, input size, how images were resized, classes, pooling, head layers).
  *
  * Layout of a build-model / train output directory:
  *   spec.json        ModelSpec
@@ -23,6 +23,8 @@ import { err, ok, type Result } from '../../src/result.js';
 import { loadBackbone, preprocess, type BackboneName, type Preprocessing, type Tf } from './backbones/registry.js';
 import { compileInference } from './fuse.js';
 import { stackModel, type HeadLayer, type Pooling } from './head.js';
+import { FITS, KERNELS, type Fit, type Kernel } from '../lib/image-io.js';
+import type { ShardIndex } from '../lib/shards.js';
 
 /** Format tag of spec.json. */
 export const MODEL_SPEC_FORMAT = 'pipeline.model-spec/v1';
@@ -59,6 +61,35 @@ export interface ModelSpec {
   readonly backboneSaved: boolean;
   /** Seed used for initialisation. */
   readonly seed: number;
+  /**
+   * How training images were resized beyond `inputSize` / `channels` (the `resize` stage's fit, kernel and
+   * background), so `predict` turns a new image into the same pixels. Absent in specs written before it was
+   * recorded, or when the pixels did not come from a `resize` stage; predict then uses the resize defaults.
+   */
+  readonly resize?: ImageResize;
+}
+
+/** The resize settings a model was trained with (see {@link ModelSpec.resize}). */
+export interface ImageResize {
+  readonly fit: Fit;
+  readonly kernel: Kernel;
+  /** `#rgb` / `#rrggbb`: alpha is flattened onto it; `contain` pads with it. */
+  readonly background: string;
+}
+
+/**
+ * The resize settings a shard directory's index records (`index.json` field `resize`: {fit, kernel, background},
+ * written by the `resize` stage), checked; undefined when absent (older outputs, shards not made from image
+ * files) or not valid.
+ */
+export function imageResizeOf(index: ShardIndex): ImageResize | undefined {
+  const info = (index as { readonly resize?: { readonly fit?: unknown; readonly kernel?: unknown; readonly background?: unknown } }).resize;
+  if (info === undefined || info === null || typeof info !== 'object') return undefined;
+  const fit = FITS.find((f) => f === info.fit);
+  const kernel = KERNELS.find((k) => k === info.kernel);
+  const bg = info.background;
+  if (fit === undefined || kernel === undefined || typeof bg !== 'string' || !/^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$/.test(bg)) return undefined;
+  return { fit, kernel, background: bg };
 }
 
 /** Serialises a layers model into `dir` (model.json + weights.bin). */

@@ -1,8 +1,9 @@
 /**
  * Prediction on image files, shared by the `predict` stage and the
  * `pipeline predict` command: expands files / directories / globs, resizes each
- * image the way `resize` does (stages/resize.ts's resizeImage with the model's
- * size and channels), classifies in batches, and formats the results as JSON,
+ * image exactly as the model's training pixels were made (resizeImage with the
+ * size, channels, fit, kernel and background recorded in spec.json; see
+ * {@link predictResizeOptions}), classifies in batches, and formats the results as JSON,
  * CSV or terminal bars (the seed's per-class probability histogram). A file
  * that cannot be decoded gets an entry with its own error; the others are
  * still predicted.
@@ -11,10 +12,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { resizeImage, RESIZE_DEFAULTS } from '../resize.js';
+import { resizeImage, RESIZE_DEFAULTS, type ResizeOptions } from '../resize.js';
 import { globToRegExp } from '../lib/globs.js';
 import { topIndices } from './metrics.js';
-import type { Classifier } from './model-io.js';
+import type { Classifier, ModelSpec } from './model-io.js';
 
 /** One file's result. */
 export interface Prediction {
@@ -63,6 +64,28 @@ export function expandImagePaths(base: string, patterns: readonly string[]): { f
   return { files: [...new Set(files)], missing };
 }
 
+/**
+ * The resize options that turn a new image into the pixels `spec`'s model was trained on: its input size and
+ * channels, and the fit / kernel / background the training `resize` stage used. A spec without them (written
+ * before they were recorded, or trained on pixels from elsewhere) gets the resize defaults, and `note` says so.
+ */
+export function predictResizeOptions(spec: ModelSpec): { readonly options: ResizeOptions; readonly note?: string } {
+  const r = spec.resize;
+  const options: ResizeOptions = {
+    size: [spec.inputSize[0], spec.inputSize[1]],
+    fit: r?.fit ?? RESIZE_DEFAULTS.fit,
+    kernel: r?.kernel ?? RESIZE_DEFAULTS.kernel,
+    channels: spec.channels as 1 | 3,
+    background: r?.background ?? RESIZE_DEFAULTS.background,
+    maxPixels: RESIZE_DEFAULTS.max_pixels,
+  };
+  if (r !== undefined) return { options };
+  return {
+    options,
+    note: `the model does not record how its training images were resized; using fit ${options.fit}, kernel ${options.kernel}, background ${options.background} (retrain with the current build-model/train to record them)`,
+  };
+}
+
 /** Classifies `files` in batches of `batchSize`; failures become per-file errors. */
 export async function predictFiles(
   classifier: Classifier,
@@ -75,14 +98,11 @@ export async function predictFiles(
   const show = opts.display ?? ((f: string) => f);
   const results: Prediction[] = new Array(files.length);
   const k = Math.min(opts.topK, spec.classes.length);
+  const resizeOptions = predictResizeOptions(spec).options;
   for (let s = 0; s < files.length; s += opts.batchSize) {
     if (opts.signal?.aborted) throw new Error('cancelled');
     const chunk = files.slice(s, s + opts.batchSize);
-    const decoded = await Promise.all(
-      chunk.map((f) =>
-        resizeImage(f, { size: [h, w], fit: RESIZE_DEFAULTS.fit, kernel: RESIZE_DEFAULTS.kernel, channels: spec.channels as 1 | 3, background: RESIZE_DEFAULTS.background, maxPixels: RESIZE_DEFAULTS.max_pixels }),
-      ),
-    );
+    const decoded = await Promise.all(chunk.map((f) => resizeImage(f, resizeOptions)));
     const good: number[] = [];
     decoded.forEach((r, i) => {
       if (r.ok) good.push(i);

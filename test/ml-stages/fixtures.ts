@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { ingestStage } from '../../stages/ingest.js';
-import { resizeStage, RESIZE_DEFAULTS } from '../../stages/resize.js';
+import { resizeStage, RESIZE_DEFAULTS, type ResizeParams } from '../../stages/resize.js';
 import { partitionStage, PARTITION_DEFAULTS } from '../../stages/partition.js';
 import { INGEST_DEFAULTS } from '../../stages/ingest.js';
 import type { StageRig } from '../helpers/stage-context.js';
@@ -21,11 +21,14 @@ export interface DataDirs {
   readonly partition: string;
 }
 
-/** Runs ingest → resize (28x28x1 unless given) → partition on `source` (default: the sample). */
-export async function dataStages(rig: StageRig, opts: { source?: string; size?: [number, number]; channels?: 1 | 3; ratios?: [number, number, number] } = {}): Promise<DataDirs> {
+/** Runs ingest → resize (28x28x1 unless given; other resize params from `resize`) → partition on `source` (default: the sample). */
+export async function dataStages(
+  rig: StageRig,
+  opts: { source?: string; size?: [number, number]; channels?: 1 | 3; ratios?: [number, number, number]; resize?: Partial<ResizeParams> } = {},
+): Promise<DataDirs> {
   const ingest = await rig.context('ingest', { ...INGEST_DEFAULTS, source: opts.source ?? SAMPLE_DIR } as never);
   await ingestStage.run(ingest);
-  const resize = await rig.context('resize', { ...RESIZE_DEFAULTS, size: opts.size ?? [28, 28], channels: opts.channels ?? 1 }, { ingest: ingest.outDir });
+  const resize = await rig.context('resize', { ...RESIZE_DEFAULTS, ...opts.resize, size: opts.size ?? [28, 28], channels: opts.channels ?? 1 }, { ingest: ingest.outDir });
   await resizeStage.run(resize);
   const partition = await rig.context('partition', { ...PARTITION_DEFAULTS, ratios: opts.ratios ?? [0.7, 0.15, 0.15] }, { ingest: ingest.outDir });
   await partitionStage.run(partition);
