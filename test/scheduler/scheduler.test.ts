@@ -208,3 +208,30 @@ test('a throwing task counts as failed and is reported', async () => {
   assert.equal(out.get(id('b')), 'skipped-upstream-failed');
   assert.deepEqual(errors, ['a: boom']);
 });
+
+test('failure groups: without keepGoing a failed node stops only its own group', async () => {
+  // Two variants: v1 (a1 > b1 > c1) and v2 (a2 > b2 > c2); a1 fails.
+  const nodes = graph(['a1>b1', 'b1>c1', 'a2>b2', 'b2>c2']).map((n) => ({ ...n, group: n.id.endsWith('1') ? 'v1' : 'v2' }));
+  const r = recorder((s) => (s === 'a1' ? 'failed' : 'ok'));
+  const out = await schedule({ nodes, jobs: 1, keepGoing: false, task: r.task });
+  assert.equal(out.get(id('a1')), 'failed');
+  assert.equal(out.get(id('b1')), 'skipped-upstream-failed');
+  assert.deepEqual([out.get(id('a2')), out.get(id('b2')), out.get(id('c2'))], ['ok', 'ok', 'ok'], 'the other group runs to the end');
+});
+
+test('failure groups: a queued node of the failed group is not started, other groups are', async () => {
+  // x1 fails while y1 (same group, independent) and y2 (other group) wait for the single slot.
+  const nodes = graph([], { x1: { group: 'v1' }, y1: { group: 'v1' }, y2: { group: 'v2' } });
+  const r = recorder((s) => (s === 'x1' ? 'failed' : 'ok'));
+  const out = await schedule({ nodes, jobs: 1, keepGoing: false, task: r.task });
+  assert.equal(out.get(id('y1')), 'cancelled');
+  assert.equal(out.get(id('y2')), 'ok');
+  assert.ok(!r.log.includes('start y1'));
+});
+
+test('failure groups: a failed node without a group stops every group', async () => {
+  const nodes = graph([], { s: {}, y1: { group: 'v1' }, y2: { group: 'v2' } });
+  const r = recorder((x) => (x === 's' ? 'failed' : 'ok'));
+  const out = await schedule({ nodes, jobs: 1, keepGoing: false, task: r.task });
+  assert.deepEqual([out.get(id('s')), out.get(id('y1')), out.get(id('y2'))], ['failed', 'cancelled', 'cancelled']);
+});
