@@ -16,7 +16,8 @@ const USAGE = `usage:
   pipeline exp show ID [--json]
   pipeline exp checkout ID
 ID is an id (or unique prefix), a name given with -n, or ~N for the N-th latest (~0 = latest).
-Metric columns: those that differ across the rows (else the last stage's); --all-metrics shows all.
+Columns: the params that differ, then the metrics that differ (else the last stage's; --all-metrics shows all).
+A param named like a metric is shown (and sorted, filtered) as params.PATH.
 EXPR is PATH OP VALUE with OP in = != > >= < <=, e.g. evaluate.accuracy>=0.9 or train.lr=0.01.
 `;
 

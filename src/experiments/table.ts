@@ -9,7 +9,7 @@ import { err, ok, unreachable, type Result } from '../result.js';
 import type { ExperimentRecord } from './record.js';
 import { flattenParams, formatMetric, formatValue } from './flatten.js';
 
-/** A filter `path op value`; path is a param path or a metric name. */
+/** A filter `path op value`; path is a param path or a metric name (`params.X` for param X when a metric is also named X). */
 export interface ExperimentFilter {
   readonly path: string;
   readonly op: '=' | '!=' | '>' | '>=' | '<' | '<=';
@@ -78,9 +78,14 @@ function valueOf(rec: ExperimentRecord, params: Map<string, JsonValue>, path: st
     case 'status':
       return rec.status;
     default:
-      return path in rec.metrics ? rec.metrics[path] : params.get(path);
+      if (path in rec.metrics) return rec.metrics[path];
+      // `params.X` names param X explicitly (the column name when a metric is also called X).
+      return params.get(path) ?? (path.startsWith(PARAM_PREFIX) ? params.get(path.slice(PARAM_PREFIX.length)) : undefined);
   }
 }
+
+/** Prefix that names a param column whose path equals a metric's name (e.g. param `train.epochs`, metric `train.epochs`). */
+const PARAM_PREFIX = 'params.';
 
 function matches(v: JsonValue | number | undefined, f: ExperimentFilter): boolean {
   if (v === undefined) return f.op === '!=';
@@ -145,9 +150,13 @@ export function buildTable(records: readonly ExperimentRecord[], opts: ListOptio
   const allPaths: string[] = [];
   const seen = new Set<string>();
   for (const r of rows) for (const p of flat.get(r)!.keys()) if (!seen.has(p)) (seen.add(p), allPaths.push(p));
-  const paramColumns = allPaths.filter((p) => new Set(rows.map((r) => JSON.stringify(flat.get(r)!.get(p) ?? null))).size > 1);
   const metricSet = new Set<string>();
   for (const r of rows) for (const m of Object.keys(r.metrics)) metricSet.add(m);
+  // Column name → param path (prefixed when a metric has the same name).
+  const paramPaths = new Map(
+    allPaths.filter((p) => new Set(rows.map((r) => JSON.stringify(flat.get(r)!.get(p) ?? null))).size > 1).map((p) => [metricSet.has(p) ? `${PARAM_PREFIX}${p}` : p, p] as const),
+  );
+  const paramColumns = [...paramPaths.keys()];
   const metricColumns = pickMetrics(rows, [...metricSet], opts.allMetrics === true);
   const columns = [...FIXED, ...paramColumns, ...metricColumns];
   return {
@@ -157,7 +166,8 @@ export function buildTable(records: readonly ExperimentRecord[], opts: ListOptio
     rows: rows.map((r) => {
       const values: Record<string, JsonValue | number | undefined> = {};
       const cells = columns.map((c) => {
-        const v = valueOf(r, flat.get(r)!, c);
+        const param = paramPaths.get(c);
+        const v = param !== undefined ? flat.get(r)!.get(param) : valueOf(r, flat.get(r)!, c);
         values[c] = v;
         if (c === 'created') return r.createdAt.replace('T', ' ').slice(0, 19);
         if (c === 'name') return r.name ?? '';

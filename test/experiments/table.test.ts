@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildTable, parseFilter, renderTable } from '../../src/experiments/table.js';
-import { three } from './fixtures.js';
+import { record, three } from './fixtures.js';
 
 test('exp list shows only params that differ, then metrics (golden text)', () => {
   const out = renderTable(buildTable(three), 'text');
@@ -47,4 +47,20 @@ test('exp list renders CSV and Markdown (golden)', () => {
 test('invalid filters are reported, not thrown', () => {
   const f = parseFilter('accuracy');
   assert.equal(f.ok, false);
+});
+
+test('a param named like a metric gets its own column, params.X, with the param value (not the metric)', () => {
+  // The quickstart's param train.epochs and the train stage's metric `epochs` (early stopping can make them differ).
+  const rows = [
+    record('a1b2c3d', 1, { train: { epochs: 12 } }, { 'train.epochs': 7, 'evaluate.accuracy': 0.6 }),
+    record('b2c3d4e', 2, { train: { epochs: 8 } }, { 'train.epochs': 8, 'evaluate.accuracy': 0.7 }),
+  ];
+  const t = buildTable(rows);
+  assert.deepEqual(t.paramColumns, ['params.train.epochs']);
+  assert.deepEqual(t.metricColumns, ['evaluate.accuracy', 'train.epochs']);
+  assert.deepEqual(t.rows.map((r) => [r.values['params.train.epochs'], r.values['train.epochs']]), [[12, 7], [8, 8]]);
+  const f = parseFilter('params.train.epochs=12');
+  assert.ok(f.ok);
+  assert.deepEqual(buildTable(rows, { filters: [f.value] }).rows.map((r) => r.values['id']), ['a1b2c3d']);
+  assert.deepEqual(buildTable(rows, { sort: 'params.train.epochs' }).rows.map((r) => r.values['id']), ['b2c3d4e', 'a1b2c3d']);
 });
