@@ -419,3 +419,50 @@ test('weights: ./own.h5 with verify: false loads a full MobileNetV2 (Keras layou
   r.value.model.dispose();
   src.dispose();
 });
+
+test('sha256 pins: checked when pinned (and then silent); otherwise size + md5 are checked and the computed sha256 is logged once, for pinning', async () => {
+  const srv = await serve((req, res) => sendWithRange(req, res, h5));
+  const logged = () => {
+    const infos: string[] = [];
+    const warnings: string[] = [];
+    return { infos, warnings, log: { info: (m: string) => infos.push(m), warn: (m: string) => warnings.push(m) } };
+  };
+  try {
+    // md5 pinned, no sha256: the sha256 is printed after verification, with where to pin it.
+    const a = logged();
+    const cache = await cacheDir();
+    const r = await fetchWeights({ ...source, base: srv.base }, { cacheDir: cache, log: a.log });
+    assert.ok(r.ok, !r.ok ? r.error.message : '');
+    assert.deepEqual(a.warnings, []);
+    const line = a.infos.find((m) => m.includes('not pinned'));
+    assert.ok(line, a.infos.join('\n'));
+    assert.ok(line.includes(`md5 ${source.md5} match`) && line.includes(`sha256: '${sha256}'`) && line.includes('stages/ml/backbones/'), line);
+    // Served from the cache the second time: nothing new to report.
+    const a2 = logged();
+    assert.ok((await fetchWeights({ ...source, base: srv.base }, { cacheDir: cache, log: a2.log })).ok);
+    assert.deepEqual([a2.infos, a2.warnings], [[], []]);
+
+    // No hash published at all (MobileNetV2's case): a warning that carries the computed sha256.
+    const b = logged();
+    const { md5: _m, ...noHash } = source;
+    assert.ok((await fetchWeights({ ...noHash, base: srv.base }, { cacheDir: await cacheDir(), log: b.log })).ok);
+    assert.equal(b.warnings.length, 1);
+    assert.match(b.warnings[0]!, new RegExp(`no published hash .*recorded sha256 ${sha256}`));
+
+    // sha256 pinned (right): verified, installed under that hash, no "not pinned" message.
+    const c = logged();
+    const pinned = await fetchWeights({ ...source, sha256, base: srv.base }, { cacheDir: await cacheDir(), log: c.log });
+    assert.ok(pinned.ok && pinned.value.sha256 === sha256);
+    assert.ok(!c.infos.some((m) => m.includes('not pinned')) && c.warnings.length === 0, [...c.infos, ...c.warnings].join('\n'));
+    // A cached copy under another hash directory is not accepted for a pinned source.
+    const other = await cacheDir();
+    await fs.mkdir(path.join(other, 'weights', 'e'.repeat(64)), { recursive: true });
+    await fs.copyFile(h5File, path.join(other, 'weights', 'e'.repeat(64), source.fileName));
+    const before = srv.requests.length;
+    const refetched = await fetchWeights({ ...source, sha256, base: srv.base }, { cacheDir: other });
+    assert.ok(refetched.ok && !refetched.value.fromCache && refetched.value.sha256 === sha256);
+    assert.equal(srv.requests.length, before + 1, 'downloaded again instead of trusting the unpinned directory');
+  } finally {
+    await srv.close();
+  }
+});

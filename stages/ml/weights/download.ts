@@ -169,6 +169,18 @@ export async function verifyAgainstPin(file: string, source: WeightsSource, what
   return ok(h);
 }
 
+/**
+ * After a first install of a file with no pinned SHA-256: says what was checked and prints the SHA-256 computed
+ * (also the name of its cache directory), so it can be pinned as `sha256` in the source's registry entry. A file
+ * with no published hash at all (size checked only) is a warning.
+ */
+function reportUnpinnedSha(source: WeightsSource, h: FileHashes, what: string, log: WeightsLogger | undefined): void {
+  if (source.sha256) return;
+  const pin = `sha256 ${h.sha256} (not pinned; to pin it, set sha256: '${h.sha256}' on ${source.fileName}'s entry in stages/ml/backbones/)`;
+  if (source.md5) log?.info(`${what}: size and md5 ${h.md5} match the pins; ${pin}`);
+  else log?.warn(`${what}: no published hash to check against (size matched); recorded ${pin}`);
+}
+
 /** Finds an installed copy: `<weights>/<64 hex>/<fileName>` with the pinned size (and the pinned sha256 as its dir, if pinned). */
 async function findCached(dir: string, source: WeightsSource): Promise<CachedWeights | undefined> {
   let entries: string[];
@@ -378,6 +390,7 @@ export async function fetchWeights(source: WeightsSource, opts: FetchWeightsOpti
       const v = await verifyAgainstPin(dropped, source, what);
       if (!v.ok) return err({ ...v.error, message: `${v.error.message}\nThe file was placed by hand; it is left where it is. Remove or replace it.` });
       opts.log?.info(`${what}: verified hand-placed ${dropped}; moving it into the cache`);
+      reportUnpinnedSha(source, v.value, what, opts.log);
       return ok(await install(dir, dropped, source, v.value));
     }
 
@@ -417,9 +430,7 @@ export async function fetchWeights(source: WeightsSource, opts: FetchWeightsOpti
       await fs.rm(part, { force: true });
       return err({ ...v.error, url, message: `${v.error.message}\nDownloaded from ${url}; the file was deleted and nothing was cached.` });
     }
-    if (!source.md5 && !source.sha256) {
-      opts.log?.warn(`${what}: no published hash to check against (size matched); recorded sha256 ${v.value.sha256}`);
-    }
+    reportUnpinnedSha(source, v.value, what, opts.log);
     return ok(await install(dir, part, source, v.value));
   } finally {
     await unlock();

@@ -4,8 +4,12 @@
  *
  * Pins: URLs and MD5s are Keras's own (`file_hash=` in keras/src/applications/*.py); sizes are the byte counts
  * Keras prints when it downloads them. Keras publishes no SHA-256 for any of these files and no hash at all for
- * MobileNetV2, and the files cannot be fetched from this build machine, so no SHA-256 is pinned: the cache is
- * keyed by the SHA-256 computed at download, and MobileNetV2 is checked by size only (a warning says so).
+ * MobileNetV2, and the files cannot be fetched from this build machine, so no SHA-256 is pinned yet. The code
+ * path is ready for one: a `sha256` on a WeightsSource is checked on every download / hand-placed file and
+ * selects the cache directory (download.ts). Without it a file is checked by size + MD5 (MobileNetV2: size only,
+ * with a warning), installed under `<cache>/weights/<its sha256>/`, and the SHA-256 is logged on that first
+ * install (`pipeline run` prints it) so a maintainer with network access can pin it; build-model also records
+ * it as `weightsHash` in spec.json.
  *
  * This module does not build architectures (backbones/*) and does not read `process.env` except through
  * {@link mirrorFromEnv}, which callers use at the edge.
