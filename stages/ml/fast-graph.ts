@@ -15,6 +15,12 @@
  *   backward pass with channel sums done as `matMul`s (tfjs' broadcast
  *   gradients go through a slow `Tile`); moving statistics are updated in place.
  *
+ * On the wasm and cpu backends, training-mode BatchNorm (with the following
+ * ReLU layer folded in when it is BN's only consumer), 2x2 max-pooling and the
+ * filter gradient of few-channel convs run as fused JS kernels
+ * (wasm-kernels/fused-train.ts): one or two passes instead of a dozen
+ * single-threaded wasm kernels over the largest activations.
+ *
  * Every other layer runs through its own `apply` (tfjs gradients), so any
  * model trains; the fast paths are an optimisation only, checked against tfjs'
  * gradients in test/ml-stages/fast-graph.test.ts.
@@ -23,6 +29,7 @@
  */
 import type * as tfjs from '@tensorflow/tfjs';
 import type { Tf } from './backbones/spec.js';
+import { registerFusedTrainingKernels } from './wasm-kernels/fused-train.js';
 
 /** Options of one forward pass. */
 export interface ForwardOptions {
@@ -64,7 +71,15 @@ export function compileFastGraph(tf: Tf, model: tfjs.LayersModel): FastGraph {
     forward(x, opts) {
       let dropoutCounter = 0;
       const nextSeed = (): number | undefined => (opts.seed === undefined ? undefined : opts.seed * 7919 + dropoutCounter++);
-      const ctx: RunContext = { tf, opts, nextSeed, logitsLayer: opts.logits && softmaxOutput ? lastLayer : undefined, firstInputs: new Set() };
+      const ctx: RunContext = {
+        tf,
+        opts,
+        nextSeed,
+        logitsLayer: opts.logits && softmaxOutput ? lastLayer : undefined,
+        firstInputs: new Set(),
+        fused: fusedKernelsReady(tf),
+        reluApplied: new Set(),
+      };
       return runModel(ctx, model, [x], true)[0]!;
     },
   };
@@ -77,6 +92,42 @@ interface RunContext {
   readonly logitsLayer: AnyLayer | undefined;
   /** Tensors that are model inputs (no gradient needed with respect to them). */
   readonly firstInputs: Set<tfjs.Tensor>;
+  /** The backend has the fused JS training kernels (wasm-kernels/fused-train.ts). */
+  readonly fused: boolean;
+  /** Outputs of a BatchNorm that already applied the following ReLU layer (which then passes them through). */
+  readonly reluApplied: Set<tfjs.Tensor>;
+}
+
+/** Input channels up to which the filter gradient uses im2col + one matMul (fused kernels only). */
+const IM2COL_MAX_CHANNELS = 4;
+
+/** Backends whose tensors the fused JS kernels can read (wasm heap, cpu arrays); elsewhere the tf-op paths run. */
+const FUSED_BACKENDS = new Set(['wasm', 'cpu']);
+
+function fusedKernelsReady(tf: Tf): boolean {
+  const b = tf.getBackend();
+  if (!FUSED_BACKENDS.has(b)) return false;
+  registerFusedTrainingKernels(tf, b);
+  return true;
+}
+
+/** Runs a registered kernel by name (the fused kernels have no op wrappers). */
+function runKernel(tf: Tf, name: string, inputs: Record<string, tfjs.Tensor>, attrs: Record<string, unknown>): tfjs.Tensor | tfjs.Tensor[] {
+  return tf.engine().runKernel(name, inputs as unknown as tfjs.NamedTensorMap, attrs as unknown as tfjs.NamedAttrMap) as tfjs.Tensor | tfjs.Tensor[];
+}
+
+/**
+ * True when `layer` is a BatchNormalization whose only consumer is a ReLU `Activation` layer, so a
+ * training-mode pass can apply the ReLU inside the fused BatchNorm kernel.
+ */
+function feedsOnlyRelu(model: tfjs.LayersModel, layer: AnyLayer): boolean {
+  const nodes = layer.outboundNodes as { outboundLayer: AnyLayer }[];
+  if (nodes.length !== 1) return false;
+  const next = nodes[0]!.outboundLayer;
+  if (next.getClassName() !== 'Activation' || activationName(next) !== 'relu') return false;
+  const out = layer.inboundNodes as { outputTensors: SymT[] }[];
+  const outIds = new Set(out.flatMap((n) => n.outputTensors.map((t) => t.id)));
+  return !model.outputs.some((s) => outIds.has((s as unknown as SymT).id));
 }
 
 function isModel(layer: unknown): layer is tfjs.LayersModel {
@@ -112,7 +163,7 @@ function runModel(ctx: RunContext, model: tfjs.LayersModel, inputs: tfjs.Tensor[
     const node = (layer.inboundNodes as { inputTensors: SymT[]; outputTensors: SymT[] }[]).find((n) => n.inputTensors.every((t) => values.has(t.id)));
     if (node === undefined) throw new Error(`fast-graph: no computable inbound node for layer ${layer.name}`);
     const ins = node.inputTensors.map((t) => values.get(t.id)!);
-    const outs = isModel(layer) ? runModel(ctx, layer, ins, false) : [runLayer(ctx, layer, ins)];
+    const outs = isModel(layer) ? runModel(ctx, layer, ins, false) : [runLayer(ctx, layer, ins, layer.getClassName() === 'BatchNormalization' && feedsOnlyRelu(model, layer))];
     node.outputTensors.forEach((t, i) => values.set(t.id, outs[i]!));
   }
   return model.outputs.map((s) => {
@@ -160,7 +211,7 @@ function fastConvOk(layer: AnyLayer): boolean {
   return strides.every((s) => s === 1) && dil.every((d) => d === 1) && k.every((v) => v % 2 === 1) && layer.dataFormat === 'channelsLast';
 }
 
-function runLayer(ctx: RunContext, layer: AnyLayer, ins: tfjs.Tensor[]): tfjs.Tensor {
+function runLayer(ctx: RunContext, layer: AnyLayer, ins: tfjs.Tensor[], reluMayFuse: boolean): tfjs.Tensor {
   const { tf, opts } = ctx;
   const x = ins[0]!;
   const cls = layer.getClassName();
@@ -176,11 +227,11 @@ function runLayer(ctx: RunContext, layer: AnyLayer, ins: tfjs.Tensor[]): tfjs.Te
       if (!fastConvOk(layer)) break;
       const kernel = layer.kernel.read() as tfjs.Tensor4D;
       const bias = layer.useBias ? (layer.bias.read() as tfjs.Tensor1D) : undefined;
-      const y = conv2dOp(tf, x as tfjs.Tensor4D, kernel, bias, layer.padding as 'same' | 'valid', ctx.firstInputs.has(x));
+      const y = conv2dOp(tf, x as tfjs.Tensor4D, kernel, bias, layer.padding as 'same' | 'valid', ctx.firstInputs.has(x), ctx.fused);
       return applyActivation(tf, finalAct(), y);
     }
     case 'BatchNormalization':
-      return batchNorm(ctx, layer, x);
+      return batchNorm(ctx, layer, x, reluMayFuse && ctx.logitsLayer !== layer);
     case 'Dropout': {
       const rate = layer.rate as number;
       if (!opts.training || rate <= 0) return x;
@@ -191,12 +242,16 @@ function runLayer(ctx: RunContext, layer: AnyLayer, ins: tfjs.Tensor[]): tfjs.Te
     case 'Activation':
     case 'ReLU':
       if (cls === 'ReLU') break;
+      if (ctx.reluApplied.has(x) && ctx.logitsLayer !== layer) return x;
       return applyActivation(tf, finalAct(), x);
     case 'MaxPooling2D': {
       const ps = layer.poolSize as number[];
       const st = layer.strides as number[];
       const [, h, w] = x.shape as number[];
-      if (ps[0] === 2 && ps[1] === 2 && st[0] === 2 && st[1] === 2 && h! % 2 === 0 && w! % 2 === 0) return maxPool2x2(tf, x as tfjs.Tensor4D);
+      if (ps[0] === 2 && ps[1] === 2 && st[0] === 2 && st[1] === 2 && h! % 2 === 0 && w! % 2 === 0) {
+        if (!opts.training) return tf.maxPool(x as tfjs.Tensor4D, 2, 2, 'valid');
+        return ctx.fused ? maxPool2x2Fused(tf, x as tfjs.Tensor4D) : maxPool2x2(tf, x as tfjs.Tensor4D);
+      }
       break;
     }
     case 'GlobalAveragePooling2D':
@@ -253,10 +308,18 @@ function denseOp(tf: Tf, x: tfjs.Tensor2D, w: tfjs.Tensor2D, bias: tfjs.Tensor1D
   return f(x, w, bias) as tfjs.Tensor2D;
 }
 
-/** Filter gradient of a stride-1 conv (see module doc); `xp` is the (already padded) input. */
-function convFilterGrad(tf: Tf, xp: tfjs.Tensor4D, dy: tfjs.Tensor4D, kh: number, kw: number): tfjs.Tensor4D {
+/**
+ * Filter gradient of a stride-1 conv (see module doc); `xp` is the (already padded) input. With the fused
+ * kernels and few input channels it is one transposed im2col (of the unpadded `x`, padding `ph`/`pw`) and one
+ * matMul [kh*kw*c, n*h*w] x [n*h*w, f].
+ */
+function convFilterGrad(tf: Tf, xp: tfjs.Tensor4D, dy: tfjs.Tensor4D, kh: number, kw: number, im2col?: { x: tfjs.Tensor4D; ph: number; pw: number }): tfjs.Tensor4D {
   const [n, , , c] = xp.shape;
   const [, h, w, f] = dy.shape;
+  if (im2col !== undefined) {
+    const patches = runKernel(tf, 'FgIm2ColT', { x: im2col.x }, { kh, kw, padTop: im2col.ph, padLeft: im2col.pw, outHeight: h, outWidth: w }) as tfjs.Tensor2D;
+    return tf.reshape(tf.matMul(patches, tf.reshape(dy, [n * h * w, f]) as tfjs.Tensor2D), [kh, kw, c, f]) as tfjs.Tensor4D;
+  }
   if (c <= 4) {
     // Few input channels (e.g. a grayscale first layer): kh*kw slices and [c, n*h*w] x [n*h*w, f] matMuls.
     const dy2 = tf.reshape(dy, [n * h * w, f]) as tfjs.Tensor2D;
@@ -277,7 +340,7 @@ function convFilterGrad(tf: Tf, xp: tfjs.Tensor4D, dy: tfjs.Tensor4D, kh: number
 }
 
 /** Stride-1 conv (+ bias, fused) with XNNPACK-friendly gradients (see module doc). */
-function conv2dOp(tf: Tf, x: tfjs.Tensor4D, w: tfjs.Tensor4D, bias: tfjs.Tensor1D | undefined, padding: 'same' | 'valid', inputIsConstant: boolean): tfjs.Tensor4D {
+function conv2dOp(tf: Tf, x: tfjs.Tensor4D, w: tfjs.Tensor4D, bias: tfjs.Tensor1D | undefined, padding: 'same' | 'valid', inputIsConstant: boolean, fused: boolean): tfjs.Tensor4D {
   const [kh, kw] = w.shape;
   const ph = (kh - 1) / 2;
   const pw = (kw - 1) / 2;
@@ -289,6 +352,11 @@ function conv2dOp(tf: Tf, x: tfjs.Tensor4D, w: tfjs.Tensor4D, bias: tfjs.Tensor1
     else {
       const wr = tf.transpose(tf.reverse(ws, [0, 1]), [0, 1, 3, 2]) as tfjs.Tensor4D;
       dx = padding === 'same' ? tf.conv2d(dy4, wr, 1, 'same') : tf.conv2d(tf.pad(dy4, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]]), wr, 1, 'valid');
+    }
+    const cin = xs.shape[3];
+    if (fused && cin <= IM2COL_MAX_CHANNELS) {
+      const pad = padding === 'same' ? { ph, pw } : { ph: 0, pw: 0 };
+      return [dx, convFilterGrad(tf, xs, dy4, kh, kw, { x: xs, ...pad })];
     }
     const xp = padding === 'same' ? (tf.pad(xs, [[0, 0], [ph, ph], [pw, pw], [0, 0]]) as tfjs.Tensor4D) : xs;
     return [dx, convFilterGrad(tf, xp, dy4, kh, kw)];
@@ -329,6 +397,17 @@ function maxPool2x2(tf: Tf, x: tfjs.Tensor4D): tfjs.Tensor4D {
   return f(x) as tfjs.Tensor4D;
 }
 
+/** 2x2 / stride-2 max pooling through the fused kernels: the forward pass records argmax indices, the backward pass scatters. */
+function maxPool2x2Fused(tf: Tf, x: tfjs.Tensor4D): tfjs.Tensor4D {
+  const inShape = [...x.shape];
+  const f = cg(tf, (xi: tfjs.Tensor4D, save: (ts: tfjs.Tensor[]) => void) => {
+    const [y, argmax] = runKernel(tf, 'FgMaxPool2x2', { x: xi }, {}) as tfjs.Tensor[];
+    save([argmax!]);
+    return { value: y!, gradFunc: (dy: tfjs.Tensor, [am]: tfjs.Tensor[]) => runKernel(tf, 'FgMaxPool2x2Grad', { dy, argmax: am! }, { inShape }) as tfjs.Tensor };
+  });
+  return f(x) as tfjs.Tensor4D;
+}
+
 function globalAvgPool(tf: Tf, x: tfjs.Tensor4D): tfjs.Tensor2D {
   const [, h, w, c] = x.shape;
   const f = cg(tf, (xi: tfjs.Tensor) => ({
@@ -338,7 +417,7 @@ function globalAvgPool(tf: Tf, x: tfjs.Tensor4D): tfjs.Tensor2D {
   return f(x) as tfjs.Tensor2D;
 }
 
-function batchNorm(ctx: RunContext, layer: AnyLayer, x: tfjs.Tensor): tfjs.Tensor {
+function batchNorm(ctx: RunContext, layer: AnyLayer, x: tfjs.Tensor, reluMayFuse: boolean): tfjs.Tensor {
   const { tf, opts } = ctx;
   const axis = layer.axis as number;
   if (axis !== -1 && axis !== x.rank - 1) return layer.apply(x, { training: opts.training }) as tfjs.Tensor;
@@ -357,6 +436,25 @@ function batchNorm(ctx: RunContext, layer: AnyLayer, x: tfjs.Tensor): tfjs.Tenso
   const momentum = layer.momentum as number;
   let batchMean: tfjs.Tensor | undefined;
   let batchVar: tfjs.Tensor | undefined;
+  if (ctx.fused) {
+    // One JS pass for the statistics, one for y (with the next layer's ReLU when it is the only consumer).
+    const relu = reluMayFuse;
+    const ff = cg(tf, (xi: tfjs.Tensor, g: tfjs.Tensor, b: tfjs.Tensor, save: (ts: tfjs.Tensor[]) => void) => {
+      const [y, mean, variance, invstd] = runKernel(tf, 'FgBatchNormTrain', { x: xi, gamma: g, beta: b }, { epsilon: eps, relu }) as tfjs.Tensor[];
+      batchMean = tf.keep(mean!);
+      batchVar = tf.keep(variance!);
+      save([xi, mean!, invstd!, g, b]);
+      return {
+        value: y!,
+        gradFunc: (dy: tfjs.Tensor, [xs, mu, inv, gs, bs]: tfjs.Tensor[]) =>
+          runKernel(tf, 'FgBatchNormTrainGrad', { dy, x: xs!, mean: mu!, invstd: inv!, gamma: gs!, beta: bs! }, { relu }) as tfjs.Tensor[],
+      };
+    });
+    const y = ff(x, gamma, beta);
+    if (relu) ctx.reluApplied.add(y);
+    updateMoving(tf, movingMean, movingVar, momentum, batchMean, batchVar);
+    return y;
+  }
   // Every per-channel broadcast goes through channelAffine / colSum (see there for why).
   const f = cg(tf, (xi: tfjs.Tensor, g: tfjs.Tensor, b: tfjs.Tensor, save: (ts: tfjs.Tensor[]) => void) => {
     const x2 = tf.reshape(xi, [m, c]) as tfjs.Tensor2D;
@@ -386,16 +484,17 @@ function batchNorm(ctx: RunContext, layer: AnyLayer, x: tfjs.Tensor): tfjs.Tenso
     };
   });
   const y = f(x, gamma, beta);
-  // Moving averages (Keras: moving = moving * momentum + batch * (1 - momentum)); unbiased variance like Keras 3? Keras uses the biased batch variance.
-  if (batchMean !== undefined && batchVar !== undefined) {
-    const bm = batchMean;
-    const bv = batchVar;
-    tf.tidy(() => {
-      movingMean.assign(tf.add(tf.mul(movingMean, momentum), tf.mul(bm, 1 - momentum)));
-      movingVar.assign(tf.add(tf.mul(movingVar, momentum), tf.mul(bv, 1 - momentum)));
-    });
-    bm.dispose();
-    bv.dispose();
-  }
+  updateMoving(tf, movingMean, movingVar, momentum, batchMean, batchVar);
   return y;
+}
+
+/** Moving averages (Keras: moving = moving * momentum + batch * (1 - momentum), with the biased batch variance); disposes the batch stats. */
+function updateMoving(tf: Tf, movingMean: tfjs.Variable, movingVar: tfjs.Variable, momentum: number, bm: tfjs.Tensor | undefined, bv: tfjs.Tensor | undefined): void {
+  if (bm === undefined || bv === undefined) return;
+  tf.tidy(() => {
+    movingMean.assign(tf.add(tf.mul(movingMean, momentum), tf.mul(bm, 1 - momentum)));
+    movingVar.assign(tf.add(tf.mul(movingVar, momentum), tf.mul(bv, 1 - momentum)));
+  });
+  bm.dispose();
+  bv.dispose();
 }

@@ -23,7 +23,7 @@ export interface LrSchedule {
   /** step: multiply by `gamma` every `step_size` epochs; exponential: by `gamma` every epoch. */
   readonly gamma: number;
   readonly step_size: number;
-  /** cosine: the floor the rate decays to at the last epoch. */
+  /** cosine: the floor the rate decays to by the end of the last epoch (the trainer applies cosine per step). */
   readonly min_lr: number;
 }
 

@@ -3,7 +3,8 @@
  * executor (fast-graph.ts) with softmax cross-entropy (class weights, label
  * smoothing), a learning-rate schedule, validation every epoch, early
  * stopping with restore-best, and an `onEpoch` hook where the caller writes
- * checkpoints. Resuming = passing the state of the last checkpoint (the
+ * checkpoints. The cosine schedule is applied per step (its value at the
+ * fractional epoch), the others per epoch. Resuming = passing the state of the last checkpoint (the
  * weights and optimizer slots already restored): epoch e's shuffle and
  * dropout masks depend only on (seed, phase, e, step), so a resumed run follows
  * the same path as an uninterrupted one.
@@ -148,6 +149,9 @@ export async function runPhase(tf: Tf, phase: Phase, opts: LoopOptions, start: L
         idx.push(perm[cursor++]!);
       }
       if (idx.length === 0) break;
+      // Cosine decays per step (the epoch-start rate is what the record shows): a per-epoch staircase leaves the
+      // last epoch at a high rate when there are few epochs (4 epochs: the last ran at 0.29x the base rate).
+      if (opts.lrSchedule.type === 'cosine') setLearningRate(phase.optimizer, lrAt(phase.lr, opts.lrSchedule, epoch + step / steps, phase.epochs));
       const labels = Int32Array.from(idx, (i) => phase.train.labels[i]!);
       const x = phase.train.gather(idx);
       let predicted: tfjs.Tensor | undefined;

@@ -7,6 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend } from '../../stages/ml/backend.js';
 import { WASM_KERNEL_OVERRIDES, WASM_TRAINING_KERNELS, registerWasmTrainingKernels } from '../../stages/ml/wasm-kernels/index.js';
+import { FUSED_TRAINING_KERNELS, registerFusedTrainingKernels } from '../../stages/ml/wasm-kernels/fused-train.js';
+import type * as tfjs from '@tensorflow/tfjs';
 
 const init = await initBackend({ device: 'cpu', backend: 'wasm', threads: 1 });
 assert.ok(init.ok, JSON.stringify(!init.ok && init.error));
@@ -268,4 +270,109 @@ test('gradients of conv2d / depthwise / gather through tf.grads match cpu', asyn
   const want = await grads('cpu');
   const got = await grads('wasm');
   for (let i = 0; i < want.length; i++) assertClose(got[i]!, want[i]!, `grad ${i}`);
+});
+
+// --- Fused training kernels (wasm-kernels/fused-train.ts): wasm and cpu against tfjs ops on cpu. ---
+
+type Out = { shape: number[]; values: Float32Array };
+const asOut = (t: tfjs.Tensor): Out => ({ shape: t.shape, values: Float32Array.from(t.dataSync() as Float32Array) });
+
+async function fusedOn(backend: 'cpu' | 'wasm', kernel: string, inputs: Inputs, attrs: Record<string, unknown>): Promise<Out[]> {
+  await tf.setBackend(backend);
+  registerFusedTrainingKernels(tf, backend);
+  return tf.tidy(() => {
+    const ins = Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, tf.tensor(v.values, v.shape, v.dtype ?? 'float32')]));
+    const out = tf.engine().runKernel(kernel, ins, attrs as never) as tfjs.Tensor | tfjs.Tensor[];
+    return (Array.isArray(out) ? out : [out]).map(asOut);
+  });
+}
+
+test('fused kernels register for wasm and cpu, idempotently', async () => {
+  for (const b of ['wasm', 'cpu']) {
+    registerFusedTrainingKernels(tf, b);
+    for (const name of Object.keys(FUSED_TRAINING_KERNELS)) assert.ok(tf.getKernel(name, b), `${name} on ${b}`);
+    assert.deepEqual(registerFusedTrainingKernels(tf, b), []);
+  }
+});
+
+test('FgBatchNormTrain / FgBatchNormTrainGrad (with and without ReLU) match tfjs moments, batchNorm and gradients', async () => {
+  let seed = 900;
+  for (const shape of [[3, 5, 4, 6], [7, 3]]) {
+    const c = shape.at(-1)!;
+    const x = rand(shape, seed++).map((v) => v * 3 + 0.5);
+    const gamma = rand([c], seed++).map((v) => 1 + 0.5 * v);
+    const beta = rand([c], seed++);
+    const dy = rand(shape, seed++);
+    const eps = 1e-3;
+    for (const relu of [false, true]) {
+      await tf.setBackend('cpu');
+      const want = tf.tidy(() => {
+        const axes = shape.slice(0, -1).map((_, i) => i);
+        const f = (xi: tfjs.Tensor, g: tfjs.Tensor, b: tfjs.Tensor): tfjs.Tensor => {
+          const { mean, variance } = tf.moments(xi, axes);
+          const y = tf.batchNorm(xi, mean, variance, b, g, eps);
+          return relu ? tf.relu(y) : y;
+        };
+        const [xt, gt, bt, dyt] = [tf.tensor(x, shape), tf.tensor1d(gamma), tf.tensor1d(beta), tf.tensor(dy, shape)];
+        const { mean, variance } = tf.moments(xt, axes);
+        const grads = tf.grads(f)([xt, gt, bt], dyt);
+        return { y: asOut(f(xt, gt, bt)), mean: asOut(mean), variance: asOut(variance), grads: grads.map(asOut) };
+      });
+      for (const backend of ['wasm', 'cpu'] as const) {
+        const what = `${backend} shape ${shape.join('x')} relu ${relu}`;
+        const [y, mean, variance, invstd] = await fusedOn(backend, 'FgBatchNormTrain', { x: { shape, values: x }, gamma: { shape: [c], values: gamma }, beta: { shape: [c], values: beta } }, { epsilon: eps, relu });
+        assertClose(y!, want.y, `FgBatchNormTrain y ${what}`);
+        assertClose(mean!, want.mean, `FgBatchNormTrain mean ${what}`);
+        assertClose(variance!, want.variance, `FgBatchNormTrain variance ${what}`);
+        assertClose(invstd!, { shape: [c], values: want.variance.values.map((v) => 1 / Math.sqrt(v + eps)) }, `FgBatchNormTrain invstd ${what}`);
+        const grads = await fusedOn(
+          backend,
+          'FgBatchNormTrainGrad',
+          { dy: { shape, values: dy }, x: { shape, values: x }, mean: mean!, invstd: invstd!, gamma: { shape: [c], values: gamma }, beta: { shape: [c], values: beta } },
+          { relu },
+        );
+        grads.forEach((g, i) => assertClose(g, want.grads[i]!, `FgBatchNormTrainGrad ${['dx', 'dgamma', 'dbeta'][i]} ${what}`));
+      }
+    }
+  }
+});
+
+test('FgMaxPool2x2 / FgMaxPool2x2Grad match tfjs maxPool and its gradient', async () => {
+  const shape = [2, 6, 8, 5];
+  const x = rand(shape, 950);
+  const dy = rand([2, 3, 4, 5], 951);
+  await tf.setBackend('cpu');
+  const want = tf.tidy(() => {
+    const f = (xi: tfjs.Tensor): tfjs.Tensor => tf.maxPool(xi as tfjs.Tensor4D, 2, 2, 'valid');
+    const xt = tf.tensor(x, shape);
+    return { y: asOut(f(xt)), dx: asOut(tf.grad(f)(xt, tf.tensor(dy, [2, 3, 4, 5]))) };
+  });
+  for (const backend of ['wasm', 'cpu'] as const) {
+    const [y, argmax] = await fusedOn(backend, 'FgMaxPool2x2', { x: { shape, values: x } }, {});
+    assertClose(y!, want.y, `FgMaxPool2x2 ${backend}`);
+    const [dx] = await fusedOn(backend, 'FgMaxPool2x2Grad', { dy: { shape: [2, 3, 4, 5], values: dy }, argmax: { shape: argmax!.shape, values: Int32Array.from(argmax!.values), dtype: 'int32' } }, { inShape: shape });
+    assertClose(dx!, want.dx, `FgMaxPool2x2Grad ${backend}`);
+  }
+});
+
+test('FgIm2ColT patches times dy equals the conv filter gradient (same and valid padding, 1 and 3 channels)', async () => {
+  let seed = 960;
+  for (const [cin, k, pad] of [[1, 3, 'same'], [3, 3, 'valid'], [1, 5, 'same'], [2, 1, 'valid']] as const) {
+    const [b, h, w, cout] = [2, 7, 6, 4];
+    const p = pad === 'same' ? (k - 1) / 2 : 0;
+    const [oh, ow] = [h + 2 * p - k + 1, w + 2 * p - k + 1];
+    const x = rand([b, h, w, cin], seed++);
+    const dy = rand([b, oh, ow, cout], seed++);
+    await tf.setBackend('cpu');
+    const want = tf.tidy(() =>
+      asOut(tf.engine().runKernel('Conv2DBackpropFilter', { x: tf.tensor4d(x, [b, h, w, cin]), dy: tf.tensor4d(dy, [b, oh, ow, cout]) }, { strides: [1, 1], pad, dataFormat: 'NHWC', filterShape: [k, k, cin, cout] } as never) as tfjs.Tensor),
+    );
+    for (const backend of ['wasm', 'cpu'] as const) {
+      const [patches] = await fusedOn(backend, 'FgIm2ColT', { x: { shape: [b, h, w, cin], values: x } }, { kh: k, kw: k, padTop: p, padLeft: p, outHeight: oh, outWidth: ow });
+      assert.deepEqual(patches!.shape, [k * k * cin, b * oh * ow]);
+      await tf.setBackend('cpu');
+      const got = tf.tidy(() => asOut(tf.reshape(tf.matMul(tf.tensor2d(patches!.values, patches!.shape as [number, number]), tf.tensor2d(dy, [b * oh * ow, cout])), [k, k, cin, cout])));
+      assertClose(got, want, `FgIm2ColT ${backend} cin=${cin} k=${k} ${pad}`);
+    }
+  }
 });
