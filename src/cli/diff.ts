@@ -7,7 +7,7 @@
 import { ExitCode, type CliIO } from './io.js';
 import { parseArgs, listFlag } from './args.js';
 import type { ExperimentRecord } from '../experiments/record.js';
-import { openExperiments, pickExperiment } from './experiments-io.js';
+import { openExperiments, pickExperiment, whereLooked } from './experiments-io.js';
 import { diffExperiments, renderDiff, type ExperimentSnapshot } from '../experiments/diff.js';
 
 const USAGE = `usage: pipeline diff [A] [B] [--json|--md] [-f FILE] [-S path=value]... [--cache DIR]
@@ -56,7 +56,7 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
   let b: ExperimentSnapshot;
   if (positionals.length === 0) {
     if (all.length < 2) {
-      io.stderr.write(`pipeline diff: need two recorded experiments, found ${all.length} (run the pipeline, or name one experiment to compare with the current file)\n`);
+      io.stderr.write(`pipeline diff: need two recorded experiments, found ${all.length} ${whereLooked(io, located)}; run the pipeline, or name one experiment to compare with the current file\n`);
       return ExitCode.usage;
     }
     a = snapshotOf(all[all.length - 2]!);

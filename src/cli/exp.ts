@@ -7,7 +7,7 @@
 import { ExitCode, type CliIO } from './io.js';
 import { parseArgs, listFlag } from './args.js';
 import type { ExperimentRecord } from '../experiments/record.js';
-import { openExperiments, pickExperiment } from './experiments-io.js';
+import { openExperiments, pickExperiment, whereLooked } from './experiments-io.js';
 import { buildTable, parseFilter, renderTable, type ExperimentFilter, type TableFormat } from '../experiments/table.js';
 import { flattenParams, formatMetric, formatValue } from '../experiments/flatten.js';
 
@@ -46,7 +46,8 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     (flags['help'] ? io.stdout : io.stderr).write(USAGE);
     return flags['help'] ? ExitCode.ok : ExitCode.usage;
   }
-  const { cacheDir, all } = await openExperiments(io, flags);
+  const opened = await openExperiments(io, flags);
+  const { cacheDir, all } = opened;
   switch (sub) {
     case 'list': {
       const filters: ExperimentFilter[] = [];
@@ -60,6 +61,10 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
       }
       const format: TableFormat = flags['json'] ? 'json' : flags['csv'] ? 'csv' : flags['md'] ? 'md' : 'text';
       const table = buildTable(all, { sort: flags['sort'] as string | undefined, filters, limit: flags['limit'] as number | undefined, allMetrics: flags['all-metrics'] === true });
+      if (format === 'text' && table.rows.length === 0) {
+        io.stdout.write(all.length === 0 ? `no experiments recorded yet ${whereLooked(io, opened)}\n` : `no experiment matches the filters (${all.length} recorded)\n`);
+        return ExitCode.ok;
+      }
       io.stdout.write(renderTable(table, format));
       return ExitCode.ok;
     }

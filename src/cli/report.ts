@@ -10,7 +10,7 @@ import path from 'node:path';
 import { ExitCode, type CliIO } from './io.js';
 import { parseArgs } from './args.js';
 import type { ExperimentRecord } from '../experiments/record.js';
-import { openExperiments, pickExperiment } from './experiments-io.js';
+import { openExperiments, pickExperiment, whereLooked } from './experiments-io.js';
 
 const USAGE = `usage: pipeline report [IDs…] [-o FILE] [--last N] [--cache DIR] [-f FILE]
   writes FILE (default report/report.html) plus each chart as .svg and .png beside it.
@@ -49,7 +49,7 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     chosen = all.slice(-((flags['last'] as number | undefined) ?? 5));
   }
   if (chosen.length === 0) {
-    io.stderr.write('pipeline report: no experiments recorded yet (run the pipeline first)\n');
+    io.stderr.write(`pipeline report: no experiments recorded yet ${whereLooked(io, located)}; run the pipeline first\n`);
     return ExitCode.usage;
   }
   const [{ CacheStore }, { reportDataFor }, { buildCharts, renderReport }] = await Promise.all([

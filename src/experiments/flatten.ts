@@ -14,6 +14,8 @@ export function flattenParams(value: JsonValue, prefix = ''): Map<string, JsonVa
       out.set(p, v);
     }
   };
+  // An empty tree has no params (not one param named "" holding {}).
+  if (prefix === '' && value !== null && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 0) return out;
   walk(value, prefix);
   return out;
 }

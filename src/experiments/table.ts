@@ -23,7 +23,7 @@ export function parseFilter(text: string): Result<ExperimentFilter, string> {
   return ok({ path: m[1]!, op: m[2] as ExperimentFilter['op'], value: m[3]! });
 }
 
-/** Sort order: a column (param path, metric, `created`, `id`, `name`), descending when prefixed with `-`. */
+/** Sort order: a column (param path, metric, `created`, `id`, `name`, `pipeline`), descending when prefixed with `-`. */
 export interface ListOptions {
   readonly sort?: string;
   readonly filters?: readonly ExperimentFilter[];
@@ -77,6 +77,8 @@ function valueOf(rec: ExperimentRecord, params: Map<string, JsonValue>, path: st
       return rec.createdAt;
     case 'status':
       return rec.status;
+    case 'pipeline':
+      return rec.pipeline.name;
     default:
       if (path in rec.metrics) return rec.metrics[path];
       // `params.X` names param X explicitly (the column name when a metric is also called X).
@@ -158,7 +160,9 @@ export function buildTable(records: readonly ExperimentRecord[], opts: ListOptio
   );
   const paramColumns = [...paramPaths.keys()];
   const metricColumns = pickMetrics(rows, [...metricSet], opts.allMetrics === true);
-  const columns = [...FIXED, ...paramColumns, ...metricColumns];
+  // Several pipelines can share one cache: name each row's pipeline when the rows mix them.
+  const mixed = new Set(rows.map((r) => r.pipeline.file)).size > 1;
+  const columns = [...FIXED.slice(0, 2), ...(mixed ? ['pipeline'] : []), ...FIXED.slice(2), ...paramColumns, ...metricColumns];
   return {
     columns,
     paramColumns,

@@ -4,6 +4,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { e2eRig, pipelineYaml, type E2eRig } from '../helpers/rig.js';
 
 async function demo(rig: E2eRig): Promise<void> {
@@ -133,4 +135,29 @@ test('a no-op run does not record a second copy of the latest experiment; a run 
   // A named run is always recorded, even when nothing ran.
   assert.equal((await rig.cli(['run', '-n', 'again'])).code, 0);
   assert.equal(await count(), 4);
+});
+
+test('pipelines sharing a cache: -f FILE lists only that file\'s runs; without a file every run, with a pipeline column; empty results say where they looked', async () => {
+  await using rig = await e2eRig();
+  await demo(rig);
+  await fs.rename(path.join(rig.dir, 'pipeline.yaml'), path.join(rig.dir, 'a.yaml'));
+  await rig.write('b.yaml', pipelineYaml({ name: 'other', stages: { only: { cmd: rig.step('only', '--in', 'data.txt', '--out', 'b.txt'), deps: ['data.txt'], outs: ['b.txt'] } } }));
+  assert.equal((await rig.cli(['run', 'a.yaml'])).code, 0);
+  assert.equal((await rig.cli(['run', 'b.yaml'])).code, 0);
+  const ofA = JSON.parse((await rig.cli(['exp', 'list', '--json', '-f', 'a.yaml'])).stdout) as Record<string, unknown>[];
+  assert.equal(ofA.length, 1);
+  const every = await rig.cli(['exp', 'list']);
+  assert.match(every.stdout, /^id +name +pipeline +created/);
+  assert.match(every.stdout, / demo /);
+  assert.match(every.stdout, / other /);
+  // diff -f a.yaml: only one run of a.yaml, although the cache holds two experiments.
+  const diff = await rig.cli(['diff', '-f', 'a.yaml']);
+  assert.equal(diff.code, 2);
+  assert.match(diff.stderr, /found 1 \(looked in cache for runs of a\.yaml; 1 of other pipelines in that cache\)/);
+  const none = await rig.cli(['exp', 'list', '--cache', 'elsewhere']);
+  assert.match(none.stdout, /no experiments recorded yet \(looked in elsewhere: there is no pipeline\.yaml here; pass -f FILE/);
+  // The shell turns ~0 into the cwd before we see it.
+  const tilde = await rig.cli(['exp', 'show', rig.dir]);
+  assert.equal(tilde.code, 2);
+  assert.match(tilde.stderr, /your shell expanded ~0 to the current directory: write HEAD~0/);
 });

@@ -64,3 +64,12 @@ test('a param named like a metric gets its own column, params.X, with the param 
   assert.deepEqual(buildTable(rows, { filters: [f.value] }).rows.map((r) => r.values['id']), ['a1b2c3d']);
   assert.deepEqual(buildTable(rows, { sort: 'params.train.epochs' }).rows.map((r) => r.values['id']), ['b2c3d4e', 'a1b2c3d']);
 });
+
+test('rows from several pipelines (one shared cache) get a pipeline column; an empty params tree adds no column', () => {
+  const other = record('d4e5f6a', 4, {}, { 'evaluate.accuracy': 0.5 }, { pipeline: { name: 'other', file: '/w/other.yaml', workspace: '/w' } });
+  const t = buildTable([three[0]!, other]);
+  assert.deepEqual(t.columns.slice(0, 5), ['id', 'name', 'pipeline', 'created', 'status']);
+  assert.deepEqual(t.rows.map((r) => r.values['pipeline']), ['demo', 'other']);
+  assert.ok(!t.columns.includes(''), 'no column named ""');
+  assert.ok(!buildTable(three).columns.includes('pipeline'), 'one pipeline: no column');
+});
