@@ -364,7 +364,12 @@ export async function runSweepPipeline(inputs: readonly SweepVariantInput[], opt
     emit({ type: 'run-end', ok, cancelled: signal.aborted, durationMs, counts });
     return { ok, cancelled: signal.aborted, durationMs, variants: outcomes.map((o) => o!), shared, ...(applied !== undefined ? { applied } : {}) };
   } finally {
-    for (const s of scratch) await removeScratch(root, s.dir).catch(() => {});
+    for (const s of scratch) {
+      // The scratch dir goes; so does its state (gc must not keep keys for it). Its hash memo stays for the next sweep.
+      for (const id of s.eng.state.stageIds()) s.eng.state.delete(id);
+      await s.eng.state.save().catch(() => {});
+      await removeScratch(root, s.dir).catch(() => {});
+    }
   }
 }
 

@@ -197,3 +197,38 @@ test('Ctrl-C during a sweep: exit 130, running stages killed, no records for cut
   assert.equal(records.filter((n) => n.endsWith('.json')).length, 1, 'only the shared stage has a record');
   assert.deepEqual(await fs.readdir(path.join(rig.dir, 'cache', 'sweeps')).then((ds) => Promise.all(ds.map((d) => fs.readdir(path.join(rig.dir, 'cache', 'sweeps', d))))), [[]]);
 });
+
+test('built-in stages in a sweep: the shared ingest runs once in the workspace, each variant resizes in its own scratch', async () => {
+  await using rig = await e2eRig();
+  const sharp = (await import('sharp')).default;
+  for (const [rel, r] of [['images/cat/1.png', 200], ['images/dog/1.png', 10]] as const) {
+    await fs.mkdir(path.dirname(path.join(rig.dir, rel)), { recursive: true });
+    await sharp({ create: { width: 8, height: 8, channels: 3, background: { r, g: 10, b: 10 } } }).png().toFile(path.join(rig.dir, rel));
+  }
+  await rig.write(
+    'pipeline.yaml',
+    pipelineYaml({
+      name: 'builtin-sweep',
+      params: { s: 4 },
+      stages: {
+        ingest: { uses: 'ingest', with: { source: 'images' } },
+        resize: { uses: 'resize', with: { size: ['${params.s}', '${params.s}'] } },
+        summary: { cmd: rig.step('summary-${params.s}', '--in', 'out/resize/index.json', '--out', 'summary.json'), deps: [{ stage: 'resize' }], outs: ['summary.json'] },
+      },
+    }),
+  );
+  const r = await rig.cli(['run', '-S', 's=4,6', '--json']);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const ends = ndjson(r.stdout).filter((e) => e.type === 'stage-end');
+  assert.deepEqual(ends.filter((e) => e.stage === 'ingest').map((e) => [e.status, e['variant']]), [['ran', undefined]]);
+  assert.deepEqual(ends.filter((e) => e.stage === 'resize').map((e) => [e.status, e['variant']]).sort(), [['ran', 's=4'], ['ran', 's=6']]);
+  assert.equal(await rig.count('summary-4'), 1);
+  assert.equal(await rig.count('summary-6'), 1);
+  // Each variant's summary read its own resize output (size differs), and the workspace holds the last.
+  const exps = await experiments(rig);
+  assert.equal(exps.length, 2);
+  assert.notEqual(exps[0]!.stages['summary']!.key, exps[1]!.stages['summary']!.key);
+  const index = JSON.parse(await rig.read('out/resize/index.json')) as { height: number; width: number };
+  assert.deepEqual([index.height, index.width], [6, 6]);
+  assert.equal(await rig.read('summary.json'), await rig.read('out/resize/index.json'));
+});
