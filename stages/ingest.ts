@@ -4,8 +4,10 @@
  *
  * Every file is read once, hashed (sha256) and probed with sharp (header, pixel
  * limit, then a tiny decode that catches truncation; see `lib/probe.ts`). Probe
- * results are cached per content hash in `ctx.items`, so re-ingesting a large
- * folder after adding a few files only probes the new ones. Identical bytes
+ * results are cached per content hash in `ctx.items`, and content hashes per
+ * (path, stat signature) in the engine's hash memo format (`openStatMemo`), so
+ * re-ingesting a large folder after adding a few files reads and probes only
+ * the new ones; the others cost a stat. Identical bytes
  * under different labels are all rejected as `label-conflict`; identical bytes
  * within one class are collapsed to the first path (code-unit order). The class
  * list is the sorted set of accepted labels.
@@ -16,9 +18,11 @@
  * Does not resize, split, or modify the user's files.
  */
 import fs from 'node:fs/promises';
+import fss from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { BuiltinStage, StageContext, StageResult } from './types.js';
+import type { FileHasher } from '../src/hash/file-hasher.js';
 import { writeFileAtomic } from '../src/cache/atomic.js';
 import { unreachable } from '../src/result.js';
 import { pathFilter } from './lib/globs.js';
@@ -135,14 +139,16 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
   const decodeLimit = pLimit(PROBE_CONCURRENCY);
   const memoKey = probeMemoKey(params.max_pixels);
   const memo = await loadProbeMemo(ctx, memoKey);
+  const hasher = await openStatMemo(ctx, params);
   const memoSizeBefore = memo.size;
   let done = 0;
   let probedFresh = 0;
+  let read = 0;
   const probed: Probed[] = await Promise.all(
     candidates.map((c) =>
       limit(async (): Promise<Probed> => {
         if (ctx.signal.aborted) throw ctx.signal.reason ?? new Error('aborted');
-        const r = await probeCandidate(memo, c, params.max_pixels, decodeLimit, () => probedFresh++);
+        const r = await probeCandidate(memo, c, params.max_pixels, decodeLimit, () => probedFresh++, false, hasher, () => read++);
         done++;
         if (done % 64 === 0 || done === candidates.length) ctx.log.progress(done, candidates.length, 'probe');
         return r;
@@ -159,6 +165,7 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
     probed[i] = await probeCandidate(memo, p.c, params.max_pixels, decodeLimit, () => {}, true);
   }
   if (memo.size !== memoSizeBefore) await ctx.items.put(memoKey, Buffer.from(JSON.stringify(Object.fromEntries(memo))));
+  await hasher.save();
 
   const rejects: RejectEntry[] = [];
   const accepted: Extract<Probed, { ok: true }>[] = [];
@@ -254,7 +261,7 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
   if (duplicates.length > 0) ctx.log.info(`${duplicates.length} exact duplicate(s) within a class collapsed (see ${DUPLICATES_FILE})`);
 
   return {
-    metrics: { images: entries.length, classes: classes.length, rejected: rejects.length, duplicates: duplicates.length, probed: probedFresh },
+    metrics: { images: entries.length, classes: classes.length, rejected: rejects.length, duplicates: duplicates.length, probed: probedFresh, read },
     summary: `${fmt(entries.length)} images in ${classes.length} classes${rejects.length > 0 ? `, ${fmt(rejects.length)} rejected (${rejectSummary})` : ''}${duplicates.length > 0 ? `, ${fmt(duplicates.length)} duplicates collapsed` : ''}`,
   };
 }
@@ -316,7 +323,23 @@ async function loadProbeMemo(ctx: StageContext<IngestParams>, key: string): Prom
   }
 }
 
-/** Reads, hashes and probes one file; `serial` marks the one-at-a-time re-check whose result is always memoised. */
+/**
+ * The content-hash memo of source files: absolute path + stat signature →
+ * sha256 (src/hash/file-hasher.ts, the engine's own memo, with its racy-mtime
+ * rule), one file per source under `items/ingest/stat-memo/`. With it a re-run
+ * over 10k unchanged files stats them instead of reading and hashing them.
+ */
+async function openStatMemo(ctx: StageContext<IngestParams>, params: IngestParams): Promise<FileHasher> {
+  const { FileHasher } = await import('../src/hash/file-hasher.js');
+  const which = createHash('sha256').update(JSON.stringify({ workspace: ctx.workspace, source: params.source ?? null, manifest: params.manifest ?? null })).digest('hex');
+  return FileHasher.open(path.join(ctx.cacheDir, 'items', 'ingest', 'stat-memo', `${which}.bin`));
+}
+
+/**
+ * Hashes and probes one file; `serial` marks the one-at-a-time re-check whose
+ * result is always memoised. A file whose stat signature the hash memo knows,
+ * with a memoised probe, is not read at all.
+ */
 async function probeCandidate(
   memo: ProbeMemo,
   c: Candidate,
@@ -324,8 +347,19 @@ async function probeCandidate(
   decodeLimit: <T>(f: () => Promise<T>) => Promise<T>,
   onFresh: () => void,
   serial = false,
+  hasher?: FileHasher,
+  onRead?: () => void,
 ): Promise<Probed> {
+  const st = hasher === undefined ? undefined : fss.statSync(c.abs, { throwIfNoEntry: false });
+  if (!serial && st !== undefined && st.isFile() && st.size > 0) {
+    const known = hasher!.lookup(c.abs, st);
+    const outcome = known === undefined ? undefined : memo.get(known);
+    if (known !== undefined && outcome !== undefined) {
+      return outcome.ok ? { ok: true, c, sha256: known, bytes: st.size, info: outcome.info } : { ok: false, c, sha256: known, failure: outcome.failure, confirmed: true };
+    }
+  }
   let buf: Buffer;
+  onRead?.();
   try {
     buf = await fs.readFile(c.abs);
   } catch (e) {
@@ -334,6 +368,8 @@ async function probeCandidate(
   }
   if (buf.length === 0) return { ok: false, c, failure: { reason: 'empty', detail: 'file is empty' }, confirmed: true };
   const sha256 = createHash('sha256').update(buf).digest('hex');
+  // Stat taken before the read: if the file changed meanwhile its signature differs next time (or the racy rule skips it).
+  if (st !== undefined && st.isFile() && st.size === buf.length) hasher!.remember(c.abs, st, sha256);
   let outcome = serial ? undefined : memo.get(sha256);
   if (outcome === undefined) {
     onFresh();

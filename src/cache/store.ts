@@ -23,6 +23,17 @@
  * - two processes storing the same object rename identical bytes over each
  *   other: harmless.
  *
+ * Shared inodes: a built-in stage may hard-link read-only item-cache entries
+ * into its staging dir (`ItemCache.link`, e.g. resize's per-image packs).
+ * `ingestDir` makes such a file's inode the object itself (fsync, then a
+ * link into `objects/`; no copy) and remembers `(dev, ino) → sha256` in
+ * `inode-memo`, so the next run that links the same entry costs one stat
+ * instead of a re-hash. A memo hit is trusted only when `objects/<sha256>` is
+ * that very inode (same dev, ino, size, mtime), so a stale or lost memo can
+ * only cost a re-hash. Such inodes are never written in place (entries are
+ * created 0444 and replaced by rename), and workspaces get copies
+ * (materialize), so an edit in the workspace cannot reach the object.
+ *
  * Corruption: `verify` re-hashes objects and moves bad ones to `quarantine/`;
  * `readRecord` then reports the record unusable (an object is missing), so
  * the stage is recomputed instead of restored. `materialize` also re-hashes
@@ -40,7 +51,8 @@ import type { ItemCache } from '../../stages/types.js';
 import { computeKey, type FingerprintHash, type StageFingerprint } from '../fingerprint.js';
 import { type Result, ok, err } from '../result.js';
 import { fsyncDir, writeFileAtomic } from './atomic.js';
-import { directoryItemCache } from './item-cache.js';
+import { directoryItemCache, itemEntryIntact } from './item-cache.js';
+import { HashMemo } from '../hash/memo.js';
 import { currentProcess, isAlive } from './process-id.js';
 import { acquireLock } from './lock.js';
 import { materialize, type Materialised, type MaterializeFailure, type MaterializeOptions } from './materialize.js';
@@ -104,6 +116,12 @@ export interface VerifyReport {
   readonly missing: readonly { readonly key: string; readonly stageId: string; readonly sha256: string; readonly path: string }[];
   /** Record files that do not parse or are inconsistent (key ≠ hash of fingerprint, or manifest hash wrong); moved to quarantine. */
   readonly badRecords: readonly string[];
+  /**
+   * Item-cache entries (`items/<ns>/<xx>/<key>`, relative to the root) whose
+   * sha256 trailer does not match; moved to quarantine so no stage links or
+   * reads them again (added with shared inodes; absent means none).
+   */
+  readonly corruptItems?: readonly string[];
 }
 
 /** Result of `gc`. */
@@ -138,6 +156,11 @@ export class CacheStore {
   private readonly shardDirs = new Set<string>();
   /** Shard directories with renames not yet fsynced. */
   private readonly unsyncedShards = new Set<string>();
+  /** What `ingestDir` did with linked (shared-inode) files since open: for tests and benchmarks. */
+  readonly sharedStats = { known: 0, hashed: 0 };
+  /** `(dev:ino) → sha256` of shared inodes adopted as objects (see module doc); loaded on first use. */
+  private inodes: HashMemo | undefined;
+  private inodesDirty = false;
 
   private constructor(root: string) {
     this.root = root;
@@ -193,7 +216,61 @@ export class CacheStore {
   async ingestDir(dir: string): Promise<OutputManifest> {
     const rels = listFiles(dir, '');
     const files = await mapLimit(rels, IO_CONCURRENCY, (rel) => this.adopt(path.join(dir, rel), rel, 'move'));
+    await this.saveInodeMemo();
     return makeManifest(files);
+  }
+
+  /** Path of the shared-inode memo (module doc). */
+  get inodeMemoPath(): string {
+    return path.join(this.root, 'inode-memo');
+  }
+
+  private inodeMemo(): HashMemo {
+    return (this.inodes ??= HashMemo.load(this.inodeMemoPath));
+  }
+
+  private async saveInodeMemo(): Promise<void> {
+    if (!this.inodesDirty || this.inodes === undefined) return;
+    this.inodesDirty = false;
+    // Last writer wins across processes: a lost entry only costs one re-hash.
+    await writeFileAtomic(this.inodeMemoPath, this.inodes.encode(Date.now()), { tmpDir: this.tmpDir });
+  }
+
+  /** Whether `objects/<sha>` is the inode `st` describes. */
+  private isObjectInode(sha: string, st: fs.Stats): boolean {
+    const o = fs.statSync(this.objectPath(sha), { throwIfNoEntry: false });
+    return o !== undefined && o.ino === st.ino && o.dev === st.dev && o.size === st.size && o.mtimeMs === st.mtimeMs;
+  }
+
+  /**
+   * Adopts a read-only staging file with other names (a linked item-cache
+   * entry): its inode becomes the object, without copying (module doc).
+   */
+  private async adoptShared(src: string, rel: string, st: fs.Stats): Promise<ManifestFile> {
+    const id = `${st.dev}:${st.ino}`;
+    const mode = st.mode & 0o777;
+    const known = this.inodeMemo().lookup(id, st.size, st.mtimeMs, 0, st.ino);
+    if (known !== undefined && this.isObjectInode(known, st)) {
+      this.sharedStats.known++;
+      return { path: rel, sha256: known, size: st.size, mode };
+    }
+    this.sharedStats.hashed++;
+    const sha = await hashFile(src);
+    if (!this.isObjectInode(sha, st)) {
+      const fh = await fsp.open(src, 'r');
+      try {
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      // A new name for the inode in tmp/, renamed over any object with these bytes (so the next run recognises it).
+      const tmp = this.tmpName('.obj');
+      await fsp.link(src, tmp);
+      await this.install(tmp, sha);
+    }
+    this.inodeMemo().set(id, { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: 0, ino: st.ino, hash: sha });
+    this.inodesDirty = true;
+    return { path: rel, sha256: sha, size: st.size, mode };
   }
 
   /**
@@ -315,19 +392,25 @@ export class CacheStore {
   async verify(): Promise<VerifyReport> {
     let objects = 0;
     const corrupt: string[] = [];
+    /** `dev:ino` of objects that hashed right: item entries sharing them need no second read. */
+    const goodInodes = new Set<string>();
     for (const shard of await readdirOrEmpty(this.objectsDir)) {
       const dir = path.join(this.objectsDir, shard);
       for (const name of await readdirOrEmpty(dir)) {
         if (!/^[0-9a-f]{64}$/.test(name)) continue;
         objects++;
         const file = path.join(dir, name);
+        const st = fs.statSync(file, { throwIfNoEntry: false });
         const actual = await hashFile(file).catch(() => undefined);
         if (actual !== name) {
           corrupt.push(name);
           await this.quarantine(file, name);
+        } else if (st !== undefined && st.nlink > 1) {
+          goodInodes.add(`${st.dev}:${st.ino}`);
         }
       }
     }
+    const corruptItems = await this.verifyItems(goodInodes);
     const missing: { key: string; stageId: string; sha256: string; path: string }[] = [];
     const badRecords: string[] = [];
     for (const key of await this.listRecordKeys()) {
@@ -342,7 +425,34 @@ export class CacheStore {
       }
       for (const f of rec.outputs.files) if (!this.hasObject(f.sha256, f.size)) missing.push({ key, stageId: rec.stageId, sha256: f.sha256, path: f.path });
     }
-    return { objects, corrupt, missing, badRecords };
+    return { objects, corrupt, missing, badRecords, ...(corruptItems.length > 0 ? { corruptItems } : {}) };
+  }
+
+  /**
+   * Checks every item-cache entry's sha256 trailer (an entry sharing the inode
+   * of an object that just hashed right is skipped) and quarantines bad ones:
+   * a linked entry is not re-read by the stage that links it.
+   */
+  private async verifyItems(goodInodes: ReadonlySet<string>): Promise<string[]> {
+    const bad: string[] = [];
+    const itemsDir = path.join(this.root, 'items');
+    for (const ns of await readdirOrEmpty(itemsDir)) {
+      for (const shard of await readdirOrEmpty(path.join(itemsDir, ns))) {
+        if (!/^[0-9a-zA-Z_-]{2}$/.test(shard)) continue;
+        const dir = path.join(itemsDir, ns, shard);
+        for (const name of await readdirOrEmpty(dir)) {
+          if (!/^[0-9a-zA-Z_-]{8,128}$/.test(name)) continue; // temp files of live writers
+          const file = path.join(dir, name);
+          const st = fs.statSync(file, { throwIfNoEntry: false });
+          if (st === undefined || !st.isFile() || goodInodes.has(`${st.dev}:${st.ino}`)) continue;
+          const raw = await fsp.readFile(file).catch(() => undefined);
+          if (raw !== undefined && itemEntryIntact(raw)) continue;
+          bad.push(`items/${ns}/${shard}/${name}`);
+          await this.quarantine(file, `item-${ns}-${name}`);
+        }
+      }
+    }
+    return bad;
   }
 
   /**
@@ -393,6 +503,8 @@ export class CacheStore {
           freedBytes += st.size;
         }
       }
+      // Stale shared-inode memo entries are harmless (checked on use) but would pile up: start afresh.
+      if (removedObjects > 0) await fsp.rm(this.inodeMemoPath, { force: true });
       return { removedObjects, removedRecords, freedBytes };
     } finally {
       await lock.value.release();
@@ -428,8 +540,11 @@ export class CacheStore {
   private async adopt(src: string, rel: string, how: 'move' | 'copy'): Promise<ManifestFile> {
     const st = fs.statSync(src);
     const mode = st.mode & 0o777;
-    // Never move a symlink (the object would be a link) or a file with other names (chmod would reach them).
-    const copy = how === 'copy' || st.nlink > 1 || fs.lstatSync(src).isSymbolicLink();
+    const symlink = fs.lstatSync(src).isSymbolicLink();
+    // A read-only staging file with other names is a linked cache entry: share its inode.
+    if (how === 'move' && st.nlink > 1 && !symlink && (st.mode & 0o222) === 0) return this.adoptShared(src, rel, st);
+    // Never move a symlink (the object would be a link) or a writable file with other names (chmod would reach them).
+    const copy = how === 'copy' || st.nlink > 1 || symlink;
     if (copy && st.size <= SMALL_FILE) {
       // Small files: read once, hash the bytes we will store, write only if the object is new.
       const data = fs.readFileSync(src);

@@ -189,6 +189,18 @@ export class FileHasher {
   }
 
   /**
+   * The memoised hash of `absPath` for the stat `st` the caller just took, or
+   * `undefined` (never reads the file). For callers that need the bytes
+   * anyway on a miss (e.g. ingest probes them), paired with `remember`.
+   */
+  lookup(absPath: string, st: fs.Stats): string | undefined {
+    this.stats.statted++;
+    const hit = this.memo.lookup(path.resolve(absPath), st.size, st.mtimeMs, st.ctimeMs, st.ino);
+    if (hit !== undefined) this.stats.memoHits++;
+    return hit;
+  }
+
+  /**
    * Records a hash the caller knows for a file it just wrote (e.g. a file the
    * cache materialised from an object whose hash is known), under the same
    * racy rule as computed hashes.

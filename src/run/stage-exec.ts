@@ -210,8 +210,12 @@ async function executeBuiltin(node: BuiltinStageNode, key: FingerprintHash, fing
       ...(result.summary ? { summary: result.summary } : {}),
     });
     if (!written.ok) return written.error;
-    const expected = ctx.state.get(node.id)?.outputs.find((o) => o.dest === normalDest(node.outDir));
-    const placed = await materialize(ctx.store, manifest, ws, node.outDir, { kind: 'dir', stageId: node.id, ...(expected ? { expected } : {}) });
+    const prevState = ctx.state.get(node.id);
+    const expected = prevState?.outputs.find((o) => o.dest === normalDest(node.outDir));
+    // The previous run's manifest lets materialize keep unchanged files instead of copying everything again.
+    const prevRecord = expected !== undefined && prevState !== undefined ? await ctx.store.readRecord(prevState.key, { checkObjects: false }) : undefined;
+    const previous = prevRecord !== undefined && prevRecord.outputs.hash === expected?.hash ? prevRecord.outputs : undefined;
+    const placed = await materialize(ctx.store, manifest, ws, node.outDir, { kind: 'dir', stageId: node.id, ...(expected ? { expected } : {}), ...(previous ? { previous } : {}) });
     if (!placed.ok) return { kind: 'failed', message: `stage ${node.id} failed: could not place outputs in ${node.outDir}: ${placed.error.reason}` };
     return { kind: 'ok', record: written.value, state: { key, outputsHash: manifest.hash, outputs: [placed.value.output], at: new Date().toISOString() } };
   } finally {

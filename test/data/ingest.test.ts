@@ -258,3 +258,32 @@ test('ingest: a missing source and an empty result are clear failures', async ()
     /no usable images in src \(1 file\(s\) considered, 1 not-an-image\)/,
   );
 });
+
+test('ingest: a re-run reads only new or changed files (content hashes memoised by stat signature)', async () => {
+  await using rig = await stageRig();
+  const files: Record<string, Buffer> = {};
+  for (let i = 0; i < 12; i++) files[`c${i % 3}/${i}.png`] = await pngOf(200 + i);
+  await writeTree(path.join(rig.dir, 'src'), files);
+  // Files younger than the memo's racy window (1 s) are never trusted by stat: let them age first.
+  await new Promise((r) => setTimeout(r, 1100));
+  const first = await ingestStage.run(await rig.context<IngestParams>('ingest', ingestParams({ source: 'src' })));
+  assert.equal(first.metrics?.['read'], 12);
+  await writeTree(path.join(rig.dir, 'src'), { 'c0/new1.png': await pngOf(600), 'c1/new2.png': await pngOf(601) });
+  const second = await rig.context<IngestParams>('ingest', ingestParams({ source: 'src' }));
+  const r2 = await ingestStage.run(second);
+  assert.equal(r2.metrics?.['read'], 2);
+  assert.equal(r2.metrics?.['images'], 14);
+
+  // A changed file (same path) is read again and gets its new hash; nothing else is read.
+  await fs.writeFile(path.join(rig.dir, 'src', 'c0', '0.png'), await pngOf(700));
+  const third = await rig.context<IngestParams>('ingest', ingestParams({ source: 'src' }));
+  const r3 = await ingestStage.run(third);
+  assert.ok((r3.metrics?.['read'] ?? 0) >= 1 && (r3.metrics?.['read'] ?? 0) <= 3, `read ${r3.metrics?.['read']}`); // the changed file (+ the two still-young new ones)
+  const changed = readManifest(third.outDir).entries.find((e) => e.rel === 'c0/0.png')!;
+  const { createHash } = await import('node:crypto');
+  assert.equal(changed.sha256, createHash('sha256').update(await pngOf(700)).digest('hex'));
+  // Same entries as a run without any memo (fresh cache dir).
+  const cold = { ...(await rig.context<IngestParams>('ingest', ingestParams({ source: 'src' }))), cacheDir: path.join(rig.dir, 'cold-cache') };
+  await ingestStage.run(cold);
+  assert.deepEqual(await fs.readFile(path.join(cold.outDir, 'manifest.jsonl'), 'utf8'), await fs.readFile(path.join(third.outDir, 'manifest.jsonl'), 'utf8'));
+});
