@@ -172,6 +172,8 @@ export function humanReporter(opts: HumanReporterOptions): Reporter {
   const sink: EventSink = (raw) => {
     // In a sweep, a stage is named with its variant: `train [train.lr=0.1]`.
     const e = raw.variant !== undefined && 'stage' in raw ? ({ ...raw, stage: `${raw.stage} ${st.dim(`[${raw.variant}]`)}` } as RunEvent) : raw;
+    /** `[stage]` or, in a sweep, `[stage variant]`: the prefix of output and plain progress lines. */
+    const linePrefix = (): string => ('stage' in raw ? (raw.variant !== undefined ? `[${raw.stage} ${raw.variant}]` : `[${raw.stage}]`) : '');
     switch (e.type) {
       case 'run-start':
         dry = e.dry;
@@ -190,7 +192,7 @@ export function humanReporter(opts: HumanReporterOptions): Reporter {
         else print(`${st.cyan('>')} ${st.bold(e.stage)} ${e.action === 'restore' ? 'restoring from cache' : 'running'}${e.reason ? st.dim(` (${e.reason})`) : ''}`);
         return;
       case 'stage-output': {
-        const prefix = `[${e.stage}]`;
+        const prefix = linePrefix();
         const text = e.stream === 'stderr' || e.stream === 'warn' ? st.yellow(e.line) : e.line;
         print(`${st.dim(prefix)} ${text}`);
         return;
@@ -205,7 +207,7 @@ export function humanReporter(opts: HumanReporterOptions): Reporter {
           const pct = e.total > 0 ? Math.floor((e.done / e.total) * 10) : 0;
           if (w.lastPlainPct === undefined || pct > w.lastPlainPct) {
             w.lastPlainPct = pct;
-            print(`${st.dim(`[${e.stage}]`)} ${formatProgress(w.progress)}`);
+            print(`${st.dim(linePrefix())} ${formatProgress(w.progress)}`);
           }
         }
         return;

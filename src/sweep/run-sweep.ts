@@ -26,6 +26,7 @@
  * It does not load config, take the workspace lock, record experiments or
  * print (events go to `onEvent`, each stage event labelled with its variant).
  */
+import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
@@ -156,6 +157,8 @@ export async function runSweepPipeline(inputs: readonly SweepVariantInput[], opt
   const exclude = [opts.cacheDir, path.join(ws, '.pipeline')];
   const sharedOutputs = [...shared].flatMap((id) => outputPaths(real.stages.get(id)!).map((o) => o.path));
 
+  // Leftovers of a sweep that was killed (we hold the workspace lock: no other sweep uses them).
+  for (const n of await fsp.readdir(root).catch(() => [] as string[])) await removeScratch(root, path.join(root, n));
   // One scratch workspace per variant: the private outputs of its other stages.
   const scratch: { dir: string; graph: PipelineGraph; eng: EngineHandles }[] = [];
   for (const [i, v] of inputs.entries()) {

@@ -113,3 +113,52 @@ test('progress arithmetic: rate, ETA, bar, durations', () => {
   assert.equal(formatBar(9, 3, 6), '[####]');
   assert.deepEqual([0, 9_950, 42_000, 185_000, 3_720_000].map(formatDuration), ['0.0s', '9.9s', '42s', '3m05s', '1h02m']);
 });
+
+const sweepEvents: RunEvent[] = [
+  { type: 'sweep-start', time: 0, sweep: 'abc123', shared: [s('prep')], variants: [{ index: 1, label: 'lr=0.1', overrides: { lr: 0.1 } }, { index: 2, label: 'lr=0.2', overrides: { lr: 0.2 } }] },
+  { type: 'stage-end', time: 1, stage: s('prep'), status: 'ran', durationMs: 100, key: 'k1' },
+  { type: 'stage-start', time: 1000, stage: s('train'), action: 'run', key: 'k2', variant: 'lr=0.1' },
+  { type: 'stage-start', time: 1000, stage: s('train'), action: 'run', key: 'k3', variant: 'lr=0.2' },
+  { type: 'stage-output', time: 1100, stage: s('train'), stream: 'stdout', line: 'epoch 1', variant: 'lr=0.2' },
+  { type: 'stage-end', time: 2000, stage: s('train'), status: 'ran', durationMs: 1000, key: 'k2', metrics: { acc: 0.5 }, variant: 'lr=0.1' },
+  { type: 'variant-end', time: 2000, variant: 'lr=0.1', index: 1, status: 'succeeded', durationMs: 2000, experiment: 'e1e1e1e', metrics: { 'train.acc': 0.5 } },
+  { type: 'stage-end', time: 2500, stage: s('train'), status: 'failed', durationMs: 1500, key: 'k3', error: 'stage train failed: exit code 1', variant: 'lr=0.2' },
+  { type: 'variant-end', time: 2500, variant: 'lr=0.2', index: 2, status: 'failed', durationMs: 2500, experiment: 'f2f2f2f', metrics: {} },
+  { type: 'sweep-apply', time: 2600, variant: 'lr=0.1', index: 1, stages: [s('train')], problems: ['train: output log.txt is not cached (cache: false), so it stays as it was in the workspace'] },
+];
+
+test('sweeps: each variant\'s stage lines carry its label; variants end with their experiment id', () => {
+  const out = sinkStream();
+  const r = humanReporter({ out, tty: false, color: false });
+  for (const e of sweepEvents) r.sink(e);
+  r.close();
+  assert.equal(
+    out.text(),
+    [
+      'sweep abc123: 2 experiments (shared, run once: prep)',
+      '  1. lr=0.1',
+      '  2. lr=0.2',
+      '✓ prep ran in 0.1s',
+      '> train [lr=0.1] running',
+      '> train [lr=0.2] running',
+      '[train lr=0.2] epoch 1',
+      '✓ train [lr=0.1] ran in 1.0s  acc=0.5',
+      '■ experiment 1 [lr=0.1] succeeded in 2.0s, recorded as e1e1e1e  train.acc=0.5',
+      '✗ train [lr=0.2] stage train failed: exit code 1',
+      '■ experiment 2 [lr=0.2] failed after 2.5s, recorded as f2f2f2f',
+      '↺ workspace holds experiment 1 [lr=0.1]',
+      '  train: output log.txt is not cached (cache: false), so it stays as it was in the workspace',
+      '',
+    ].join('\n'),
+  );
+});
+
+test('sweeps on a TTY: one live line per variant of the same stage', () => {
+  const out = sinkStream();
+  const r = humanReporter({ out, tty: true, color: false, now: () => 1500, redrawMs: 1_000_000 });
+  for (const e of sweepEvents.slice(0, 4)) r.sink(e);
+  const text = out.text();
+  const lastBlock = text.slice(text.lastIndexOf('\x1b[J') + 3);
+  assert.match(lastBlock, /train \[lr=0\.1\] running 0\.5s\n.*train \[lr=0\.2\] running 0\.5s\n$/);
+  r.close();
+});
