@@ -23,6 +23,48 @@ export function pipelineFileArg(io: CliIO, positional: string | undefined): stri
   return path.resolve(io.cwd, positional ?? 'pipeline.yaml');
 }
 
+/**
+ * The pipeline file from the positional argument or `-f FILE` (the spelling
+ * `exp`, `diff` and `report` need, accepted everywhere), else `pipeline.yaml`
+ * in cwd. Both given and different: a usage error.
+ */
+export function pipelineFileFrom(io: CliIO, positional: string | undefined, flag: unknown): { ok: true; file: string } | { ok: false; error: string } {
+  const f = typeof flag === 'string' ? flag : undefined;
+  if (positional !== undefined && f !== undefined && path.resolve(io.cwd, positional) !== path.resolve(io.cwd, f)) {
+    return { ok: false, error: `two pipeline files given: ${positional} and -f ${f}` };
+  }
+  return { ok: true, file: pipelineFileArg(io, positional ?? f) };
+}
+
+/**
+ * A hint for a pipeline file that does not exist: the YAML files with a
+ * `stages:` key in the cwd and in `pipelines/` (the repo's examples), at most
+ * five, or undefined when there are none.
+ */
+export function pipelineFileHint(io: CliIO, file: string): string | undefined {
+  if (fs.existsSync(file)) return undefined;
+  const found: string[] = [];
+  for (const dir of ['.', 'pipelines']) {
+    let names: string[];
+    try {
+      names = fs.readdirSync(path.resolve(io.cwd, dir)).filter((n) => /\.ya?ml$/.test(n) && !n.startsWith('.')).sort();
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      const rel = dir === '.' ? n : `${dir}/${n}`;
+      try {
+        if (/^\s*"?stages"?\s*:/m.test(fs.readFileSync(path.resolve(io.cwd, rel), 'utf8'))) found.push(rel);
+      } catch {
+        /* unreadable: not suggested */
+      }
+    }
+  }
+  if (found.length === 0) return undefined;
+  const shown = found.slice(0, 5).join(', ') + (found.length > 5 ? ', …' : '');
+  return `hint: pass a pipeline file (as the file argument or -f FILE); pipeline files here: ${shown}`;
+}
+
 /** Loads and analyses the pipeline; on failure prints every diagnostic to stderr and returns the exit code. */
 export async function loadOrReport(
   io: CliIO,
@@ -43,7 +85,8 @@ export async function loadOrReport(
       }
     },
   });
-  io.stderr.write(`${text}\n`);
+  const hint = pipelineFileHint(io, file);
+  io.stderr.write(`${text}\n${hint !== undefined ? `${hint}\n` : ''}`);
   return { ok: false, code: ExitCode.invalidConfig };
 }
 

@@ -15,7 +15,8 @@ const USAGE = `usage:
   pipeline exp list [--sort [-]COLUMN] [--filter EXPR]... [--limit N] [--all-metrics] [--json|--csv|--md] [--cache DIR] [-f FILE]
   pipeline exp show ID [--json]
   pipeline exp checkout ID
-ID is an id (or unique prefix), a name given with -n, or ~N for the N-th latest (~0 = latest).
+ID is an id (or unique prefix), a name given with -n, or HEAD~N for the N-th latest (HEAD~0 = latest;
+plain ~N works only quoted: the shell expands ~0 to the current directory).
 Columns: the params that differ, then the metrics that differ (else the last stage's; --all-metrics shows all).
 A param named like a metric is shown (and sorted, filtered) as params.PATH.
 EXPR is PATH OP VALUE with OP in = != > >= < <=, e.g. evaluate.accuracy>=0.9 or train.lr=0.01.

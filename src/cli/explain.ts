@@ -12,14 +12,14 @@
 import type { CommandMain } from './io.js';
 import { ExitCode } from './io.js';
 import { parseArgs } from './args.js';
-import { loadOrReport, pipelineFileArg, usageError, useColor } from './common.js';
+import { loadOrReport, pipelineFileFrom, usageError, useColor } from './common.js';
 import type { StageId } from '../pipeline.js';
 import type { FingerprintChange } from '../fingerprint.js';
 
-const HELP = `usage: pipeline explain STAGE [file] [--cache DIR] [--json]\n`;
+const HELP = `usage: pipeline explain STAGE [file | -f FILE] [--cache DIR] [--json]\n`;
 
 export const main: CommandMain = async (argv, io) => {
-  const p = parseArgs(argv, { cache: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } });
+  const p = parseArgs(argv, { cache: { type: 'string' }, json: { type: 'boolean' }, file: { type: 'string', short: 'f' }, help: { type: 'boolean', short: 'h' } });
   if (!p.ok) return usageError(io, 'explain', p.error);
   if (p.value.flags.help) {
     io.stdout.write(HELP);
@@ -28,7 +28,9 @@ export const main: CommandMain = async (argv, io) => {
   const [stageArg, fileArg, ...extra] = p.value.positionals;
   if (stageArg === undefined) return usageError(io, 'explain', 'which stage? e.g. pipeline explain train');
   if (extra.length > 0) return usageError(io, 'explain', `unexpected arguments: ${extra.join(' ')}`);
-  const loaded = await loadOrReport(io, pipelineFileArg(io, fileArg));
+  const file = pipelineFileFrom(io, fileArg, p.value.flags.file);
+  if (!file.ok) return usageError(io, 'explain', file.error);
+  const loaded = await loadOrReport(io, file.file);
   if (!loaded.ok) return loaded.code;
   const graph = loaded.graph;
   const [{ openEngine, resolveCacheDir }, plan, { makeStyle }] = await Promise.all([import('../runner.js'), import('../plan.js'), import('../log/human.js')]);

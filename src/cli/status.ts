@@ -10,11 +10,11 @@
 import type { CommandMain } from './io.js';
 import { ExitCode } from './io.js';
 import { parseArgs } from './args.js';
-import { loadOrReport, pipelineFileArg, usageError, useColor } from './common.js';
+import { loadOrReport, pipelineFileFrom, usageError, useColor } from './common.js';
 import type { PlanEntry } from '../plan.js';
 import { unreachable } from '../result.js';
 
-const HELP = `usage: pipeline status [file] [--cache DIR] [--json]
+const HELP = `usage: pipeline status [file | -f FILE] [--cache DIR] [--json]
 
 Shows each stage as fresh, stale (and why), restorable from cache, or will-run
 (an upstream stage runs first).
@@ -40,14 +40,16 @@ export function statusWord(p: PlanEntry): StageStatusWord {
 }
 
 export const main: CommandMain = async (argv, io) => {
-  const p = parseArgs(argv, { cache: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } });
+  const p = parseArgs(argv, { cache: { type: 'string' }, json: { type: 'boolean' }, file: { type: 'string', short: 'f' }, help: { type: 'boolean', short: 'h' } });
   if (!p.ok) return usageError(io, 'status', p.error);
   if (p.value.flags.help) {
     io.stdout.write(HELP);
     return ExitCode.ok;
   }
   if (p.value.positionals.length > 1) return usageError(io, 'status', 'expected at most one pipeline file');
-  const loaded = await loadOrReport(io, pipelineFileArg(io, p.value.positionals[0]));
+  const file = pipelineFileFrom(io, p.value.positionals[0], p.value.flags.file);
+  if (!file.ok) return usageError(io, 'status', file.error);
+  const loaded = await loadOrReport(io, file.file);
   if (!loaded.ok) return loaded.code;
   const graph = loaded.graph;
   const [{ openEngine, resolveCacheDir }, { planStages }, { makeStyle }] = await Promise.all([import('../runner.js'), import('../plan.js'), import('../log/human.js')]);

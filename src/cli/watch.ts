@@ -1,20 +1,21 @@
 /**
- * `pipeline watch [file] [--debounce MS] [-S path=value…] [--jobs N] [--json]`:
+ * `pipeline watch [file | -f FILE] [--debounce MS] [-S path=value…] [--jobs N] [--json]`:
  * runs the pipeline, then reruns exactly the stale stages whenever a watched
  * file changes (see `src/watch/session.ts` for the rules). Human output says
  * what changed, what reran and the new metrics against the previous run;
  * `--json` writes run and watch events as NDJSON. Ctrl-C exits cleanly.
  */
+import fs from 'node:fs';
 import type { CliIO, CommandMain } from './io.js';
 import { ExitCode } from './io.js';
 import { parseArgs } from './args.js';
-import { pipelineFileArg, usageError, useColor } from './common.js';
+import { loadOrReport, pipelineFileFrom, usageError, useColor } from './common.js';
 import type { JsonValue } from '../pipeline.js';
 import type { RunEvent } from '../events.js';
 import type { WatchEvent } from '../watch/session.js';
 import { formatMetric } from '../experiments/flatten.js';
 
-const HELP = `usage: pipeline watch [file] [options]
+const HELP = `usage: pipeline watch [file | -f FILE] [options]
 
 Runs the pipeline, then reruns only what a file change makes stale.
 Watches the pipeline file, params files, every declared input and the code
@@ -34,6 +35,7 @@ const FLAGS = {
   jobs: { type: 'number', short: 'j' },
   cache: { type: 'string' },
   json: { type: 'boolean' },
+  file: { type: 'string', short: 'f' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -45,7 +47,14 @@ export const main: CommandMain = async (argv, io) => {
     io.stdout.write(HELP);
     return ExitCode.ok;
   }
-  const file = pipelineFileArg(io, p.value.positionals[0]);
+  const picked = pipelineFileFrom(io, p.value.positionals[0], f['file']);
+  if (!picked.ok) return usageError(io, 'watch', picked.error);
+  const file = picked.file;
+  if (!fs.existsSync(file)) {
+    // Nothing to watch yet: a missing file at start is a mistake (wrong directory), not an edit in progress.
+    const loaded = await loadOrReport(io, file);
+    if (!loaded.ok) return loaded.code;
+  }
   const { parseOverride } = await import('../config/overrides.js');
   const overrides: { path: string; value: JsonValue }[] = [];
   for (const s of (f['set'] as string[] | undefined) ?? []) {
