@@ -59,8 +59,14 @@ interface SymT {
   id: number;
 }
 
+/** Options of `compileFastGraph`. */
+export interface CompileOptions {
+  /** Use the fused JS kernels where the backend allows (default true); false = the tf-op paths (for A/B benchmarks). */
+  readonly fusedKernels?: boolean;
+}
+
 /** Compiles `model` for training-time execution (see module doc). */
-export function compileFastGraph(tf: Tf, model: tfjs.LayersModel): FastGraph {
+export function compileFastGraph(tf: Tf, model: tfjs.LayersModel, options: CompileOptions = {}): FastGraph {
   const generic = new Set<string>();
   const lastLayer = innermostLast(model);
   const softmaxOutput = activationName(lastLayer) === 'softmax';
@@ -77,7 +83,7 @@ export function compileFastGraph(tf: Tf, model: tfjs.LayersModel): FastGraph {
         nextSeed,
         logitsLayer: opts.logits && softmaxOutput ? lastLayer : undefined,
         firstInputs: new Set(),
-        fused: fusedKernelsReady(tf),
+        fused: options.fusedKernels !== false && fusedKernelsReady(tf),
         reluApplied: new Set(),
       };
       return runModel(ctx, model, [x], true)[0]!;
@@ -397,13 +403,12 @@ function maxPool2x2(tf: Tf, x: tfjs.Tensor4D): tfjs.Tensor4D {
   return f(x) as tfjs.Tensor4D;
 }
 
-/** 2x2 / stride-2 max pooling through the fused kernels: the forward pass records argmax indices, the backward pass scatters. */
+/** 2x2 / stride-2 max pooling through the fused kernels; the backward pass routes dy to the inputs equal to the maximum. */
 function maxPool2x2Fused(tf: Tf, x: tfjs.Tensor4D): tfjs.Tensor4D {
-  const inShape = [...x.shape];
   const f = cg(tf, (xi: tfjs.Tensor4D, save: (ts: tfjs.Tensor[]) => void) => {
-    const [y, argmax] = runKernel(tf, 'FgMaxPool2x2', { x: xi }, {}) as tfjs.Tensor[];
-    save([argmax!]);
-    return { value: y!, gradFunc: (dy: tfjs.Tensor, [am]: tfjs.Tensor[]) => runKernel(tf, 'FgMaxPool2x2Grad', { dy, argmax: am! }, { inShape }) as tfjs.Tensor };
+    const y = runKernel(tf, 'FgMaxPool2x2', { x: xi }, {}) as tfjs.Tensor;
+    save([xi, y]);
+    return { value: y, gradFunc: (dy: tfjs.Tensor, [xs, ys]: tfjs.Tensor[]) => runKernel(tf, 'FgMaxPool2x2Grad', { dy, x: xs!, y: ys! }, {}) as tfjs.Tensor };
   });
   return f(x) as tfjs.Tensor4D;
 }

@@ -11,16 +11,16 @@
  *   batch statistics per channel (float64 sums) and y = relu?(γ·x̂ + β);
  * - `FgBatchNormTrainGrad` {dy, x, mean, invstd, gamma, beta} (+ `relu`) →
  *   [dx, dgamma, dbeta]: the ReLU mask is recomputed from x, no saved x̂;
- * - `FgMaxPool2x2` {x} → [y, argmax]: 2x2 / stride 2 pooling that records the
- *   flat input index of each window's first largest value;
- * - `FgMaxPool2x2Grad` {dy, argmax} (attr `inShape`) → dx (scatter);
+ * - `FgMaxPool2x2` {x} → y: 2x2 / stride 2 pooling (branch-free);
+ * - `FgMaxPool2x2Grad` {dy, x, y} → dx: dy to every input equal to its
+ *   window's maximum (ties all get it; see there);
  * - `FgIm2ColT` {x} (attrs kh, kw, padTop, padLeft, outHeight, outWidth) →
  *   patches [kh·kw·c, n·oh·ow] of a stride-1 conv, transposed so that
  *   `patches · dy[n·oh·ow, f]` is the filter gradient in ONE untransposed
  *   XNNPACK matmul (used for few-channel inputs, where the batch-as-channels
  *   trick degenerates).
  *
- * Tensors are channels-last, float32 (argmax int32). Every kernel is also
+ * Tensors are channels-last, float32. Every kernel is also
  * registered for the `cpu` backend (same JS code over its arrays), so tests can
  * compare the two and fast-graph's fast paths run under either backend.
  *
@@ -196,8 +196,11 @@ function bnTrainGrad(args: Args): Info[] {
   return io.done([dx, dgamma, dbeta]);
 }
 
-/** 2x2 / stride-2 max pooling (even height and width) with the flat index of each window's first maximum. */
-function maxPool2x2(args: Args): Info[] {
+/**
+ * 2x2 / stride-2 max pooling (even height and width). Branch-free: max(a, b) = (a + b + |a − b|) / 2, exact
+ * for float32 inputs in double arithmetic; compare-and-branch on activations mispredicts (measured ~3x slower).
+ */
+function maxPool2x2(args: Args): Info {
   const { x } = args.inputs as { x: Info };
   const n = x.shape[0]! | 0;
   const h = x.shape[1]! | 0;
@@ -208,56 +211,72 @@ function maxPool2x2(args: Args): Info[] {
   const ow = w >> 1;
   const io = ioFor(args.backend);
   const y = io.alloc([n, oh, ow, c], 'float32');
-  const idx = io.alloc([n, oh, ow, c], 'int32');
   const xv = io.view(x) as Float32Array;
   const yv = io.view(y) as Float32Array;
-  const iv = io.view(idx) as Int32Array;
   const row = w * c;
   let o = 0;
   for (let b = 0; b < n; b++) {
     for (let r = 0; r < oh; r++) {
       for (let s = 0; s < ow; s++) {
         const p00 = ((b * h + 2 * r) * w + 2 * s) * c;
-        const p01 = p00 + c;
-        const p10 = p00 + row;
-        const p11 = p10 + c;
         for (let q = 0; q < c; q++, o++) {
-          let best = xv[p00 + q]!;
-          let at = p00 + q;
-          const v1 = xv[p01 + q]!;
-          if (v1 > best) {
-            best = v1;
-            at = p01 + q;
-          }
-          const v2 = xv[p10 + q]!;
-          if (v2 > best) {
-            best = v2;
-            at = p10 + q;
-          }
-          const v3 = xv[p11 + q]!;
-          if (v3 > best) {
-            best = v3;
-            at = p11 + q;
-          }
-          yv[o] = best;
-          iv[o] = at;
+          const i = p00 + q;
+          const a0 = xv[i]!;
+          const a1 = xv[i + c]!;
+          const a2 = xv[i + row]!;
+          const a3 = xv[i + row + c]!;
+          const m01 = (a0 + a1 + Math.abs(a0 - a1)) * 0.5;
+          const m23 = (a2 + a3 + Math.abs(a2 - a3)) * 0.5;
+          yv[o] = (m01 + m23 + Math.abs(m01 - m23)) * 0.5;
         }
       }
     }
   }
-  return io.done([y, idx]);
+  return io.done([y])[0]!;
 }
 
+/**
+ * Gradient of `maxPool2x2`: each input equal to its window's maximum gets the window's dy. Ties (equal values
+ * in one window) all get it; in a CNN they are practically only ReLU zeros, whose gradient the ReLU mask
+ * removes anyway. Branch-free: with d = y − x ≥ 0, 1 − d / (d + 1e-300) is 1 when d = 0 and 0 otherwise
+ * (to double precision for float32-sized d).
+ */
 function maxPool2x2Grad(args: Args): Info {
-  const { dy, argmax } = args.inputs as { dy: Info; argmax: Info };
-  const { inShape } = args.attrs as { inShape: number[] };
+  const { dy, x, y } = args.inputs as { dy: Info; x: Info; y: Info };
+  const n = x.shape[0]! | 0;
+  const h = x.shape[1]! | 0;
+  const w = x.shape[2]! | 0;
+  const c = x.shape[3]! | 0;
+  const oh = h >> 1;
+  const ow = w >> 1;
   const io = ioFor(args.backend);
-  const dx = io.alloc([...inShape], 'float32');
+  const dx = io.alloc([n, h, w, c], 'float32');
+  const xv = io.view(x) as Float32Array;
+  const yv = io.view(y) as Float32Array;
   const dyv = io.view(dy) as Float32Array;
-  const iv = io.view(argmax) as Int32Array;
   const dxv = io.view(dx) as Float32Array;
-  dxv.fill(0);
-  for (let k = 0; k < dyv.length; k++) dxv[iv[k]!]! += dyv[k]!;
+  const row = w * c;
+  let o = 0;
+  for (let b = 0; b < n; b++) {
+    for (let r = 0; r < oh; r++) {
+      for (let s = 0; s < ow; s++) {
+        const p00 = ((b * h + 2 * r) * w + 2 * s) * c;
+        for (let q = 0; q < c; q++, o++) {
+          const i = p00 + q;
+          const m = yv[o]!;
+          const g = dyv[o]!;
+          const d0 = m - xv[i]!;
+          const d1 = m - xv[i + c]!;
+          const d2 = m - xv[i + row]!;
+          const d3 = m - xv[i + row + c]!;
+          dxv[i] = g * (1 - d0 / (d0 + 1e-300));
+          dxv[i + c] = g * (1 - d1 / (d1 + 1e-300));
+          dxv[i + row] = g * (1 - d2 / (d2 + 1e-300));
+          dxv[i + row + c] = g * (1 - d3 / (d3 + 1e-300));
+        }
+      }
+    }
+  }
   return io.done([dx])[0]!;
 }
 
