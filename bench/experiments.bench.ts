@@ -1,8 +1,11 @@
 /**
  * Issue 5 figures: `exp list` over 1,000 recorded experiments (wall time of
- * the real CLI, process start included, median of 5) and watch latency (from
+ * the real CLI, process start included, median of 5), watch latency (from
  * saving an input file to the start of the affected stage's rerun, median
- * over 20 edits, reported above the debounce window).
+ * over 20 edits, reported above the debounce window), and a 4-variant sweep
+ * under one scheduler (`-j 4` against `-j 1`, the old one-variant-at-a-time
+ * schedule; stages sleep, so the figure is the engine's scheduling and
+ * per-variant overhead, not CPU contention).
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -116,6 +119,61 @@ async function watchLatency(edits: number, debounceMs: number): Promise<BenchRes
   }
 }
 
+/** Wall and CPU (user+sys, via /usr/bin/time) of one CLI run in `cwd`. */
+function timedRun(cwd: string, args: string[]): { wall: number; cpu: number } {
+  const t = performance.now();
+  const r = spawnSync('/usr/bin/time', ['-f', 'CPU %U %S', process.execPath, cli, ...args], { cwd, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  const wall = (performance.now() - t) / 1000;
+  if (r.status !== 0) throw new Error(`pipeline ${args.join(' ')} failed: ${r.stdout}${r.stderr}`);
+  const m = /CPU ([\d.]+) ([\d.]+)/.exec(r.stderr);
+  return { wall, cpu: m ? Number(m[1]) + Number(m[2]) : NaN };
+}
+
+/**
+ * A sweep of 4 variants: a shared `prep` (0.5 s), then per variant `feat`
+ * (1 s) → `train` (1 s, `resources: {gpu: 1}`) → `eval` (0.5 s). Ideal with
+ * enough jobs: 0.5 + 1 + 4×1 (gpu serialises train) ≈ 5.5–6 s; one at a time: 0.5 + 4×2.5 = 10.5 s.
+ */
+async function sweep(jobs: number): Promise<{ wall: number; cpu: number }> {
+  const dir = await fs.realpath(await fs.mkdtemp(path.join(os.tmpdir(), 'bench-sweep-')));
+  try {
+    const sleep = (name: string, ms: number, out: string, ins: string[]): string[] => [
+      'node',
+      '-e',
+      `setTimeout(()=>{const fs=require('fs');fs.mkdirSync(require('path').dirname(${JSON.stringify(out)}),{recursive:true});fs.writeFileSync(${JSON.stringify(out)}, ${JSON.stringify(ins)}.map(f=>fs.readFileSync(f,'utf8')).join('')+${JSON.stringify(name)})}, ${ms})`,
+    ];
+    await fs.writeFile(path.join(dir, 'data.txt'), 'data\n');
+    await fs.writeFile(
+      path.join(dir, 'pipeline.yaml'),
+      JSON.stringify({
+        name: 'sweep-bench',
+        params: { v: 0 },
+        stages: {
+          prep: { cmd: sleep('prep', 500, 'prep.txt', ['data.txt']), deps: ['data.txt'], outs: ['prep.txt'] },
+          feat: { cmd: sleep('feat ${params.v}', 1000, 'feat/x.txt', ['prep.txt']), deps: ['prep.txt'], params: ['v'], outs: ['feat'] },
+          train: { cmd: sleep('train', 1000, 'model.txt', ['feat/x.txt']), deps: ['feat/x.txt'], outs: ['model.txt'], resources: { gpu: 1 } },
+          eval: { cmd: sleep('eval', 500, 'eval.txt', ['model.txt']), deps: ['model.txt'], outs: ['eval.txt'] },
+        },
+      }),
+    );
+    return timedRun(dir, ['run', '-S', 'v=1,2,3,4', '--jobs', String(jobs)]);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function sweepFigures(log: (line: string) => void): Promise<BenchResult[]> {
+  const par = await sweep(4);
+  const seq = await sweep(1);
+  log(`sweep of 4: -j 4 ${par.wall.toFixed(2)} s (cpu ${par.cpu.toFixed(2)} s), -j 1 ${seq.wall.toFixed(2)} s (cpu ${seq.cpu.toFixed(2)} s)`);
+  const detail = 'shared prep 0.5 s; per variant feat 1 s → train 1 s (gpu: 1) → eval 0.5 s; stages sleep; real CLI, process start included';
+  return [
+    { name: 'sweep.4-variants.jobs-4.wall', value: par.wall, unit: 's', detail: `${detail}; ideal ≈ 5.5–6 s; cpu (CLI + stage processes) ${par.cpu.toFixed(2)} s` },
+    { name: 'sweep.4-variants.jobs-1.wall', value: seq.wall, unit: 's', detail: `${detail}; ideal 10.5 s (one stage at a time, the old sequential sweep); cpu (CLI + stage processes) ${seq.cpu.toFixed(2)} s` },
+    { name: 'sweep.4-variants.speedup', value: seq.wall / par.wall, unit: 'ratio', detail: '-j 1 wall / -j 4 wall' },
+  ];
+}
+
 const suite: BenchSuite = {
   name: 'experiments',
   async run({ quick, log }) {
@@ -123,6 +181,7 @@ const suite: BenchSuite = {
     out.push(await expList(quick ? 200 : 1000));
     log(`exp list: ${out[0]!.value.toFixed(3)} s`);
     out.push(await watchLatency(quick ? 5 : 20, 200));
+    out.push(...(await sweepFigures(log)));
     return out;
   },
 };
