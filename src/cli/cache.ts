@@ -6,7 +6,8 @@
  * are listed. Exit 1 when anything was wrong, 0 when clean.
  *
  * gc: deletes records and objects not referenced by any workspace state in
- * the cache, nor by the last N experiments (default 10), nor by backups.
+ * the cache, nor by the last N experiments (default 10), nor by backups;
+ * objects younger than `--grace` seconds (default 1 h) stay.
  *
  * The cache dir: `--cache`, else PIPELINE_CACHE, else the pipeline file's
  * `cache:` (when `[file]` or ./pipeline.yaml exists), else ./cache.
@@ -20,15 +21,21 @@ import { parseArgs } from './args.js';
 import { loadOrReport, usageError } from './common.js';
 
 const HELP = `usage: pipeline cache verify [file] [--cache DIR] [--json]
-       pipeline cache gc [file] [--keep-last N] [--cache DIR] [--json]
+       pipeline cache gc [file] [--keep-last N] [--grace SECONDS] [--cache DIR] [--json]
 
 verify  re-hash every cached object; quarantine corrupt ones (exit 1 if any problem)
-gc      delete what no workspace and none of the last N experiments (default 10) reference
+gc      delete what no workspace and none of the last N experiments (default 10) reference;
+        objects written in the last --grace seconds (default 3600) are kept even so, since a
+        run in progress may be about to reference them: --grace 0 when nothing is running
 `;
+
+/** Default `--grace`: unreferenced objects younger than this are kept (a concurrent run may be about to reference them). */
+const DEFAULT_GRACE_S = 3600;
 
 const flagSpec = {
   cache: { type: 'string' },
   'keep-last': { type: 'number', min: 0 },
+  grace: { type: 'number', min: 0 },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -82,8 +89,14 @@ export const main: CommandMain = async (argv, io) => {
   const { gcKeepKeys } = await import('../run/gc.js');
   const keepLast = typeof p.value.flags['keep-last'] === 'number' ? p.value.flags['keep-last'] : 10;
   const keep = await gcKeepKeys(where.dir, { keepLast });
-  const r = await store.gc(keep);
-  if (json) io.stdout.write(`${JSON.stringify({ cache: where.dir, kept: keep.size, ...r })}\n`);
-  else io.stdout.write(`removed ${r.removedRecords} record${r.removedRecords === 1 ? '' : 's'} and ${r.removedObjects} object${r.removedObjects === 1 ? '' : 's'} (${(r.freedBytes / 2 ** 20).toFixed(1)} MiB); kept ${keep.size} key${keep.size === 1 ? '' : 's'}\n`);
+  const graceS = typeof p.value.flags.grace === 'number' ? p.value.flags.grace : DEFAULT_GRACE_S;
+  const r = await store.gc(keep, { graceMs: graceS * 1000 });
+  if (json) io.stdout.write(`${JSON.stringify({ cache: where.dir, kept: keep.size, graceSeconds: graceS, ...r })}\n`);
+  else {
+    const lines = [`removed ${r.removedRecords} record${r.removedRecords === 1 ? '' : 's'} and ${r.removedObjects} object${r.removedObjects === 1 ? '' : 's'} (${(r.freedBytes / 2 ** 20).toFixed(1)} MiB); kept ${keep.size} key${keep.size === 1 ? '' : 's'}`];
+    // Records went but their objects may have stayed for the grace period: say so, or the freed space looks wrong.
+    if (r.removedRecords > 0 && graceS > 0) lines.push(`objects written in the last ${graceS >= 3600 && graceS % 3600 === 0 ? `${graceS / 3600} h` : `${graceS} s`} are kept until a later gc (a run may be using them); --grace 0 removes them now`);
+    io.stdout.write(`${lines.join('\n')}\n`);
+  }
   return ExitCode.ok;
 };
