@@ -18,10 +18,10 @@ import path from 'node:path';
 import type { CliIO, CommandMain } from './io.js';
 import { ExitCode } from './io.js';
 import { parseArgs } from './args.js';
-import { loadOrReport, usageError } from './common.js';
+import { loadOrReport, pipelineFileFrom, usageError } from './common.js';
 
-const HELP = `usage: pipeline cache verify [file] [--cache DIR] [--json]
-       pipeline cache gc [file] [--keep-last N] [--grace SECONDS] [--cache DIR] [--json]
+const HELP = `usage: pipeline cache verify [file | -f FILE] [--cache DIR] [--json]
+       pipeline cache gc [file | -f FILE] [--keep-last N] [--grace SECONDS] [--cache DIR] [--json]
 
 verify  re-hash every cached object; quarantine corrupt ones (exit 1 if any problem)
 gc      delete what no workspace and none of the last N experiments (default 10) reference;
@@ -36,6 +36,7 @@ const flagSpec = {
   cache: { type: 'string' },
   'keep-last': { type: 'number', min: 0 },
   grace: { type: 'number', min: 0 },
+  file: { type: 'string', short: 'f' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -63,7 +64,9 @@ export const main: CommandMain = async (argv, io) => {
   }
   if (extra.length > 0) return usageError(io, 'cache', `unexpected arguments: ${extra.join(' ')}`);
   if (sub !== 'verify' && sub !== 'gc') return usageError(io, 'cache', `unknown subcommand "${sub}" (expected verify or gc)`);
-  const where = await cacheDirFor(io, p.value.flags.cache as string | undefined, file);
+  const picked = pipelineFileFrom(io, file, p.value.flags.file);
+  if (!picked.ok) return usageError(io, 'cache', picked.error);
+  const where = await cacheDirFor(io, p.value.flags.cache as string | undefined, file ?? (p.value.flags.file as string | undefined));
   if (!where.ok) return where.code;
   if (!fs.existsSync(where.dir)) {
     io.stderr.write(`pipeline cache: no cache at ${where.dir}\n`);

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { e2eRig, pipelineYaml } from '../helpers/rig.js';
 
-test('status, dag, explain and watch take -f FILE like exp/diff/report; two different files are a usage error', async () => {
+test('status, dag, explain, cache and watch take -f FILE like exp/diff/report; two different files are a usage error', async () => {
   await using rig = await e2eRig();
   await rig.write('data.txt', 'x\n');
   await rig.write('pipelines/demo.yaml', pipelineYaml({ name: 'demo', stages: { prep: { cmd: rig.step('prep', '--in', '../data.txt', '--out', 'prep.txt'), deps: ['../data.txt'], outs: ['prep.txt'] } } }));
@@ -21,6 +21,9 @@ test('status, dag, explain and watch take -f FILE like exp/diff/report; two diff
   const explain = await rig.cli(['explain', 'prep', '-f', 'pipelines/demo.yaml']);
   assert.equal(explain.code, 0, explain.stderr);
   assert.match(explain.stdout, /^prep: /);
+  const verify = await rig.cli(['cache', 'verify', '-f', 'pipelines/demo.yaml']);
+  assert.equal(verify.code, 0, verify.stderr);
+  assert.match(verify.stdout, /in .*pipelines\/cache\n/, 'the cache beside the file');
   const same = await rig.cli(['status', 'pipelines/demo.yaml', '-f', 'pipelines/demo.yaml']);
   assert.equal(same.code, 0, 'the same file twice is fine');
   const both = await rig.cli(['status', 'pipelines/demo.yaml', '-f', 'other.yaml']);
