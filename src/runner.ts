@@ -360,7 +360,10 @@ export async function runStageTask(id: StageId, ctx: TaskContext, env: StageTask
       return 'ok';
     }
     if (decision.action === 'restore') {
-      if (ctx.signal.aborted) return 'cancelled';
+      if (ctx.signal.aborted) {
+        env.end({ stage: id, status: 'cancelled', key, durationMs: 0, metrics: {}, error: 'run cancelled' });
+        return 'cancelled';
+      }
       const t = performance.now();
       const reason = waited !== undefined ? `same key as ${waited}, which just ran it` : decision.reason;
       emit({ type: 'stage-start', stage: id, action: 'restore', key, ...(reason ? { reason } : {}) });

@@ -180,21 +180,35 @@ test('without --keep-going a failing variant stops only itself', async () => {
   assert.equal(await rig.read('model.txt'), 'hello\na=2 b=1\n');
 });
 
-test('Ctrl-C during a sweep: exit 130, running stages killed, no records for cut variants, scratch removed', async () => {
+test('Ctrl-C during a sweep: exit 130, running stages killed, a finished variant recorded, the cut one not, scratch removed', async () => {
   await using rig = await e2eRig();
-  await sweepPipeline(rig, { sleep: 30_000 });
-  await rig.write('model.txt', 'keep me\n');
-  const run = rig.start(['run', '-S', 'a=1,2', '-S', 'b=1,2', '--jobs', '2']);
-  await run.waitFor(/feat-\d-\d running[\s\S]*feat-\d-\d running/);
-  const pids = await Promise.all((await fs.readdir(path.join(rig.dir, 'pids'))).filter((n) => n.startsWith('feat-')).map((n) => rig.pid(n)));
+  await rig.write('data.txt', 'hello\n');
+  await rig.write(
+    'pipeline.yaml',
+    pipelineYaml({
+      name: 'interrupt',
+      params: { ms: 0 },
+      stages: {
+        prep: { cmd: rig.step('prep', '--in', 'data.txt', '--out', 'prep.txt'), deps: ['data.txt'], outs: ['prep.txt'] },
+        work: { cmd: rig.step('work-${params.ms}', '--in', 'prep.txt', '--out', 'work.txt', '--sleep', '${params.ms}'), deps: ['prep.txt'], params: ['ms'], outs: ['work.txt'] },
+      },
+    }),
+  );
+  await rig.write('work.txt', 'keep me\n');
+  const run = rig.start(['run', '-S', 'ms=10,30000', '--jobs', '2']);
+  await run.waitFor(/experiment 1 \[ms=10\] succeeded/);
+  await run.waitFor(/work-30000 running/);
+  const pid = await rig.pid('work-30000');
   run.child.kill('SIGINT');
   const r = await run.done;
   assert.equal(r.code, 130, r.stdout + r.stderr);
-  for (const pid of pids) assert.ok(await waitForExit(pid), `stage process ${pid} is gone`);
-  assert.deepEqual(await experiments(rig), [], 'no experiment recorded');
-  assert.equal(await rig.read('model.txt'), 'keep me\n', 'the user file is untouched');
+  assert.match(r.stdout, /experiment 2 \[ms=30000\] cancelled after .*, not recorded/);
+  assert.ok(await waitForExit(pid), 'the running stage process is gone');
+  const exps = await experiments(rig);
+  assert.deepEqual(exps.map((e) => [e.sweep?.overrides, e.status]), [[{ ms: 10 }, 'succeeded']], 'only the finished variant is recorded');
+  assert.equal(await rig.read('work.txt'), 'keep me\n', 'an interrupted sweep applies nothing to the workspace');
   const records = await fs.readdir(path.join(rig.dir, 'cache', 'records'), { recursive: true });
-  assert.equal(records.filter((n) => n.endsWith('.json')).length, 1, 'only the shared stage has a record');
+  assert.equal(records.filter((n) => n.endsWith('.json')).length, 2, 'records for prep and the finished work only');
   assert.deepEqual(await fs.readdir(path.join(rig.dir, 'cache', 'sweeps')).then((ds) => Promise.all(ds.map((d) => fs.readdir(path.join(rig.dir, 'cache', 'sweeps', d))))), [[]]);
 });
 
