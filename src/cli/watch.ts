@@ -6,6 +6,7 @@
  * `--json` writes run and watch events as NDJSON. Ctrl-C exits cleanly.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import type { CliIO, CommandMain } from './io.js';
 import { ExitCode } from './io.js';
 import { parseArgs } from './args.js';
@@ -82,7 +83,12 @@ export const main: CommandMain = async (argv, io) => {
     }
     switch (e.type) {
       case 'watch-ready':
-        say(`watching ${e.roots.length} path(s); Ctrl-C to stop`);
+        {
+          // Name what is watched (relative to the cwd) when it fits on a line; else count it.
+          const rel = e.roots.map((x) => path.relative(io.cwd, x) || '.');
+          const named = rel.join(', ');
+          say(`watching ${rel.length <= 4 && named.length <= 120 ? named : `${rel.length} paths`}; Ctrl-C to stop`);
+        }
         return;
       case 'watch-change':
         say(`\nchanged: ${e.paths.map((x) => x.replace(`${io.cwd}/`, '')).join(', ')}`);

@@ -118,3 +118,18 @@ test('watch: a stage that failed is not retried until its key changes', async ()
   w.child.kill('SIGINT');
   await w.done;
 });
+
+test('watch (human output) names the paths it watches and the change it saw', async () => {
+  await using rig = await e2eRig();
+  await twoStage(rig);
+  const w = rig.start(['watch', '--debounce', '100']);
+  let out = '';
+  w.child.stdout!.on('data', (d: string) => (out += d));
+  await w.waitFor(/waiting for changes/, 30_000);
+  assert.match(out, /^watching (pipeline\.yaml|a\.txt|b\.txt)(, (pipeline\.yaml|a\.txt|b\.txt)){2}; Ctrl-C to stop\n/);
+  await rig.write('b.txt', 'b2\n');
+  await w.waitFor(/reran: fromB, both/, 30_000);
+  assert.match(out, /\nchanged: b\.txt\n/);
+  w.child.kill('SIGINT');
+  await w.done;
+});
