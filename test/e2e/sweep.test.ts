@@ -132,6 +132,7 @@ test('a 4-variant sweep under --jobs 2: shared upstream once, variants overlap, 
   for (const e of events.filter((x) => x.type === 'stage-output' && String(x['line']).startsWith('train-'))) {
     assert.equal(String(e['line']), `train-${String(e['variant']).replace('a=', '').replace(' b=', '-')} running`, 'output lines are labelled with their own variant');
   }
+  assert.deepEqual(events.find((e) => e.type === 'sweep-start')!['shared'], ['prep']);
   const vends = events.filter((e) => e.type === 'variant-end');
   assert.deepEqual(vends.map((e) => e['experiment']).sort(), exps.map((e) => e.id).sort());
 
@@ -150,6 +151,11 @@ test('a 4-variant sweep under --jobs 2: shared upstream once, variants overlap, 
   assert.equal(other.code, 0, other.stderr);
   assert.equal(await rig.read('model.txt'), 'hello\na=1 b=2\n');
   assert.equal(await rig.count('train-1-2'), 1);
+  // Any variant's outputs come back by experiment id.
+  const co = await rig.cli(['exp', 'checkout', exps[0]!.id]);
+  assert.equal(co.code, 0, co.stderr);
+  assert.equal(await rig.read('model.txt'), 'hello\na=1 b=1\n');
+  assert.equal(await rig.count('train-1-1'), 1);
 });
 
 test('a failing variant under --keep-going: the other three run and are recorded; exit code 1', async () => {
