@@ -22,7 +22,7 @@ import { ShardReader } from './lib/shards.js';
 import { DataInputError } from './lib/data-error.js';
 import { BACKBONES, featureDimFor, loadBackbone, paramCounts, type BackboneName } from './ml/backbones/registry.js';
 import { buildHead, SEED_HEAD, stackModel, type HeadLayer, type Pooling } from './ml/head.js';
-import { BACKBONE_DIR, HEAD_DIR, imageResizeOf, MODEL_SPEC_FORMAT, saveModel, writeSpec, type ImageResize, type ModelSpec } from './ml/model-io.js';
+import { BACKBONE_DIR, HEAD_DIR, imageResizeOf, MODEL_SPEC_FORMAT, saveModel, writeSpec, type FineTuneBatchNorm, type ImageResize, type ModelSpec } from './ml/model-io.js';
 import { backendResult, stageBackend, type ComputeParams } from './ml/runtime.js';
 import { buildSmallCnn, isRegistrySimpleCnn, REGISTRY_SIMPLE_CNN, smallCnnFeatureDim, type SmallCnnConfig } from './ml/small-cnn.js';
 import type { Tf } from './ml/backbones/spec.js';
@@ -39,7 +39,8 @@ export interface BuildModelParams extends ComputeParams {
   readonly head: readonly HeadLayer[];
   readonly pooling: Pooling;
   readonly freeze: boolean;
-  readonly fine_tune: { readonly from_layer: string; readonly lr: number; readonly epochs: number } | null;
+  /** Second phase; `batchnorm` (default `frozen`) keeps unfrozen BatchNorm layers in inference mode, as Keras advises. */
+  readonly fine_tune: { readonly from_layer: string; readonly lr: number; readonly epochs: number; readonly batchnorm?: FineTuneBatchNorm } | null;
   /** simple_cnn only: architecture knobs (defaults = the registry's simple_cnn). */
   readonly cnn: SmallCnnConfig;
 }
@@ -182,7 +183,7 @@ async function run(ctx: StageContext<BuildModelParams>): Promise<StageResult> {
     featureDim,
     head: p.head,
     freeze: p.freeze && weights !== 'none',
-    ...(p.fine_tune !== null ? { fineTune: { fromLayer: p.fine_tune.from_layer, lr: p.fine_tune.lr, epochs: p.fine_tune.epochs } } : {}),
+    ...(p.fine_tune !== null ? { fineTune: { fromLayer: p.fine_tune.from_layer, lr: p.fine_tune.lr, epochs: p.fine_tune.epochs, batchnorm: p.fine_tune.batchnorm ?? 'frozen' } } : {}),
     backboneSaved,
     seed: ctx.seed,
     ...(inputs.resize !== undefined ? { resize: inputs.resize } : {}),
@@ -207,7 +208,7 @@ async function run(ctx: StageContext<BuildModelParams>): Promise<StageResult> {
 
 export const buildModelStage: BuiltinStage<BuildModelParams> = {
   name: 'build-model',
-  version: '3',
+  version: '4',
   description: 'Backbone from the registry + classification head (default: the seed\'s BN/Dropout/Dense128/BN/Dropout/softmax); writes spec.json, head/, summary.txt',
   inputs: [],
   optionalInputs: ['ingest', 'resize'],

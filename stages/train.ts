@@ -129,6 +129,14 @@ function classWeights(p: TrainParams, classes: readonly string[], labels: Int32A
   return Float32Array.from(classes, (c) => map[c] ?? 1);
 }
 
+/** Sets every BatchNormalization layer of `model` (nested models included) non-trainable: inference mode, fixed weights. */
+function freezeBatchNorm(model: tfjs.LayersModel): void {
+  for (const l of model.layers) {
+    if ('layers' in l && Array.isArray((l as unknown as tfjs.LayersModel).layers)) freezeBatchNorm(l as unknown as tfjs.LayersModel);
+    else if (l.getClassName() === 'BatchNormalization') l.trainable = false;
+  }
+}
+
 async function copyDir(src: string, dst: string): Promise<void> {
   await fs.cp(src, dst, { recursive: true });
 }
@@ -241,6 +249,7 @@ async function run(ctx: StageContext<TrainParams>): Promise<StageResult> {
         if (from < 0) throw new DataInputError(`${ctx.stageId}: fine_tune.from_layer '${ft.fromLayer}' is not a layer of ${spec.backbone}`);
         bb.trainable = true;
         bb.layers.forEach((l, i) => (l.trainable = i >= from));
+        if ((ft.batchnorm ?? 'train') === 'frozen') freezeBatchNorm(bb);
         return {
           kind: 'fine_tune',
           model: stackModel(tf as Tf, bb, head, spec.pooling ?? undefined),
@@ -351,7 +360,9 @@ async function run(ctx: StageContext<TrainParams>): Promise<StageResult> {
     startState = undefined;
   }
   tbLoggers.forEach((l) => l.close());
-  const trainedBackbone = featuresDir === undefined ? !spec.freeze || spec.backboneSaved : spec.fineTune !== undefined || spec.backboneSaved;
+  // The backbone's weights changed (so backbone/ must be saved) when it trained from scratch / unfrozen, or in a
+  // fine-tune phase, whichever input the first phase used.
+  const trainedBackbone = spec.backboneSaved || spec.fineTune !== undefined || (featuresDir === undefined && !spec.freeze);
   await saveParts(ctx.outDir, trainedBackbone);
   await writeFileAtomic(path.join(ctx.outDir, HISTORY_FILE), history.map((r) => JSON.stringify(r)).join('\n') + '\n');
   const final = history[history.length - 1];

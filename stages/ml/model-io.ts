@@ -55,8 +55,13 @@ export interface ModelSpec {
   readonly head: readonly HeadLayer[];
   /** Whether the backbone is frozen during head training. */
   readonly freeze: boolean;
-  /** Optional second phase: unfreeze from `from_layer` and train at `lr` for `epochs`. */
-  readonly fineTune?: { readonly fromLayer: string; readonly lr: number; readonly epochs: number };
+  /**
+   * Optional second phase: unfreeze from `from_layer` and train at `lr` for `epochs`. `batchnorm` (absent in older
+   * specs = `train`, how they ran): `frozen` keeps every BatchNorm layer in inference mode with fixed
+   * gamma/beta/statistics (Keras's fine-tuning advice: batch statistics of small batches shift the features the
+   * head was trained on); `train` trains the unfrozen ones in training mode.
+   */
+  readonly fineTune?: { readonly fromLayer: string; readonly lr: number; readonly epochs: number; readonly batchnorm?: FineTuneBatchNorm };
   /** True when `backbone/` holds the backbone weights (else they come from the registry). */
   readonly backboneSaved: boolean;
   /** Seed used for initialisation. */
@@ -68,6 +73,10 @@ export interface ModelSpec {
    */
   readonly resize?: ImageResize;
 }
+
+/** How BatchNorm layers behave in a fine-tune phase (see {@link ModelSpec.fineTune}). */
+export const FINE_TUNE_BATCHNORM = ['frozen', 'train'] as const;
+export type FineTuneBatchNorm = (typeof FINE_TUNE_BATCHNORM)[number];
 
 /** The resize settings a model was trained with (see {@link ModelSpec.resize}). */
 export interface ImageResize {

@@ -7,17 +7,20 @@
  * and learning rates in history.jsonl and TensorBoard, that exactly the layers
  * from `from_layer` on changed their weights (earlier ones, BatchNorm moving
  * statistics included, are bit-identical), and that an unknown `from_layer`
- * fails in build-model, before any training.
+ * fails in build-model, before any training; and a kill -9 inside the
+ * fine-tune phase resumes inside it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { stageRig } from '../helpers/stage-context.js';
 import { fmnistShards } from './fmnist-shards.js';
 import { buildModelStage, BUILD_MODEL_DEFAULTS } from '../../stages/build-model.js';
 import { featuresStage, FEATURES_DEFAULTS } from '../../stages/features.js';
-import { trainStage, TRAIN_DEFAULTS } from '../../stages/train.js';
+import { resumeKey, trainStage, TRAIN_DEFAULTS, type TrainParams } from '../../stages/train.js';
 import { initBackend } from '../../stages/ml/backend.js';
 import { BACKBONE_DIR, HEAD_DIR, loadModel, readSpec } from '../../stages/ml/model-io.js';
 import type { EpochRecord } from '../../stages/ml/checkpoint.js';
@@ -49,7 +52,9 @@ async function layerWeights(tf: Tf, dir: string): Promise<Map<string, number[][]
   return out;
 }
 
-test('fine_tune: head phase on features, then layers from from_layer train at the lower lr; earlier layers unchanged', async () => {
+// With features: the default `batchnorm: frozen`; on pixels: `batchnorm: train`.
+for (const withFeatures of [true, false]) {
+test(`fine_tune (${withFeatures ? 'head phase on cached features' : 'head phase on pixels, frozen backbone'}): then only layers from from_layer train, at the lower lr`, async () => {
   await using rig = await stageRig();
   const be = await initBackend({ device: 'auto' });
   assert.ok(be.ok);
@@ -58,19 +63,25 @@ test('fine_tune: head phase on features, then layers from from_layer train at th
   const pre = await pretrained(tf, rig.dir);
   const bm = await rig.context(
     'build-model',
-    { ...BUILD_MODEL_DEFAULTS, backbone: 'simple_cnn' as const, weights: pre.file, head: [{ type: 'dense' as const, units: 32 }], fine_tune: { from_layer: FROM, lr: 0.0005, epochs: 2 } },
+    { ...BUILD_MODEL_DEFAULTS, backbone: 'simple_cnn' as const, weights: pre.file, head: [{ type: 'dense' as const, units: 32 }], fine_tune: { from_layer: FROM, lr: 0.0005, epochs: 2, ...(withFeatures ? {} : { batchnorm: 'train' as const }) } },
     { resize: d.resize },
   );
   await buildModelStage.run(bm);
   const spec = await readSpec(bm.outDir);
-  assert.deepEqual(spec.fineTune, { fromLayer: FROM, lr: 0.0005, epochs: 2 });
-  const fe = await rig.context('features', FEATURES_DEFAULTS, { 'build-model': bm.outDir, resize: d.resize, partition: d.partition });
-  await featuresStage.run(fe);
-  const tr = await rig.context('train', { ...TRAIN_DEFAULTS, epochs: 2, batch_size: 32, lr: 0.01 }, { 'build-model': bm.outDir, features: fe.outDir, resize: d.resize, partition: d.partition });
+  assert.deepEqual(spec.fineTune, { fromLayer: FROM, lr: 0.0005, epochs: 2, batchnorm: withFeatures ? 'frozen' : 'train' });
+  const inputs: Record<string, string> = { 'build-model': bm.outDir, resize: d.resize, partition: d.partition };
+  if (withFeatures) {
+    const fe = await rig.context('features', FEATURES_DEFAULTS, { 'build-model': bm.outDir, resize: d.resize, partition: d.partition });
+    await featuresStage.run(fe);
+    inputs['features'] = fe.outDir;
+  }
+  const tr = await rig.context('train', { ...TRAIN_DEFAULTS, epochs: 2, batch_size: 32, lr: 0.01 }, inputs);
   const r = await trainStage.run(tr);
   assert.equal(r.metrics!['epochs'], 4);
+  assert.deepEqual(tr.log.warnings, []);
 
   // Both phases logged, in order, with their learning rates and validation metrics.
+  const phase0 = withFeatures ? 'head' : 'full';
   const history = (await fs.readFile(path.join(tr.outDir, 'history.jsonl'), 'utf8'))
     .trim()
     .split('\n')
@@ -78,8 +89,8 @@ test('fine_tune: head phase on features, then layers from from_layer train at th
   assert.deepEqual(
     history.map((h) => [h.phase, h.epoch, h.lr]),
     [
-      ['head', 1, 0.01],
-      ['head', 2, 0.01],
+      [phase0, 1, 0.01],
+      [phase0, 2, 0.01],
       ['fine_tune', 1, 0.0005],
       ['fine_tune', 2, 0.0005],
     ],
@@ -108,7 +119,13 @@ test('fine_tune: head phase on features, then layers from from_layer train at th
   const from = order.indexOf(FROM);
   assert.ok(from > 0, `${FROM} in ${order.join(', ')}`);
   const changed = order.filter((name) => before.get(name)!.some((w, i) => w.some((v, k) => v !== after.get(name)![i]![k])));
-  assert.deepEqual(changed, order.slice(from), 'exactly the layers from from_layer on changed');
+  const isBn = (name: string): boolean => name.endsWith('_bn');
+  assert.ok(order.slice(from).some(isBn));
+  assert.deepEqual(changed, withFeatures ? order.slice(from).filter((n) => !isBn(n)) : order.slice(from), 'exactly the layers from from_layer on changed (BatchNorm only with batchnorm: train)');
+  if (withFeatures) {
+    // Frozen BatchNorm keeps the features the head learnt: the fine-tune phase continues, it does not start over.
+    assert.ok(history[2]!.loss < 1.2 * history[1]!.loss, `fine-tune epoch 1 loss ${history[2]!.loss} vs head phase ${history[1]!.loss}`);
+  }
   // Every weight of a fine-tuned conv changed, not just a few.
   const k0 = before.get(FROM)![0]!;
   const k1 = after.get(FROM)![0]!;
@@ -118,10 +135,81 @@ test('fine_tune: head phase on features, then layers from from_layer train at th
   const h1 = await layerWeights(tf, path.join(tr.outDir, HEAD_DIR));
   for (const [name, ws] of h0) assert.ok(ws[0]!.some((v, i) => v !== h1.get(name)![0]![i]), `head layer ${name} trained`);
 });
+}
 
 test('fine_tune: an unknown from_layer fails in build-model, naming the layers it could be', async () => {
   await using rig = await stageRig();
   const d = await fmnistShards(rig.dir, { train: 8, validation: 0, test: 0 });
   const bm = await rig.context('build-model', { ...BUILD_MODEL_DEFAULTS, backbone: 'simple_cnn' as const, head: [], fine_tune: { from_layer: 'block9_conv', lr: 0.0001, epochs: 1 } }, { resize: d.resize });
   await assert.rejects(buildModelStage.run(bm), /fine_tune\.from_layer 'block9_conv' is not a layer of simple_cnn .*block2_1_conv/);
+});
+
+test('fine_tune: killed (-9) during the fine-tune phase, the rerun resumes inside it and ends like an uninterrupted run', async () => {
+  await using rig = await stageRig();
+  const be = await initBackend({ device: 'auto' });
+  assert.ok(be.ok);
+  const tf = be.value.tf as unknown as Tf;
+  const d = await fmnistShards(rig.dir, { train: 128, validation: 32, test: 0 });
+  const pre = await pretrained(tf, rig.dir);
+  const bm = await rig.context(
+    'build-model',
+    { ...BUILD_MODEL_DEFAULTS, backbone: 'simple_cnn' as const, weights: pre.file, head: [{ type: 'dense' as const, units: 16 }], fine_tune: { from_layer: FROM, lr: 0.0005, epochs: 3 } },
+    { resize: d.resize },
+  );
+  await buildModelStage.run(bm);
+  const params: TrainParams = { ...TRAIN_DEFAULTS, epochs: 1, batch_size: 32, lr: 0.01 };
+  const inputs = { 'build-model': bm.outDir, resize: d.resize, partition: d.partition };
+  const cacheDir = path.join(rig.dir, 'cache-resume');
+  const last = path.join(cacheDir, 'train-resume', resumeKey(trainStage.version, params, 0, inputs), 'last', 'checkpoint.json');
+  const childJs = path.join(path.dirname(fileURLToPath(import.meta.url)), 'train-child.js');
+  const outA = path.join(rig.dir, 'attempt-1');
+  await fs.mkdir(outA, { recursive: true });
+  const child = spawn(process.execPath, [childJs, JSON.stringify({ params, inputs, outDir: outA, cacheDir, workspace: rig.dir, seed: 0 })], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  const phaseOf = async (): Promise<number | undefined> => {
+    try {
+      return (JSON.parse(await fs.readFile(last, 'utf8')) as { state: { phase: number } }).state.phase;
+    } catch {
+      return undefined; // not written yet (or being renamed into place)
+    }
+  };
+  // Kill once the first fine-tune epoch (phase 1) is checkpointed.
+  while ((await phaseOf()) !== 1) {
+    if (child.exitCode !== null) assert.fail(`child exited early: ${out}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  child.kill('SIGKILL');
+  await exited;
+  assert.doesNotMatch(out, /^done$/m);
+  const saved = JSON.parse(await fs.readFile(last, 'utf8')) as { state: { phase: number; nextEpoch: number } };
+  assert.ok(saved.state.nextEpoch >= 1 && saved.state.nextEpoch < 3, `killed after fine-tune epoch ${saved.state.nextEpoch}`);
+
+  const tr = await rig.context('train', params, inputs);
+  await trainStage.run({ ...tr, cacheDir });
+  assert.ok(tr.log.infos.some((m) => m.startsWith('resuming from') && m.includes(`phase 2, epoch ${saved.state.nextEpoch + 1}`)), tr.log.infos.join('\n'));
+  assert.equal(tr.log.infos.filter((m) => /^epoch \d\/\d:/.test(m)).length, 3 - saved.state.nextEpoch, 'only the remaining fine-tune epochs ran');
+  const readHistory = async (dir: string) =>
+    (await fs.readFile(path.join(dir, 'history.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as EpochRecord);
+  const resumed = await readHistory(tr.outDir);
+  assert.deepEqual(resumed.map((h) => [h.phase, h.epoch]), [['full', 1], ['fine_tune', 1], ['fine_tune', 2], ['fine_tune', 3]]);
+
+  const ref = await rig.context('train', params, inputs);
+  await trainStage.run({ ...ref, cacheDir: path.join(rig.dir, 'cache-ref') });
+  const full = await readHistory(ref.outDir);
+  resumed.forEach((h, i) => assert.ok(Math.abs(h.loss - full[i]!.loss) < 1e-3 * full[i]!.loss, `epoch ${i + 1}: loss ${h.loss} vs ${full[i]!.loss}`));
+  // The resumed model: earlier layers still the pretrained ones; the fine-tuned ones close to the uninterrupted run's.
+  const a = await layerWeights(tf, path.join(tr.outDir, BACKBONE_DIR));
+  const b = await layerWeights(tf, path.join(ref.outDir, BACKBONE_DIR));
+  const order = [...pre.weights.keys()];
+  for (const name of order.slice(0, order.indexOf(FROM))) assert.deepEqual(a.get(name), pre.weights.get(name), `${name} unchanged`);
+  const k = a.get(FROM)![0]!;
+  const kr = b.get(FROM)![0]!;
+  const maxDiff = Math.max(...k.map((v, i) => Math.abs(v - kr[i]!)));
+  const moved = Math.max(...kr.map((v, i) => Math.abs(v - pre.weights.get(FROM)![0]![i]!)));
+  assert.ok(maxDiff < 0.05 * moved, `${FROM}: resumed vs uninterrupted differ by ${maxDiff}, training moved weights by ${moved}`);
 });
