@@ -10,6 +10,7 @@ import fss from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
 import sharp from 'sharp';
 import pLimit from 'p-limit';
 import type { BenchResult, BenchSuite } from './types.js';
@@ -23,6 +24,24 @@ import { exportFashionMnist } from '../stages/lib/idx-export.js';
 import { probeImage } from '../stages/lib/probe.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+const cli = path.resolve(here, '..', '..', 'bin', 'pipeline.js');
+const timeBin = '/usr/bin/time';
+
+/** One `pipeline run` of a workspace, as a user runs it: wall and CPU (user+sys of the CLI and its stage processes). */
+function pipelineRun(cwd: string): { wallS: number; cpuS: number | undefined; lines: string[] } {
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
+  delete env.PIPELINE_CACHE;
+  const hasTime = fss.existsSync(timeBin);
+  const t0 = performance.now();
+  const r = hasTime
+    ? spawnSync(timeBin, ['-f', '%U %S', process.execPath, cli, 'run'], { cwd, env, encoding: 'utf8', maxBuffer: 64 << 20 })
+    : spawnSync(process.execPath, [cli, 'run'], { cwd, env, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const wallS = (performance.now() - t0) / 1000;
+  if (r.status !== 0) throw new Error(`pipeline run failed in ${cwd} (exit ${r.status}):\n${r.stdout}\n${r.stderr}`);
+  const m = hasTime ? /([\d.]+) ([\d.]+)\s*$/.exec(r.stderr) : null;
+  const lines = `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => /^✓|ran in|^\d+ ran/.test(l.trim()));
+  return { wallS, cpuS: m ? Number(m[1]) + Number(m[2]) : undefined, lines };
+}
 const FMNIST = path.resolve(here, '..', '..', '..', 'shared', 'datasets', 'fashion-mnist');
 const W = 500;
 const H = 375;
@@ -187,13 +206,42 @@ const suite: BenchSuite = {
         const p = await timed(partitionStage, context(root, 'partition', partitionParams({}), { ingest: ic.outDir }, false, 'partition-big'));
         return { ingest: i.s, resize: r.s, partition: p.s, total: i.s + r.s + p.s, resized: r.result.metrics?.['resized'] };
       };
+      // The same data stages through `pipeline run` (stage processes, the engine storing outputs in its cache and
+      // placing them in the workspace), in a workspace of their own with its own cache: what a user waits for.
+      const ws = path.join(root, 'ws');
+      await fs.mkdir(ws);
+      await fs.symlink(bigSrc, path.join(ws, 'big'));
+      await fs.writeFile(
+        path.join(ws, 'pipeline.yaml'),
+        ['name: data-bench', 'cache: cache', 'stages:', '  ingest:', '    uses: ingest', '    with:', '      source: big', '  resize:', '    uses: resize', '  partition:', '    uses: partition', ''].join('\n'),
+      );
       const full = await chain();
       log(`full run ${big}: ingest ${full.ingest.toFixed(2)} s, resize ${full.resize.toFixed(2)} s, partition ${full.partition.toFixed(2)} s`);
+      const coldRun = pipelineRun(ws);
+      log(`pipeline run, cold, ${big} images: ${coldRun.wallS.toFixed(2)} s wall, ${coldRun.cpuS?.toFixed(2) ?? '?'} s CPU\n    ${coldRun.lines.join('\n    ')}`);
       await makeJpegs(bigSrc, 100000 + big, add);
+      // Files younger than the hash memo's racy window (1 s) are re-read by design; a user adds files, then runs.
+      await new Promise((r) => setTimeout(r, 1500));
       const inc = await chain();
       log(`+${add} images: ingest ${inc.ingest.toFixed(2)} s, resize ${inc.resize.toFixed(2)} s (${inc.resized} resized), partition ${inc.partition.toFixed(2)} s`);
-      results.push({ name: 'incremental.add-1pct.resize', value: +(inc.resize / full.resize).toFixed(4), unit: 'ratio', goal: '<= 0.03', met: inc.resize / full.resize <= 0.03, detail: `resize stage, item cache fsync:false: ${inc.resize.toFixed(2)} s vs ${full.resize.toFixed(2)} s full (${big} -> ${big + add} images, ${inc.resized} resized)` });
-      results.push({ name: 'incremental.add-1pct.data-stages', value: +(inc.total / full.total).toFixed(4), unit: 'ratio', goal: '<= 0.03', met: inc.total / full.total <= 0.03, detail: `ingest+resize+partition: ${inc.total.toFixed(2)} s vs ${full.total.toFixed(2)} s full` });
+      const incRun = pipelineRun(ws);
+      log(`pipeline run, +${add} images: ${incRun.wallS.toFixed(2)} s wall, ${incRun.cpuS?.toFixed(2) ?? '?'} s CPU\n    ${incRun.lines.join('\n    ')}`);
+      const noopRun = pipelineRun(ws);
+      results.push({ name: 'incremental.add-1pct.resize', value: +(inc.resize / full.resize).toFixed(4), unit: 'ratio', goal: '<= 0.03', met: inc.resize / full.resize <= 0.03, detail: `resize stage alone (run() in-process), item cache fsync:false: ${inc.resize.toFixed(2)} s vs ${full.resize.toFixed(2)} s full (${big} -> ${big + add} images, ${inc.resized} resized)` });
+      results.push({ name: 'incremental.add-1pct.data-stages', value: +(inc.total / full.total).toFixed(4), unit: 'ratio', goal: '<= 0.03', met: inc.total / full.total <= 0.03, detail: `ingest+resize+partition run() in-process: ${inc.total.toFixed(2)} s vs ${full.total.toFixed(2)} s full` });
+      const wallRatio = incRun.wallS / coldRun.wallS;
+      const cpuNote = coldRun.cpuS !== undefined && incRun.cpuS !== undefined ? `; CPU ${incRun.cpuS.toFixed(2)} s vs ${coldRun.cpuS.toFixed(2)} s (ratio ${(incRun.cpuS / coldRun.cpuS).toFixed(4)})` : '';
+      results.push({
+        name: 'incremental.add-1pct.pipeline-run',
+        value: +wallRatio.toFixed(4),
+        unit: 'ratio',
+        goal: '<= 0.03',
+        met: wallRatio <= 0.03,
+        detail: `\`pipeline run\` of ingest -> resize, partition (stage processes + engine storing outputs in the cache + workspace placement), wall ${incRun.wallS.toFixed(2)} s after adding ${add} images vs ${coldRun.wallS.toFixed(2)} s cold${cpuNote}; a no-op run after it: ${noopRun.wallS.toFixed(2)} s; load average ${os.loadavg()[0]!.toFixed(1)}`,
+      });
+      if (incRun.cpuS !== undefined && coldRun.cpuS !== undefined) {
+        results.push({ name: 'incremental.add-1pct.pipeline-run.cpu', value: +(incRun.cpuS / coldRun.cpuS).toFixed(4), unit: 'ratio', detail: `user+sys CPU of the CLI and its stage processes: ${incRun.cpuS.toFixed(2)} s vs ${coldRun.cpuS.toFixed(2)} s cold (robust to other load on the machine)` });
+      }
 
       // --- the Fashion-MNIST converter ---
       if (fss.existsSync(path.join(FMNIST, 'train-images-idx3-ubyte.gz'))) {

@@ -182,6 +182,7 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
     if (!r.ok) return r;
     resized++;
     const px = Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
+    if (px.length !== itemBytes) throw new Error(`resize: ${e.path} gave ${px.length} bytes, expected ${itemBytes}`);
     if (link !== undefined) {
       // Cache first, then link the entry: the output shares its bytes (no second write).
       await ctx.items.put(key, px);
@@ -215,7 +216,7 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
     if (next < entries.length) launch();
     const e = entries[i]!;
     if (!r.ok) failed.push(i);
-    else if (failed.length === 0) writer.addPack(e.sha256, e.sha256, e.labelIndex, r.value);
+    else if (failed.length === 0) writer.addPack(e.sha256, e.sha256, e.labelIndex, r.value, { sizeChecked: true });
     if ((i + 1) % 64 === 0 || i + 1 === entries.length) ctx.log.progress(i + 1, entries.length, 'resize');
   }
   if (failed.length > 0) {

@@ -105,15 +105,21 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
   await fsp.mkdir(parent, { recursive: true });
   await cleanSiblings(parent, base);
 
+  const existing = fs.lstatSync(absDest, { throwIfNoEntry: false });
+  const reusable = kind === 'dir' && existing?.isDirectory() === true ? reusableFiles(absDest, relDest, opts) : new Map<string, Reusable>();
+  const reuses = (f: { path: string; sha256: string; mode: number }): Reusable | undefined => {
+    const r = reusable.get(f.path);
+    return r !== undefined && r.key === `${f.sha256}\0${f.mode}` ? r : undefined;
+  };
+
   for (const f of manifest.files) {
-    if (store.hasObject(f.sha256, f.size)) continue;
+    if (reuses(f) !== undefined || store.hasObject(f.sha256, f.size)) continue;
     if (!store.hasObject(f.sha256)) return err({ reason: 'object-missing', sha256: f.sha256, path: f.path });
     await store.quarantine(store.objectPath(f.sha256), f.sha256); // wrong size: corrupt
     return err({ reason: 'corrupt-object', sha256: f.sha256, path: f.path });
   }
 
   // 1. Save whatever is in the way, unless it is what we put there (or identical to what comes).
-  const existing = fs.lstatSync(absDest, { throwIfNoEntry: false });
   const backup = existing === undefined ? undefined : await backupIfForeign(store, ws, relDest, { ...opts, unlessHash: manifest.hash });
 
   // 2. Build the new content beside the destination.
@@ -122,7 +128,7 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
   const tmp = path.join(parent, `.${base}.pipeline-tmp-${tag}`);
   const counts: Record<LinkMode, number> = { hardlink: 0, reflink: 0, copy: 0 };
   let reused = 0;
-  const reusable = kind === 'dir' && existing?.isDirectory() === true ? reusableFiles(absDest, relDest, opts) : new Map<string, string>();
+  const reusedSigs = new Map<string, MaterialisedFile>();
   let corrupt: { sha256: string; path: string } | undefined;
   try {
     if (kind === 'dir') {
@@ -138,10 +144,12 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
     await mapLimit(manifest.files, 16, async (f) => {
       if (corrupt !== undefined) return;
       const target = kind === 'file' ? tmp : path.join(tmp, f.path);
-      if (reusable.get(f.path) === `${f.sha256}\0${f.mode}`) {
+      const r = reuses(f);
+      if (r !== undefined) {
         try {
           await fsp.link(path.join(absDest, f.path), target);
           reused++;
+          reusedSigs.set(f.path, r.sig); // a new name changes neither size, mtime nor inode
           return;
         } catch {
           /* vanished or no links here: restore it */
@@ -177,6 +185,11 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
 
   const files: MaterialisedFile[] = [];
   for (const f of manifest.files) {
+    const known = reusedSigs.get(f.path);
+    if (known !== undefined) {
+      files.push(known);
+      continue;
+    }
     const sig = statSignature(kind === 'file' ? absDest : path.join(absDest, f.path));
     if (sig !== undefined) files.push([f.path, sig.size, sig.mtimeNs, sig.ino]);
   }
@@ -185,22 +198,30 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
   return ok({ mode, counts, ...(reused > 0 ? { reused } : {}), output, ...(backup === undefined ? {} : { backup }) });
 }
 
+/** A workspace file the engine put there and nobody touched since. */
+interface Reusable {
+  /** `sha256 \0 mode` it holds. */
+  readonly key: string;
+  /** Its recorded (and current) stat signature. */
+  readonly sig: MaterialisedFile;
+}
+
 /**
- * Files at `absDest` that are exactly what the engine put there last time:
- * path → `sha256 \0 mode` from `opts.previous`, kept only where the workspace
- * file still has the recorded stat signature.
+ * Files at `absDest` that are exactly what the engine put there last time
+ * (per `opts.previous`), kept only where the workspace file still has the
+ * recorded stat signature.
  */
-function reusableFiles(absDest: string, relDest: string, opts: MaterializeOptions): Map<string, string> {
-  const out = new Map<string, string>();
+function reusableFiles(absDest: string, relDest: string, opts: MaterializeOptions): Map<string, Reusable> {
+  const out = new Map<string, Reusable>();
   const { previous, expected } = opts;
   if (previous === undefined || expected === undefined || expected.dest !== relDest || expected.kind !== 'dir' || expected.hash !== previous.hash) return out;
   if (manifestHash(previous.files) !== previous.hash) return out;
-  const sigs = new Map(expected.files.map(([p, size, mtimeNs, ino]) => [p, `${size}:${mtimeNs}:${ino}`]));
+  const sigs = new Map(expected.files.map((m) => [m[0], m]));
   for (const f of previous.files) {
     const want = sigs.get(f.path);
     if (want === undefined || f.path === '') continue;
     const sig = statSignature(path.join(absDest, f.path));
-    if (sig !== undefined && `${sig.size}:${sig.mtimeNs}:${sig.ino}` === want) out.set(f.path, `${f.sha256}\0${f.mode}`);
+    if (sig !== undefined && sig.size === want[1] && sig.mtimeNs === want[2] && sig.ino === want[3]) out.set(f.path, { key: `${f.sha256}\0${f.mode}`, sig: want });
   }
   return out;
 }

@@ -151,10 +151,11 @@ export class ShardWriter {
   /**
    * Appends one item held in its own pack file `file` (relative to the
    * directory, see `packFileOf`), already written or linked there by the
-   * caller (its size is checked). A later `add` starts a new plain shard.
+   * caller (its size is checked unless `opts.sizeChecked` says the caller
+   * just did). A later `add` starts a new plain shard.
    */
-  addPack(id: string, source: string, label: number, file: string): void {
-    const size = fs.statSync(path.join(this.dir, file)).size;
+  addPack(id: string, source: string, label: number, file: string, opts: { readonly sizeChecked?: boolean } = {}): void {
+    const size = opts.sizeChecked === true ? this.itemBytes + PACK_TRAILER_BYTES : fs.statSync(path.join(this.dir, file)).size;
     if (size !== this.itemBytes + PACK_TRAILER_BYTES) {
       throw new Error(`shard item ${id}: pack ${file} has ${size} bytes, expected ${this.itemBytes + PACK_TRAILER_BYTES}`);
     }
