@@ -337,6 +337,11 @@ export interface StageTaskEnv {
   readonly claims?: KeyClaims;
   /** Name of this task for `claims` messages (e.g. the variant label). */
   readonly taskLabel?: string;
+  /**
+   * The stage works in a scratch copy of the workspace (sweeps): a restore of
+   * the key the real workspace already holds is then not "outputs missing".
+   */
+  readonly scratch?: boolean;
 }
 
 /**
@@ -365,7 +370,12 @@ export async function runStageTask(id: StageId, ctx: TaskContext, env: StageTask
         return 'cancelled';
       }
       const t = performance.now();
-      const reason = waited !== undefined ? `same key as ${waited}, which just ran it` : decision.reason;
+      const reason =
+        waited !== undefined
+          ? `same key as ${waited}, which just ran it`
+          : env.scratch && decision.lastKey === key
+            ? 'same key as the workspace holds'
+            : decision.reason;
       emit({ type: 'stage-start', stage: id, action: 'restore', key, ...(reason ? { reason } : {}) });
       const restored = await restoreRecord(node, decision.record!, eng);
       if (restored.ok) {

@@ -315,6 +315,7 @@ export async function runSweepPipeline(inputs: readonly SweepVariantInput[], opt
       },
       claims,
       taskLabel: `experiment ${i + 1} [${labels[i]}]`,
+      scratch: true,
     };
     for (const id of orders[i]) {
       if (sharedSet.has(id)) continue;
