@@ -2,7 +2,8 @@
  * The DAG scheduler: starts each node as soon as all of its upstream nodes
  * succeeded, runs the expensive part of each node under a job limit (p-limit,
  * `--jobs N`) and named resource pools (`resources: {gpu: 1}`), and applies the
- * failure policy (`--keep-going` or stop-starting-new-work) and cancellation.
+ * failure policy (`--keep-going` or stop-starting-new-work, per failure group:
+ * a sweep's variants fail independently) and cancellation.
  *
  * A node's task has two phases. The first (deciding: hashing, looking up
  * records) runs as soon as its upstream is done, without a job slot. Only when
