@@ -38,7 +38,7 @@ import { ShardReader } from './lib/shards.js';
 import { makeOptimizer, type LrSchedule, type OptimizerName } from './ml/optimizers.js';
 import { backendResult, stageBackend, type ComputeParams } from './ml/runtime.js';
 import { runPhase, TrainingCancelled, type EarlyStopping, type LoopOptions, type Phase } from './ml/trainer.js';
-import { nodeSummaryWriters, tensorBoardLogger, TENSORBOARD_DIR, type EpochLogger } from './ml/tensorboard.js';
+import { tensorBoardLogger, TENSORBOARD_DIR, tfjsNodeSummaryWriters, type EpochLogger } from './ml/tensorboard.js';
 
 /** `train` params (see schemas/stages/train.json). */
 export interface TrainParams extends ComputeParams {
@@ -295,7 +295,7 @@ async function run(ctx: StageContext<TrainParams>): Promise<StageResult> {
   // TensorBoard: our event files on every backend; tfjs-node's writer too when that is the backend.
   // Steps are epoch numbers across phases (1-based), so a fine-tune phase continues the head phase's curves.
   const tbLoggers: EpochLogger[] = [tensorBoardLogger(path.join(ctx.outDir, TENSORBOARD_DIR))];
-  const nodeTb = nodeSummaryWriters(tf, path.join(ctx.outDir, NODE_TENSORBOARD_DIR));
+  const nodeTb = await tfjsNodeSummaryWriters(choice.package, path.join(ctx.outDir, NODE_TENSORBOARD_DIR));
   if (nodeTb !== undefined) tbLoggers.push(nodeTb);
   const logEpoch = (step: number, r: EpochRecord): void => tbLoggers.forEach((l) => l.epoch(step, r));
   history.forEach((r, i) => logEpoch(i + 1, r));

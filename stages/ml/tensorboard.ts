@@ -251,10 +251,27 @@ interface NodeSummaryWriter {
 }
 
 /**
- * When the backend is tfjs-node(-gpu), its own `tf.node.summaryFileWriter` (libtensorflow's writer) logs the
- * same scalars under `<root>/{train,validation}/`; returns undefined on backends without it (wasm, cpu), where
- * only {@link tensorBoardLogger} writes. Callers give it a different root than our writer's, so TensorBoard
- * does not show every point twice.
+ * tfjs-node's own writer for the same scalars, under `<root>/{train,validation}/`, when the backend package
+ * `pkg` (BackendChoice.package) is `@tensorflow/tfjs-node` or `-gpu`: the stages' `tf` is the plain
+ * `@tensorflow/tfjs` namespace, so the summary writer is taken from the package module itself (already loaded by
+ * backend.ts; the import is a cache hit). Undefined for other backends, or if the package has no writer.
+ */
+export async function tfjsNodeSummaryWriters(pkg: string, root: string): Promise<EpochLogger | undefined> {
+  if (pkg !== '@tensorflow/tfjs-node' && pkg !== '@tensorflow/tfjs-node-gpu') return undefined;
+  let mod: { node?: unknown; default?: { node?: unknown } };
+  try {
+    mod = (await import(pkg)) as typeof mod;
+  } catch {
+    return undefined;
+  }
+  return nodeSummaryWriters(mod.node !== undefined ? mod : (mod.default ?? {}), root);
+}
+
+/**
+ * Adapts a tfjs-node namespace's `node.summaryFileWriter` (libtensorflow's writer) to {@link EpochLogger}, logging
+ * the same scalars under `<root>/{train,validation}/`; undefined when `tf` has no such writer (plain tfjs, wasm,
+ * cpu), where only {@link tensorBoardLogger} writes. Callers give it a different root than our writer's, so
+ * TensorBoard does not show every point twice.
  */
 export function nodeSummaryWriters(tf: unknown, root: string): EpochLogger | undefined {
   const node = (tf as { node?: { summaryFileWriter?: (dir: string) => NodeSummaryWriter } }).node;

@@ -18,7 +18,7 @@ import { stageRig } from '../helpers/stage-context.js';
 import { fmnistShards } from './fmnist-shards.js';
 import { buildModelStage, BUILD_MODEL_DEFAULTS } from '../../stages/build-model.js';
 import { trainStage, TRAIN_DEFAULTS } from '../../stages/train.js';
-import { crc32c, EventFileWriter } from '../../stages/ml/tensorboard.js';
+import { crc32c, EventFileWriter, tfjsNodeSummaryWriters } from '../../stages/ml/tensorboard.js';
 import type { EpochRecord } from '../../stages/ml/checkpoint.js';
 import { crc32cBitwise, onlyEventFile, readEvents } from './tfevents-decoder.js';
 
@@ -129,4 +129,43 @@ test("TensorBoard's own EventAccumulator reads the train stage's logs", { skip: 
   assert.deepEqual(got.train['accuracy'], series((h) => h.accuracy));
   assert.deepEqual(got.train['lr'], series((h) => h.lr));
   assert.deepEqual(got.validation, { loss: series((h) => h.val_loss!), accuracy: series((h) => h.val_accuracy!) });
+});
+
+const TFJS_NODE = '@tensorflow/tfjs-node';
+const tfjsNodeLoads = await import(TFJS_NODE).then(
+  () => true,
+  () => false,
+);
+
+test('tfjs-node summary writer: none for other backends or when the package does not load', async () => {
+  const dir = await fs.mkdtemp(path.join((await import('node:os')).tmpdir(), 'tb-node-'));
+  try {
+    assert.equal(await tfjsNodeSummaryWriters('@tensorflow/tfjs-backend-wasm', dir), undefined);
+    assert.equal(await tfjsNodeSummaryWriters('@tensorflow/tfjs-backend-cpu', dir), undefined);
+    if (!tfjsNodeLoads) assert.equal(await tfjsNodeSummaryWriters(TFJS_NODE, dir), undefined, 'tfjs-node does not load here');
+    assert.deepEqual(await fs.readdir(dir), [], 'nothing written');
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("tfjs-node summary writer: libtensorflow's event files for train and validation", { skip: tfjsNodeLoads ? false : `${TFJS_NODE} does not load on this machine (an optional dependency without its native library)` }, async () => {
+  const dir = await fs.mkdtemp(path.join((await import('node:os')).tmpdir(), 'tb-node-'));
+  try {
+    const w = await tfjsNodeSummaryWriters(TFJS_NODE, dir);
+    assert.ok(w !== undefined);
+    w.epoch(1, { loss: 1, accuracy: 0.5, val_loss: 1.5, val_accuracy: 0.4, lr: 0.01 });
+    w.epoch(2, { loss: 0.5, accuracy: 0.75, val_loss: 1.2, val_accuracy: 0.5, lr: 0.01 });
+    w.close();
+    for (const run of ['train', 'validation']) {
+      const files = (await fs.readdir(path.join(dir, run))).filter((f) => f.startsWith('events.out.tfevents.'));
+      assert.equal(files.length, 1);
+      const ev = readEvents(await fs.readFile(path.join(dir, run, files[0]!)));
+      assert.equal(ev[0]!.fileVersion, 'brain.Event:2');
+      const tags = ev.slice(1).flatMap((e) => [...Object.keys(e.values), ...(e.tensorTags ?? [])]);
+      for (const t of run === 'train' ? ['loss', 'accuracy', 'lr'] : ['loss', 'accuracy']) assert.equal(tags.filter((x) => x === t).length, 2, `${run}/${t} twice`);
+    }
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 });

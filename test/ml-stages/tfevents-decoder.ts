@@ -58,6 +58,7 @@ export interface DecodedEvent {
   step?: number;
   fileVersion?: string;
   values: Record<string, number>;
+  tensorTags?: string[];
 }
 
 /** Reads a tfevents file record by record, checking the length and data CRCs. */
@@ -78,7 +79,10 @@ export function readEvents(bytes: Buffer): DecodedEvent[] {
     for (const s of ev.get(5) ?? []) {
       for (const v of decodeProto(s.v as Buffer).get(1) ?? []) {
         const val = decodeProto(v.v as Buffer);
-        e.values[(val.get(1)![0]!.v as Buffer).toString('utf8')] = (val.get(2)![0]!.v as Buffer).readFloatLE(0);
+        const tag = (val.get(1)![0]!.v as Buffer).toString('utf8');
+        // simple_value (field 2); tensor-valued summaries (tfjs-node's) are counted under `tensorTags`.
+        if (val.has(2)) e.values[tag] = (val.get(2)![0]!.v as Buffer).readFloatLE(0);
+        else e.tensorTags = [...(e.tensorTags ?? []), tag];
       }
     }
     events.push(e);
