@@ -21,7 +21,7 @@
 import fs from 'node:fs/promises';
 import fss from 'node:fs';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
+import crypto, { createHash } from 'node:crypto';
 import { loadSharp } from './lib/lazy-modules.js';
 import type { BuiltinStage, StageContext, StageResult } from './types.js';
 import { readManifest } from './lib/manifest.js';
@@ -94,6 +94,13 @@ export const PUT_CONCURRENCY = 8;
  * the output layout (2: per-image packs), which leaves cached pixels valid.
  */
 export const PIXELS_VERSION = '1';
+
+/** `crypto.hash` (Node >= 20.12): one-shot, no Hash object per image. */
+const oneShot = (crypto as { hash?: (alg: string, data: Uint8Array, enc: 'hex') => string }).hash;
+
+function sha256Hex(data: Uint8Array): string {
+  return oneShot === undefined ? createHash('sha256').update(data).digest('hex') : oneShot('sha256', data, 'hex');
+}
 
 /** The per-image cache key: everything that determines the pixels. */
 export function resizeCacheKey(sha256: string, p: ResizeParams, version: string): string {
@@ -171,11 +178,12 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
     }
     let buf: Buffer;
     try {
-      buf = await fs.readFile(e.path);
+      // Synchronous: a source image is tens of KB from the page cache; cheaper in CPU than an async read's round trips.
+      buf = fss.readFileSync(e.path);
     } catch (x) {
       return err({ reason: 'unreadable', detail: `cannot read file (${(x as NodeJS.ErrnoException).code ?? String(x)})` });
     }
-    if (createHash('sha256').update(buf).digest('hex') !== e.sha256) {
+    if (sha256Hex(buf) !== e.sha256) {
       return err({ reason: 'unreadable', detail: 'file changed since ingest ran; run the pipeline again' });
     }
     const r = await limit(() => resizeImage(buf, opts));

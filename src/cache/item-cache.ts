@@ -44,9 +44,16 @@ export function itemEntryIntact(raw: Uint8Array): boolean {
   return createHash('sha256').update(body).digest().equals(raw.subarray(raw.length - DIGEST_BYTES));
 }
 
+/** Writes all of `data` at the file position of `fd`. */
+function writeAll(fd: number, data: Uint8Array): void {
+  for (let off = 0; off < data.length; ) off += fss.writeSync(fd, data, off, data.length - off);
+}
+
 /** Opens (lazily creates) an item cache rooted at `root`. */
 export function directoryItemCache(root: string, options: ItemCacheOptions = {}): ItemCache {
   const fsyncEntries = options.fsync ?? true;
+  /** Shard directories known to exist (entries are never removed by this module). */
+  const madeDirs = new Set<string>();
   const fileOf = (key: string): string => {
     if (!/^[0-9a-zA-Z_-]{8,128}$/.test(key)) throw new Error(`invalid item cache key: ${key}`);
     return path.join(root, key.slice(0, 2), key);
@@ -64,8 +71,30 @@ export function directoryItemCache(root: string, options: ItemCacheOptions = {})
     async put(key, value) {
       const digest = createHash('sha256').update(value).digest();
       const file = fileOf(key);
-      await fs.mkdir(path.dirname(file), { recursive: true });
+      const dir = path.dirname(file);
+      if (!madeDirs.has(dir)) {
+        await fs.mkdir(dir, { recursive: true });
+        madeDirs.add(dir);
+      }
       const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+      if (!fsyncEntries) {
+        // Without fsync a put is three cheap syscalls: synchronous calls cost less CPU than
+        // the threadpool round trips (this runs once per resized image, beside the decodes).
+        try {
+          const fd = fss.openSync(tmp, 'wx', 0o444);
+          try {
+            writeAll(fd, value);
+            writeAll(fd, digest);
+          } finally {
+            fss.closeSync(fd);
+          }
+          fss.renameSync(tmp, file);
+        } catch (e) {
+          fss.rmSync(tmp, { force: true });
+          throw e;
+        }
+        return;
+      }
       try {
         // Read-only from creation: an entry (and any link to it) is never written in place.
         const fh = await fs.open(tmp, 'wx', 0o444);
