@@ -252,3 +252,37 @@ test('built-in stages in a sweep: the shared ingest runs once in the workspace, 
   assert.deepEqual([index.height, index.width], [6, 6]);
   assert.equal(await rig.read('summary.json'), await rig.read('out/resize/index.json'));
 });
+
+test('equal keys across variants run once: a stage that does not read the swept param is restored in the other variants', async () => {
+  await using rig = await e2eRig();
+  await rig.write('data.txt', 'hello\n');
+  await rig.write(
+    'pipeline.yaml',
+    pipelineYaml({
+      name: 'coalesce',
+      params: { a: 1, c: 1 },
+      stages: {
+        train: { cmd: rig.step('train-${params.a}', '--in', 'data.txt', '--out', 'model.txt', '--text', '${params.a}', '--sleep', '200'), deps: ['data.txt'], params: ['a'], outs: ['model.txt'] },
+        score: { cmd: rig.step('score-${params.a}-${params.c}', '--in', 'model.txt', '--out', 'score.txt', '--text', '${params.c}'), deps: ['model.txt'], params: ['c'], outs: ['score.txt'] },
+      },
+    }),
+  );
+  const r = await rig.cli(['run', '-S', 'a=1,2', '-S', 'c=1,2', '--jobs', '2', '--json']);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.equal(await rig.count('train-1'), 1);
+  assert.equal(await rig.count('train-2'), 1);
+  for (const v of ['1-1', '1-2', '2-1', '2-2']) assert.equal(await rig.count(`score-${v}`), 1);
+  const trains = ndjson(r.stdout).filter((e) => e.type === 'stage-end' && e.stage === 'train');
+  assert.deepEqual(trains.map((e) => e.status).sort(), ['ran', 'ran', 'restored', 'restored']);
+  const starts = ndjson(r.stdout).filter((e) => e.type === 'stage-start' && e.stage === 'train' && e['action'] === 'restore');
+  assert.equal(starts.length, 2);
+  for (const s of starts) {
+    const m = /^same key as experiment \d \[a=(\d) c=\d\], which just ran it$/.exec(String(s['reason']));
+    assert.ok(m, String(s['reason']));
+    assert.equal(`a=${m[1]}`, String(s['variant']).split(' ')[0], 'it waited for the variant with the same a');
+  }
+  // Each variant's score read its own variant's model.
+  const exps = await experiments(rig);
+  assert.deepEqual(exps.map((e) => e.stages['train']!.key === exps[e.params.a === 1 ? 0 : 2]!.stages['train']!.key), [true, true, true, true]);
+  assert.equal(await rig.read('score.txt'), 'hello\n22');
+});
