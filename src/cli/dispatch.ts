@@ -36,6 +36,19 @@ const commands: Record<string, { load: () => Promise<{ main: CommandMain }>; hel
   predict: { load: () => import(`./${'predict'}.js`), help: 'classify images with a trained model' },
 };
 
+/** Commands of DVC (and npm-style habits) → what does that here, for the unknown-command message. */
+const fromOtherTools: Record<string, string> = {
+  repro: 'DVC\'s `dvc repro` is `pipeline run`',
+  metrics: '`pipeline exp show ID` shows an experiment\'s metrics, `pipeline diff` compares them',
+  params: '`pipeline exp show ID` shows its params, `pipeline diff` compares them',
+  plots: '`pipeline report` draws learning curves and confusion matrices',
+  gc: 'it is `pipeline cache gc`',
+  checkout: 'it is `pipeline exp checkout ID`',
+  show: 'it is `pipeline exp show ID`',
+  list: 'it is `pipeline exp list`',
+  ls: 'it is `pipeline exp list`',
+};
+
 function usage(): string {
   const width = Math.max(...Object.keys(commands).map((c) => c.length));
   return [
@@ -53,6 +66,8 @@ function usage(): string {
 /** Runs one invocation; resolves the exit code. Exported for in-process tests. */
 export async function dispatch(argv: readonly string[], io: CliIO): Promise<number> {
   const [name, ...rest] = argv;
+  // `pipeline help run` is `pipeline run --help`, as with git and npm.
+  if (name === 'help' && rest[0] !== undefined && rest[0] in commands) return dispatch([rest[0], '--help'], io);
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     (name === undefined ? io.stderr : io.stdout).write(usage());
     return name === undefined ? ExitCode.usage : ExitCode.ok;
@@ -65,7 +80,9 @@ export async function dispatch(argv: readonly string[], io: CliIO): Promise<numb
   }
   const cmd = commands[name];
   if (!cmd) {
-    io.stderr.write(`pipeline: unknown command "${name}"\n\n${usage()}`);
+    const { didYouMean } = await import('../did-you-mean.js');
+    const hint = fromOtherTools[name] ?? (didYouMean(name, Object.keys(commands)) !== undefined ? `did you mean \`pipeline ${didYouMean(name, Object.keys(commands))}\`?` : undefined);
+    io.stderr.write(`pipeline: unknown command "${name}"${hint !== undefined ? `; ${hint}` : ''}\n\n${usage()}`);
     return ExitCode.usage;
   }
   let mod: { main: CommandMain };
