@@ -15,6 +15,10 @@
  * group) and record nothing; `interrupt: false` stages finish and record;
  * nothing new starts; unfinished stages end `cancelled`.
  *
+ * One stage's scheduler task is `runStageTask`; sweeps (`sweep/run-sweep.ts`)
+ * run it for every variant under one scheduler, each variant in its own
+ * scratch workspace, coalescing equal keys across variants (`KeyClaims`).
+ *
  * It does not take the workspace lock (call `lockWorkspace` first; one run per
  * workspace at a time), does not parse config and never prints: progress
  * goes out as `RunEvent`s to `onEvent`.
