@@ -65,15 +65,32 @@ function table(head: readonly string[], rows: readonly (readonly string[])[], nu
   ].join('\n');
 }
 
+/** Metric order: evaluate's first (the headline), then train's, then the other stages', by name within a stage. */
+function byStageThenName(a: string, b: string): number {
+  const rank = (m: string): number => (m.startsWith('evaluate.') ? 0 : m.startsWith('train.') ? 1 : 2);
+  return rank(a) - rank(b) || a.localeCompare(b);
+}
+
 /** Renders the whole page. */
 export function renderReport(exps: readonly ReportExperiment[], charts: ReportCharts, opts: { title: string; generatedAt: string }): string {
   const flat = exps.map((e) => flattenParams(e.params));
   const paths = [...new Set(flat.flatMap((f) => [...f.keys()]))];
   const differing = paths.filter((p) => new Set(flat.map((f) => JSON.stringify(f.get(p) ?? null))).size > 1);
   const shown = exps.length > 1 && differing.length > 0 ? differing : paths;
-  const metricNames = [...new Set(exps.flatMap((e) => Object.keys(e.metrics)))].sort();
   const paramsTable = table(['param', ...exps.map(label)], shown.map((p) => [p, ...flat.map((f) => formatValue(f.get(p)))]));
-  const metricsTable = table(['experiment', ...metricNames], exps.map((e) => [label(e), ...metricNames.map((m) => formatMetric(e.metrics[m]))]), 1);
+  // One row per metric, one column per experiment (a pipeline reports dozens of metrics: as columns the
+  // table scrolled sideways and evaluate.accuracy ended up off screen). Metrics that differ come first;
+  // the rest (counts, sizes) are folded away.
+  const metricNames = [...new Set(exps.flatMap((e) => Object.keys(e.metrics)))].sort(byStageThenName);
+  const metricsDiffering = exps.length > 1 ? metricNames.filter((m) => new Set(exps.map((e) => e.metrics[m])).size > 1) : metricNames;
+  const metricsSame = metricNames.filter((m) => !metricsDiffering.includes(m));
+  const metricRows = (names: readonly string[]): string => table(['metric', ...exps.map(label)], names.map((m) => [m, ...exps.map((e) => formatMetric(e.metrics[m]))]), 1);
+  const metricsTable = [
+    ...(metricsDiffering.length ? [metricRows(metricsDiffering)] : []),
+    ...(metricsSame.length
+      ? [metricsDiffering.length ? `<details><summary>${metricsSame.length} metric(s) equal in every experiment</summary>\n${metricRows(metricsSame)}\n</details>` : metricRows(metricsSame)]
+      : []),
+  ].join('\n');
   const curveCharts = ['loss.svg', 'accuracy.svg'].filter((f) => charts[f]).map((f) => `<figure>${charts[f]}</figure>`);
   const confusion = exps.filter((e) => charts[`confusion-${e.id}.svg`]).map((e) => `<figure>${charts[`confusion-${e.id}.svg`]}</figure>`);
   return `<!doctype html>
@@ -86,20 +103,20 @@ export function renderReport(exps: readonly ReportExperiment[], charts: ReportCh
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1200px}
 h1{font-size:1.5rem} h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.9rem} th,td{border:1px solid #ddd;padding:.3rem .6rem;text-align:left} td.num{text-align:right;font-variant-numeric:tabular-nums}
-figure{display:inline-block;margin:.5rem} .muted{color:#666}
+figure{display:inline-block;margin:.5rem} .muted{color:#666} summary{cursor:pointer;color:#444;margin:.5rem 0}
 </style>
 </head>
 <body>
 <h1>${esc(opts.title)}</h1>
 <p class="muted">${exps.length} experiment(s): ${exps.map((e) => esc(`${label(e)} (${e.createdAt.replace('T', ' ').slice(0, 19)})`)).join(', ')}. Generated ${esc(opts.generatedAt)}.</p>
-<h2>Metrics</h2>
+<h2>Metrics${exps.length > 1 && metricsDiffering.length > 0 ? ' (those that differ first)' : ''}</h2>
 ${metricNames.length ? metricsTable : '<p class="muted">No metrics recorded.</p>'}
+<h2>Params${exps.length > 1 && differing.length > 0 ? ' (those that differ)' : ''}</h2>
+${shown.length ? paramsTable : '<p class="muted">No params.</p>'}
 <h2>Learning curves</h2>
 ${curveCharts.length ? curveCharts.join('\n') : '<p class="muted">No training history recorded.</p>'}
 <h2>Confusion matrices</h2>
 ${confusion.length ? confusion.join('\n') : '<p class="muted">No confusion matrix recorded.</p>'}
-<h2>Params${exps.length > 1 && differing.length > 0 ? ' (those that differ)' : ''}</h2>
-${shown.length ? paramsTable : '<p class="muted">No params.</p>'}
 </body>
 </html>
 `;

@@ -80,3 +80,14 @@ test('report page renders in headless Chromium with no console errors', { skip: 
     await fs.rm(dir, { recursive: true, force: true });
   }
 });
+
+test('metrics table: one row per metric, evaluate first, metrics equal in every experiment folded under <details>', () => {
+  const two: ReportExperiment[] = exps.map((e, i) => ({ ...e, metrics: { ...e.metrics, 'ingest.images': 400, 'train.loss': 0.5 - i * 0.1 } }));
+  const html = renderReport(two, buildCharts(two), { title: 't', generatedAt: 'now' });
+  const metrics = html.slice(html.indexOf('<h2>Metrics'), html.indexOf('<h2>Params'));
+  assert.match(metrics, /<th>metric<\/th><th>a1b2c3d baseline<\/th><th>b2c3d4e<\/th>/);
+  assert.ok(metrics.indexOf('evaluate.accuracy') < metrics.indexOf('train.loss'), 'evaluate before train');
+  assert.match(metrics, /<details><summary>1 metric\(s\) equal in every experiment<\/summary>[\s\S]*<td>ingest\.images<\/td><td class="num">400<\/td><td class="num">400<\/td>[\s\S]*<\/details>/);
+  assert.doesNotMatch(metrics.slice(0, metrics.indexOf('<details>')), /ingest\.images/, 'the equal metric is not in the main table');
+  assert.ok(html.indexOf('<h2>Params') < html.indexOf('<h2>Learning curves'), 'params right after metrics');
+});
