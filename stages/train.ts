@@ -11,8 +11,11 @@
  *
  * Writes `spec.json`, `head/`, `backbone/` (when the backbone was trained),
  * `checkpoints/epoch-NNN/` (every epoch), `best/` (the best epoch's model),
- * `history.jsonl` and `metrics.json`. Resumable checkpoints live outside the
- * out dir, under `<cacheDir>/train-resume/<key>`, where key = hash of the
+ * `history.jsonl`, `metrics.json` and TensorBoard event files in
+ * `tensorboard/{train,validation}/` (ml/tensorboard.ts; plus tfjs-node's own
+ * writer's in `tensorboard-tfjs-node/` when that is the backend). Resumable
+ * checkpoints live outside the out dir, under `<cacheDir>/train-resume/<key>`,
+ * where key = hash of the
  * params, the seed, and the identity of every input (spec.json, features /
  * shard / partition indexes); an interrupted run with the same key continues
  * from its last completed epoch. The directory is removed after success.
@@ -310,56 +313,58 @@ async function run(ctx: StageContext<TrainParams>): Promise<StageResult> {
 
   let last: LoopState | undefined;
   let samplesPerS = 0;
-  for (let i = startPhase; i < phases.length; i++) {
-    const phase: Phase = { ...(await phases[i]!.make()), index: i };
-    const ckptWeights = checkpointWeights(phase.model);
-    let state: LoopState = { phase: i, nextEpoch: 0, history, sinceBest: 0, stopped: false };
-    if (startState !== undefined && i === startPhase) {
-      resumed!.restoreModel(tf, ckptWeights);
-      await resumed!.restoreOptimizer(tf, phase.optimizer);
-      state = startState;
-      if (state.nextEpoch >= phase.epochs || state.stopped) state = { ...state };
-    } else if (i > startPhase || startState === undefined) {
-      state = { phase: i, nextEpoch: 0, history, sinceBest: 0, stopped: false };
-      // A new phase starts its own early-stopping record.
+  try {
+    for (let i = startPhase; i < phases.length; i++) {
+      const phase: Phase = { ...(await phases[i]!.make()), index: i };
+      const ckptWeights = checkpointWeights(phase.model);
+      let state: LoopState = { phase: i, nextEpoch: 0, history, sinceBest: 0, stopped: false };
+      if (startState !== undefined && i === startPhase) {
+        resumed!.restoreModel(tf, ckptWeights);
+        await resumed!.restoreOptimizer(tf, phase.optimizer);
+        state = startState;
+        if (state.nextEpoch >= phase.epochs || state.stopped) state = { ...state };
+      } else if (i > startPhase || startState === undefined) {
+        state = { phase: i, nextEpoch: 0, history, sinceBest: 0, stopped: false };
+        // A new phase starts its own early-stopping record.
+      }
+      try {
+        last = await runPhase(tf, phase, opts, state, {
+          signal: ctx.signal,
+          progress: (d, t, l) => ctx.log.progress(d, t, l),
+          info: (m) => ctx.log.info(m),
+          async onEpoch(st, isBest) {
+            history = [...st.history];
+            const tag = `epoch-${String(st.history.length).padStart(3, '0')}`;
+            await saveCheckpoint(ckptWeights, phase.optimizer, st, path.join(resumeDir, tag));
+            await fs.rm(path.join(ckptOut, tag), { recursive: true, force: true });
+            await copyDir(path.join(resumeDir, tag), path.join(ckptOut, tag));
+            if (isBest) {
+              await fs.rm(path.join(resumeDir, 'best.tmp'), { recursive: true, force: true });
+              await saveParts(path.join(resumeDir, 'best.tmp'), backboneTrained(phase.kind));
+              await fs.rm(path.join(resumeDir, 'best'), { recursive: true, force: true });
+              await fs.rename(path.join(resumeDir, 'best.tmp'), path.join(resumeDir, 'best'));
+              await fs.rm(path.join(ctx.outDir, 'best'), { recursive: true, force: true });
+              await copyDir(path.join(resumeDir, 'best'), path.join(ctx.outDir, 'best'));
+            }
+            // `last` is written last: it is what a resumed run starts from.
+            await saveCheckpoint(ckptWeights, phase.optimizer, st, path.join(resumeDir, 'last'));
+            await writeFileAtomic(path.join(ctx.outDir, HISTORY_FILE), st.history.map((r) => JSON.stringify(r)).join('\n') + '\n');
+            logEpoch(st.history.length, st.history[st.history.length - 1]!);
+          },
+        });
+      } catch (e) {
+        if (e instanceof TrainingCancelled) throw new DataInputError(`${ctx.stageId}: cancelled; the next run resumes from the last completed epoch`);
+        throw e;
+      }
+      history = [...last.history];
+      const lastRec = last.history[last.history.length - 1];
+      if (lastRec !== undefined) samplesPerS = lastRec.samples_per_s;
+      phase.optimizer.dispose();
+      startState = undefined;
     }
-    try {
-      last = await runPhase(tf, phase, opts, state, {
-        signal: ctx.signal,
-        progress: (d, t, l) => ctx.log.progress(d, t, l),
-        info: (m) => ctx.log.info(m),
-        async onEpoch(st, isBest) {
-          history = [...st.history];
-          const tag = `epoch-${String(st.history.length).padStart(3, '0')}`;
-          await saveCheckpoint(ckptWeights, phase.optimizer, st, path.join(resumeDir, tag));
-          await fs.rm(path.join(ckptOut, tag), { recursive: true, force: true });
-          await copyDir(path.join(resumeDir, tag), path.join(ckptOut, tag));
-          if (isBest) {
-            await fs.rm(path.join(resumeDir, 'best.tmp'), { recursive: true, force: true });
-            await saveParts(path.join(resumeDir, 'best.tmp'), backboneTrained(phase.kind));
-            await fs.rm(path.join(resumeDir, 'best'), { recursive: true, force: true });
-            await fs.rename(path.join(resumeDir, 'best.tmp'), path.join(resumeDir, 'best'));
-            await fs.rm(path.join(ctx.outDir, 'best'), { recursive: true, force: true });
-            await copyDir(path.join(resumeDir, 'best'), path.join(ctx.outDir, 'best'));
-          }
-          // `last` is written last: it is what a resumed run starts from.
-          await saveCheckpoint(ckptWeights, phase.optimizer, st, path.join(resumeDir, 'last'));
-          await writeFileAtomic(path.join(ctx.outDir, HISTORY_FILE), st.history.map((r) => JSON.stringify(r)).join('\n') + '\n');
-          logEpoch(st.history.length, st.history[st.history.length - 1]!);
-        },
-      });
-    } catch (e) {
-      tbLoggers.forEach((l) => l.close());
-      if (e instanceof TrainingCancelled) throw new DataInputError(`${ctx.stageId}: cancelled; the next run resumes from the last completed epoch`);
-      throw e;
-    }
-    history = [...last.history];
-    const lastRec = last.history[last.history.length - 1];
-    if (lastRec !== undefined) samplesPerS = lastRec.samples_per_s;
-    phase.optimizer.dispose();
-    startState = undefined;
+  } finally {
+    tbLoggers.forEach((l) => l.close());
   }
-  tbLoggers.forEach((l) => l.close());
   // The backbone's weights changed (so backbone/ must be saved) when it trained from scratch / unfrozen, or in a
   // fine-tune phase, whichever input the first phase used.
   const trainedBackbone = spec.backboneSaved || spec.fineTune !== undefined || (featuresDir === undefined && !spec.freeze);

@@ -237,6 +237,7 @@ export function tensorBoardLogger(root: string, opts: { readonly host?: string; 
     },
     close() {
       for (const w of writers.values()) w.close();
+      writers.clear();
     },
     files() {
       return [...writers.values()].map((w) => w.file);
