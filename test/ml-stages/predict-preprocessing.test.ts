@@ -24,7 +24,7 @@ import { predictStage, PREDICT_DEFAULTS } from '../../stages/predict.js';
 import { main as predictMain } from '../../src/cli/predict.js';
 import { ExitCode } from '../../src/cli/io.js';
 import { initBackend } from '../../stages/ml/backend.js';
-import { loadClassifier, readSpec } from '../../stages/ml/model-io.js';
+import { imageResizeOf, loadClassifier, readSpec } from '../../stages/ml/model-io.js';
 import { predictResizeOptions } from '../../stages/ml/predict-core.js';
 import type { Tf } from '../../stages/ml/backbones/spec.js';
 
@@ -103,4 +103,13 @@ test('predict resizes new images with the training resize params recorded in the
   assert.equal(e, '');
   const cli = JSON.parse(o) as { predictions: { top: { class: string; p: number }[] }[] };
   assert.deepEqual(byClass(cli.predictions[0]!.top), expected);
+});
+
+test('imageResizeOf: reads a shard index resize record, refusing absent or invalid ones', () => {
+  const index = { format: 'pipeline.image-shards/v1', height: 2, width: 2, channels: 1, classes: ['a'], itemBytes: 4, shards: [], items: [] } as const;
+  assert.equal(imageResizeOf(index), undefined, 'older index without the record');
+  assert.deepEqual(imageResizeOf({ ...index, resize: { fit: 'fill', kernel: 'cubic', background: '#abc' } }), { fit: 'fill', kernel: 'cubic', background: '#abc' });
+  assert.equal(imageResizeOf({ ...index, resize: { fit: 'stretch', kernel: 'cubic', background: '#abc' } }), undefined);
+  assert.equal(imageResizeOf({ ...index, resize: { fit: 'fill', kernel: 'bicubic', background: '#abc' } }), undefined);
+  assert.equal(imageResizeOf({ ...index, resize: { fit: 'fill', kernel: 'cubic', background: 'white' } }), undefined);
 });
