@@ -95,3 +95,39 @@ test('train options: early stopping, steps_per_epoch, class weights, optimizers,
 
   await assert.rejects(train(rig, f, { epochs: 1, class_weight: { x: 1, w: 2 } }), /class_weight names unknown class 'w'/);
 });
+
+test('cosine schedule: the trainer lowers the rate every step (value at the fractional epoch), not once per epoch', async () => {
+  const r = await initBackend({ device: 'cpu', backend: 'wasm', threads: 1 });
+  assert.ok(r.ok);
+  const tf = r.value.tf;
+  const { runPhase } = await import('../../stages/ml/trainer.js');
+  const { lrAt } = await import('../../stages/ml/optimizers.js');
+  const schedule = { type: 'cosine' as const, gamma: 0.1, step_size: 1, min_lr: 0.001 };
+  const rnd = mulberry32(5);
+  const data = Float32Array.from({ length: 32 * 4 }, () => rnd());
+  const set = {
+    size: 32,
+    labels: Int32Array.from({ length: 32 }, (_, i) => i % 3),
+    sampleLength: 4,
+    gather: (idx: ArrayLike<number>) => Float32Array.from({ length: idx.length * 4 }, (_, k) => data[idx[Math.floor(k / 4)]! * 4 + (k % 4)]!),
+  };
+  const optimizer = tf.train.sgd(0.1);
+  const seen: number[] = [];
+  await runPhase(
+    tf,
+    { kind: 'head', index: 0, model: buildHead(tf, 4, 3, [], 0), train: set, toInput: (b, n) => tf.tensor2d(b, [n, 4]), epochs: 2, lr: 0.1, optimizer },
+    { batchSize: 8, lrSchedule: schedule, earlyStopping: { monitor: 'loss', patience: 0, restore_best: false, min_delta: 0 }, labelSmoothing: 0, numClasses: 3, seed: 0 },
+    { phase: 0, nextEpoch: 0, history: [], sinceBest: 0, stopped: false },
+    {
+      signal: new AbortController().signal,
+      progress: () => seen.push((optimizer as unknown as { learningRate: number }).learningRate),
+      info: () => undefined,
+      onEpoch: async () => undefined,
+    },
+  );
+  const want = [0, 1].flatMap((e) => [0, 1, 2, 3].map((s) => lrAt(0.1, schedule, e + s / 4, 2)));
+  assert.equal(seen.length, 8);
+  seen.forEach((v, i) => assert.ok(Math.abs(v - want[i]!) < 1e-12, `step ${i}: ${v} vs ${want[i]}`));
+  assert.ok(seen[7]! < seen[4]! && seen[4]! < seen[3]!, 'decreasing within and across epochs');
+  optimizer.dispose();
+});
