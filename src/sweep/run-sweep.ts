@@ -26,6 +26,7 @@
  * It does not load config, take the workspace lock, record experiments or
  * print (events go to `onEvent`, each stage event labelled with its variant).
  */
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -123,6 +124,36 @@ export function sharedStages(variants: readonly { graph: PipelineGraph; order: r
   return variants[0].order.filter((id) => shared.has(id));
 }
 
+/**
+ * Directories a variant stage should see as real (not links) in its scratch
+ * dir: its working directory and the directories holding the files it reads
+ * (path deps, and argv elements naming existing workspace files), so that a
+ * script resolving its own real path stays inside the scratch dir.
+ */
+function readDirsOf(workspace: string, node: StageNode): string[] {
+  const dirs: string[] = [];
+  const addParentOf = (rel: string): void => {
+    const d = path.posix.dirname(rel.split(path.sep).join('/'));
+    if (d !== '.' && d !== '' && !d.startsWith('..')) dirs.push(d);
+  };
+  for (const d of node.deps) if (d.kind === 'path') addParentOf(d.path.replace(/\/+$/, ''));
+  if (node.kind === 'cmd') {
+    dirs.push(node.cwd);
+    for (const a of node.argv) {
+      if (a.startsWith('-') || a.includes('\0')) continue;
+      const abs = path.resolve(workspace, node.cwd, a);
+      const rel = path.relative(workspace, abs);
+      if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) continue;
+      try {
+        if (fs.statSync(abs).isFile()) addParentOf(rel);
+      } catch {
+        /* not a file path */
+      }
+    }
+  }
+  return dirs;
+}
+
 /** Where variant scratch dirs live for a workspace: `<cache>/sweeps/<hash of workspace>/`. */
 export function scratchRoot(cacheDir: string, workspace: string): string {
   return path.join(cacheDir, 'sweeps', crypto.createHash('sha256').update(path.resolve(workspace)).digest('hex').slice(0, 16));
@@ -169,7 +200,7 @@ export async function runSweepPipeline(inputs: readonly SweepVariantInput[], opt
       dir,
       root,
       privatePaths: own.flatMap((n) => outputPaths(n).map((o) => o.path)),
-      realDirs: own.flatMap((n) => (n.kind === 'cmd' ? [n.cwd] : [])),
+      realDirs: own.flatMap((n) => readDirsOf(ws, n)),
       links: sharedOutputs,
       exclude,
     });

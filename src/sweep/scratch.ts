@@ -6,12 +6,16 @@
  *
  * Layout of a scratch dir built by `buildScratch`:
  * - every workspace entry is a symlink to the real path (inputs, code, data:
- *   read through, never copied), except
+ *   read through), except that inside the real directories listed below,
+ *   small regular files (scripts, configs; up to `copyMaxBytes` each, within
+ *   a total budget) are copied, so a script that locates itself through
+ *   `realpath(__file__)` still finds its siblings in the scratch dir; and
  * - the variant's private paths (outputs of its non-shared stages): absent,
  *   to be written by the stage or materialised from the cache;
- * - their ancestors and the stages' working directories: real directories
- *   whose other entries are again symlinks (so `../out/x` from a cwd lands in
- *   the scratch, not in the workspace);
+ * - their ancestors, the stages' working directories and the directories of
+ *   the files they read (`realDirs`): real directories whose other entries are
+ *   again symlinks or small copies (so `../out/x` from a cwd lands in the
+ *   scratch, not in the workspace);
  * - paths of outputs shared by all variants (produced in the real workspace
  *   during the sweep): symlinks created up front, dangling until produced;
  * - the cache directory and `.pipeline` (lock, child registry): left out.
@@ -42,6 +46,10 @@ export interface ScratchSpec {
   readonly links: readonly string[];
   /** Absolute paths never linked nor created (the cache dir, `.pipeline`). */
   readonly exclude: readonly string[];
+  /** Regular files in real directories up to this size are copied rather than linked. Default 1 MiB; 0 links everything. */
+  readonly copyMaxBytes?: number;
+  /** Total bytes copied at most; past it, files are linked. Default 64 MiB. */
+  readonly copyBudgetBytes?: number;
 }
 
 function normal(p: string): string {
@@ -84,12 +92,18 @@ export async function buildScratch(spec: ScratchSpec): Promise<void> {
   // A path both private and a working directory stays private (absent until written).
   for (const p of skip) real.delete(p);
 
+  // Shared outputs (and anything under them) are always links: they may be (re)written during the sweep.
+  const live = spec.links.map(normal).filter((l) => l !== '' && !l.startsWith('..'));
+  const isLive = (r: string): boolean => live.some((l) => r === l || r.startsWith(`${l}/`));
+  const copyMax = spec.copyMaxBytes ?? 1024 * 1024;
+  let budget = spec.copyBudgetBytes ?? 64 * 1024 * 1024;
+
   const build = (rel: string): void => {
     const scr = rel === '' ? spec.dir : path.join(spec.dir, rel);
     fs.mkdirSync(scr, { recursive: true });
     let names: string[];
     try {
-      names = fs.readdirSync(rel === '' ? ws : path.join(ws, rel));
+      names = fs.readdirSync(rel === '' ? ws : path.join(ws, rel)).sort(); // sorted: the copy budget goes the same way every time
     } catch {
       return; // not a directory in the workspace (yet): an empty real dir
     }
@@ -100,6 +114,13 @@ export async function buildScratch(spec: ScratchSpec): Promise<void> {
       if (real.has(r)) {
         if (fs.statSync(target, { throwIfNoEntry: false })?.isDirectory() === true) build(r);
         continue; // a file where a directory is needed: left out (the dir is created empty below)
+      }
+      const st = isLive(r) ? undefined : fs.lstatSync(target, { throwIfNoEntry: false });
+      if (st?.isFile() === true && st.size <= copyMax && st.size <= budget) {
+        budget -= st.size;
+        // A private snapshot (reflink where the filesystem can); copyFile keeps the mode bits.
+        fs.copyFileSync(target, path.join(scr, name), fs.constants.COPYFILE_FICLONE);
+        continue;
       }
       fs.symlinkSync(target, path.join(scr, name));
     }

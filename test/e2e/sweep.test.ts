@@ -286,3 +286,34 @@ test('equal keys across variants run once: a stage that does not read the swept 
   assert.deepEqual(exps.map((e) => e.stages['train']!.key === exps[e.params.a === 1 ? 0 : 2]!.stages['train']!.key), [true, true, true, true]);
   assert.equal(await rig.read('score.txt'), 'hello\n22');
 });
+
+test('a script that finds its project root through its own real path writes into its variant\'s scratch dir, not the workspace', async () => {
+  await using rig = await e2eRig();
+  // Node resolves the main module's symlinks, so a linked script would see the real workspace as its root.
+  await rig.write(
+    'tools/train.mjs',
+    [
+      "import fs from 'node:fs';",
+      "const root = new URL('..', import.meta.url).pathname;",
+      "const [a] = process.argv.slice(2);",
+      "fs.writeFileSync(root + 'model.txt', 'model ' + a + '\\n');",
+      "await new Promise((r) => setTimeout(r, 200));",
+      '',
+    ].join('\n'),
+  );
+  await rig.write('model.txt', 'mine\n');
+  await rig.write(
+    'pipeline.yaml',
+    pipelineYaml({ name: 'selfroot', params: { a: 1 }, stages: { train: { cmd: ['node', 'tools/train.mjs', '${params.a}'], deps: ['tools/train.mjs'], params: ['a'], outs: ['model.txt'] } } }),
+  );
+  const run = rig.start(['run', '-S', 'a=1,2', '--jobs', '2']);
+  // While the variants run, the workspace file is untouched.
+  await run.waitFor(/> train \[a=2\] running/);
+  assert.equal(await rig.read('model.txt'), 'mine\n');
+  const r = await run.done;
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const exps = await experiments(rig);
+  assert.deepEqual(exps.map((e) => e.status), ['succeeded', 'succeeded']);
+  assert.equal(await rig.read('model.txt'), 'model 2\n');
+  assert.equal(await rig.read('tools/train.mjs').then((t) => t.includes('import.meta.url')), true, 'the script itself is untouched');
+});

@@ -37,9 +37,9 @@ test('buildScratch: outputs private, ancestors and cwd real, the rest linked; ca
   assert.equal(fs.readFileSync(path.join(dir, 'data', 'a.txt'), 'utf8'), 'A');
   assert.ok(l('out')!.isDirectory() && !l('out')!.isSymbolicLink(), 'ancestor of a private output is real');
   assert.equal(l('out/model.bin'), undefined, 'the private output is absent');
-  assert.ok(l('out/notes.md')!.isSymbolicLink());
+  assert.ok(l('out/notes.md')!.isFile(), 'a small file in a real dir is a private copy');
   assert.ok(l('src')!.isDirectory() && !l('src')!.isSymbolicLink(), 'working dir is real');
-  assert.ok(l('src/train.py')!.isSymbolicLink());
+  assert.ok(l('src/train.py')!.isFile());
   assert.equal(l('cache'), undefined);
   assert.equal(l('.pipeline'), undefined);
   assert.ok(l('prep')!.isSymbolicLink(), 'a shared output not produced yet is linked (dangling)');
@@ -57,6 +57,29 @@ test('buildScratch: outputs private, ancestors and cwd real, the rest linked; ca
   assert.equal(fs.readFileSync(path.join(t.ws, 'out', 'notes.md'), 'utf8'), 'user notes');
   assert.equal(fs.readFileSync(path.join(t.ws, 'src', 'train.py'), 'utf8'), 'print(1)');
   assert.equal(fs.readFileSync(path.join(t.ws, 'prep', 'x.txt'), 'utf8'), 'P');
+});
+
+test('buildScratch: small files in real dirs are copied (mode kept, realpath stays inside), big ones and shared outputs linked, within a budget', async () => {
+  await using t = await tmp();
+  write(path.join(t.ws, 'run.sh'), '#!/bin/sh\necho hi\n');
+  fs.chmodSync(path.join(t.ws, 'run.sh'), 0o755);
+  write(path.join(t.ws, 'big.bin'), 'x'.repeat(2000));
+  write(path.join(t.ws, 'a.txt'), 'a'.repeat(300));
+  write(path.join(t.ws, 'b.txt'), 'b'.repeat(300));
+  write(path.join(t.ws, 'prep.txt'), 'shared output');
+  const dir = path.join(t.root, 'v1');
+  await buildScratch({ workspace: t.ws, dir, root: t.root, privatePaths: ['model.txt'], realDirs: [], links: ['prep.txt'], exclude: [path.join(t.ws, 'cache')], copyMaxBytes: 1000, copyBudgetBytes: 500 });
+  const l = (rel: string): fs.Stats => fs.lstatSync(path.join(dir, rel));
+  assert.ok(l('run.sh').isFile());
+  assert.equal(l('run.sh').mode & 0o777, 0o755, 'mode bits kept');
+  assert.equal(fs.realpathSync(path.join(dir, 'run.sh')), path.join(dir, 'run.sh'), 'a script resolving its real path stays in the scratch dir');
+  assert.ok(l('big.bin').isSymbolicLink(), 'over copyMaxBytes: linked');
+  assert.ok(l('prep.txt').isSymbolicLink(), 'a shared output is always a link');
+  // 500 bytes of budget: run.sh (20 B) and one 300 B file are copied, the other is linked.
+  assert.deepEqual([l('a.txt').isFile(), l('b.txt').isSymbolicLink()], [true, true]);
+  // A copy is private: writing it leaves the workspace file alone.
+  fs.writeFileSync(path.join(dir, 'a.txt'), 'changed');
+  assert.equal(fs.readFileSync(path.join(t.ws, 'a.txt'), 'utf8'), 'a'.repeat(300));
 });
 
 test('removeScratch refuses a directory outside its root', async () => {
