@@ -48,7 +48,7 @@ export interface ScratchSpec {
   readonly exclude: readonly string[];
   /** Regular files in real directories up to this size are copied rather than linked. Default 1 MiB; 0 links everything. */
   readonly copyMaxBytes?: number;
-  /** Total bytes copied at most; past it, files are linked. Default 64 MiB. */
+  /** Total bytes copied at most; past it, files are linked. Default 16 MiB. */
   readonly copyBudgetBytes?: number;
 }
 
@@ -96,7 +96,7 @@ export async function buildScratch(spec: ScratchSpec): Promise<void> {
   const live = spec.links.map(normal).filter((l) => l !== '' && !l.startsWith('..'));
   const isLive = (r: string): boolean => live.some((l) => r === l || r.startsWith(`${l}/`));
   const copyMax = spec.copyMaxBytes ?? 1024 * 1024;
-  let budget = spec.copyBudgetBytes ?? 64 * 1024 * 1024;
+  let budget = spec.copyBudgetBytes ?? 16 * 1024 * 1024;
 
   const build = (rel: string): void => {
     const scr = rel === '' ? spec.dir : path.join(spec.dir, rel);
