@@ -1,7 +1,7 @@
 /**
  * Output manifests (the list of files a stage produced, by content hash) and
  * small file helpers shared by the store, materialisation and workspace
- * state. No writes happen here.
+ * state. The only write is `removeTree` (engine-owned temp trees).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -113,4 +113,27 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
   return out;
+}
+
+/**
+ * Removes a directory tree the engine owns (a staging dir, a swapped-out old
+ * output) with synchronous readdir-with-types + unlink: no stat per file,
+ * which is most of `fs.rm`'s cost on a 10k-file tree. Anything unexpected
+ * (a read-only directory, a race) falls back to `fs.rm`.
+ */
+export async function removeTree(dir: string): Promise<void> {
+  const walk = (d: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const abs = path.join(d, e.name);
+      if (e.isDirectory()) walk(abs);
+      else fs.unlinkSync(abs);
+    }
+    fs.rmdirSync(d);
+  };
+  try {
+    walk(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !fs.existsSync(dir)) return;
+    await fs.promises.rm(dir, { recursive: true, force: true });
+  }
 }

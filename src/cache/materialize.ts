@@ -43,7 +43,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { type Result, ok, err } from '../result.js';
-import { type OutputManifest, hashFile, manifestHash, mapLimit, toPosix } from './manifest.js';
+import { type OutputManifest, hashFile, listFiles, manifestHash, mapLimit, removeTree, toPosix } from './manifest.js';
 import type { CacheStore } from './store.js';
 import { checkOutput, type MaterialisedFile, type MaterialisedOutput, WorkspaceState, statSignature } from './workspace-state.js';
 import { currentProcess, isAlive } from './process-id.js';
@@ -120,7 +120,10 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
   }
 
   // 1. Save whatever is in the way, unless it is what we put there (or identical to what comes).
-  const backup = existing === undefined ? undefined : await backupIfForeign(store, ws, relDest, { ...opts, unlessHash: manifest.hash });
+  // Every recorded file unchanged and nothing added: the content is ours, nothing to save (what
+  // backupIfForeign's check would find, without stat'ing every file a second time).
+  const allOurs = opts.expected !== undefined && reusable.size === opts.expected.files.length && listFiles(absDest, '').length === reusable.size;
+  const backup = existing === undefined || allOurs ? undefined : await backupIfForeign(store, ws, relDest, { ...opts, unlessHash: manifest.hash });
 
   // 2. Build the new content beside the destination.
   const me = currentProcess();
@@ -178,7 +181,7 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
     const old = path.join(parent, `.${base}.pipeline-old-${tag}`);
     await fsp.rename(absDest, old);
     await fsp.rename(tmp, absDest);
-    await fsp.rm(old, { recursive: true, force: true });
+    await removeTree(old);
   } else {
     await fsp.rename(tmp, absDest);
   }

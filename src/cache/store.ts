@@ -56,7 +56,7 @@ import { HashMemo } from '../hash/memo.js';
 import { currentProcess, isAlive } from './process-id.js';
 import { acquireLock } from './lock.js';
 import { materialize, type Materialised, type MaterializeFailure, type MaterializeOptions } from './materialize.js';
-import { type ManifestFile, type OutputManifest, hashFile, listFiles, makeManifest, manifestHash, mapLimit, toPosix } from './manifest.js';
+import { type ManifestFile, type OutputManifest, hashFile, listFiles, makeManifest, manifestHash, mapLimit, removeTree, toPosix } from './manifest.js';
 
 export type { ManifestFile, OutputManifest } from './manifest.js';
 export { manifestHash, makeManifest, subManifest } from './manifest.js';
@@ -204,7 +204,7 @@ export class CacheStore {
   /** Removes a staging dir (after ingestDir, or after a failed run). */
   async removeStagingDir(dir: string): Promise<void> {
     if (path.dirname(dir) !== this.tmpDir) throw new Error(`not a staging dir: ${dir}`);
-    await fsp.rm(dir, { recursive: true, force: true });
+    await removeTree(dir);
   }
 
   /**
@@ -538,9 +538,10 @@ export class CacheStore {
    * actually stored, fsynced and made read-only before it is renamed in.
    */
   private async adopt(src: string, rel: string, how: 'move' | 'copy'): Promise<ManifestFile> {
-    const st = fs.statSync(src);
+    const lst = fs.lstatSync(src);
+    const symlink = lst.isSymbolicLink();
+    const st = symlink ? fs.statSync(src) : lst;
     const mode = st.mode & 0o777;
-    const symlink = fs.lstatSync(src).isSymbolicLink();
     // A read-only staging file with other names is a linked cache entry: share its inode.
     if (how === 'move' && st.nlink > 1 && !symlink && (st.mode & 0o222) === 0) return this.adoptShared(src, rel, st);
     // Never move a symlink (the object would be a link) or a writable file with other names (chmod would reach them).
