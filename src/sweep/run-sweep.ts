@@ -136,7 +136,13 @@ function readDirsOf(workspace: string, node: StageNode): string[] {
     const d = path.posix.dirname(rel.split(path.sep).join('/'));
     if (d !== '.' && d !== '' && !d.startsWith('..')) dirs.push(d);
   };
-  for (const d of node.deps) if (d.kind === 'path') addParentOf(d.path.replace(/\/+$/, ''));
+  for (const d of node.deps) {
+    if (d.kind !== 'path') continue;
+    // A glob counts as a directory dep on its base (the segments before the first pattern): its parent.
+    const segs = d.path.replace(/\/+$/, '').split('/');
+    const firstGlob = segs.findIndex((x) => /[*?[{]/.test(x));
+    addParentOf(firstGlob >= 0 ? segs.slice(0, firstGlob).join('/') : segs.join('/'));
+  }
   if (node.kind === 'cmd') {
     dirs.push(node.cwd);
     for (const a of node.argv) {
