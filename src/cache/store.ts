@@ -392,25 +392,20 @@ export class CacheStore {
   async verify(): Promise<VerifyReport> {
     let objects = 0;
     const corrupt: string[] = [];
-    /** `dev:ino` of objects that hashed right: item entries sharing them need no second read. */
-    const goodInodes = new Set<string>();
     for (const shard of await readdirOrEmpty(this.objectsDir)) {
       const dir = path.join(this.objectsDir, shard);
       for (const name of await readdirOrEmpty(dir)) {
         if (!/^[0-9a-f]{64}$/.test(name)) continue;
         objects++;
         const file = path.join(dir, name);
-        const st = fs.statSync(file, { throwIfNoEntry: false });
         const actual = await hashFile(file).catch(() => undefined);
         if (actual !== name) {
           corrupt.push(name);
           await this.quarantine(file, name);
-        } else if (st !== undefined && st.nlink > 1) {
-          goodInodes.add(`${st.dev}:${st.ino}`);
         }
       }
     }
-    const corruptItems = await this.verifyItems(goodInodes);
+    const corruptItems = await this.verifyItems();
     const missing: { key: string; stageId: string; sha256: string; path: string }[] = [];
     const badRecords: string[] = [];
     for (const key of await this.listRecordKeys()) {
@@ -429,11 +424,12 @@ export class CacheStore {
   }
 
   /**
-   * Checks every item-cache entry's sha256 trailer (an entry sharing the inode
-   * of an object that just hashed right is skipped) and quarantines bad ones:
-   * a linked entry is not re-read by the stage that links it.
+   * Checks every item-cache entry's sha256 trailer and quarantines bad ones:
+   * a linked entry is not re-read by the stage that links it. (Entries that
+   * share an inode with an object are read again here on purpose: an object
+   * can hash right and still hold an entry torn before it was adopted.)
    */
-  private async verifyItems(goodInodes: ReadonlySet<string>): Promise<string[]> {
+  private async verifyItems(): Promise<string[]> {
     const bad: string[] = [];
     const itemsDir = path.join(this.root, 'items');
     for (const ns of await readdirOrEmpty(itemsDir)) {
@@ -444,7 +440,7 @@ export class CacheStore {
           if (!/^[0-9a-zA-Z_-]{8,128}$/.test(name)) continue; // temp files of live writers
           const file = path.join(dir, name);
           const st = fs.statSync(file, { throwIfNoEntry: false });
-          if (st === undefined || !st.isFile() || goodInodes.has(`${st.dev}:${st.ino}`)) continue;
+          if (st === undefined || !st.isFile()) continue;
           const raw = await fsp.readFile(file).catch(() => undefined);
           if (raw !== undefined && itemEntryIntact(raw)) continue;
           bad.push(`items/${ns}/${shard}/${name}`);
