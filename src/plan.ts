@@ -19,6 +19,7 @@ import type { FileHasher } from './hash/file-hasher.js';
 import type { CacheStore, RunRecord } from './cache/store.js';
 import { subManifest, type ManifestFile } from './cache/manifest.js';
 import { listingHash } from './hash/file-hasher.js';
+import { pairWithEcho } from './change-echo.js';
 import { baseRuntime, computeKey, diffFingerprints, engineVersion, type FingerprintChange, type FingerprintHash, type StageFingerprint, type StageImpl } from './fingerprint.js';
 import type { JsonValue, PipelineGraph, StageId, StageNode } from './pipeline.js';
 import type { PlannedAction } from './events.js';
@@ -265,7 +266,9 @@ export function sortChanges(changes: readonly FingerprintChange[]): FingerprintC
 }
 
 /** A one-line reason from a change list (the most telling change, plus "and N more"). */
-export function summarizeChanges(changes: readonly FingerprintChange[]): string | undefined {
+export function summarizeChanges(all: readonly FingerprintChange[]): string | undefined {
+  // A params edit and its with.* echo are one edit, not "(and 1 more)".
+  const changes = pairWithEcho(all).map((l) => l.change);
   if (changes.length === 0) return undefined;
   const best = sortChanges(changes)[0];
   const first = describeChange(best);

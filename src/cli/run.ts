@@ -14,12 +14,12 @@
 import type { CliIO, CommandMain } from './io.js';
 import { ExitCode } from './io.js';
 import { listFlag, parseArgs } from './args.js';
-import { loadOrReport, pipelineFileArg, usageError, useColor } from './common.js';
+import { loadOrReport, pipelineFileFrom, usageError, useColor } from './common.js';
 import type { JsonValue, PipelineGraph, StageId } from '../pipeline.js';
 import type { RunOptions, RunSummary } from '../runner.js';
 import type { RunEvent } from '../events.js';
 
-const HELP = `usage: pipeline run [file] [options]
+const HELP = `usage: pipeline run [file | -f FILE] [options]
 
 Runs the pipeline in file (default ./pipeline.yaml): only stages whose key
 changed run; outputs of earlier keys are restored from the cache.
@@ -52,6 +52,7 @@ const flagSpec = {
   wait: { type: 'number' },
   name: { type: 'string', short: 'n' },
   json: { type: 'boolean' },
+  file: { type: 'string', short: 'f' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -93,6 +94,8 @@ export async function parseRunArgs(argv: readonly string[], io: CliIO): Promise<
     if (o.value.values.length === 1) overrides.push({ path: o.value.path, value: o.value.values[0] });
     else sweep.push(o.value);
   }
+  const file = pipelineFileFrom(io, p.value.positionals[0], f.file);
+  if (!file.ok) return file.error;
   const resources: Record<string, number> = {};
   for (const r of (f.resource as string[] | undefined) ?? []) {
     const m = /^([A-Za-z0-9_-]+)=(\d+)$/.exec(r);
@@ -100,7 +103,7 @@ export async function parseRunArgs(argv: readonly string[], io: CliIO): Promise<
     resources[m[1]] = Number(m[2]);
   }
   return {
-    file: pipelineFileArg(io, p.value.positionals[0]),
+    file: file.file,
     stages: listFlag(p.value, 'stage'),
     force: listFlag(p.value, 'force'),
     dry: f.dry === true,

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { e2eRig, pipelineYaml } from '../helpers/rig.js';
 
-test('status, dag, explain, cache and watch take -f FILE like exp/diff/report; two different files are a usage error', async () => {
+test('run, status, dag, explain, cache and watch take -f FILE like exp/diff/report; two different files are a usage error', async () => {
   await using rig = await e2eRig();
   await rig.write('data.txt', 'x\n');
   await rig.write('pipelines/demo.yaml', pipelineYaml({ name: 'demo', stages: { prep: { cmd: rig.step('prep', '--in', '../data.txt', '--out', 'prep.txt'), deps: ['../data.txt'], outs: ['prep.txt'] } } }));
@@ -29,6 +29,12 @@ test('status, dag, explain, cache and watch take -f FILE like exp/diff/report; t
   const both = await rig.cli(['status', 'pipelines/demo.yaml', '-f', 'other.yaml']);
   assert.equal(both.code, 2);
   assert.match(both.stderr, /two pipeline files given: pipelines\/demo\.yaml and -f other\.yaml/);
+  const run = await rig.cli(['run', '-f', 'pipelines/demo.yaml']);
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(await rig.count('prep'), 1, 'run -f ran the file\'s stage');
+  const runBoth = await rig.cli(['run', 'pipelines/demo.yaml', '-f', 'other.yaml']);
+  assert.equal(runBoth.code, 2);
+  assert.match(runBoth.stderr, /two pipeline files given/);
 });
 
 test('no pipeline.yaml here: the error lists the pipeline files in . and pipelines/; watch exits 3 at once', async () => {

@@ -35,3 +35,9 @@ test('two params with the same old and new values each keep the echo named like 
     'named matches first; an unnamed echo goes to the first param with its values; none lost or printed twice',
   );
 });
+
+test("the plan's one-line reason counts a params edit and its with.* echo as one change", async () => {
+  const { summarizeChanges } = await import('../../src/plan.js');
+  assert.equal(summarizeChanges([param('train.epochs', 12, 8), param('with.epochs', 12, 8)]), 'param train.epochs changed: 12 → 8');
+  assert.equal(summarizeChanges([param('train.epochs', 12, 8), param('with.epochs', 12, 8), param('with.batch_size', 32, 64)]), 'param train.epochs changed: 12 → 8 (and 1 more)');
+});
