@@ -10,7 +10,7 @@
  *   from scratch, or the seed's way with a frozen pretrained backbone.
  *
  * Writes `spec.json`, `head/`, `backbone/` (when the backbone was trained),
- * `checkpoints/epoch-NNN/` (every epoch), `best/` (the best epoch's model),
+ * `checkpoints/epoch-NNN/` (every epoch: weights + loop state, no optimizer slots), `best/` (the best epoch's model),
  * `history.jsonl`, `metrics.json` and TensorBoard event files in
  * `tensorboard/{train,validation}/` (ml/tensorboard.ts; plus tfjs-node's own
  * writer's in `tensorboard-tfjs-node/` when that is the backend). Resumable
@@ -335,7 +335,9 @@ async function run(ctx: StageContext<TrainParams>): Promise<StageResult> {
           async onEpoch(st, isBest) {
             history = [...st.history];
             const tag = `epoch-${String(st.history.length).padStart(3, '0')}`;
-            await saveCheckpoint(ckptWeights, phase.optimizer, st, path.join(resumeDir, tag));
+            // Per-epoch checkpoints hold weights and loop state only (Keras's save_weights_only): the optimizer's
+            // slots (2x the weights for Adam) are kept just in `last`, which resuming needs.
+            await saveCheckpoint(ckptWeights, undefined, st, path.join(resumeDir, tag));
             await fs.rm(path.join(ckptOut, tag), { recursive: true, force: true });
             await copyDir(path.join(resumeDir, tag), path.join(ckptOut, tag));
             if (isBest) {
@@ -385,10 +387,25 @@ async function run(ctx: StageContext<TrainParams>): Promise<StageResult> {
   return {
     backend: backendResult(choice),
     metrics,
-    summary: final
-      ? `${history.length} epochs, acc ${final.accuracy.toFixed(4)}${final.val_accuracy !== undefined ? `, val_acc ${final.val_accuracy.toFixed(4)}` : ''}, ${Math.round(samplesPerS)} samples/s`
-      : 'no epochs run',
+    summary: trainSummary(history, p.early_stopping.restore_best ? bestRec : undefined, samplesPerS),
   };
+}
+
+/**
+ * The one-line result: epochs run, the last epoch's accuracy, and, when the
+ * saved model is an earlier best epoch (restore_best), that epoch's
+ * validation accuracy, since that is the model the outputs hold.
+ */
+export function trainSummary(history: readonly EpochRecord[], best: EpochRecord | undefined, samplesPerS: number): string {
+  const final = history[history.length - 1];
+  if (final === undefined) return 'no epochs run';
+  const n = `${history.length} epoch${history.length === 1 ? '' : 's'}`;
+  const val = final.val_accuracy !== undefined ? `, val_acc ${final.val_accuracy.toFixed(4)}` : '';
+  const bestIndex = best === undefined ? -1 : history.indexOf(best);
+  const kept = best !== undefined && bestIndex !== history.length - 1 && best.val_accuracy !== undefined
+    ? `; kept the best epoch ${bestIndex + 1} (val_acc ${best.val_accuracy.toFixed(4)})`
+    : '';
+  return `${n}, last acc ${final.accuracy.toFixed(4)}${val}${kept}, ${Math.round(samplesPerS)} samples/s`;
 }
 
 export const trainStage: BuiltinStage<TrainParams> = {

@@ -51,6 +51,10 @@ test('train on 600 real Fashion-MNIST images: test accuracy clearly above chance
   for (const f of ['spec.json', 'head/model.json', 'backbone/weights.bin', 'best/spec.json', 'checkpoints/epoch-001/checkpoint.json', 'checkpoints/epoch-003/tensors.bin', 'metrics.json']) {
     assert.ok(fss.existsSync(path.join(tr.outDir, f)), f);
   }
+  const ckpt = JSON.parse(await fs.readFile(path.join(tr.outDir, 'checkpoints/epoch-002/checkpoint.json'), 'utf8')) as { model: unknown[]; optimizer: unknown[] };
+  assert.ok(ckpt.model.length > 0);
+  assert.deepEqual(ckpt.optimizer, [], 'per-epoch checkpoints hold weights only (the optimizer slots would triple their size)');
+  assert.match(r.summary ?? '', /^3 epochs, last acc \d\.\d{4}, val_acc \d\.\d{4}/);
   const ev = await rig.context('evaluate', EVALUATE_DEFAULTS, { train: tr.outDir, partition: d.partition, resize: d.resize });
   const e = await evaluateStage.run(ev);
   assert.equal(e.metrics!['test_samples'], 300);
@@ -137,4 +141,14 @@ test('resume after kill -9: the rerun continues at the next epoch and matches an
     assert.ok(Math.abs(r.loss - full[i]!.loss) < 1e-3 * full[i]!.loss, `epoch ${i + 1} loss ${r.loss} vs ${full[i]!.loss}`);
     assert.ok(Math.abs(r.val_loss! - full[i]!.val_loss!) < 1e-2 * full[i]!.val_loss!, `epoch ${i + 1} val_loss ${r.val_loss} vs ${full[i]!.val_loss}`);
   });
+});
+
+test('trainSummary names the kept best epoch when it is not the last, and says "1 epoch"', async () => {
+  const { trainSummary } = await import('../../stages/train.js');
+  const rec = (epoch: number, acc: number, val: number): EpochRecord => ({ phase: 'full', epoch, loss: 1, accuracy: acc, val_loss: 1, val_accuracy: val, lr: 0.001, samples_per_s: 100, seconds: 1 });
+  const h = [rec(1, 0.5, 0.6), rec(2, 0.7, 0.8), rec(3, 0.8, 0.75)];
+  assert.equal(trainSummary(h, h[1], 123.4), '3 epochs, last acc 0.8000, val_acc 0.7500; kept the best epoch 2 (val_acc 0.8000), 123 samples/s');
+  assert.equal(trainSummary(h, h[2], 123.4), '3 epochs, last acc 0.8000, val_acc 0.7500, 123 samples/s');
+  assert.equal(trainSummary(h.slice(0, 1), undefined, 50), '1 epoch, last acc 0.5000, val_acc 0.6000, 50 samples/s');
+  assert.equal(trainSummary([], undefined, 0), 'no epochs run');
 });
