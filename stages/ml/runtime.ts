@@ -23,9 +23,19 @@ export async function stageBackend(p: ComputeParams, log: StageLogger): Promise<
   const r = await initBackend({ device: p.device, ...(p.backend !== null ? { backend: p.backend } : {}), ...(p.threads !== null ? { threads: p.threads } : {}) });
   if (!r.ok) return err(`${r.error.message}${r.error.notes.length > 0 ? ` (${r.error.notes.join('; ')})` : ''}`);
   const { choice } = r.value;
-  log.info(`backend ${choice.name} (${choice.package}), ${choice.threads} thread(s)${choice.gpu ? ', GPU' : ''}`);
-  for (const n of choice.notes) log.info(`  ${n}`);
+  log.info(backendLine(choice));
   return ok({ tf: r.value.tf as unknown as Tf, choice });
+}
+
+/**
+ * One log line for the chosen backend and why the ones before it were
+ * skipped: `backend wasm (@tensorflow/tfjs-backend-wasm), 2 threads; skipped
+ * tfjs-node-gpu: not installed; tfjs-node: not installed`.
+ */
+export function backendLine(choice: BackendChoice): string {
+  const head = `backend ${choice.name} (${choice.package}), ${choice.threads} thread${choice.threads === 1 ? '' : 's'}${choice.gpu ? ', GPU' : ''}`;
+  const skipped = choice.notes.map((n) => n.replace(/ -> falling back$/, ''));
+  return skipped.length === 0 ? head : `${head}; skipped ${skipped.join('; ')}`;
 }
 
 /** The `backend` field of a StageResult. */

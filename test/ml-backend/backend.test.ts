@@ -51,6 +51,8 @@ test('auto falls back past missing native packages to wasm, one note per skipped
     assert.equal(tf.getBackend(), 'wasm');
     assert.deepEqual(choice.notes, ['tfjs-node-gpu: not installed -> falling back', 'tfjs-node: not installed -> falling back']);
     assert.equal(choice.threads, 1);
+    const { backendLine } = await import('../../stages/ml/runtime.js');
+    assert.equal(backendLine(choice), 'backend wasm (@tensorflow/tfjs-backend-wasm), 1 thread; skipped tfjs-node-gpu: not installed; tfjs-node: not installed');
     // The wasm binary really computes.
     const y = tf.tidy(() => tf.conv2d(tf.ones([1, 3, 3, 1]) as import('@tensorflow/tfjs').Tensor4D, tf.ones([3, 3, 1, 1]) as import('@tensorflow/tfjs').Tensor4D, 1, 'same').dataSync());
     assert.deepEqual(Array.from(y), [4, 6, 4, 6, 9, 6, 4, 6, 4]);
