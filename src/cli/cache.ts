@@ -77,13 +77,15 @@ export const main: CommandMain = async (argv, io) => {
   const json = p.value.flags.json === true;
   if (sub === 'verify') {
     const r = await store.verify();
-    const bad = r.corrupt.length + r.missing.length + r.badRecords.length;
+    const corruptItems = r.corruptItems ?? [];
+    const bad = r.corrupt.length + r.missing.length + r.badRecords.length + corruptItems.length;
     if (json) io.stdout.write(`${JSON.stringify({ cache: where.dir, ...r, ok: bad === 0 })}\n`);
     else {
       const lines = [`verified ${r.objects} object${r.objects === 1 ? '' : 's'} in ${where.dir}`];
       for (const c of r.corrupt) lines.push(`corrupt object ${c} (moved to quarantine; stages using it will recompute)`);
       for (const m of r.missing) lines.push(`record ${m.key.slice(0, 12)} of stage ${m.stageId} is missing object ${m.sha256.slice(0, 12)} for ${m.path} (the stage will recompute)`);
       for (const b of r.badRecords) lines.push(`unreadable record ${b} (moved to quarantine)`);
+      for (const i of corruptItems) lines.push(`corrupt item-cache entry ${i} (moved to quarantine; that image will be recomputed)`);
       lines.push(bad === 0 ? 'cache is clean' : `${bad} problem${bad === 1 ? '' : 's'} found`);
       io.stdout.write(`${lines.join('\n')}\n`);
     }

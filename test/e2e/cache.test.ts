@@ -47,3 +47,18 @@ test('--cache and PIPELINE_CACHE choose the cache directory; verify on an empty 
   assert.equal(r.code, 0);
   assert.match(r.stdout, /^verified \d+ objects? in .*elsewhere\ncache is clean\n$/);
 });
+
+test('cache verify reports a corrupt item-cache entry, quarantines it and exits 1', async () => {
+  await using rig = await e2eRig();
+  await rig.write('pipeline.yaml', pipeline(rig, 'a'));
+  assert.equal((await rig.cli(['run'])).code, 0);
+  const key = 'ab' + '0'.repeat(62);
+  // An entry is its value followed by the value's sha256; these 64 bytes end in no such digest.
+  await rig.write(`cache/items/resize/ab/${key}`, 'x'.repeat(64));
+  const r = await rig.cli(['cache', 'verify']);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, new RegExp(`corrupt item-cache entry items/resize/ab/${key} \\(moved to quarantine`));
+  assert.match(r.stdout, /1 problem found/);
+  assert.equal(await rig.exists(`cache/items/resize/ab/${key}`), false);
+  assert.match((await rig.cli(['cache', 'verify'])).stdout, /cache is clean/);
+});
