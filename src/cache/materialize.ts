@@ -122,12 +122,14 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
   // 1. Save whatever is in the way, unless it is what we put there (or identical to what comes).
   // Every recorded file unchanged and nothing added: the content is ours, nothing to save (what
   // backupIfForeign's check would find, without stat'ing every file a second time).
-  const allOurs = opts.expected !== undefined && reusable.size === opts.expected.files.length && listFiles(absDest, '').length === reusable.size;
+  const allOurs = existing !== undefined && opts.expected !== undefined && reusable.size === opts.expected.files.length && listFiles(absDest, '').length === reusable.size;
+  const me = currentProcess();
+  const tag = `${me.pid}-${crypto.randomBytes(4).toString('hex')}`;
+  // Everything at the destination is exactly the engine's previous output: apply the diff in place.
+  if (allOurs && kind === 'dir' && existing?.isDirectory() === true) return updateInPlace(store, manifest, absDest, relDest, path.join(parent, `.${base}.pipeline-tmp-${tag}`), reusable, modes, verify);
   const backup = existing === undefined || allOurs ? undefined : await backupIfForeign(store, ws, relDest, { ...opts, unlessHash: manifest.hash });
 
   // 2. Build the new content beside the destination.
-  const me = currentProcess();
-  const tag = `${me.pid}-${crypto.randomBytes(4).toString('hex')}`;
   const tmp = path.join(parent, `.${base}.pipeline-tmp-${tag}`);
   const counts: Record<LinkMode, number> = { hardlink: 0, reflink: 0, copy: 0 };
   let reused = 0;
@@ -199,6 +201,94 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
   const mode: LinkMode = (Object.keys(counts) as LinkMode[]).reduce((a, b) => (counts[b] > counts[a] ? b : a), 'copy');
   const output: MaterialisedOutput = { dest: relDest, kind, hash: manifest.hash, files };
   return ok({ mode, counts, ...(reused > 0 ? { reused } : {}), output, ...(backup === undefined ? {} : { backup }) });
+}
+
+/**
+ * In-place update of a directory output that holds exactly the engine's
+ * previous output (every file has its recorded stat signature, nothing else
+ * is there): files whose path, sha256 and mode are unchanged are not touched
+ * at all; new and changed files are built in a sibling temp dir (verified
+ * like a full restore) and renamed over their path one by one (atomic per
+ * file, never written through an existing inode); files gone from the
+ * manifest are unlinked, then directories left empty are removed. Nothing
+ * foreign is there, so nothing needs a backup.
+ *
+ * Crash safety: a kill part-way leaves a mix of old and new files, each one
+ * complete, all of them engine output whose objects are in the cache (both
+ * manifests are stored). Workspace state still describes the old output, so
+ * the next run sees the replaced files as changed and saves the whole
+ * directory as a backup before rebuilding it: slower, never lossy. The temp
+ * dir of a dead process is removed by `cleanSiblings`.
+ */
+async function updateInPlace(store: CacheStore, manifest: OutputManifest, absDest: string, relDest: string, tmp: string, reusable: ReadonlyMap<string, Reusable>, modes: readonly LinkMode[], verify: boolean): Promise<Result<Materialised, MaterializeFailure>> {
+  const counts: Record<LinkMode, number> = { hardlink: 0, reflink: 0, copy: 0 };
+  const keep = new Map<string, MaterialisedFile>();
+  const todo: { f: OutputManifest['files'][number]; i: number }[] = [];
+  for (const f of manifest.files) {
+    const r = reusable.get(f.path);
+    if (r !== undefined && r.key === `${f.sha256}\0${f.mode}`) keep.set(f.path, r.sig);
+    else todo.push({ f, i: todo.length });
+  }
+  const wanted = new Set(manifest.files.map((f) => f.path));
+  const gone = [...reusable.keys()].filter((p) => !wanted.has(p));
+  let corrupt: { sha256: string; path: string } | undefined;
+  const placed = new Map<string, MaterialisedFile>();
+  try {
+    if (todo.length > 0) {
+      // 1. Build every new/changed file first (flat names): a corrupt object stops us before anything changes.
+      await fsp.mkdir(tmp);
+      await mapLimit(todo, 16, async ({ f, i }) => {
+        if (corrupt !== undefined) return;
+        const obj = store.objectPath(f.sha256);
+        if (verify && (await hashFile(obj)) !== f.sha256) {
+          corrupt ??= { sha256: f.sha256, path: f.path };
+          return;
+        }
+        counts[await place(obj, path.join(tmp, String(i)), f.mode, modes)]++;
+      });
+      if (corrupt !== undefined) {
+        const c: { sha256: string; path: string } = corrupt;
+        await store.quarantine(store.objectPath(c.sha256), c.sha256);
+        return err({ reason: 'corrupt-object', sha256: c.sha256, path: c.path });
+      }
+    }
+    // 2. Remove files no longer in the output (ours: their signature matched), then emptied directories.
+    const emptied = new Set<string>();
+    for (const p of gone) {
+      fs.unlinkSync(path.join(absDest, p));
+      for (let d = path.posix.dirname(p); d !== '.' && d !== ''; d = path.posix.dirname(d)) emptied.add(d);
+    }
+    for (const d of [...emptied].sort((a, b) => b.length - a.length)) {
+      try {
+        fs.rmdirSync(path.join(absDest, d));
+      } catch {
+        /* not empty: still holds output */
+      }
+    }
+    // 3. Rename new/changed files over their paths (atomic per file).
+    const made = new Set<string>();
+    for (const { f, i } of todo) {
+      const target = path.join(absDest, f.path);
+      const dir = path.dirname(target);
+      if (!made.has(dir)) {
+        fs.mkdirSync(dir, { recursive: true });
+        made.add(dir);
+      }
+      fs.renameSync(path.join(tmp, String(i)), target);
+      const sig = statSignature(target);
+      if (sig !== undefined) placed.set(f.path, [f.path, sig.size, sig.mtimeNs, sig.ino]);
+    }
+  } finally {
+    if (todo.length > 0) await fsp.rm(tmp, { recursive: true, force: true });
+  }
+  const files: MaterialisedFile[] = [];
+  for (const f of manifest.files) {
+    const s = keep.get(f.path) ?? placed.get(f.path);
+    if (s !== undefined) files.push(s);
+  }
+  const mode: LinkMode = (Object.keys(counts) as LinkMode[]).reduce((a, b) => (counts[b] > counts[a] ? b : a), 'copy');
+  const output: MaterialisedOutput = { dest: relDest, kind: 'dir', hash: manifest.hash, files };
+  return ok({ mode, counts, ...(keep.size > 0 ? { reused: keep.size } : {}), output });
 }
 
 /** A workspace file the engine put there and nobody touched since. */

@@ -114,3 +114,102 @@ test('a file output replaces a directory the user left there, after backing it u
   assert.deepEqual(b!.manifest.files.map((f) => f.path), ['notes.md']);
   assert.equal(fs.readFileSync(store.objectPath(b!.manifest.files[0]!.sha256), 'utf8'), 'my notes');
 });
+
+/** Materialises `v1` then returns what a later run passes to update it (expected + previous). */
+async function placed(store: CacheStore, ws: string, v1: OutputManifest) {
+  const r = await store.materialize(v1, ws, 'out', { kind: 'dir' });
+  assert.ok(r.ok);
+  return { kind: 'dir' as const, expected: r.value.output, previous: v1 };
+}
+
+const ino = (ws: string, rel: string): number => fs.statSync(path.join(ws, rel)).ino;
+
+test('an untouched previous output is updated in place: unchanged files keep their inode, changed ones are renamed in, removed ones vanish', async () => {
+  await using t = await tempDir();
+  const ws = path.join(t.dir, 'ws');
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  const v1 = await ingest(store, { 'a.txt': 'same', 'b/c.txt': 'old c', 'd/e.txt': 'dir becomes file', 'old/x.txt': 'removed', 'f': 'file becomes dir' });
+  const v2 = await ingest(store, { 'a.txt': 'same', 'b/c.txt': 'new c', d: 'now a file', 'n/m.txt': 'new', 'f/g.txt': 'under f' });
+  const opts = await placed(store, ws, v1);
+  const [dirIno, aIno, cIno] = [ino(ws, 'out'), ino(ws, 'out/a.txt'), ino(ws, 'out/b/c.txt')];
+
+  const r = await store.materialize(v2, ws, 'out', opts);
+  assert.ok(r.ok);
+  assert.equal(r.value.backup, undefined, 'nothing foreign: no backup');
+  assert.equal(r.value.reused, 1);
+  assert.equal(ino(ws, 'out'), dirIno, 'the directory itself was not swapped');
+  assert.equal(ino(ws, 'out/a.txt'), aIno, 'unchanged file untouched');
+  assert.notEqual(ino(ws, 'out/b/c.txt'), cIno, 'changed file replaced by a new inode, not written through');
+  assert.equal(read(ws, 'out/b/c.txt'), 'new c');
+  assert.equal(read(ws, 'out/d'), 'now a file');
+  assert.equal(read(ws, 'out/f/g.txt'), 'under f');
+  assert.equal(read(ws, 'out/n/m.txt'), 'new');
+  assert.equal(fs.existsSync(path.join(ws, 'out/old')), false, 'removed file and its emptied directory vanish');
+  assert.deepEqual(fs.readdirSync(ws), ['out'], 'no temp siblings left');
+  // The recorded signatures describe the workspace exactly.
+  const state = await WorkspaceState.open(store.root, ws);
+  state.set('s', { key: 'k', outputsHash: v2.hash, outputs: [r.value.output], at: '' });
+  assert.deepEqual(state.check('s'), []);
+  assert.equal(r.value.output.files.length, v2.files.length);
+  // The cache objects were never linked into the workspace (copy mode): editing there cannot reach them.
+  for (const f of v2.files) assert.notEqual(ino(ws, `out/${f.path}`), fs.statSync(store.objectPath(f.sha256)).ino, f.path);
+});
+
+test('in-place update: a user-edited output file is backed up, not lost, then the output is rebuilt', async () => {
+  await using t = await tempDir();
+  const ws = path.join(t.dir, 'ws');
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  const v1 = await ingest(store, { 'a.txt': 'same', 'b.txt': 'b1' });
+  const v2 = await ingest(store, { 'a.txt': 'same', 'b.txt': 'b2' });
+  const opts = await placed(store, ws, v1);
+  fs.chmodSync(path.join(ws, 'out/a.txt'), 0o644);
+  fs.writeFileSync(path.join(ws, 'out/a.txt'), 'MY EDIT');
+  write(ws, 'out/mine.txt', 'MY FILE');
+  const r = await store.materialize(v2, ws, 'out', opts);
+  assert.ok(r.ok);
+  assert.ok(r.value.backup !== undefined, 'backup recorded');
+  const [b] = await (await WorkspaceState.open(store.root, ws)).backups();
+  const saved = new Map(b!.manifest.files.map((f) => [f.path, fs.readFileSync(store.objectPath(f.sha256), 'utf8')]));
+  assert.equal(saved.get('a.txt'), 'MY EDIT');
+  assert.equal(saved.get('mine.txt'), 'MY FILE');
+  assert.equal(read(ws, 'out/a.txt'), 'same');
+  assert.equal(read(ws, 'out/b.txt'), 'b2');
+});
+
+test('in-place update: a corrupt object for a changed file is quarantined and the workspace is left as it was', async () => {
+  await using t = await tempDir();
+  const ws = path.join(t.dir, 'ws');
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  const v1 = await ingest(store, { 'a.txt': 'same', 'b.txt': 'b1', 'gone.txt': 'g' });
+  const v2 = await ingest(store, { 'a.txt': 'same', 'b.txt': 'b2' });
+  const opts = await placed(store, ws, v1);
+  const obj = store.objectPath(v2.files.find((f) => f.path === 'b.txt')!.sha256);
+  fs.chmodSync(obj, 0o644);
+  fs.writeFileSync(obj, 'b3'); // same size, other bytes
+  const r = await store.materialize(v2, ws, 'out', opts);
+  assert.equal(r.ok, false);
+  if (!r.ok) assert.equal(r.error.reason, 'corrupt-object');
+  assert.equal(read(ws, 'out/b.txt'), 'b1');
+  assert.equal(read(ws, 'out/gone.txt'), 'g', 'nothing removed before every new file was verified');
+  assert.deepEqual(fs.readdirSync(ws), ['out']);
+  assert.equal(fs.readdirSync(store.quarantineDir).length, 1);
+});
+
+test('in-place update killed part-way: the next run saves the mixed directory as a backup and rebuilds it', async () => {
+  await using t = await tempDir();
+  const ws = path.join(t.dir, 'ws');
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  const v1 = await ingest(store, { 'a.txt': 'same', 'b.txt': 'b1', 'c.txt': 'c1' });
+  const v2 = await ingest(store, { 'a.txt': 'same', 'b.txt': 'b2', 'c.txt': 'c2' });
+  const opts = await placed(store, ws, v1);
+  // What a kill -9 between two renames leaves: b.txt already new, c.txt still old, the temp dir of a dead process.
+  const dead = deadPid();
+  write(ws, `.out.pipeline-tmp-${dead}-0badf00d/1`, 'c2');
+  write(ws, `.out.pipeline-tmp-${dead}-0badf00d/0.new`, 'b2');
+  fs.renameSync(path.join(ws, `.out.pipeline-tmp-${dead}-0badf00d/0.new`), path.join(ws, 'out/b.txt'));
+  const r = await store.materialize(v2, ws, 'out', opts);
+  assert.ok(r.ok);
+  assert.ok(r.value.backup !== undefined, 'the mixed state is saved, never silently dropped');
+  for (const f of v2.files) assert.equal(read(ws, `out/${f.path}`), fs.readFileSync(store.objectPath(f.sha256), 'utf8'));
+  assert.deepEqual(fs.readdirSync(ws), ['out'], 'the dead temp dir is cleaned');
+});
