@@ -255,7 +255,7 @@ async function updateInPlace(store: CacheStore, manifest: OutputManifest, absDes
     // 2. Remove files no longer in the output (ours: their signature matched), then emptied directories.
     const emptied = new Set<string>();
     for (const p of gone) {
-      fs.unlinkSync(path.join(absDest, p));
+      fs.rmSync(path.join(absDest, p), { force: true }); // already gone: fine
       for (let d = path.posix.dirname(p); d !== '.' && d !== ''; d = path.posix.dirname(d)) emptied.add(d);
     }
     for (const d of [...emptied].sort((a, b) => b.length - a.length)) {
