@@ -25,6 +25,7 @@ import { variantRandom } from './lib/augment/rng.js';
 import type { TransformRunner } from './lib/augment/pool.js';
 import type { SheetRow } from './lib/augment/contact-sheet.js';
 import type { ImageShape } from './lib/augment/warp.js';
+import { imageRuntimeFacts } from './lib/runtime-facts.js';
 
 /** The stage version: bumped whenever any output (shards, augment.json, preview.png) can change. */
 export const AUGMENT_VERSION = '2';
@@ -282,6 +283,7 @@ export const augmentStage: BuiltinStage<AugmentParams> = {
   name: 'augment',
   version: AUGMENT_VERSION,
   description: 'Keras ImageDataGenerator augmentation of the train split, K seeded variants per image, cached per image',
+  runtimeFacts: () => imageRuntimeFacts(),
   inputs: ['resize', 'partition'],
   run: runAugment,
 };

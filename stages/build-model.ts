@@ -26,6 +26,7 @@ import { BACKBONE_DIR, HEAD_DIR, imageResizeOf, MODEL_SPEC_FORMAT, saveModel, wr
 import { backendResult, stageBackend, type ComputeParams } from './ml/runtime.js';
 import { buildSmallCnn, isRegistrySimpleCnn, REGISTRY_SIMPLE_CNN, smallCnnFeatureDim, type SmallCnnConfig } from './ml/small-cnn.js';
 import type { Tf } from './ml/backbones/spec.js';
+import { tfjsRuntimeFacts } from './lib/runtime-facts.js';
 
 /** `build-model` params (see schemas/stages/build-model.json). */
 export interface BuildModelParams extends ComputeParams {
@@ -210,6 +211,7 @@ export const buildModelStage: BuiltinStage<BuildModelParams> = {
   name: 'build-model',
   version: '4',
   description: 'Backbone from the registry + classification head (default: the seed\'s BN/Dropout/Dense128/BN/Dropout/softmax); writes spec.json, head/, summary.txt',
+  runtimeFacts: (p) => tfjsRuntimeFacts(p),
   inputs: [],
   optionalInputs: ['ingest', 'resize'],
   fileDeps(params) {

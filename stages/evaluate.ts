@@ -22,6 +22,7 @@ import { pixelSplits, readFeatures, type PixelSet } from './ml/dataset.js';
 import { classificationReport, topIndices, type ClassificationReport } from './ml/metrics.js';
 import { HEAD_DIR, loadClassifier, loadModel, readSpec } from './ml/model-io.js';
 import { backendResult, stageBackend, type ComputeParams } from './ml/runtime.js';
+import { imageRuntimeFacts, tfjsRuntimeFacts } from './lib/runtime-facts.js';
 
 /** `evaluate` params (see schemas/stages/evaluate.json). */
 export interface EvaluateParams extends ComputeParams {
@@ -168,6 +169,7 @@ export const evaluateStage: BuiltinStage<EvaluateParams> = {
   name: 'evaluate',
   version: '1',
   description: 'Test-split accuracy, top-k, per-class precision/recall/F1, confusion matrix (JSON/SVG/PNG), misclassified gallery, metrics.json',
+  runtimeFacts: (p) => ({ ...tfjsRuntimeFacts(p), ...imageRuntimeFacts() }),
   inputs: ['train', 'partition'],
   optionalInputs: ['features', 'resize'],
   run,

@@ -27,6 +27,7 @@ import { compileInference } from './ml/fuse.js';
 import { poolingLayer } from './ml/head.js';
 import { loadSpecBackbone, readSpec, type ModelSpec } from './ml/model-io.js';
 import { backendResult, stageBackend, type ComputeParams } from './ml/runtime.js';
+import { tfjsRuntimeFacts } from './lib/runtime-facts.js';
 
 /** `features` params (see schemas/stages/features.json). */
 export interface FeaturesParams extends ComputeParams {
@@ -146,6 +147,7 @@ export const featuresStage: BuiltinStage<FeaturesParams> = {
   name: 'features',
   version: '1',
   description: 'Bottleneck cache: runs the frozen backbone once per image / augmented variant (cached per item) and writes per-split feature matrices',
+  runtimeFacts: (p) => tfjsRuntimeFacts(p),
   inputs: ['build-model', 'resize', 'partition'],
   optionalInputs: ['augment'],
   run,

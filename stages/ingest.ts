@@ -30,6 +30,7 @@ import { DataInputError } from './lib/data-error.js';
 import { DEFAULT_MAX_PIXELS, PROBE_FAILURE_REASONS, probeImage, type ProbeFailure, type ProbeInfo } from './lib/probe.js';
 import { compareCodeUnits, listClassFolders, parseSourceManifest, type Candidate } from './lib/source-list.js';
 import { SPLITS, type Split } from './lib/splits.js';
+import { imageRuntimeFacts } from './lib/runtime-facts.js';
 import {
   CLASSES_FILE,
   CONFLICTS_FILE,
@@ -110,6 +111,7 @@ export const ingestStage: BuiltinStage<IngestParams> = {
   name: 'ingest',
   version: '1',
   description: 'Finds, hashes and validates images (class folders or a CSV/JSONL manifest); writes manifest.jsonl, classes.json and rejects.jsonl',
+  runtimeFacts: () => imageRuntimeFacts(),
   inputs: [],
   fileDeps(params) {
     if (params.source !== undefined) return [params.source];

@@ -14,6 +14,7 @@ import { DataInputError } from './lib/data-error.js';
 import { loadClassifier } from './ml/model-io.js';
 import { expandImagePaths, predictFiles, predictionsCsv, predictResizeOptions } from './ml/predict-core.js';
 import { backendResult, stageBackend, type ComputeParams } from './ml/runtime.js';
+import { imageRuntimeFacts, tfjsRuntimeFacts } from './lib/runtime-facts.js';
 
 /** `predict` params (see schemas/stages/predict.json). */
 export interface PredictParams extends ComputeParams {
@@ -63,6 +64,7 @@ export const predictStage: BuiltinStage<PredictParams> = {
   name: 'predict',
   version: '2',
   description: 'Top-k classes with probabilities for image files, using a trained model (predictions.json or .csv); bad images get their own error',
+  runtimeFacts: (p) => ({ ...tfjsRuntimeFacts(p), ...imageRuntimeFacts() }),
   inputs: ['train'],
   fileDeps(params) {
     return [...params.images];

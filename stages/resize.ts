@@ -31,6 +31,7 @@ import { DEFAULT_MAX_PIXELS, type ProbeFailure } from './lib/probe.js';
 import { resizeImage, type Fit, type Kernel, type ResizeOptions } from './lib/image-io.js';
 import { PutQueue } from './lib/put-queue.js';
 import { err, ok, type Result } from '../src/result.js';
+import { imageRuntimeFacts } from './lib/runtime-facts.js';
 
 export { resizeImage, type ResizeOptions } from './lib/image-io.js';
 
@@ -122,6 +123,7 @@ export const resizeStage: BuiltinStage<ResizeParams> = {
   name: 'resize',
   version: '2',
   description: 'Decodes and resizes every image once (EXIF orientation, sRGB, alpha flattening) into per-image uint8 HWC packs with a shard index; cached per image',
+  runtimeFacts: () => imageRuntimeFacts(),
   inputs: ['ingest'],
   run: (ctx) => runResize(ctx),
 };

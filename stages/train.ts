@@ -42,6 +42,7 @@ import { makeOptimizer, type LrSchedule, type OptimizerName } from './ml/optimiz
 import { backendResult, stageBackend, type ComputeParams } from './ml/runtime.js';
 import { runPhase, TrainingCancelled, type EarlyStopping, type LoopOptions, type Phase } from './ml/trainer.js';
 import { tensorBoardLogger, TENSORBOARD_DIR, tfjsNodeSummaryWriters, type EpochLogger } from './ml/tensorboard.js';
+import { tfjsRuntimeFacts } from './lib/runtime-facts.js';
 
 /** `train` params (see schemas/stages/train.json). */
 export interface TrainParams extends ComputeParams {
@@ -412,6 +413,7 @@ export const trainStage: BuiltinStage<TrainParams> = {
   name: 'train',
   version: '2',
   description: 'Trains the head on cached features (or the whole model on pixels), with checkpoints every epoch, early stopping and resume',
+  runtimeFacts: (p) => tfjsRuntimeFacts(p),
   inputs: ['build-model'],
   optionalInputs: ['features', 'resize', 'partition', 'augment'],
   resources(params) {

@@ -87,5 +87,16 @@ export interface BuiltinStage<P = unknown> {
   fileDeps?(params: P): string[];
   /** Resources the stage needs, e.g. `{gpu: 1}` when it will use a GPU. */
   resources?(params: P): Record<string, number>;
+  /**
+   * Optional (added with issue 2's runtime facts): cheap facts about the
+   * installed runtime that can change this stage's outputs given its params,
+   * e.g. `{sharp: '0.34.5', libvips: '8.17.3'}` or `{tfjs: '4.22.0',
+   * tfjsBackend: 'wasm'}`. They go into the stage's fingerprint `runtime`
+   * (beside platform/arch), so a change makes the stage stale and
+   * `pipeline explain` names it. Called on every plan, also for no-op runs:
+   * must not load heavy modules (read package.json files; see
+   * `stages/lib/runtime-facts.ts`). Keys must not be `platform` or `arch`.
+   */
+  runtimeFacts?(params: P): Readonly<Record<string, string>>;
   run(ctx: StageContext<P>): Promise<StageResult>;
 }
