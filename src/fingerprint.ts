@@ -50,7 +50,13 @@ export interface StageFingerprint {
   readonly upstream: Readonly<Record<string, string>>;
   /** Declared environment variables and their values. */
   readonly env: Readonly<Record<string, string>>;
-  /** Platform facts that can change outputs and are cheap to know (tfjs backend, sharp version, ...). */
+  /**
+   * Platform facts that can change outputs and are cheap to know: `platform`
+   * and `arch` for every stage; built-in stages add what they declare in
+   * `BuiltinStage.runtimeFacts` (image stages `sharp` and `libvips` versions,
+   * model stages `tfjs` and the `tfjsBackend` family their params resolve to;
+   * see stages/lib/runtime-facts.ts). Command stages get platform/arch only.
+   */
   readonly runtime: Readonly<{ platform: string; arch: string; [k: string]: string }>;
 }
 

@@ -45,6 +45,27 @@ export interface PlanDeps {
   readonly last: LastRunLookup;
   /** Version of a built-in stage (from the registry); loaded only when the graph has built-ins. */
   readonly builtinVersion: (name: string) => Promise<string>;
+  /**
+   * Runtime facts of a built-in stage given its resolved `with:` params
+   * (`BuiltinStage.runtimeFacts`), added to its fingerprint's `runtime`.
+   * Optional (added with issue 2's runtime facts): absent means "ask the
+   * stage registry" (`registryRuntimeFacts`); tools and tests may pass their own.
+   */
+  readonly builtinRuntime?: (name: string, params: JsonValue) => Promise<Readonly<Record<string, string>>>;
+}
+
+let registry: Promise<ReadonlyMap<string, { runtimeFacts?(params: unknown): Readonly<Record<string, string>> }>> | undefined;
+
+/**
+ * The runtime facts the registry's built-in `name` declares for `params`
+ * (`{}` for a stage that declares none). Loads the registry on first use (the
+ * runner loads it anyway for stage versions); the facts themselves are cheap.
+ */
+export async function registryRuntimeFacts(name: string, params: JsonValue): Promise<Readonly<Record<string, string>>> {
+  registry ??= import('../stages/registry.js').then((m) => m.builtinStages);
+  const s = (await registry).get(name);
+  if (!s) throw new Error(`built-in stage "${name}" is not in the registry`);
+  return s.runtimeFacts?.(params) ?? {};
 }
 
 /** The decision for one stage. */
@@ -162,7 +183,7 @@ export async function fingerprintStage(node: StageNode, deps: PlanDeps, upstream
     inputs,
     upstream,
     env: { ...node.env },
-    runtime: baseRuntime(),
+    runtime: node.kind === 'builtin' ? { ...(await (deps.builtinRuntime ?? registryRuntimeFacts)(node.uses, node.with)), ...baseRuntime() } : baseRuntime(),
   };
 }
 
@@ -234,7 +255,8 @@ export function describeChange(c: FingerprintChange): string {
     case 'env':
       return `env ${c.name} changed: ${v(c.old)} → ${v(c.new)}`;
     case 'runtime':
-      return `runtime ${c.field} changed: ${v(c.old)} → ${v(c.new)}`;
+      // Versions and names read best bare: `runtime sharp changed: 0.34.1 → 0.34.2`.
+      return `runtime ${c.field} changed: ${c.old ?? '(unset)'} → ${c.new ?? '(unset)'}`;
     default:
       return unreachable(c);
   }
