@@ -7,7 +7,9 @@
  *
  * gc: deletes records and objects not referenced by any workspace state in
  * the cache, nor by the last N experiments (default 10), nor by backups;
- * objects younger than `--grace` seconds (default 1 h) stay.
+ * objects younger than `--grace` seconds (default 1 h) stay. Then prunes the
+ * per-item caches (`cache/items/`, see cache/item-gc.ts): entries no cache
+ * object shares and nothing used for `--items-max-age` days (default 30).
  *
  * The cache dir: `--cache`, else PIPELINE_CACHE, else the pipeline file's
  * `cache:` (when `[file]` or ./pipeline.yaml exists), else ./cache.
@@ -21,12 +23,14 @@ import { parseArgs } from './args.js';
 import { loadOrReport, pipelineFileFrom, usageError } from './common.js';
 
 const HELP = `usage: pipeline cache verify [file | -f FILE] [--cache DIR] [--json]
-       pipeline cache gc [file | -f FILE] [--keep-last N] [--grace SECONDS] [--cache DIR] [--json]
+       pipeline cache gc [file | -f FILE] [--keep-last N] [--grace SECONDS] [--items-max-age DAYS] [--cache DIR] [--json]
 
 verify  re-hash every cached object; quarantine corrupt ones (exit 1 if any problem)
 gc      delete what no workspace and none of the last N experiments (default 10) reference;
         objects written in the last --grace seconds (default 3600) are kept even so, since a
-        run in progress may be about to reference them: --grace 0 when nothing is running
+        run in progress may be about to reference them: --grace 0 when nothing is running;
+        per-image cache entries (cache/items/) go when no cached output shares them and
+        nothing wrote, read or linked them for --items-max-age days (default 30)
 `;
 
 /** Default `--grace`: unreferenced objects younger than this are kept (a concurrent run may be about to reference them). */
@@ -36,6 +40,7 @@ const flagSpec = {
   cache: { type: 'string' },
   'keep-last': { type: 'number', min: 0 },
   grace: { type: 'number', min: 0 },
+  'items-max-age': { type: 'number', min: 0 },
   file: { type: 'string', short: 'f' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -91,14 +96,24 @@ export const main: CommandMain = async (argv, io) => {
     }
     return bad === 0 ? ExitCode.ok : ExitCode.stageFailed;
   }
-  const { gcKeepKeys } = await import('../run/gc.js');
+  const [{ gcKeepKeys }, { gcItems, DEFAULT_ITEMS_MAX_AGE_DAYS }] = await Promise.all([import('../run/gc.js'), import('../cache/item-gc.js')]);
   const keepLast = typeof p.value.flags['keep-last'] === 'number' ? p.value.flags['keep-last'] : 10;
   const keep = await gcKeepKeys(where.dir, { keepLast });
   const graceS = typeof p.value.flags.grace === 'number' ? p.value.flags.grace : DEFAULT_GRACE_S;
   const r = await store.gc(keep, { graceMs: graceS * 1000 });
-  if (json) io.stdout.write(`${JSON.stringify({ cache: where.dir, kept: keep.size, graceSeconds: graceS, ...r })}\n`);
+  // After the objects: an entry whose last sharing object just went is unshared now (its age restarts; module doc).
+  const itemsDays = typeof p.value.flags['items-max-age'] === 'number' ? p.value.flags['items-max-age'] : DEFAULT_ITEMS_MAX_AGE_DAYS;
+  const items = await gcItems(where.dir, { maxAgeMs: itemsDays * 86_400_000, graceMs: graceS * 1000 });
+  if (json) io.stdout.write(`${JSON.stringify({ cache: where.dir, kept: keep.size, graceSeconds: graceS, ...r, items: { maxAgeDays: itemsDays, ...items } })}\n`);
   else {
     const lines = [`removed ${r.removedRecords} record${r.removedRecords === 1 ? '' : 's'} and ${r.removedObjects} object${r.removedObjects === 1 ? '' : 's'} (${(r.freedBytes / 2 ** 20).toFixed(1)} MiB); kept ${keep.size} key${keep.size === 1 ? '' : 's'}`];
+    const gone = items.removedEntries + items.removedTemp;
+    const kept = items.keptShared + items.keptRecent;
+    // Only a cache that has item caches (built-in stages ran) gets the line.
+    if (items.entries + items.removedTemp > 0) {
+      const unused = `unused for ${itemsDays} day${itemsDays === 1 ? '' : 's'}`;
+      lines.push(`removed ${gone} item-cache entr${gone === 1 ? 'y' : 'ies'} (${(items.freedBytes / 2 ** 20).toFixed(1)} MiB) ${unused}; kept ${kept} (${items.keptShared} shared with cached outputs, ${items.keptRecent} used recently)`);
+    }
     // Records went but their objects may have stayed for the grace period: say so, or the freed space looks wrong.
     if (r.removedRecords > 0 && graceS > 0) lines.push(`objects written in the last ${graceS >= 3600 && graceS % 3600 === 0 ? `${graceS / 3600} h` : `${graceS} s`} are kept until a later gc (a run may be using them); --grace 0 removes them now`);
     io.stdout.write(`${lines.join('\n')}\n`);
