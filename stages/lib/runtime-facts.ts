@@ -11,6 +11,8 @@
  * prediction from what is installed (`tensorflow-gpu` when tfjs-node-gpu
  * resolves, `tensorflow` for tfjs-node, else `wasm`, else `cpu`), not proof
  * that it initialises; whether a GPU is actually visible is not known here.
+ * The reads are memoised for the life of the process: a long `watch` session
+ * notices a package upgraded under it only when restarted.
  *
  * Does not decide freshness and does not pick or initialise a backend
  * (`ml/backend.ts` does that when the stage runs).
