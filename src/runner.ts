@@ -170,6 +170,20 @@ function builtinVersionLoader(): (name: string) => Promise<string> {
   };
 }
 
+/** The `stage-end` event for a stage's summary (plain runs and sweeps alike). */
+export function stageEndEvent(s: StageSummary): RunEventInit {
+  return {
+    type: 'stage-end',
+    stage: s.stage,
+    status: s.status,
+    durationMs: s.durationMs,
+    ...(s.key ? { key: s.key } : {}),
+    ...(s.error ? { error: s.error } : {}),
+    ...(Object.keys(s.metrics).length > 0 ? { metrics: s.metrics } : {}),
+    ...(s.summary ? { summary: s.summary } : {}),
+  };
+}
+
 /** Runs the pipeline; see module doc. Never throws for stage failures (they are in the summary). */
 export async function runPipeline(graph: PipelineGraph, opts: RunOptions): Promise<RunSummary> {
   const t0 = performance.now();
@@ -229,16 +243,7 @@ export async function runPipeline(graph: PipelineGraph, opts: RunOptions): Promi
   };
   const end = (s: StageSummary): void => {
     summaries.set(s.stage, s);
-    emit({
-      type: 'stage-end',
-      stage: s.stage,
-      status: s.status,
-      durationMs: s.durationMs,
-      ...(s.key ? { key: s.key } : {}),
-      ...(s.error ? { error: s.error } : {}),
-      ...(Object.keys(s.metrics).length > 0 ? { metrics: s.metrics } : {}),
-      ...(s.summary ? { summary: s.summary } : {}),
-    });
+    emit(stageEndEvent(s));
   };
 
   const stageEnv: StageTaskEnv = {

@@ -34,7 +34,7 @@ import crypto from 'node:crypto';
 import type { JsonValue, PipelineGraph, StageId, StageNode } from '../pipeline.js';
 import { eventEmitter, type EventSink, type RunEventInit, type StageStatus, type SweepVariant } from '../events.js';
 import { schedule, type SchedulerNode } from '../scheduler.js';
-import { keyClaims, openEngine, restoreRecord, runStageTask, type EngineHandles, type RunSummary, type StageSummary, type StageTaskEnv } from '../runner.js';
+import { keyClaims, openEngine, restoreRecord, runStageTask, stageEndEvent, type EngineHandles, type RunSummary, type StageSummary, type StageTaskEnv } from '../runner.js';
 import type { StageState } from '../cache/workspace-state.js';
 import { outputPaths } from '../plan.js';
 import { ChildRegistry } from '../run/children.js';
@@ -244,17 +244,6 @@ export async function runSweepPipeline(inputs: readonly SweepVariantInput[], opt
   const remaining = orders.map((o) => o.length);
   const outcomes: (VariantOutcome | undefined)[] = inputs.map(() => undefined);
   const finals: Promise<void>[] = [];
-
-  const stageEndEvent = (s: StageSummary): RunEventInit => ({
-    type: 'stage-end',
-    stage: s.stage,
-    status: s.status,
-    durationMs: s.durationMs,
-    ...(s.key ? { key: s.key } : {}),
-    ...(s.error ? { error: s.error } : {}),
-    ...(Object.keys(s.metrics).length > 0 ? { metrics: s.metrics } : {}),
-    ...(s.summary ? { summary: s.summary } : {}),
-  });
 
   const okStatus = (st: StageStatus): boolean => st === 'ran' || st === 'restored' || st === 'fresh';
 
