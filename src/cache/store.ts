@@ -215,9 +215,30 @@ export class CacheStore {
    */
   async ingestDir(dir: string): Promise<OutputManifest> {
     const rels = listFiles(dir, '');
-    const files = await mapLimit(rels, IO_CONCURRENCY, (rel) => this.adopt(path.join(dir, rel), rel, 'move'));
+    // Linked entries the memo already knows cost two stats: do those synchronously (no promise per
+    // file; a 10k-image re-run is mostly these), everything else through `adopt` concurrently.
+    const files = new Array<ManifestFile>(rels.length);
+    const rest: number[] = [];
+    for (let i = 0; i < rels.length; i++) {
+      const known = this.knownShared(path.join(dir, rels[i]!), rels[i]!);
+      if (known !== undefined) files[i] = known;
+      else rest.push(i);
+    }
+    await mapLimit(rest, IO_CONCURRENCY, async (i) => {
+      files[i] = await this.adopt(path.join(dir, rels[i]!), rels[i]!, 'move');
+    });
     await this.saveInodeMemo();
     return makeManifest(files);
+  }
+
+  /** A read-only staging file sharing an inode that is already the object the memo names (`adoptShared`'s fast case). */
+  private knownShared(src: string, rel: string): ManifestFile | undefined {
+    const st = fs.lstatSync(src);
+    if (!st.isFile() || st.nlink <= 1 || (st.mode & 0o222) !== 0) return undefined;
+    const known = this.inodeMemo().lookup(`${st.dev}:${st.ino}`, st.size, st.mtimeMs, 0, st.ino);
+    if (known === undefined || !this.isObjectInode(known, st)) return undefined;
+    this.sharedStats.known++;
+    return { path: rel, sha256: known, size: st.size, mode: st.mode & 0o777 };
   }
 
   /** Path of the shared-inode memo (module doc). */
