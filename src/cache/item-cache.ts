@@ -11,8 +11,9 @@
  * link to an entry (from `link`, or a cache object sharing its inode, see
  * store.ts) always keeps the bytes it had when linked.
  *
- * Does not evict; `cache gc` does not either (item caches are rebuilt on
- * demand). `CacheStore.verify` checks entries' trailers.
+ * Does not evict: `cache gc` prunes entries no cached output shares and
+ * nothing used for a while (item-gc.ts). `CacheStore.verify` checks entries'
+ * trailers.
  */
 import fs from 'node:fs/promises';
 import fss from 'node:fs';
