@@ -103,9 +103,9 @@ function sha256Hex(data: Uint8Array): string {
   return oneShot === undefined ? createHash('sha256').update(data).digest('hex') : oneShot('sha256', data, 'hex');
 }
 
-/** The canonical JSON of a per-image cache key: everything that determines the pixels. */
-function keyJson(sha256: string, p: ResizeParams, version: string): string {
-  return JSON.stringify({
+/** The per-image cache key: everything that determines the pixels. */
+export function resizeCacheKey(sha256: string, p: ResizeParams, version: string): string {
+  const canonical = JSON.stringify({
     stage: 'resize',
     version,
     vips: loadSharp().versions.vips,
@@ -116,25 +116,7 @@ function keyJson(sha256: string, p: ResizeParams, version: string): string {
     channels: p.channels,
     background: p.background.toLowerCase(),
   });
-}
-
-/** The per-image cache key: everything that determines the pixels. */
-export function resizeCacheKey(sha256: string, p: ResizeParams, version: string): string {
-  return createHash('sha256').update(keyJson(sha256, p, version)).digest('hex');
-}
-
-/**
- * `resizeCacheKey` for many images with the same params: the JSON around the
- * image hash is built once (a hex hash needs no escaping), so a 10k-image
- * re-run does not serialise the params 10k times. Same keys.
- */
-export function resizeKeyer(p: ResizeParams, version: string): (sha256: string) => string {
-  const [head, tail] = keyJson('\u0001', p, version).split('"\\u0001"') as [string, string];
-  return (sha256) => {
-    if (!/^[0-9a-f]+$/.test(sha256)) return resizeCacheKey(sha256, p, version);
-    const text = `${head}"${sha256}"${tail}`;
-    return oneShot === undefined ? createHash('sha256').update(text).digest('hex') : oneShot('sha256', Buffer.from(text), 'hex');
-  };
+  return sha256Hex(Buffer.from(canonical));
 }
 
 export const resizeStage: BuiltinStage<ResizeParams> = {
@@ -156,7 +138,6 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
   const entries = all.filter((e) => (seen.has(e.sha256) ? false : (seen.add(e.sha256), true)));
   const itemBytes = height * width * params.channels;
   const opts = resizeOptionsOf(params);
-  const keyOf = resizeKeyer(params, PIXELS_VERSION);
 
   const { default: pLimit } = await import('p-limit');
   // No fsync: the engine's store hashes and fsyncs the out dir when it keeps it.
@@ -190,7 +171,7 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
 
   const one = async (i: number): Promise<Result<string, ProbeFailure>> => {
     const e = entries[i]!;
-    const key = keyOf(e.sha256);
+    const key = resizeCacheKey(e.sha256, params, PIXELS_VERSION);
     const rel = packOf(key);
     const dest = path.join(ctx.outDir, rel);
     if (await placeCached(key, dest)) {
