@@ -18,11 +18,6 @@ export function useColor(io: CliIO, stream: CliIO['stdout'] | CliIO['stderr']): 
   return stream.isTTY === true && io.env.TERM !== 'dumb';
 }
 
-/** The pipeline file from the first positional argument, or `pipeline.yaml` in cwd. */
-export function pipelineFileArg(io: CliIO, positional: string | undefined): string {
-  return path.resolve(io.cwd, positional ?? 'pipeline.yaml');
-}
-
 /**
  * The pipeline file from the positional argument or `-f FILE` (the spelling
  * `exp`, `diff` and `report` need, accepted everywhere), else `pipeline.yaml`
@@ -33,7 +28,7 @@ export function pipelineFileFrom(io: CliIO, positional: string | undefined, flag
   if (positional !== undefined && f !== undefined && path.resolve(io.cwd, positional) !== path.resolve(io.cwd, f)) {
     return { ok: false, error: `two pipeline files given: ${positional} and -f ${f}` };
   }
-  return { ok: true, file: pipelineFileArg(io, positional ?? f) };
+  return { ok: true, file: path.resolve(io.cwd, positional ?? f ?? 'pipeline.yaml') };
 }
 
 /**
