@@ -121,8 +121,7 @@ export const main: CommandMain = async (argv, io) => {
     }
   };
   // Like `run`, a watch session owns the workspace: a concurrent run would interleave with it.
-  const { dirname } = await import('node:path');
-  const lock = await lockWorkspace(dirname(file));
+  const lock = await lockWorkspace(path.dirname(file));
   if (!lock.ok) {
     io.stderr.write(`pipeline watch: another run (pid ${lock.error.pid}) holds the workspace lock; stop it first\n`);
     return ExitCode.locked;
