@@ -14,11 +14,11 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import sharp from 'sharp';
 import { stageRig } from '../helpers/stage-context.js';
-import { dataStages, SAMPLE_DIR } from './fixtures.js';
+import { dataStages, sampleImage, TINY_CNN_MODEL } from './fixtures.js';
 import { ingestStage, INGEST_DEFAULTS } from '../../stages/ingest.js';
 import { resizeImage, resizeStage, RESIZE_DEFAULTS } from '../../stages/resize.js';
 import { ShardReader } from '../../stages/lib/shards.js';
-import { buildModelStage, BUILD_MODEL_DEFAULTS } from '../../stages/build-model.js';
+import { buildModelStage } from '../../stages/build-model.js';
 import { trainStage, TRAIN_DEFAULTS } from '../../stages/train.js';
 import { predictStage, PREDICT_DEFAULTS } from '../../stages/predict.js';
 import { main as predictMain } from '../../src/cli/predict.js';
@@ -33,7 +33,7 @@ const RESIZE = { fit: 'contain' as const, kernel: 'nearest' as const, background
 test('predict resizes new images with the training resize params recorded in the model (stage and CLI)', async () => {
   await using rig = await stageRig();
   const d = await dataStages(rig, { resize: RESIZE });
-  const bm = await rig.context('build-model', { ...BUILD_MODEL_DEFAULTS, backbone: 'simple_cnn' as const, cnn: { filters: [8], convs_per_block: 1, dropout: 0 }, head: [] }, { resize: d.resize });
+  const bm = await rig.context('build-model', TINY_CNN_MODEL, { resize: d.resize });
   await buildModelStage.run(bm);
   assert.deepEqual(bm.log.warnings, []);
   const tr = await rig.context('train', { ...TRAIN_DEFAULTS, epochs: 1, batch_size: 32 }, { 'build-model': bm.outDir, resize: d.resize, partition: d.partition });
@@ -44,7 +44,7 @@ test('predict resizes new images with the training resize params recorded in the
   assert.deepEqual((await readSpec(bm.outDir)).resize, RESIZE, 'build-model output records them too');
 
   // A 61x37 RGBA image with a transparent band: fit, kernel and background all change its pixels.
-  const bag = path.join(SAMPLE_DIR, 'Bag', (await fs.readdir(path.join(SAMPLE_DIR, 'Bag'))).sort()[0]!);
+  const bag = await sampleImage('Bag');
   const img = path.join(rig.dir, 'probe', 'Bag', 'odd.png');
   await fs.mkdir(path.dirname(img), { recursive: true });
   const rgb = await sharp(bag).resize(61, 37, { fit: 'fill' }).toColourspace('srgb').removeAlpha().raw().toBuffer();

@@ -13,8 +13,8 @@ import zlib from 'node:zlib';
 import { PassThrough } from 'node:stream';
 import sharp from 'sharp';
 import { stageRig } from '../helpers/stage-context.js';
-import { dataStages, SAMPLE_DIR } from './fixtures.js';
-import { buildModelStage, BUILD_MODEL_DEFAULTS } from '../../stages/build-model.js';
+import { dataStages, sampleImage, TINY_CNN_MODEL } from './fixtures.js';
+import { buildModelStage } from '../../stages/build-model.js';
 import { predictStage, PREDICT_DEFAULTS } from '../../stages/predict.js';
 import { main as predictMain } from '../../src/cli/predict.js';
 import { ExitCode } from '../../src/cli/io.js';
@@ -40,7 +40,7 @@ function hugeHeaderPng(width: number, height: number): Buffer {
 
 async function awkwardImages(dir: string): Promise<{ good: string[]; bad: string[] }> {
   await fs.mkdir(dir, { recursive: true });
-  const bag = path.join(SAMPLE_DIR, 'Bag', (await fs.readdir(path.join(SAMPLE_DIR, 'Bag'))).sort()[0]!);
+  const bag = await sampleImage('Bag');
   const src = await fs.readFile(bag);
   await fs.writeFile(path.join(dir, 'bag.png'), src);
   await fs.writeFile(path.join(dir, 'truncated.png'), src.subarray(0, Math.floor(src.length / 2)));
@@ -54,7 +54,7 @@ async function awkwardImages(dir: string): Promise<{ good: string[]; bad: string
 test('predict stage and CLI on awkward files: per-image errors, the rest predicted', async () => {
   await using rig = await stageRig();
   const d = await dataStages(rig);
-  const bm = await rig.context('build-model', { ...BUILD_MODEL_DEFAULTS, backbone: 'simple_cnn' as const, cnn: { filters: [8], convs_per_block: 1, dropout: 0 }, head: [] }, { resize: d.resize });
+  const bm = await rig.context('build-model', TINY_CNN_MODEL, { resize: d.resize });
   await buildModelStage.run(bm);
   const { good, bad } = await awkwardImages(path.join(rig.dir, 'new'));
   const cs = await sharp(path.join(rig.dir, 'new', 'cmyk.jpg')).metadata();

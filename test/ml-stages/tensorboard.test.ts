@@ -16,7 +16,8 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { stageRig } from '../helpers/stage-context.js';
 import { fmnistShards } from './fmnist-shards.js';
-import { buildModelStage, BUILD_MODEL_DEFAULTS } from '../../stages/build-model.js';
+import { TINY_CNN_MODEL } from './fixtures.js';
+import { buildModelStage } from '../../stages/build-model.js';
 import { trainStage, TRAIN_DEFAULTS } from '../../stages/train.js';
 import { crc32c, EventFileWriter, tfjsNodeSummaryWriters } from '../../stages/ml/tensorboard.js';
 import type { EpochRecord } from '../../stages/ml/checkpoint.js';
@@ -55,7 +56,7 @@ test('EventFileWriter: file_version first, then scalars at their steps; a flippe
 /** Trains 3 epochs on real Fashion-MNIST pixels and returns the out dir and its history. */
 async function trained(rig: Awaited<ReturnType<typeof stageRig>>): Promise<{ out: string; history: EpochRecord[] }> {
   const d = await fmnistShards(rig.dir, { train: 128, validation: 32, test: 0 });
-  const bm = await rig.context('build-model', { ...BUILD_MODEL_DEFAULTS, backbone: 'simple_cnn' as const, cnn: { filters: [8], convs_per_block: 1, dropout: 0 }, head: [] }, { resize: d.resize });
+  const bm = await rig.context('build-model', TINY_CNN_MODEL, { resize: d.resize });
   await buildModelStage.run(bm);
   const tr = await rig.context(
     'train',
