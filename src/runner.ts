@@ -191,8 +191,7 @@ export async function runPipeline(graph: PipelineGraph, opts: RunOptions): Promi
   const emit = eventEmitter([opts.onEvent]);
   const signal = opts.signal ?? new AbortController().signal;
   const jobs = Math.max(1, opts.jobs ?? os.availableParallelism());
-  const all = [...graph.stages.keys()];
-  const order = opts.only && opts.only.length > 0 ? closure(graph, opts.only) : all;
+  const order = closure(graph, opts.only);
   const forced = new Set(opts.force ?? []);
   const eng = opts.engine ? { ...opts.engine, deps: { ...opts.engine.deps, graph } } : await openEngine(graph, opts.cacheDir);
   const summaries = new Map<StageId, StageSummary>();
@@ -468,8 +467,9 @@ async function executeDecided(id: StageId, node: StageNode, key: string, decisio
   }
 }
 
-/** Every stage in `only` plus its upstream, in graph order. */
-function closure(graph: PipelineGraph, only: readonly StageId[]): StageId[] {
+/** Every stage in `only` plus its upstream, in graph order; all stages when `only` is undefined or empty. */
+export function closure(graph: PipelineGraph, only: readonly StageId[] | undefined): StageId[] {
+  if (!only || only.length === 0) return [...graph.stages.keys()];
   const want = new Set<StageId>();
   const visit = (id: StageId): void => {
     if (want.has(id) || !graph.stages.has(id)) return;

@@ -34,7 +34,7 @@ import crypto from 'node:crypto';
 import type { JsonValue, PipelineGraph, StageId, StageNode } from '../pipeline.js';
 import { eventEmitter, type EventSink, type RunEventInit, type StageStatus, type SweepVariant } from '../events.js';
 import { schedule, type SchedulerNode } from '../scheduler.js';
-import { keyClaims, openEngine, restoreRecord, runStageTask, stageEndEvent, type EngineHandles, type RunSummary, type StageSummary, type StageTaskEnv } from '../runner.js';
+import { closure, keyClaims, openEngine, restoreRecord, runStageTask, stageEndEvent, type EngineHandles, type RunSummary, type StageSummary, type StageTaskEnv } from '../runner.js';
 import type { StageState } from '../cache/workspace-state.js';
 import { outputPaths } from '../plan.js';
 import { ChildRegistry } from '../run/children.js';
@@ -91,20 +91,6 @@ export interface SweepSummary {
   readonly shared: readonly StageId[];
   /** 0-based index of the variant whose outputs the workspace holds, if one was applied. */
   readonly applied?: number;
-}
-
-/** Stage ids of `graph` that `only` needs (all when empty), in graph order. */
-function closure(graph: PipelineGraph, only: readonly StageId[] | undefined): StageId[] {
-  const all = [...graph.stages.keys()];
-  if (!only || only.length === 0) return all;
-  const want = new Set<StageId>();
-  const visit = (id: StageId): void => {
-    if (want.has(id) || !graph.stages.has(id)) return;
-    want.add(id);
-    for (const u of graph.stages.get(id)!.needs) visit(u);
-  };
-  for (const id of only) visit(id);
-  return all.filter((id) => want.has(id));
 }
 
 /**
