@@ -16,9 +16,9 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { stageRig } from '../helpers/stage-context.js';
+import { stageRig, type StageRig } from '../helpers/stage-context.js';
 import { fmnistShards } from './fmnist-shards.js';
-import { buildModelStage, BUILD_MODEL_DEFAULTS } from '../../stages/build-model.js';
+import { buildModelStage, BUILD_MODEL_DEFAULTS, type BuildModelParams } from '../../stages/build-model.js';
 import { featuresStage, FEATURES_DEFAULTS } from '../../stages/features.js';
 import { resumeKey, trainStage, TRAIN_DEFAULTS, type TrainParams } from '../../stages/train.js';
 import { initBackend } from '../../stages/ml/backend.js';
@@ -37,36 +37,54 @@ async function pretrained(tf: Tf, dir: string): Promise<{ file: string; weights:
   assert.ok(r.ok);
   const file = path.join(dir, 'simple_cnn.h5');
   writeKerasLayout(r.value.model, file);
-  const weights = new Map<string, number[][]>();
-  for (const l of r.value.model.layers) if (l.weights.length > 0) weights.set(l.name, await Promise.all(l.weights.map(async (w) => Array.from(await w.read().data()))));
+  const weights = await weightsOf(r.value.model);
   r.value.model.dispose();
   return { file, weights };
 }
 
-/** Layer name → its weights' values (in layer.weights order). */
-async function layerWeights(tf: Tf, dir: string): Promise<Map<string, number[][]>> {
-  const m = await loadModel(tf, dir);
+/** Layer name → its weights' values (in layer.weights order), for the layers that have weights. */
+async function weightsOf(m: Awaited<ReturnType<typeof loadModel>>): Promise<Map<string, number[][]>> {
   const out = new Map<string, number[][]>();
   for (const l of m.layers) if (l.weights.length > 0) out.set(l.name, await Promise.all(l.weights.map(async (w) => Array.from(await w.read().data()))));
+  return out;
+}
+
+/** {@link weightsOf} the model saved in `dir`. */
+async function layerWeights(tf: Tf, dir: string): Promise<Map<string, number[][]>> {
+  const m = await loadModel(tf, dir);
+  const out = await weightsOf(m);
   m.dispose();
   return out;
+}
+
+/** The epochs of a train output's history.jsonl. */
+async function readHistory(dir: string): Promise<EpochRecord[]> {
+  return (await fs.readFile(path.join(dir, 'history.jsonl'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as EpochRecord);
+}
+
+/**
+ * Fashion-MNIST shards of `counts`, the pretrained simple_cnn, and a build-model output with it, a dense head of
+ * `units` and `fineTune`.
+ */
+async function fineTuneModel(rig: StageRig, counts: { train: number; validation: number }, units: number, fineTune: NonNullable<BuildModelParams['fine_tune']>) {
+  const be = await initBackend({ device: 'auto' });
+  assert.ok(be.ok);
+  const tf = be.value.tf as unknown as Tf;
+  const d = await fmnistShards(rig.dir, { ...counts, test: 0 });
+  const pre = await pretrained(tf, rig.dir);
+  const bm = await rig.context('build-model', { ...BUILD_MODEL_DEFAULTS, backbone: 'simple_cnn' as const, weights: pre.file, head: [{ type: 'dense' as const, units }], fine_tune: fineTune }, { resize: d.resize });
+  await buildModelStage.run(bm);
+  return { tf, d, pre, bm };
 }
 
 // With features: the default `batchnorm: frozen`; on pixels: `batchnorm: train`.
 for (const withFeatures of [true, false]) {
 test(`fine_tune (${withFeatures ? 'head phase on cached features' : 'head phase on pixels, frozen backbone'}): then only layers from from_layer train, at the lower lr`, async () => {
   await using rig = await stageRig();
-  const be = await initBackend({ device: 'auto' });
-  assert.ok(be.ok);
-  const tf = be.value.tf as unknown as Tf;
-  const d = await fmnistShards(rig.dir, { train: 192, validation: 64, test: 0 });
-  const pre = await pretrained(tf, rig.dir);
-  const bm = await rig.context(
-    'build-model',
-    { ...BUILD_MODEL_DEFAULTS, backbone: 'simple_cnn' as const, weights: pre.file, head: [{ type: 'dense' as const, units: 32 }], fine_tune: { from_layer: FROM, lr: 0.0005, epochs: 2, ...(withFeatures ? {} : { batchnorm: 'train' as const }) } },
-    { resize: d.resize },
-  );
-  await buildModelStage.run(bm);
+  const { tf, d, pre, bm } = await fineTuneModel(rig, { train: 192, validation: 64 }, 32, { from_layer: FROM, lr: 0.0005, epochs: 2, ...(withFeatures ? {} : { batchnorm: 'train' as const }) });
   const spec = await readSpec(bm.outDir);
   assert.deepEqual(spec.fineTune, { fromLayer: FROM, lr: 0.0005, epochs: 2, batchnorm: withFeatures ? 'frozen' : 'train' });
   const inputs: Record<string, string> = { 'build-model': bm.outDir, resize: d.resize, partition: d.partition };
@@ -82,10 +100,7 @@ test(`fine_tune (${withFeatures ? 'head phase on cached features' : 'head phase 
 
   // Both phases logged, in order, with their learning rates and validation metrics.
   const phase0 = withFeatures ? 'head' : 'full';
-  const history = (await fs.readFile(path.join(tr.outDir, 'history.jsonl'), 'utf8'))
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as EpochRecord);
+  const history = await readHistory(tr.outDir);
   assert.deepEqual(
     history.map((h) => [h.phase, h.epoch, h.lr]),
     [
@@ -146,17 +161,7 @@ test('fine_tune: an unknown from_layer fails in build-model, naming the layers i
 
 test('fine_tune: killed (-9) during the fine-tune phase, the rerun resumes inside it and ends like an uninterrupted run', async () => {
   await using rig = await stageRig();
-  const be = await initBackend({ device: 'auto' });
-  assert.ok(be.ok);
-  const tf = be.value.tf as unknown as Tf;
-  const d = await fmnistShards(rig.dir, { train: 128, validation: 32, test: 0 });
-  const pre = await pretrained(tf, rig.dir);
-  const bm = await rig.context(
-    'build-model',
-    { ...BUILD_MODEL_DEFAULTS, backbone: 'simple_cnn' as const, weights: pre.file, head: [{ type: 'dense' as const, units: 16 }], fine_tune: { from_layer: FROM, lr: 0.0005, epochs: 3 } },
-    { resize: d.resize },
-  );
-  await buildModelStage.run(bm);
+  const { tf, d, pre, bm } = await fineTuneModel(rig, { train: 128, validation: 32 }, 16, { from_layer: FROM, lr: 0.0005, epochs: 3 });
   const params: TrainParams = { ...TRAIN_DEFAULTS, epochs: 1, batch_size: 32, lr: 0.01 };
   const inputs = { 'build-model': bm.outDir, resize: d.resize, partition: d.partition };
   const cacheDir = path.join(rig.dir, 'cache-resume');
@@ -190,11 +195,6 @@ test('fine_tune: killed (-9) during the fine-tune phase, the rerun resumes insid
   await trainStage.run({ ...tr, cacheDir });
   assert.ok(tr.log.infos.some((m) => m.startsWith('resuming from') && m.includes(`phase 2, epoch ${saved.state.nextEpoch + 1}`)), tr.log.infos.join('\n'));
   assert.equal(tr.log.infos.filter((m) => /^epoch \d\/\d:/.test(m)).length, 3 - saved.state.nextEpoch, 'only the remaining fine-tune epochs ran');
-  const readHistory = async (dir: string) =>
-    (await fs.readFile(path.join(dir, 'history.jsonl'), 'utf8'))
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as EpochRecord);
   const resumed = await readHistory(tr.outDir);
   assert.deepEqual(resumed.map((h) => [h.phase, h.epoch]), [['full', 1], ['fine_tune', 1], ['fine_tune', 2], ['fine_tune', 3]]);
 
