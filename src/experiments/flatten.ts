@@ -20,6 +20,11 @@ export function flattenParams(value: JsonValue, prefix = ''): Map<string, JsonVa
   return out;
 }
 
+/** The `paths` (in order) whose values are not the same in every one of `flats`; a missing path counts as null. */
+export function differingPaths(paths: readonly string[], flats: readonly ReadonlyMap<string, JsonValue>[]): string[] {
+  return paths.filter((p) => new Set(flats.map((f) => JSON.stringify(f.get(p) ?? null))).size > 1);
+}
+
 /** Compact, stable text for a leaf value in tables and diffs. */
 export function formatValue(v: JsonValue | undefined): string {
   if (v === undefined) return '—';

@@ -7,7 +7,7 @@
 import type { JsonValue } from '../pipeline.js';
 import { err, ok, unreachable, type Result } from '../result.js';
 import type { ExperimentRecord } from './record.js';
-import { flattenParams, formatMetric, formatValue } from './flatten.js';
+import { differingPaths, flattenParams, formatMetric, formatValue } from './flatten.js';
 
 /** A filter `path op value`; path is a param path or a metric name (`params.X` for param X when a metric is also named X). */
 export interface ExperimentFilter {
@@ -156,7 +156,7 @@ export function buildTable(records: readonly ExperimentRecord[], opts: ListOptio
   for (const r of rows) for (const m of Object.keys(r.metrics)) metricSet.add(m);
   // Column name → param path (prefixed when a metric has the same name).
   const paramPaths = new Map(
-    allPaths.filter((p) => new Set(rows.map((r) => JSON.stringify(flat.get(r)!.get(p) ?? null))).size > 1).map((p) => [metricSet.has(p) ? `${PARAM_PREFIX}${p}` : p, p] as const),
+    differingPaths(allPaths, rows.map((r) => flat.get(r)!)).map((p) => [metricSet.has(p) ? `${PARAM_PREFIX}${p}` : p, p] as const),
   );
   const paramColumns = [...paramPaths.keys()];
   const metricColumns = pickMetrics(rows, [...metricSet], opts.allMetrics === true);

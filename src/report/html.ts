@@ -6,7 +6,7 @@
  * CLI's job (`src/cli/report.ts`).
  */
 import type { JsonObject } from '../pipeline.js';
-import { flattenParams, formatMetric, formatValue } from '../experiments/flatten.js';
+import { differingPaths, flattenParams, formatMetric, formatValue } from '../experiments/flatten.js';
 import { confusionChart, esc, lineChart, type Series } from './svg.js';
 
 /** One epoch of training history (fields as written by the train stage). */
@@ -75,7 +75,7 @@ function byStageThenName(a: string, b: string): number {
 export function renderReport(exps: readonly ReportExperiment[], charts: ReportCharts, opts: { title: string; generatedAt: string }): string {
   const flat = exps.map((e) => flattenParams(e.params));
   const paths = [...new Set(flat.flatMap((f) => [...f.keys()]))];
-  const differing = paths.filter((p) => new Set(flat.map((f) => JSON.stringify(f.get(p) ?? null))).size > 1);
+  const differing = differingPaths(paths, flat);
   const shown = exps.length > 1 && differing.length > 0 ? differing : paths;
   const paramsTable = table(['param', ...exps.map(label)], shown.map((p) => [p, ...flat.map((f) => formatValue(f.get(p)))]));
   // One row per metric, one column per experiment (a pipeline reports dozens of metrics: as columns the
