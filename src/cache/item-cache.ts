@@ -38,6 +38,42 @@ export interface ItemCacheOptions {
   readonly fsync?: boolean;
 }
 
+/** A valid item key, which is also an entry's file name (temp files of writers are `<key>.<pid>.<rnd>.tmp`). */
+export const ITEM_KEY = /^[0-9a-zA-Z_-]{8,128}$/;
+
+/** A file in a shard directory of an item cache: `<cacheRoot>/items/<ns>/<shard>/<name>`. */
+export interface ItemFile {
+  readonly ns: string;
+  readonly shard: string;
+  readonly name: string;
+  /** Absolute path. */
+  readonly file: string;
+}
+
+/**
+ * Every name in every shard directory of every item cache under
+ * `<cacheRoot>/items/` (entries and temp files alike, sorted; a directory that
+ * cannot be read counts as empty). Used by `CacheStore.verify` and `gcItems`.
+ */
+export async function* itemFiles(cacheRoot: string): AsyncGenerator<ItemFile> {
+  const itemsDir = path.join(cacheRoot, 'items');
+  for (const ns of await readdirOrEmpty(itemsDir)) {
+    for (const shard of await readdirOrEmpty(path.join(itemsDir, ns))) {
+      if (!/^[0-9a-zA-Z_-]{2}$/.test(shard)) continue;
+      const dir = path.join(itemsDir, ns, shard);
+      for (const name of await readdirOrEmpty(dir)) yield { ns, shard, name, file: path.join(dir, name) };
+    }
+  }
+}
+
+async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return (await fs.readdir(dir)).sort();
+  } catch {
+    return [];
+  }
+}
+
 /** Whether `raw` (an entry file's bytes) ends with the sha256 of what precedes it. */
 export function itemEntryIntact(raw: Uint8Array): boolean {
   if (raw.length < DIGEST_BYTES) return false;
@@ -56,7 +92,7 @@ export function directoryItemCache(root: string, options: ItemCacheOptions = {})
   /** Shard directories known to exist (entries are never removed by this module). */
   const madeDirs = new Set<string>();
   const fileOf = (key: string): string => {
-    if (!/^[0-9a-zA-Z_-]{8,128}$/.test(key)) throw new Error(`invalid item cache key: ${key}`);
+    if (!ITEM_KEY.test(key)) throw new Error(`invalid item cache key: ${key}`);
     return path.join(root, key.slice(0, 2), key);
   };
   return {

@@ -32,6 +32,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { acquireLock } from './lock.js';
+import { itemFiles, ITEM_KEY } from './item-cache.js';
 
 /** Default `--items-max-age`: entries nothing used for this many days (and unshared) are removed. */
 export const DEFAULT_ITEMS_MAX_AGE_DAYS = 30;
@@ -65,7 +66,6 @@ export interface ItemGcReport {
   readonly removedTemp: number;
 }
 
-const ENTRY = /^[0-9a-zA-Z_-]{8,128}$/;
 const TEMP = /^[0-9a-zA-Z_-]{8,128}\.\d+\.[0-9a-f]+\.tmp$/;
 
 /** Prunes `<cacheRoot>/items/` by the module doc's policy. */
@@ -82,34 +82,26 @@ export async function gcItems(cacheRoot: string, opts: ItemGcOptions): Promise<I
     let keptShared = 0;
     let keptRecent = 0;
     let removedTemp = 0;
-    const itemsDir = path.join(cacheRoot, 'items');
-    for (const ns of await readdirOrEmpty(itemsDir)) {
-      for (const shard of await readdirOrEmpty(path.join(itemsDir, ns))) {
-        if (!/^[0-9a-zA-Z_-]{2}$/.test(shard)) continue;
-        const dir = path.join(itemsDir, ns, shard);
-        for (const name of await readdirOrEmpty(dir)) {
-          const file = path.join(dir, name);
-          const entry = ENTRY.test(name);
-          if (!entry && !TEMP.test(name)) continue;
-          const st = fs.lstatSync(file, { throwIfNoEntry: false });
-          if (st === undefined || !st.isFile()) continue;
-          const used = Math.max(st.mtimeMs, st.atimeMs, st.ctimeMs);
-          if (!entry) {
-            if (used >= tmpAfter) continue;
-            if (await removed(file)) {
-              removedTemp++;
-              freedBytes += st.size;
-            }
-            continue;
-          }
-          entries++;
-          if (st.nlink > 1) keptShared++;
-          else if (used >= keepAfter) keptRecent++;
-          else if (await removed(file)) {
-            removedEntries++;
-            freedBytes += st.size;
-          }
+    for await (const { name, file } of itemFiles(cacheRoot)) {
+      const entry = ITEM_KEY.test(name);
+      if (!entry && !TEMP.test(name)) continue;
+      const st = fs.lstatSync(file, { throwIfNoEntry: false });
+      if (st === undefined || !st.isFile()) continue;
+      const used = Math.max(st.mtimeMs, st.atimeMs, st.ctimeMs);
+      if (!entry) {
+        if (used >= tmpAfter) continue;
+        if (await removed(file)) {
+          removedTemp++;
+          freedBytes += st.size;
         }
+        continue;
+      }
+      entries++;
+      if (st.nlink > 1) keptShared++;
+      else if (used >= keepAfter) keptRecent++;
+      else if (await removed(file)) {
+        removedEntries++;
+        freedBytes += st.size;
       }
     }
     return { entries, removedEntries, freedBytes, keptShared, keptRecent, removedTemp };
@@ -126,13 +118,5 @@ async function removed(file: string): Promise<boolean> {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw e;
-  }
-}
-
-async function readdirOrEmpty(dir: string): Promise<string[]> {
-  try {
-    return (await fsp.readdir(dir)).sort();
-  } catch {
-    return [];
   }
 }

@@ -51,7 +51,7 @@ import type { ItemCache } from '../../stages/types.js';
 import { computeKey, type FingerprintHash, type StageFingerprint } from '../fingerprint.js';
 import { type Result, ok, err } from '../result.js';
 import { fsyncDir, writeFileAtomic } from './atomic.js';
-import { directoryItemCache, itemEntryIntact } from './item-cache.js';
+import { directoryItemCache, itemEntryIntact, itemFiles, ITEM_KEY } from './item-cache.js';
 import { HashMemo } from '../hash/memo.js';
 import { currentProcess, isAlive } from './process-id.js';
 import { acquireLock } from './lock.js';
@@ -452,22 +452,14 @@ export class CacheStore {
    */
   private async verifyItems(): Promise<string[]> {
     const bad: string[] = [];
-    const itemsDir = path.join(this.root, 'items');
-    for (const ns of await readdirOrEmpty(itemsDir)) {
-      for (const shard of await readdirOrEmpty(path.join(itemsDir, ns))) {
-        if (!/^[0-9a-zA-Z_-]{2}$/.test(shard)) continue;
-        const dir = path.join(itemsDir, ns, shard);
-        for (const name of await readdirOrEmpty(dir)) {
-          if (!/^[0-9a-zA-Z_-]{8,128}$/.test(name)) continue; // temp files of live writers
-          const file = path.join(dir, name);
-          const st = fs.statSync(file, { throwIfNoEntry: false });
-          if (st === undefined || !st.isFile()) continue;
-          const raw = await fsp.readFile(file).catch(() => undefined);
-          if (raw !== undefined && itemEntryIntact(raw)) continue;
-          bad.push(`items/${ns}/${shard}/${name}`);
-          await this.quarantine(file, `item-${ns}-${name}`);
-        }
-      }
+    for await (const { ns, shard, name, file } of itemFiles(this.root)) {
+      if (!ITEM_KEY.test(name)) continue; // temp files of live writers
+      const st = fs.statSync(file, { throwIfNoEntry: false });
+      if (st === undefined || !st.isFile()) continue;
+      const raw = await fsp.readFile(file).catch(() => undefined);
+      if (raw !== undefined && itemEntryIntact(raw)) continue;
+      bad.push(`items/${ns}/${shard}/${name}`);
+      await this.quarantine(file, `item-${ns}-${name}`);
     }
     return bad;
   }
