@@ -81,7 +81,8 @@ export async function dispatch(argv: readonly string[], io: CliIO): Promise<numb
   const cmd = commands[name];
   if (!cmd) {
     const { didYouMean } = await import('../did-you-mean.js');
-    const hint = fromOtherTools[name] ?? (didYouMean(name, Object.keys(commands)) !== undefined ? `did you mean \`pipeline ${didYouMean(name, Object.keys(commands))}\`?` : undefined);
+    const close = didYouMean(name, Object.keys(commands));
+    const hint = fromOtherTools[name] ?? (close !== undefined ? `did you mean \`pipeline ${close}\`?` : undefined);
     io.stderr.write(`pipeline: unknown command "${name}"${hint !== undefined ? `; ${hint}` : ''}\n\n${usage()}`);
     return ExitCode.usage;
   }
