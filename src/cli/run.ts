@@ -18,6 +18,7 @@ import { loadOrReport, pipelineFileFrom, usageError, useColor } from './common.j
 import type { JsonValue, PipelineGraph, StageId } from '../pipeline.js';
 import type { RunOptions, RunSummary } from '../runner.js';
 import type { RunEvent } from '../events.js';
+import type { Lock } from '../cache/lock.js';
 
 const HELP = `usage: pipeline run [file | -f FILE] [options]
 
@@ -175,18 +176,14 @@ export async function runLoaded(
   // --force NAME forces exactly the named stages (their upstream runs only if needed).
   const forceIds = parsed.force.length === 0 ? [] : expandNames(graph, parsed.force);
 
-  const { runPipeline, resolveCacheDir, lockWorkspace } = await import('../runner.js');
+  const { runPipeline, resolveCacheDir } = await import('../runner.js');
   const cacheDir = resolveCacheDir(graph, parsed.cache, io.env, io.cwd);
 
   let release: (() => Promise<void>) | undefined;
   if (!parsed.dry) {
-    const lock = await lockWorkspace(graph.workspace, parsed.wait !== undefined ? { waitMs: parsed.wait * 1000 } : {});
-    if (!lock.ok) {
-      const b = lock.error;
-      io.stderr.write(`pipeline run: another run (pid ${b.pid} on ${b.hostname}, since ${b.since}) holds the workspace lock ${b.file}; wait for it to finish (or pass --wait SECONDS)\n`);
-      return ExitCode.locked;
-    }
-    release = () => lock.value.release();
+    const lock = await lockForRun(graph.workspace, parsed.wait, io);
+    if (!lock) return ExitCode.locked;
+    release = () => lock.release();
   }
   const reporter = await makeReporter(parsed, io);
   let summary: RunSummary;
@@ -222,6 +219,19 @@ export async function runLoaded(
   }
   if (summary.cancelled) return ExitCode.interrupted;
   return summary.ok ? ExitCode.ok : ExitCode.stageFailed;
+}
+
+/**
+ * Takes the workspace lock, waiting up to `wait` seconds if given; when another
+ * run holds it, says which (on stderr) and returns undefined (exit `locked`).
+ */
+export async function lockForRun(workspace: string, wait: number | undefined, io: CliIO): Promise<Lock | undefined> {
+  const { lockWorkspace } = await import('../runner.js');
+  const lock = await lockWorkspace(workspace, wait !== undefined ? { waitMs: wait * 1000 } : {});
+  if (lock.ok) return lock.value;
+  const b = lock.error;
+  io.stderr.write(`pipeline run: another run (pid ${b.pid} on ${b.hostname}, since ${b.since}) holds the workspace lock ${b.file}; wait for it to finish (or pass --wait SECONDS)\n`);
+  return undefined;
 }
 
 /** The reporter `--json` asks for: NDJSON events, or the human one. */

@@ -66,15 +66,11 @@ export async function runSweep(opts: RunCommandOptions, io: CliIO): Promise<numb
       if (!picked.ok) return usageError(io, 'run', picked.error.join('\n'));
     }
   }
-  const [{ resolveCacheDir, lockWorkspace }, { runSweepPipeline }] = await Promise.all([import('../runner.js'), import('../sweep/run-sweep.js')]);
+  const [{ resolveCacheDir }, { runSweepPipeline }] = await Promise.all([import('../runner.js'), import('../sweep/run-sweep.js')]);
   const first = graphs[0]!;
   const cacheDir = resolveCacheDir(first, opts.cache, io.env, io.cwd);
-  const lock = await lockWorkspace(first.workspace, opts.wait !== undefined ? { waitMs: opts.wait * 1000 } : {});
-  if (!lock.ok) {
-    const b = lock.error;
-    io.stderr.write(`pipeline run: another run (pid ${b.pid} on ${b.hostname}, since ${b.since}) holds the workspace lock ${b.file}; wait for it to finish (or pass --wait SECONDS)\n`);
-    return ExitCode.locked;
-  }
+  const lock = await run.lockForRun(first.workspace, opts.wait, io);
+  if (!lock) return ExitCode.locked;
   const reporter = await run.makeReporter(opts, io);
   try {
     const recorder = await run.optionalImport(() => import(`../experiments/${'recorder'}.js`) as Promise<RecorderModule>, '/experiments/recorder.js');
@@ -115,6 +111,6 @@ export async function runSweep(opts: RunCommandOptions, io: CliIO): Promise<numb
     return summary.ok ? ExitCode.ok : ExitCode.stageFailed;
   } finally {
     reporter.close();
-    await lock.value.release();
+    await lock.release();
   }
 }
