@@ -318,15 +318,11 @@ async function run(ctx: StageContext<TrainParams>): Promise<StageResult> {
     for (let i = startPhase; i < phases.length; i++) {
       const phase: Phase = { ...(await phases[i]!.make()), index: i };
       const ckptWeights = checkpointWeights(phase.model);
-      let state: LoopState = { phase: i, nextEpoch: 0, history, sinceBest: 0, stopped: false };
-      if (startState !== undefined && i === startPhase) {
+      // The resumed phase continues from its checkpoint; a new phase starts its own early-stopping record.
+      const state: LoopState = startState ?? { phase: i, nextEpoch: 0, history, sinceBest: 0, stopped: false };
+      if (startState !== undefined) {
         resumed!.restoreModel(tf, ckptWeights);
         await resumed!.restoreOptimizer(tf, phase.optimizer);
-        state = startState;
-        if (state.nextEpoch >= phase.epochs || state.stopped) state = { ...state };
-      } else if (i > startPhase || startState === undefined) {
-        state = { phase: i, nextEpoch: 0, history, sinceBest: 0, stopped: false };
-        // A new phase starts its own early-stopping record.
       }
       try {
         last = await runPhase(tf, phase, opts, state, {
