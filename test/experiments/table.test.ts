@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildTable, parseFilter, renderTable } from '../../src/experiments/table.js';
+import { buildTable, parseFilter, pickMetrics, renderTable } from '../../src/experiments/table.js';
 import { record, three } from './fixtures.js';
 
 test('exp list shows only params that differ, then metrics (golden text)', () => {
@@ -72,4 +72,16 @@ test('rows from several pipelines (one shared cache) get a pipeline column; an e
   assert.deepEqual(t.rows.map((r) => r.values['pipeline']), ['demo', 'other']);
   assert.ok(!t.columns.includes(''), 'no column named ""');
   assert.ok(!buildTable(three).columns.includes('pipeline'), 'one pipeline: no column');
+});
+
+test('metric columns: those that differ; none differ: the last stage (in run order) that reports any; --all-metrics: all', () => {
+  const stages = { ingest: { key: 'k1', status: 'ran', durationMs: 0, metrics: {} }, evaluate: { key: 'k2', status: 'ran', durationMs: 0, metrics: {} }, report: { key: 'k3', status: 'ran', durationMs: 0, metrics: {} } };
+  const same = { 'ingest.images': 400, 'evaluate.accuracy': 0.8, 'evaluate.loss': 0.4 };
+  const a = record('a1b2c3d', 1, {}, same, { stages });
+  const b = record('b2c3d4e', 2, {}, { ...same, 'ingest.images': 401 }, { stages });
+  const names = Object.keys(same);
+  assert.deepEqual(pickMetrics([a, b], names, false), ['ingest.images']);
+  assert.deepEqual(pickMetrics([a, a], names, false), ['evaluate.accuracy', 'evaluate.loss'], 'report (no metrics) skipped: evaluate');
+  assert.deepEqual(pickMetrics([a, b], names, true), ['evaluate.accuracy', 'evaluate.loss', 'ingest.images']);
+  assert.deepEqual(buildTable([a, b], { allMetrics: true }).metricColumns, ['evaluate.accuracy', 'evaluate.loss', 'ingest.images']);
 });
