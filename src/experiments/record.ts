@@ -91,8 +91,8 @@ export async function readExperiments(cacheDir: string): Promise<ExperimentRecor
   }
   const out: ExperimentRecord[] = [];
   const dir = experimentsDir(cacheDir);
-  // Synchronous reads: for ~1,000 small files this is several times cheaper than
-  // a promise and a thread-pool round trip per file.
+  // Synchronous reads: no promise and thread-pool round trip per file; for 1,000
+  // records this halved `exp list` (0.25 s -> 0.12 s CPU, measured in 24d62fa).
   for (const n of names) {
     try {
       const rec = JSON.parse(readFileSync(`${dir}/${n}`, 'utf8')) as ExperimentRecord;
