@@ -114,7 +114,7 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
   const reusable = kind === 'dir' && existing?.isDirectory() === true ? reusableFiles(absDest, relDest, opts) : new Map<string, Reusable>();
   const reuses = (f: { path: string; sha256: string; mode: number }): Reusable | undefined => {
     const r = reusable.get(f.path);
-    return r !== undefined && r.key === `${f.sha256}\0${f.mode}` ? r : undefined;
+    return r !== undefined && r.key === reuseKey(f) ? r : undefined;
   };
 
   for (const f of manifest.files) {
@@ -165,22 +165,15 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
           /* vanished or no links here: restore it */
         }
       }
-      const obj = store.objectPath(f.sha256);
-      if (verify && (await hashFile(obj)) !== f.sha256) {
-        corrupt ??= { sha256: f.sha256, path: f.path };
-        return;
-      }
-      counts[await place(obj, target, f.mode, modes)]++;
+      if (!(await placeVerified(store, f, target, modes, verify, counts))) corrupt ??= { sha256: f.sha256, path: f.path };
     });
   } catch (e) {
     await fsp.rm(tmp, { recursive: true, force: true });
     throw e;
   }
   if (corrupt !== undefined) {
-    const c: { sha256: string; path: string } = corrupt;
-    await store.quarantine(store.objectPath(c.sha256), c.sha256);
     await fsp.rm(tmp, { recursive: true, force: true });
-    return err({ reason: 'corrupt-object', sha256: c.sha256, path: c.path });
+    return corruptObject(store, corrupt);
   }
 
   // 3. Swap: old content aside, new content in, old content removed (it is ours or backed up).
@@ -203,7 +196,7 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
     const sig = statSignature(kind === 'file' ? absDest : path.join(absDest, f.path));
     if (sig !== undefined) files.push([f.path, sig.size, sig.mtimeNs, sig.ino]);
   }
-  const mode: LinkMode = (Object.keys(counts) as LinkMode[]).reduce((a, b) => (counts[b] > counts[a] ? b : a), 'copy');
+  const mode = mainMode(counts);
   const output: MaterialisedOutput = { dest: relDest, kind, hash: manifest.hash, files };
   return ok({ mode, counts, ...(reused > 0 ? { reused } : {}), output, ...(backup === undefined ? {} : { backup }) });
 }
@@ -231,7 +224,7 @@ async function updateInPlace(store: CacheStore, manifest: OutputManifest, absDes
   const todo: { f: OutputManifest['files'][number]; i: number }[] = [];
   for (const f of manifest.files) {
     const r = reusable.get(f.path);
-    if (r !== undefined && r.key === `${f.sha256}\0${f.mode}`) keep.set(f.path, r.sig);
+    if (r !== undefined && r.key === reuseKey(f)) keep.set(f.path, r.sig);
     else todo.push({ f, i: todo.length });
   }
   const wanted = new Set(manifest.files.map((f) => f.path));
@@ -244,18 +237,9 @@ async function updateInPlace(store: CacheStore, manifest: OutputManifest, absDes
       await fsp.mkdir(tmp);
       await mapLimit(todo, 16, async ({ f, i }) => {
         if (corrupt !== undefined) return;
-        const obj = store.objectPath(f.sha256);
-        if (verify && (await hashFile(obj)) !== f.sha256) {
-          corrupt ??= { sha256: f.sha256, path: f.path };
-          return;
-        }
-        counts[await place(obj, path.join(tmp, String(i)), f.mode, modes)]++;
+        if (!(await placeVerified(store, f, path.join(tmp, String(i)), modes, verify, counts))) corrupt ??= { sha256: f.sha256, path: f.path };
       });
-      if (corrupt !== undefined) {
-        const c: { sha256: string; path: string } = corrupt;
-        await store.quarantine(store.objectPath(c.sha256), c.sha256);
-        return err({ reason: 'corrupt-object', sha256: c.sha256, path: c.path });
-      }
+      if (corrupt !== undefined) return await corruptObject(store, corrupt);
     }
     // 2. Remove files no longer in the output (ours: their signature matched), then emptied directories.
     const emptied = new Set<string>();
@@ -291,9 +275,36 @@ async function updateInPlace(store: CacheStore, manifest: OutputManifest, absDes
     const s = keep.get(f.path) ?? placed.get(f.path);
     if (s !== undefined) files.push(s);
   }
-  const mode: LinkMode = (Object.keys(counts) as LinkMode[]).reduce((a, b) => (counts[b] > counts[a] ? b : a), 'copy');
+  const mode = mainMode(counts);
   const output: MaterialisedOutput = { dest: relDest, kind: 'dir', hash: manifest.hash, files };
   return ok({ mode, counts, ...(keep.size > 0 ? { reused: keep.size } : {}), output });
+}
+
+/**
+ * Places the object of `f` at `target` (checking its hash first when `verify`),
+ * counting the link mode used; false (nothing placed) when the object is corrupt.
+ */
+async function placeVerified(store: CacheStore, f: { sha256: string; mode: number }, target: string, modes: readonly LinkMode[], verify: boolean, counts: Record<LinkMode, number>): Promise<boolean> {
+  const obj = store.objectPath(f.sha256);
+  if (verify && (await hashFile(obj)) !== f.sha256) return false;
+  counts[await place(obj, target, f.mode, modes)]++;
+  return true;
+}
+
+/** Quarantines a corrupt object found while materialising and returns the failure. */
+async function corruptObject(store: CacheStore, c: { sha256: string; path: string }): Promise<Result<never, MaterializeFailure>> {
+  await store.quarantine(store.objectPath(c.sha256), c.sha256);
+  return err({ reason: 'corrupt-object', sha256: c.sha256, path: c.path });
+}
+
+/** The link mode used for most files. */
+function mainMode(counts: Record<LinkMode, number>): LinkMode {
+  return (Object.keys(counts) as LinkMode[]).reduce((a, b) => (counts[b] > counts[a] ? b : a), 'copy');
+}
+
+/** What a reusable file must hold to serve a manifest entry unchanged: `sha256 \0 mode`. */
+function reuseKey(f: { sha256: string; mode: number }): string {
+  return `${f.sha256}\0${f.mode}`;
 }
 
 /** A workspace file the engine put there and nobody touched since. */
@@ -319,7 +330,7 @@ function reusableFiles(absDest: string, relDest: string, opts: MaterializeOption
     const want = sigs.get(f.path);
     if (want === undefined || f.path === '') continue;
     const sig = statSignature(path.join(absDest, f.path));
-    if (sig !== undefined && sig.size === want[1] && sig.mtimeNs === want[2] && sig.ino === want[3]) out.set(f.path, { key: `${f.sha256}\0${f.mode}`, sig: want });
+    if (sig !== undefined && sig.size === want[1] && sig.mtimeNs === want[2] && sig.ino === want[3]) out.set(f.path, { key: reuseKey(f), sig: want });
   }
   return out;
 }
