@@ -121,7 +121,7 @@ export async function parseRunArgs(argv: readonly string[], io: CliIO): Promise<
 }
 
 /** Loads an optional module; undefined when it is not part of this build. */
-export async function optionalImport<T>(load: () => Promise<T>, file: string): Promise<T | undefined> {
+async function optionalImport<T>(load: () => Promise<T>, file: string): Promise<T | undefined> {
   try {
     return await load();
   } catch (e) {
@@ -133,6 +133,11 @@ export async function optionalImport<T>(load: () => Promise<T>, file: string): P
 /** The experiments module's recorder (records each run). */
 export interface RecorderModule {
   recordExperiment(graph: PipelineGraph, summary: RunSummary, extra?: { name?: string; sweep?: { id: string; overrides: Record<string, unknown> } }): Promise<unknown>;
+}
+
+/** The experiments recorder, or undefined when that module is not part of this build. */
+export function loadRecorder(): Promise<RecorderModule | undefined> {
+  return optionalImport(() => import(`../experiments/${'recorder'}.js`) as Promise<RecorderModule>, '/experiments/recorder.js');
 }
 
 /** Hook the sweeps module provides. */
@@ -188,7 +193,7 @@ export async function runLoaded(
   const reporter = await makeReporter(parsed, io);
   let summary: RunSummary;
   try {
-    const recorder = parsed.dry ? undefined : await optionalImport(() => import(`../experiments/${'recorder'}.js`) as Promise<RecorderModule>, '/experiments/recorder.js');
+    const recorder = parsed.dry ? undefined : await loadRecorder();
     const opts: RunOptions = {
       cacheDir,
       ...(parsed.jobs !== undefined ? { jobs: parsed.jobs } : {}),

@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import type { CliIO } from './io.js';
 import { ExitCode } from './io.js';
 import type { JsonValue, PipelineGraph, StageId } from '../pipeline.js';
-import type { RecorderModule, RunCommandOptions } from './run.js';
+import type { RunCommandOptions } from './run.js';
 import { formatValue } from '../experiments/flatten.js';
 
 /** The cartesian product of the sweep axes, in axis order (last axis fastest). */
@@ -73,7 +73,7 @@ export async function runSweep(opts: RunCommandOptions, io: CliIO): Promise<numb
   if (!lock) return ExitCode.locked;
   const reporter = await run.makeReporter(opts, io);
   try {
-    const recorder = await run.optionalImport(() => import(`../experiments/${'recorder'}.js`) as Promise<RecorderModule>, '/experiments/recorder.js');
+    const recorder = await run.loadRecorder();
     const summary = await runSweepPipeline(
       graphs.map((g, i) => ({
         graph: g,
