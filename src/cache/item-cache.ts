@@ -30,8 +30,8 @@ export interface ItemCacheOptions {
   /**
    * fsync each entry before renaming it into place (default true). Every entry
    * carries a sha256 trailer, so without fsync a crash can only turn an entry
-   * into a miss, never into wrong data; skipping it makes a put ~10x cheaper on
-   * a real disk (bench/data.bench.ts), which matters for per-image caches.
+   * into a miss, never into wrong data; skipping it saves one fsync per put
+   * (bench/data.bench.ts compares resize with and without it).
    * (A `link`ed entry is trusted by size; the engine's store fsyncs what it
    * keeps, and `cache verify` checks every entry's trailer.)
    */
