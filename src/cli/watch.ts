@@ -127,25 +127,25 @@ export const main: CommandMain = async (argv, io) => {
     return ExitCode.locked;
   }
   try {
-  await watchPipeline(
-    {
-      load: (file2, ov) => loadPipeline(file2, { overrides: ov }),
-      cacheDirOf: (g) => resolveCacheDir(g, f['cache'] as string | undefined, io.env, io.cwd),
-      run: (graph, o) =>
-        runPipeline(graph, {
-          cacheDir: resolveCacheDir(graph, f['cache'] as string | undefined, io.env, io.cwd),
-          ...(typeof f['jobs'] === 'number' && { jobs: f['jobs'] }),
-          signal: o.signal,
-          lockHeld: true,
-          // In watch mode a broken stage must not hold back independent branches.
-          keepGoing: true,
-          skipKeys: o.skipKeys,
-          onEvent: o.onEvent,
-          afterRun: (summary) => (summary.cancelled ? Promise.resolve() : recordExperiment(graph, summary).then(() => undefined)),
-        }),
-    },
-    { file, overrides, ...(typeof f['debounce'] === 'number' && { debounceMs: f['debounce'] }), signal: io.signal, onEvent },
-  );
+    await watchPipeline(
+      {
+        load: (file2, ov) => loadPipeline(file2, { overrides: ov }),
+        cacheDirOf: (g) => resolveCacheDir(g, f['cache'] as string | undefined, io.env, io.cwd),
+        run: (graph, o) =>
+          runPipeline(graph, {
+            cacheDir: resolveCacheDir(graph, f['cache'] as string | undefined, io.env, io.cwd),
+            ...(typeof f['jobs'] === 'number' && { jobs: f['jobs'] }),
+            signal: o.signal,
+            lockHeld: true,
+            // In watch mode a broken stage must not hold back independent branches.
+            keepGoing: true,
+            skipKeys: o.skipKeys,
+            onEvent: o.onEvent,
+            afterRun: (summary) => (summary.cancelled ? Promise.resolve() : recordExperiment(graph, summary).then(() => undefined)),
+          }),
+      },
+      { file, overrides, ...(typeof f['debounce'] === 'number' && { debounceMs: f['debounce'] }), signal: io.signal, onEvent },
+    );
   } finally {
     await lock.value.release();
   }
