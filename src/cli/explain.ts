@@ -16,7 +16,6 @@ import { loadOrReport, pipelineFileFrom, usageError, useColor } from './common.j
 import type { StageId } from '../pipeline.js';
 import type { FingerprintChange } from '../fingerprint.js';
 import { pairWithEcho } from '../change-echo.js';
-export { pairWithEcho, type ExplainLine } from '../change-echo.js';
 
 const HELP = `usage: pipeline explain STAGE [file | -f FILE] [--cache DIR] [--json]\n`;
 

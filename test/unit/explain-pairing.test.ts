@@ -1,7 +1,7 @@
 /** `pipeline explain`: a `with.*` value that only echoes a params edit is folded under it. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { pairWithEcho } from '../../src/cli/explain.js';
+import { pairWithEcho } from '../../src/change-echo.js';
 import type { FingerprintChange } from '../../src/fingerprint.js';
 
 const param = (path: string, old: number, now: number): FingerprintChange => ({ kind: 'param', path, old, new: now });
