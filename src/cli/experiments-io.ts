@@ -21,13 +21,12 @@ export interface OpenedExperiments {
   readonly otherPipelines: number;
 }
 
-/** Whether a record was made by running `file` (compared as given and as its real path). */
-export function recordedFrom(rec: ExperimentRecord, file: string): boolean {
-  if (rec.pipeline.file === file) return true;
+/** `file` as given and as its real path: the spellings a record made by running it can hold. */
+function spellingsOf(file: string): Set<string> {
   try {
-    return rec.pipeline.file === fs.realpathSync(file);
+    return new Set([file, fs.realpathSync(file)]);
   } catch {
-    return false;
+    return new Set([file]);
   }
 }
 
@@ -36,8 +35,8 @@ export async function openExperiments(io: CliIO, flags: Readonly<Record<string, 
   const located = await locateCache({ cwd: io.cwd, flag: flags['cache'] as string | undefined, env: io.env['PIPELINE_CACHE'], file: flags['file'] as string | undefined });
   const records = await readExperiments(located.cacheDir);
   if (located.pipelineFile === undefined) return { ...located, all: records, otherPipelines: 0 };
-  const file = located.pipelineFile;
-  const all = records.filter((r) => recordedFrom(r, file));
+  const file = spellingsOf(located.pipelineFile);
+  const all = records.filter((r) => file.has(r.pipeline.file));
   return { ...located, all, otherPipelines: records.length - all.length };
 }
 
