@@ -234,12 +234,7 @@ export async function runPipeline(graph: PipelineGraph, opts: RunOptions): Promi
 
   /** Output hash of every stage whose outputs are settled in this run. */
   const outputs = new Map<StageId, string>();
-  let stateWrites: Promise<void> = Promise.resolve();
-  const saveState = (id: StageId, st: StageState): Promise<void> => {
-    eng.state.set(id, st);
-    stateWrites = stateWrites.then(() => eng.state.save());
-    return stateWrites;
-  };
+  const saveState = stateSaver(eng);
   const end = (s: StageSummary): void => {
     summaries.set(s.stage, s);
     emit(stageEndEvent(s));
@@ -278,8 +273,21 @@ export async function runPipeline(graph: PipelineGraph, opts: RunOptions): Promi
     },
     task: (id, ctx) => runStageTask(id, ctx, stageEnv),
   });
-  await stateWrites.catch(() => {});
+  // Every saveState was awaited by its task, and schedule() returns once no task runs: all writes have settled.
   return finish();
+}
+
+/**
+ * Sets a stage's workspace state and saves the state file, one write at a
+ * time (each save includes every earlier set). For `StageTaskEnv.saveState`.
+ */
+export function stateSaver(eng: EngineHandles): (id: StageId, st: StageState) => Promise<void> {
+  let writes: Promise<void> = Promise.resolve();
+  return (id, st) => {
+    eng.state.set(id, st);
+    writes = writes.then(() => eng.state.save());
+    return writes;
+  };
 }
 
 /**

@@ -34,7 +34,7 @@ import crypto from 'node:crypto';
 import type { JsonValue, PipelineGraph, StageId, StageNode } from '../pipeline.js';
 import { eventEmitter, type EventSink, type RunEventInit, type StageStatus, type SweepVariant } from '../events.js';
 import { schedule, type SchedulerNode } from '../scheduler.js';
-import { closure, keyClaims, openEngine, restoreRecord, runStageTask, stageEndEvent, type EngineHandles, type RunSummary, type StageSummary, type StageTaskEnv } from '../runner.js';
+import { closure, keyClaims, openEngine, restoreRecord, runStageTask, stageEndEvent, stateSaver, type EngineHandles, type RunSummary, type StageSummary, type StageTaskEnv } from '../runner.js';
 import type { StageState } from '../cache/workspace-state.js';
 import { outputPaths } from '../plan.js';
 import { ChildRegistry } from '../run/children.js';
@@ -215,15 +215,7 @@ export async function runSweepPipeline(inputs: readonly SweepVariantInput[], opt
     },
   });
 
-  const chain = (): ((id: StageId, st: StageState, eng: EngineHandles) => Promise<void>) => {
-    let writes: Promise<void> = Promise.resolve();
-    return (id, st, eng) => {
-      eng.state.set(id, st);
-      writes = writes.then(() => eng.state.save());
-      return writes;
-    };
-  };
-  const stateSavers = [chain(), ...inputs.map(() => chain())];
+  const saveReal = stateSaver(realEng);
 
   const sharedSummaries = new Map<StageId, StageSummary>();
   const variantSummaries = inputs.map(() => new Map<StageId, StageSummary>());
@@ -293,7 +285,7 @@ export async function runSweepPipeline(inputs: readonly SweepVariantInput[], opt
     outputs: fanOut,
     ...(children ? { children } : {}),
     runSignal: signal,
-    saveState: (id, st) => stateSavers[0](id, st, realEng),
+    saveState: saveReal,
     end(s) {
       sharedSummaries.set(s.stage, s);
       emit(stageEndEvent(s));
@@ -319,7 +311,7 @@ export async function runSweepPipeline(inputs: readonly SweepVariantInput[], opt
       outputs: variantOutputs[i],
       ...(children ? { children } : {}),
       runSignal: signal,
-      saveState: (id, st) => stateSavers[i + 1](id, st, sc.eng),
+      saveState: stateSaver(sc.eng),
       end(s) {
         variantSummaries[i].set(s.stage, s);
         vemit(stageEndEvent(s));
@@ -367,7 +359,7 @@ export async function runSweepPipeline(inputs: readonly SweepVariantInput[], opt
       for (let i = inputs.length - 1; i >= 0; i--) {
         if (outcomes[i]?.status !== 'succeeded') continue;
         applied = i;
-        const problems = await applyVariant(inputs[i].graph, orders[i].filter((id) => !sharedSet.has(id)), outcomes[i]!.summary, realEng, (id, st) => stateSavers[0](id, st, realEng));
+        const problems = await applyVariant(inputs[i].graph, orders[i].filter((id) => !sharedSet.has(id)), outcomes[i]!.summary, realEng, saveReal);
         emit({ type: 'sweep-apply', variant: labels[i], index: i + 1, stages: orders[i].filter((id) => !sharedSet.has(id)), problems });
         break;
       }
