@@ -35,8 +35,8 @@ export async function openExperiments(io: CliIO, flags: Readonly<Record<string, 
   const located = await locateCache({ cwd: io.cwd, flag: flags['cache'] as string | undefined, env: io.env['PIPELINE_CACHE'], file: flags['file'] as string | undefined });
   const records = await readExperiments(located.cacheDir);
   if (located.pipelineFile === undefined) return { ...located, all: records, otherPipelines: 0 };
-  const file = spellingsOf(located.pipelineFile);
-  const all = records.filter((r) => file.has(r.pipeline.file));
+  const spellings = spellingsOf(located.pipelineFile);
+  const all = records.filter((r) => spellings.has(r.pipeline.file));
   return { ...located, all, otherPipelines: records.length - all.length };
 }
 
