@@ -6,24 +6,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import sharp from 'sharp';
-import path from 'node:path';
-import fs from 'node:fs/promises';
-import { e2eRig, ndjson, pipelineYaml, statuses, type E2eRig } from '../helpers/rig.js';
+import { e2eRig, ndjson, pipelineYaml, statuses } from '../helpers/rig.js';
 
-async function png(rig: E2eRig, rel: string, rgb: [number, number, number]): Promise<void> {
-  const abs = path.join(rig.dir, rel);
-  await fs.mkdir(path.dirname(abs), { recursive: true });
-  await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } })
-    .png()
-    .toFile(abs);
-}
 
 test('a built-in stage runs in the stage host; its outputs feed a cmd stage; edits rerun, reverts restore', async () => {
   await using rig = await e2eRig();
-  await png(rig, 'images/cat/1.png', [200, 10, 10]);
-  await png(rig, 'images/cat/2.png', [190, 20, 10]);
-  await png(rig, 'images/dog/1.png', [10, 10, 200]);
+  await rig.png('images/cat/1.png', [200, 10, 10]);
+  await rig.png('images/cat/2.png', [190, 20, 10]);
+  await rig.png('images/dog/1.png', [10, 10, 200]);
   await rig.write(
     'pipeline.yaml',
     pipelineYaml({
@@ -50,7 +40,7 @@ test('a built-in stage runs in the stage host; its outputs feed a cmd stage; edi
   assert.deepEqual(statuses(r.stdout), { ingest: 'fresh', summary: 'fresh' });
 
   // A new image changes ingest's output → both rerun.
-  await png(rig, 'images/dog/2.png', [20, 20, 190]);
+  await rig.png('images/dog/2.png', [20, 20, 190]);
   r = await rig.cli(['run', '--json']);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.deepEqual(statuses(r.stdout), { ingest: 'ran', summary: 'ran' });
@@ -67,7 +57,7 @@ test('a built-in stage runs in the stage host; its outputs feed a cmd stage; edi
 
 test('a built-in that fails reports its error with the stage name and records nothing', async () => {
   await using rig = await e2eRig();
-  await png(rig, 'images/cat/1.png', [200, 10, 10]);
+  await rig.png('images/cat/1.png', [200, 10, 10]);
   await rig.write('images/cat/broken.png', 'not a png');
   await rig.write('pipeline.yaml', pipelineYaml({ name: 'bad', stages: { ingest: { uses: 'ingest', with: { source: 'images', on_invalid: 'fail' } } } }));
   const r = await rig.cli(['run']);

@@ -10,7 +10,6 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import fs from 'node:fs/promises';
 import fss from 'node:fs';
-import sharp from 'sharp';
 import { e2eRig, ndjson, pipelineYaml, statuses, type E2eRig } from '../helpers/rig.js';
 
 const yaml = (size: number) =>
@@ -45,9 +44,7 @@ async function pixels(rig: E2eRig): Promise<Map<string, string>> {
 test('cache gc: resize entries of kept outputs and young ones stay; unkept ones go; verify clean; a rerun recomputes them identically', async () => {
   await using rig = await e2eRig();
   for (let i = 0; i < 4; i++) {
-    const abs = path.join(rig.dir, `images/${i % 2 ? 'cat' : 'dog'}/${i}.png`);
-    await fs.mkdir(path.dirname(abs), { recursive: true });
-    await sharp({ create: { width: 12, height: 10, channels: 3, background: { r: 40 * i, g: 90, b: 200 - 30 * i } } }).png().toFile(abs);
+    await rig.png(`images/${i % 2 ? 'cat' : 'dog'}/${i}.png`, [40 * i, 90, 200 - 30 * i], [12, 10]);
   }
   await rig.write('pipeline.yaml', yaml(8));
   let r = await rig.cli(['run', '--json']);

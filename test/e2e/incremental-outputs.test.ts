@@ -7,19 +7,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import sharp from 'sharp';
 import path from 'node:path';
 import fs from 'node:fs/promises';
 import { e2eRig, pipelineYaml, statuses, type E2eRig } from '../helpers/rig.js';
 import { WorkspaceState } from '../../src/cache/workspace-state.js';
 
-async function png(rig: E2eRig, rel: string, rgb: [number, number, number]): Promise<void> {
-  const abs = path.join(rig.dir, rel);
-  await fs.mkdir(path.dirname(abs), { recursive: true });
-  await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } })
-    .png()
-    .toFile(abs);
-}
 
 /** rel path under out/resize → inode, for every file there. */
 async function inodes(rig: E2eRig): Promise<Map<string, number>> {
@@ -35,7 +27,7 @@ async function inodes(rig: E2eRig): Promise<Map<string, number>> {
 
 test('adding an image updates out/resize in place: unchanged packs keep their inode; a user file there is backed up first', async () => {
   await using rig = await e2eRig();
-  for (let i = 0; i < 6; i++) await png(rig, `images/${i % 2 ? 'cat' : 'dog'}/${i}.png`, [40 * i, 10, 255 - 40 * i]);
+  for (let i = 0; i < 6; i++) await rig.png(`images/${i % 2 ? 'cat' : 'dog'}/${i}.png`, [40 * i, 10, 255 - 40 * i]);
   await rig.write('pipeline.yaml', pipelineYaml({ name: 'inc', cache: 'cache', stages: { ingest: { uses: 'ingest', with: { source: 'images' } }, resize: { uses: 'resize', with: { size: [4, 4] } } } }));
   let r = await rig.cli(['run', '--json']);
   assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -44,7 +36,7 @@ test('adding an image updates out/resize in place: unchanged packs keep their in
   assert.equal(packs.length, 6);
   const dirIno = (await fs.stat(path.join(rig.dir, 'out', 'resize'))).ino;
 
-  await png(rig, 'images/cat/new.png', [1, 2, 3]);
+  await rig.png('images/cat/new.png', [1, 2, 3]);
   r = await rig.cli(['run', '--json']);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.deepEqual(statuses(r.stdout), { ingest: 'ran', resize: 'ran' });
@@ -57,7 +49,7 @@ test('adding an image updates out/resize in place: unchanged packs keep their in
 
   // A file the user put in the output dir survives as a backup when the output changes again.
   await rig.write('out/resize/notes.txt', 'mine');
-  await png(rig, 'images/dog/new.png', [3, 2, 1]);
+  await rig.png('images/dog/new.png', [3, 2, 1]);
   r = await rig.cli(['run', '--json']);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   const backups = await state.backups();

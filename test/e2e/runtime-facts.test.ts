@@ -8,7 +8,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import fs from 'node:fs/promises';
 import sharp from 'sharp';
 import { e2eRig, pipelineYaml, statuses } from '../helpers/rig.js';
 import { loadPipeline } from '../../src/config/load.js';
@@ -18,8 +17,7 @@ import { registryRuntimeFacts } from '../../src/plan.js';
 test('a runtime fact change (sharp 0.34.1 → installed) makes a built-in stale; explain names it; the run reruns only it', async () => {
   await using rig = await e2eRig();
   for (const [rel, r] of [['images/cat/1.png', 200], ['images/dog/1.png', 10]] as const) {
-    await fs.mkdir(path.dirname(path.join(rig.dir, rel)), { recursive: true });
-    await sharp({ create: { width: 8, height: 8, channels: 3, background: { r, g: 20, b: 30 } } }).png().toFile(path.join(rig.dir, rel));
+    await rig.png(rel, [r, 20, 30]);
   }
   await rig.write(
     'pipeline.yaml',

@@ -80,6 +80,8 @@ export interface E2eRig extends AsyncDisposable {
   read(rel: string): Promise<string>;
   exists(rel: string): Promise<boolean>;
   rm(rel: string): Promise<void>;
+  /** Writes a real solid-colour PNG (via sharp) at `rel`, 8×8 unless `size` = [width, height]. */
+  png(rel: string, rgb: readonly [number, number, number], size?: readonly [number, number]): Promise<void>;
   /** The pid of the last step NAME (from pids/NAME). */
   pid(name: string): Promise<number>;
   /** How many times stage script NAME ran so far. */
@@ -149,6 +151,11 @@ export async function e2eRig(): Promise<E2eRig> {
     read: (rel) => fs.readFile(path.join(dir, rel), 'utf8'),
     exists: (rel) => fs.access(path.join(dir, rel)).then(() => true, () => false),
     rm: (rel) => fs.rm(path.join(dir, rel), { recursive: true, force: true }),
+    async png(rel, [r, g, b], [width, height] = [8, 8]) {
+      const sharp = (await import('sharp')).default;
+      await fs.mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+      await sharp({ create: { width, height, channels: 3, background: { r, g, b } } }).png().toFile(path.join(dir, rel));
+    },
     pid: async (name) => Number(await fs.readFile(path.join(dir, 'pids', name), 'utf8')),
     async count(name) {
       const text = await fs.readFile(path.join(dir, 'counts', name), 'utf8').catch(() => '');
