@@ -389,7 +389,7 @@ function conv2dOp(tf: Tf, x: tfjs.Tensor4D, w: tfjs.Tensor4D, bias: tfjs.Tensor1
 
 /**
  * 2x2 / stride-2 max pooling whose gradient routes dy to the max positions through a nearest-neighbour
- * upsample and a mask (wasm's MaxPoolGrad is ~2x slower). Ties (exactly equal values in a window) get the
+ * upsample and a mask, instead of the MaxPoolGrad kernel (the fused path in wasm-kernels/fused-train.ts replaces both). Ties (exactly equal values in a window) get the
  * gradient more than once, which float inputs practically never hit.
  */
 function maxPool2x2(tf: Tf, x: tfjs.Tensor4D): tfjs.Tensor4D {
