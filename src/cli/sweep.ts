@@ -17,7 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import type { CliIO } from './io.js';
 import { ExitCode } from './io.js';
-import type { JsonValue, PipelineGraph, StageId } from '../pipeline.js';
+import type { JsonValue, PipelineGraph } from '../pipeline.js';
 import type { RunCommandOptions } from './run.js';
 import { formatValue } from '../experiments/flatten.js';
 
@@ -79,7 +79,7 @@ export async function runSweep(opts: RunCommandOptions, io: CliIO): Promise<numb
         graph: g,
         label: variantLabel(combos[i]!),
         overrides: overridesOf(i),
-        only: opts.stages.length > 0 ? run.expandNames(g, opts.stages) : ([] as StageId[]),
+        only: run.expandNames(g, opts.stages), // none named: [] = all stages
         force: run.expandNames(g, opts.force),
       })),
       {
