@@ -359,8 +359,9 @@ export async function runSweepPipeline(inputs: readonly SweepVariantInput[], opt
       for (let i = inputs.length - 1; i >= 0; i--) {
         if (outcomes[i]?.status !== 'succeeded') continue;
         applied = i;
-        const problems = await applyVariant(inputs[i].graph, orders[i].filter((id) => !sharedSet.has(id)), outcomes[i]!.summary, realEng, saveReal);
-        emit({ type: 'sweep-apply', variant: labels[i], index: i + 1, stages: orders[i].filter((id) => !sharedSet.has(id)), problems });
+        const own = orders[i].filter((id) => !sharedSet.has(id));
+        const problems = await applyVariant(inputs[i].graph, own, outcomes[i]!.summary, realEng, saveReal);
+        emit({ type: 'sweep-apply', variant: labels[i], index: i + 1, stages: own, problems });
         break;
       }
     }
