@@ -7,7 +7,7 @@
 import fs from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { JsonObject } from '../pipeline.js';
 import { writeFileAtomic } from '../cache/atomic.js';
 
@@ -79,6 +79,30 @@ export async function newExperimentId(cacheDir: string): Promise<string> {
 /** Writes a record atomically. */
 export async function writeExperiment(cacheDir: string, rec: ExperimentRecord): Promise<void> {
   await writeFileAtomic(path.join(experimentsDir(cacheDir), `${rec.id}.json`), JSON.stringify(rec));
+  // The record is the truth; the pointer only spares a no-op run reading every record (see readLatestExperiment).
+  await writeFileAtomic(latestPointer(cacheDir, rec.pipeline.file, rec.pipeline.workspace), rec.id);
+}
+
+/** `experiments/latest/<hash of file + workspace>`: the id of the record last written for that pipeline. */
+function latestPointer(cacheDir: string, file: string, workspace: string): string {
+  return path.join(experimentsDir(cacheDir), 'latest', createHash('sha256').update(`${file}\0${workspace}`).digest('hex').slice(0, 32));
+}
+
+/**
+ * The latest record of one pipeline file in one workspace, read through its
+ * pointer (one small file instead of every record). Falls back to reading all
+ * records when the pointer is missing or names an unreadable record.
+ */
+export async function readLatestExperiment(cacheDir: string, file: string, workspace: string): Promise<ExperimentRecord | undefined> {
+  try {
+    const id = (await fs.readFile(latestPointer(cacheDir, file, workspace), 'utf8')).trim();
+    const rec = JSON.parse(await fs.readFile(path.join(experimentsDir(cacheDir), `${id}.json`), 'utf8')) as ExperimentRecord;
+    if (rec.format === 'pipeline.experiment/v1' && rec.pipeline.file === file && rec.pipeline.workspace === workspace) return rec;
+  } catch {
+    /* no pointer yet (records written before it existed): read them all */
+  }
+  const mine = (await readExperiments(cacheDir)).filter((e) => e.pipeline.file === file && e.pipeline.workspace === workspace);
+  return mine[mine.length - 1];
 }
 
 /** Every readable record, oldest first (unreadable files are skipped: a torn write cannot exist, but a user may have edited one). */

@@ -8,7 +8,7 @@
 import { execFile } from 'node:child_process';
 import type { PipelineGraph } from '../pipeline.js';
 import type { RunSummary } from '../runner.js';
-import { newExperimentId, readExperiments, writeExperiment, type ExperimentRecord, type ExperimentStage } from './record.js';
+import { newExperimentId, readLatestExperiment, writeExperiment, type ExperimentRecord, type ExperimentStage } from './record.js';
 
 function git(args: string[], cwd: string): Promise<string | undefined> {
   return new Promise((resolve) => {
@@ -66,12 +66,10 @@ export function experimentFromRun(id: string, graph: PipelineGraph, summary: Run
  * experiment saw the same resolved params and the same stage keys and
  * succeeded. Named runs and sweep variants are always recorded.
  */
-export function sameAsLatest(history: readonly ExperimentRecord[], rec: ExperimentRecord): ExperimentRecord | undefined {
+export function sameAsLatest(last: ExperimentRecord | undefined, rec: ExperimentRecord): ExperimentRecord | undefined {
   if (rec.name !== undefined || rec.sweep !== undefined || rec.status !== 'succeeded') return undefined;
   const stages = Object.entries(rec.stages);
   if (stages.length === 0 || stages.some(([, s]) => s.status !== 'fresh')) return undefined;
-  const mine = history.filter((e) => e.pipeline.file === rec.pipeline.file && e.pipeline.workspace === rec.pipeline.workspace);
-  const last = mine[mine.length - 1];
   if (last === undefined || last.status !== 'succeeded' || last.sweep !== undefined) return undefined;
   if (JSON.stringify(last.params) !== JSON.stringify(rec.params)) return undefined;
   const lastIds = Object.keys(last.stages);
@@ -87,7 +85,8 @@ export function sameAsLatest(history: readonly ExperimentRecord[], rec: Experime
  */
 export async function recordExperiment(graph: PipelineGraph, summary: RunSummary, extra: { name?: string; sweep?: ExperimentRecord['sweep'] } = {}): Promise<ExperimentRecord> {
   if (extra.name === undefined && extra.sweep === undefined && [...summary.stages.values()].every((s) => s.status === 'fresh')) {
-    const same = sameAsLatest(await readExperiments(summary.cacheDir), experimentFromRun('', graph, summary, {}));
+    const rec = experimentFromRun('', graph, summary, {});
+    const same = sameAsLatest(await readLatestExperiment(summary.cacheDir, rec.pipeline.file, rec.pipeline.workspace), rec);
     if (same !== undefined) return same;
   }
   const [id, gitState] = await Promise.all([newExperimentId(summary.cacheDir), gitInfo(graph.workspace)]);

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { readExperiments } from '../../src/experiments/record.js';
 import { e2eRig, ndjson, pipelineYaml, waitForExit, type E2eRig } from '../helpers/rig.js';
 
 /** prep (shared) → feat (reads a, b) → train (reads a, b; holds the gpu) → metrics. */
@@ -79,10 +80,7 @@ interface Exp {
 }
 
 async function experiments(rig: E2eRig): Promise<Exp[]> {
-  const dir = path.join(rig.dir, 'cache', 'experiments');
-  const names = await fs.readdir(dir).catch(() => [] as string[]);
-  const recs = await Promise.all(names.map(async (n) => JSON.parse(await fs.readFile(path.join(dir, n), 'utf8')) as Exp));
-  return recs.sort((x, y) => x.createdAt.localeCompare(y.createdAt));
+  return (await readExperiments(path.join(rig.dir, 'cache'))) as unknown as Exp[];
 }
 
 test('a 4-variant sweep under --jobs 2: shared upstream once, variants overlap, the gpu stage never does, 4 experiments recorded', async () => {
