@@ -65,4 +65,44 @@ test('features: per-split matrices; adding N images computes only N; head trains
   const re = await evaluateStage.run(ev);
   assert.equal(re.metrics!['test_samples'], feats2.sets.test.size);
   assert.ok(re.metrics!['accuracy']! >= 0 && re.metrics!['accuracy']! <= 1);
+
+  // The pretrained features carry the classes: nearest-centroid (leave one out) over all 30 vectors
+  // sorts these three visually distinct classes far above chance (1/3). Garbage features (wrong
+  // preprocessing, wrong layer, zeros) fail this.
+  const loo = nearestCentroidLeaveOneOut(feats2);
+  console.log(`# nearest-centroid leave-one-out accuracy: ${loo.toFixed(3)}`);
+  assert.ok(loo >= 0.8, `nearest-centroid accuracy ${loo} on pretrained features`);
 });
+
+function nearestCentroidLeaveOneOut(f: ReturnType<typeof readFeatures>): number {
+  const dim = f.index.dim;
+  const rows: { label: number; v: Float32Array }[] = [];
+  for (const set of [f.sets.train, f.sets.validation, f.sets.test]) {
+    for (let i = 0; i < set.size; i++) rows.push({ label: set.labels[i]!, v: set.data.subarray(i * dim, (i + 1) * dim) });
+  }
+  const labels = [...new Set(rows.map((r) => r.label))];
+  const sums = new Map(labels.map((l) => [l, new Float64Array(dim)]));
+  const counts = new Map(labels.map((l) => [l, 0]));
+  for (const r of rows) {
+    const s = sums.get(r.label)!;
+    for (let d = 0; d < dim; d++) s[d]! += r.v[d]!;
+    counts.set(r.label, counts.get(r.label)! + 1);
+  }
+  let right = 0;
+  for (const r of rows) {
+    let best = -1;
+    let bestDist = Infinity;
+    for (const l of labels) {
+      const n = counts.get(l)! - (l === r.label ? 1 : 0);
+      const s = sums.get(l)!;
+      let dist = 0;
+      for (let d = 0; d < dim; d++) {
+        const c = (s[d]! - (l === r.label ? r.v[d]! : 0)) / n;
+        dist += (r.v[d]! - c) ** 2;
+      }
+      if (dist < bestDist) [best, bestDist] = [l, dist];
+    }
+    if (best === r.label) right++;
+  }
+  return right / rows.length;
+}
