@@ -38,6 +38,8 @@ export function pipelineFileFrom(io: CliIO, positional: string | undefined, flag
  */
 export function pipelineFileHint(io: CliIO, file: string): string | undefined {
   if (fs.existsSync(file)) return undefined;
+  const stage = stageNamedAsFile(io, file);
+  if (stage !== undefined) return `hint: \`${stage}\` is a stage of pipeline.yaml, not a pipeline file; stages are picked with \`pipeline run --stage ${stage}\``;
   const found: string[] = [];
   for (const dir of ['.', 'pipelines']) {
     let names: string[];
@@ -58,6 +60,24 @@ export function pipelineFileHint(io: CliIO, file: string): string | undefined {
   if (found.length === 0) return undefined;
   const shown = found.slice(0, 5).join(', ') + (found.length > 5 ? ', …' : '');
   return `hint: pass a pipeline file (as the file argument or -f FILE); pipeline files here: ${shown}`;
+}
+
+/**
+ * The stage name a user typed where the pipeline file goes (`pipeline run train`,
+ * as with `dvc repro train`): a bare word naming a key under `stages:` of
+ * ./pipeline.yaml. A text match on the file, enough for a hint.
+ */
+function stageNamedAsFile(io: CliIO, file: string): string | undefined {
+  const word = path.basename(file);
+  if (path.dirname(file) !== path.resolve(io.cwd) || !/^[A-Za-z_][\w.-]*$/.test(word) || /\.ya?ml$/.test(word)) return undefined;
+  let text: string;
+  try {
+    text = fs.readFileSync(path.resolve(io.cwd, 'pipeline.yaml'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const escaped = word.replace(/[.]/g, '\\.');
+  return new RegExp(`^\\s+["']?${escaped}["']?\\s*:`, 'm').test(text) ? word : undefined;
 }
 
 /** Loads and analyses the pipeline; on failure prints every diagnostic to stderr and returns the exit code. */

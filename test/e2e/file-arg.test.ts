@@ -52,3 +52,16 @@ test('no pipeline.yaml here: the error lists the pipeline files in . and pipelin
   assert.equal(wf.code, 3, 'watch parses -f (a usage error would be exit 2)');
   assert.match(wf.stderr, /pipelines\/nope\.yaml: error: the pipeline file does not exist/);
 });
+
+test('a stage name where the file goes (`pipeline run prep`, as in `dvc repro prep`) points to --stage', async () => {
+  await using rig = await e2eRig();
+  await rig.write('data.txt', 'x\n');
+  await rig.write('pipeline.yaml', pipelineYaml({ name: 'demo', stages: { prep: { cmd: rig.step('prep', '--in', 'data.txt', '--out', 'prep.txt'), deps: ['data.txt'], outs: ['prep.txt'] } } }));
+  const r = await rig.cli(['run', 'prep']);
+  assert.equal(r.code, 3);
+  assert.match(r.stderr, /hint: `prep` is a stage of pipeline\.yaml, not a pipeline file; stages are picked with `pipeline run --stage prep`/);
+  const other = await rig.cli(['run', 'nosuch']);
+  assert.equal(other.code, 3);
+  assert.doesNotMatch(other.stderr, /--stage/, 'a word that is no stage gets the usual hint');
+  assert.equal(await rig.count('prep'), 0);
+});

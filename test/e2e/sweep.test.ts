@@ -156,6 +156,29 @@ test('a 4-variant sweep under --jobs 2: shared upstream once, variants overlap, 
   assert.equal(await rig.count('train-1-1'), 1);
 });
 
+test('a sweep of named stages runs only those and their upstream per variant; the full sweep after it runs only what is left', async () => {
+  await using rig = await e2eRig();
+  await sweepPipeline(rig, { sleep: 20 });
+  const r = await rig.cli(['run', '--stage', 'feat', '-S', 'a=1,2', '--jobs', '2', '--json']);
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.equal(await rig.count('prep'), 1);
+  for (const v of ['1-1', '2-1']) assert.equal(await rig.count(`feat-${v}`), 1, `feat-${v}`);
+  for (const v of ['1-1', '2-1']) assert.equal(await rig.count(`train-${v}`), 0, `train-${v} was not asked for`);
+  const ends = ndjson(r.stdout).filter((e) => e.type === 'stage-end');
+  assert.deepEqual([...new Set(ends.map((e) => e.stage))].sort(), ['feat', 'prep']);
+
+  const full = await rig.cli(['run', '-S', 'a=1,2', '--jobs', '2', '--json']);
+  assert.equal(full.code, 0, full.stderr + full.stdout);
+  assert.equal(await rig.count('prep'), 1);
+  for (const v of ['1-1', '2-1']) {
+    assert.equal(await rig.count(`feat-${v}`), 1, `feat-${v} comes from the cache`);
+    assert.equal(await rig.count(`train-${v}`), 1, `train-${v}`);
+  }
+  const exps = await experiments(rig);
+  const last = exps.slice(-2);
+  assert.deepEqual(last.map((e) => [e.params.a, e.stages['feat']!.status, e.stages['train']!.status]), [[1, 'restored', 'ran'], [2, 'restored', 'ran']]);
+});
+
 test('a failing variant under --keep-going: the other three run and are recorded; exit code 1', async () => {
   await using rig = await e2eRig();
   await sweepPipeline(rig, { failAt: '1-2', sleep: 50 });
