@@ -10,7 +10,8 @@
  * the new ones; the others cost a stat. Identical bytes
  * under different labels are all rejected as `label-conflict`; identical bytes
  * within one class are collapsed to the first path (code-unit order). The class
- * list is the sorted set of accepted labels.
+ * list is the sorted set of accepted labels. Symbolic links are not followed
+ * unless `follow_symlinks`; a skipped link to a file is a `symlink-skipped` reject.
  *
  * Writes (see `lib/manifest.ts`): manifest.jsonl, classes.json, rejects.jsonl,
  * counts.json, conflicts.jsonl, duplicates.jsonl.
@@ -52,7 +53,7 @@ export const ON_INVALID = ['skip', 'fail'] as const;
 export type OnInvalid = (typeof ON_INVALID)[number];
 
 /** Every reason a file can be rejected, in display order. */
-export const REJECT_REASONS: readonly RejectReason[] = [...PROBE_FAILURE_REASONS, 'label-conflict'];
+export const REJECT_REASONS: readonly RejectReason[] = [...PROBE_FAILURE_REASONS, 'label-conflict', 'symlink-skipped'];
 
 /** `ingest` params (`with:` keys). Exactly one of `source` / `manifest`. */
 export interface IngestParams {
@@ -67,7 +68,12 @@ export interface IngestParams {
   readonly on_invalid: OnInvalid;
   /** Files with more pixels than this are rejected before decoding. */
   readonly max_pixels: number;
-  /** Follow symbolic links inside `source` (cycles are detected). */
+  /**
+   * Follow symbolic links inside `source` (cycles are detected), wherever they
+   * point (the engine's dependency hash follows them too). When false, a link
+   * to a file in a class folder is rejected as `symlink-skipped` without
+   * reading its target; links to folders are skipped with a warning.
+   */
   readonly follow_symlinks: boolean;
 }
 
@@ -109,7 +115,8 @@ type Probed =
 
 export const ingestStage: BuiltinStage<IngestParams> = {
   name: 'ingest',
-  version: '1',
+  // 2: skipped symlinks are rejects; WebP/TIFF truncation found from the container (cached probes of v1 may have accepted them).
+  version: '2',
   description: 'Finds, hashes and validates images (class folders or a CSV/JSONL manifest); writes manifest.jsonl, classes.json and rejects.jsonl',
   runtimeFacts: () => imageRuntimeFacts(),
   inputs: [],
@@ -128,7 +135,7 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
   const params = ingestParams(ctx.params);
   const filter = pathFilter(params.include, params.exclude);
   const listed = await listCandidates(ctx, params, filter);
-  const { candidates, unlabelled } = listed;
+  const { candidates, unlabelled, skippedLinks } = listed;
   // Top-level files have no class. README/LICENSE/manifest files are expected there; images are probably a mistake.
   const strayImages = unlabelled.filter((rel) => IMAGE_EXTENSIONS.test(rel));
   if (strayImages.length > 0) {
@@ -169,7 +176,7 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
   if (memo.size !== memoSizeBefore) await ctx.items.put(memoKey, Buffer.from(JSON.stringify(Object.fromEntries(memo))));
   await hasher.save();
 
-  const rejects: RejectEntry[] = [];
+  const rejects: RejectEntry[] = skippedLinks.map((l) => rejectOf(l.c, 'symlink-skipped', l.detail));
   const accepted: Extract<Probed, { ok: true }>[] = [];
   for (const p of probed) {
     if (p.ok) accepted.push(p);
@@ -229,7 +236,7 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
   const perClass = Object.fromEntries(classes.map((c) => [c, 0]));
   for (const e of entries) perClass[e.label]!++;
   const counts: IngestCounts = {
-    files: candidates.length,
+    files: candidates.length + skippedLinks.length,
     accepted: entries.length,
     rejected: rejectedByReason,
     duplicates: duplicates.length,
@@ -252,10 +259,11 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
   if (rejects.length > 0) {
     const listing = rejects.slice(0, 20).map((r) => `  ${r.path}: ${r.reason} (${r.detail})`);
     if (rejects.length > 20) listing.push(`  ... and ${rejects.length - 20} more in ${REJECTS_FILE}`);
+    const considered = candidates.length + skippedLinks.length;
     if (params.on_invalid === 'fail') {
       throw new DataInputError(`ingest: ${rejects.length} invalid file(s) (${rejectSummary}) and on_invalid is "fail":\n${listing.join('\n')}`);
     }
-    ctx.log.warn(`${rejects.length} of ${candidates.length} file(s) rejected (${rejectSummary}); see ${REJECTS_FILE}:\n${listing.join('\n')}`);
+    ctx.log.warn(`${rejects.length} of ${considered} file(s) rejected (${rejectSummary}); see ${REJECTS_FILE}:\n${listing.join('\n')}`);
   }
   if (entries.length === 0) {
     throw new DataInputError(`ingest: no usable images in ${params.source ?? params.manifest} (${candidates.length} file(s) considered${rejects.length > 0 ? `, ${rejectSummary}` : ''})`);
@@ -272,7 +280,7 @@ async function listCandidates(
   ctx: StageContext<IngestParams>,
   params: IngestParams,
   filter: ReturnType<typeof pathFilter>,
-): Promise<{ candidates: Candidate[]; unlabelled: string[] }> {
+): Promise<{ candidates: Candidate[]; unlabelled: string[]; skippedLinks: SkippedLink[] }> {
   if ((params.source === undefined) === (params.manifest === undefined)) {
     throw new DataInputError('ingest: give exactly one of `source` (a class-per-folder directory) or `manifest` (a CSV/JSONL file)');
   }
@@ -284,7 +292,7 @@ async function listCandidates(
     if (listing.skippedSymlinks.length > 0) {
       ctx.log.warn(`${listing.skippedSymlinks.length} symbolic link(s) skipped (set follow_symlinks: true to follow), e.g. ${listing.skippedSymlinks.slice(0, 3).join(', ')}`);
     }
-    return listing;
+    return { ...listing, skippedLinks: await skippedLinkRejects(root, listing.skippedSymlinks, filter) };
   }
   const file = path.resolve(ctx.workspace, params.manifest!);
   let text: string;
@@ -298,7 +306,40 @@ async function listCandidates(
     const shown = parsed.error.slice(0, 20);
     throw new DataInputError(`ingest: ${parsed.error.length} error(s) in manifest:\n${shown.join('\n')}${parsed.error.length > 20 ? `\n... and ${parsed.error.length - 20} more` : ''}`);
   }
-  return { candidates: parsed.value, unlabelled: [] };
+  return { candidates: parsed.value, unlabelled: [], skippedLinks: [] };
+}
+
+/** A symbolic link to a file that was not followed: it becomes a `symlink-skipped` reject. */
+interface SkippedLink {
+  readonly c: Candidate;
+  readonly detail: string;
+}
+
+/**
+ * The skipped links that would have been images of a class: inside a class
+ * folder, accepted by the globs, pointing at a file (or nowhere). Links to
+ * directories and top-level links stay a warning only. The detail names the
+ * target and whether it lies outside the source directory; the target is
+ * never read.
+ */
+async function skippedLinkRejects(root: string, rels: readonly string[], filter: ReturnType<typeof pathFilter>): Promise<SkippedLink[]> {
+  const out: SkippedLink[] = [];
+  const realRoot = await fs.realpath(root);
+  for (const rel of rels) {
+    const slash = rel.indexOf('/');
+    if (slash === -1 || !filter.accepts(rel)) continue;
+    const abs = path.join(root, ...rel.split('/'));
+    const target = await fs.readlink(abs).catch(() => '?');
+    const st = await fs.stat(abs).catch(() => undefined);
+    if (st?.isDirectory() === true) continue;
+    const real = await fs.realpath(abs).catch(() => undefined);
+    const where = real === undefined ? 'a missing file' : path.relative(realRoot, real).startsWith('..') || path.isAbsolute(path.relative(realRoot, real)) ? 'a file outside the source directory' : 'a file inside the source directory';
+    out.push({
+      c: { abs, rel, label: rel.slice(0, slash) },
+      detail: `symbolic link to ${target} (${where}), not followed; set follow_symlinks: true to read it`,
+    });
+  }
+  return out;
 }
 
 /** Cached probe outcome for one content hash. */
@@ -404,6 +445,7 @@ function describeReason(reason: RejectReason): string {
     case 'corrupt':
     case 'unreadable':
     case 'label-conflict':
+    case 'symlink-skipped':
       return '';
     case 'unsupported-format':
       return '; convert it to PNG or JPEG';

@@ -16,7 +16,7 @@ import fs from 'node:fs/promises';
 import type sharp from 'sharp';
 import { loadSharp } from './lazy-modules.js';
 import { err, ok, type Result } from '../../src/result.js';
-import { classifyDecodeError, DEFAULT_MAX_PIXELS, sharpInputOptions, type ProbeFailure } from './probe.js';
+import { classifyDecodeError, containerTruncation, DEFAULT_MAX_PIXELS, sharpInputOptions, sniffFormat, type ProbeFailure } from './probe.js';
 
 /** How the image is fitted into `size`. */
 export const FITS = ['cover', 'contain', 'fill'] as const;
@@ -57,13 +57,15 @@ export async function resizeImage(input: Buffer | string, opts: ResizeOptions): 
     }
   }
   if (input.length === 0) return err({ reason: 'empty', detail: 'file is empty' });
+  const cut = containerTruncation(input);
+  if (cut !== undefined) return err(cut);
   const bytes = input;
   const [height, width] = opts.size;
   const background = parseHexColour(opts.background);
   const sharp = loadSharp();
   let out: { data: Buffer; info: sharp.OutputInfo };
   try {
-    let pipeline = sharp(input, sharpInputOptions(opts.maxPixels ?? DEFAULT_MAX_PIXELS))
+    let pipeline = sharp(input, sharpInputOptions(opts.maxPixels ?? DEFAULT_MAX_PIXELS, sniffFormat(input)))
       .autoOrient()
       .flatten({ background })
       .resize({ width, height, fit: opts.fit, kernel: opts.kernel, position: 'centre', background });

@@ -51,8 +51,11 @@ export const COUNTS_FILE = 'counts.json';
 export const CONFLICTS_FILE = 'conflicts.jsonl';
 export const DUPLICATES_FILE = 'duplicates.jsonl';
 
-/** Why ingest rejected a file: a probe failure, or the same bytes under two labels. */
-export type RejectReason = import('./probe.js').ProbeFailureReason | 'label-conflict';
+/**
+ * Why ingest rejected a file: a probe failure, the same bytes under two labels,
+ * or a symbolic link not followed (`follow_symlinks: false`; its target is never read).
+ */
+export type RejectReason = import('./probe.js').ProbeFailureReason | 'label-conflict' | 'symlink-skipped';
 
 /** One line of `rejects.jsonl`. */
 export interface RejectEntry {

@@ -7,6 +7,8 @@
  * BEFORE decoding (so a decompression bomb never allocates its pixels), then
  * decodes once at a tiny size with `failOn: 'truncated'` to catch truncated or
  * corrupt data (JPEG uses shrink-on-load, so this costs ~1/8 of a full decode).
+ * WebP and TIFF containers are also checked for truncation from their headers
+ * (`containerTruncation`), which their decoders miss or misreport.
  *
  * Does not hash, read files, or decide labels.
  */
@@ -99,9 +101,12 @@ export function classifyDecodeError(buf: Uint8Array, e: unknown): ProbeFailure {
   }
   if (/unsupported image format/i.test(detail)) {
     const sniffed = sniffFormat(buf);
-    return sniffed !== undefined
-      ? { reason: 'unsupported-format', detail: `${sniffed} signature, but no decoder for it (${detail})` }
-      : { reason: 'not-an-image', detail: 'no known image signature' };
+    if (sniffed === undefined) return { reason: 'not-an-image', detail: 'no known image signature' };
+    // A format we do decode (e.g. TIFF) that libvips cannot even identify is damaged, not unsupported.
+    if (sniffed !== 'heif' && (ACCEPTED_FORMATS as readonly string[]).includes(sniffed)) {
+      return { reason: 'corrupt', detail: `${sniffed} signature, but its header cannot be read (${detail})` };
+    }
+    return { reason: 'unsupported-format', detail: `${sniffed} signature, but no decoder for it (${detail})` };
   }
   if (/no decoding plugin|unsupported (codec|compression|feature)|not supported|compression format/i.test(detail)) {
     return { reason: 'unsupported-format', detail };
@@ -109,14 +114,98 @@ export function classifyDecodeError(buf: Uint8Array, e: unknown): ProbeFailure {
   return { reason: 'corrupt', detail };
 }
 
-/** The sharp input options every data stage uses for one file (first frame only, lenient on warnings). */
-export function sharpInputOptions(maxPixels: number): sharp.SharpOptions {
-  return { failOn: 'truncated', limitInputPixels: maxPixels, pages: 1, page: 0 };
+/**
+ * The sharp input options every data stage uses for one file (first frame
+ * only, lenient on warnings). TIFF fails on errors too: libtiff reports a
+ * damaged strip (e.g. a JPEG-in-TIFF missing its tables) as an error and
+ * libvips then returns black pixels instead of failing.
+ */
+export function sharpInputOptions(maxPixels: number, format?: string): sharp.SharpOptions {
+  return { failOn: format === 'tiff' ? 'error' : 'truncated', limitInputPixels: maxPixels, pages: 1, page: 0 };
+}
+
+/**
+ * Container-level truncation that the decoders miss or misreport, checked from
+ * the bytes alone: a WebP whose RIFF header declares more bytes than the file
+ * has (libwebp says only "unable to parse image"), and a TIFF whose first
+ * directory or strip/tile data lies past the end of the file (libvips reports
+ * "unsupported image format", or decodes the missing strips as black).
+ * Returns the failure, or undefined when the container is whole or unknown.
+ */
+export function containerTruncation(buf: Uint8Array): ProbeFailure | undefined {
+  const format = sniffFormat(buf);
+  if (format === 'webp') {
+    const declared = new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getUint32(4, true) + 8;
+    return declared > buf.length ? { reason: 'truncated', detail: `WebP header declares ${declared} bytes but the file has ${buf.length}` } : undefined;
+  }
+  if (format === 'tiff') return tiffTruncation(buf);
+  return undefined;
+}
+
+/** TIFF tags naming where the first image's data lies. */
+const TIFF_STRIP_OFFSETS = 273;
+const TIFF_STRIP_BYTE_COUNTS = 279;
+const TIFF_TILE_OFFSETS = 324;
+const TIFF_TILE_BYTE_COUNTS = 325;
+
+/** See `containerTruncation`: classic TIFF and BigTIFF, first directory only (the page the stages decode). */
+function tiffTruncation(buf: Uint8Array): ProbeFailure | undefined {
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const le = buf[0] === 0x49;
+  const big = v.byteLength >= 4 && v.getUint16(2, le) === 43;
+  const truncated = (what: string, end: number): ProbeFailure => ({ reason: 'truncated', detail: `TIFF ${what} ends at byte ${end} but the file has ${buf.length}` });
+  const offsetBytes = big ? 8 : 4;
+  const readOffset = (at: number): number => (big ? Number(v.getBigUint64(at, le)) : v.getUint32(at, le));
+  const headerEnd = big ? 16 : 8;
+  if (buf.length < headerEnd) return truncated('header', headerEnd);
+  const ifd = readOffset(big ? 8 : 4);
+  const countBytes = big ? 8 : 2;
+  if (ifd + countBytes > buf.length) return truncated('first directory', ifd + countBytes);
+  const entries = big ? Number(v.getBigUint64(ifd, le)) : v.getUint16(ifd, le);
+  const entryBytes = big ? 20 : 12;
+  const ifdEnd = ifd + countBytes + entries * entryBytes;
+  if (ifdEnd > buf.length) return truncated('first directory', ifdEnd);
+  const arrays = new Map<number, number[] | undefined>();
+  for (let i = 0; i < entries; i++) {
+    const at = ifd + countBytes + i * entryBytes;
+    const tag = v.getUint16(at, le);
+    if (tag !== TIFF_STRIP_OFFSETS && tag !== TIFF_STRIP_BYTE_COUNTS && tag !== TIFF_TILE_OFFSETS && tag !== TIFF_TILE_BYTE_COUNTS) continue;
+    const type = v.getUint16(at + 2, le);
+    const count = big ? Number(v.getBigUint64(at + 4, le)) : v.getUint32(at + 4, le);
+    const size = type === 3 ? 2 : type === 4 ? 4 : type === 16 ? 8 : 0;
+    if (size === 0 || count > 1 << 24) {
+      arrays.set(tag, undefined); // an odd type or count: leave it to the decoder
+      continue;
+    }
+    const valueAt = at + 4 + (big ? 8 : 4);
+    const start = size * count <= offsetBytes ? valueAt : readOffset(valueAt);
+    if (start + size * count > buf.length) return truncated(`strip/tile table of tag ${tag}`, start + size * count);
+    const values: number[] = [];
+    for (let k = 0; k < count; k++) {
+      const p = start + k * size;
+      values.push(size === 2 ? v.getUint16(p, le) : size === 4 ? v.getUint32(p, le) : Number(v.getBigUint64(p, le)));
+    }
+    arrays.set(tag, values);
+  }
+  for (const [offTag, lenTag] of [
+    [TIFF_STRIP_OFFSETS, TIFF_STRIP_BYTE_COUNTS],
+    [TIFF_TILE_OFFSETS, TIFF_TILE_BYTE_COUNTS],
+  ] as const) {
+    const offs = arrays.get(offTag);
+    const lens = arrays.get(lenTag);
+    if (offs === undefined || lens === undefined || offs.length !== lens.length) continue;
+    let end = 0;
+    for (let k = 0; k < offs.length; k++) end = Math.max(end, offs[k]! + lens[k]!);
+    if (end > buf.length) return truncated('image data', end);
+  }
+  return undefined;
 }
 
 /** Probes one image's bytes (see module doc). */
 export async function probeImage(buf: Buffer, maxPixels: number = DEFAULT_MAX_PIXELS): Promise<Result<ProbeInfo, ProbeFailure>> {
   if (buf.length === 0) return err({ reason: 'empty', detail: 'file is empty' });
+  const cut = containerTruncation(buf);
+  if (cut !== undefined) return err(cut);
   const sharp = loadSharp();
   let meta: sharp.Metadata;
   try {
@@ -139,7 +228,7 @@ export async function probeImage(buf: Buffer, maxPixels: number = DEFAULT_MAX_PI
     // Cheapest full check (measured, bench/data.bench.ts): JPEG shrinks on load (1/8 scale, every
     // entropy-coded byte still read); small images decode whole (sharp's per-call cost dominates);
     // large non-JPEGs stream through a tiny resize so their pixels are never all in memory.
-    const decode = sharp(buf, sharpInputOptions(maxPixels));
+    const decode = sharp(buf, sharpInputOptions(maxPixels, format));
     if (format === 'jpeg' || width * height > SMALL_IMAGE_PIXELS) await decode.resize(8, 8, { fit: 'fill', kernel: 'nearest' }).raw().toBuffer();
     else await decode.raw().toBuffer();
   } catch (e) {

@@ -109,6 +109,7 @@ test('ingest: every bad-input kind gets its reason in rejects.jsonl and the run 
     corrupt: 0,
     unreadable: 1,
     'label-conflict': 2,
+    'symlink-skipped': 0,
   });
   assert.equal(result.metrics?.['images'], 6);
   assert.equal(result.metrics?.['rejected'], 10);
@@ -141,6 +142,9 @@ test('ingest: symlinks are skipped with a warning unless follow_symlinks', async
   await ingestStage.run(ctx);
   assert.deepEqual(readManifest(ctx.outDir).entries.map((e) => e.rel), ['a/x.png']);
   assert.ok(ctx.log.warnings.some((w) => w.includes('a/link.png')));
+  const rejects = await readJsonl<RejectEntry>(path.join(ctx.outDir, 'rejects.jsonl'));
+  assert.deepEqual(rejects.map((r) => [r.rel, r.reason]), [['a/link.png', 'symlink-skipped']]);
+  assert.match(rejects[0]!.detail, /symbolic link to .*x\.png \(a file inside the source directory\), not followed; set follow_symlinks: true/);
 });
 
 test('ingest: a 30000x30000 PNG is rejected without decoding it (peak RSS of a child process stays small)', async () => {
