@@ -142,6 +142,8 @@ export function containerTruncation(buf: Uint8Array): ProbeFailure | undefined {
   return undefined;
 }
 
+/** Bytes per value of each TIFF field type (BYTE, ASCII, SHORT, LONG, RATIONAL, ..., LONG8, SLONG8, IFD8). */
+const TIFF_TYPE_BYTES: Readonly<Record<number, number>> = { 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8 };
 /** TIFF tags naming where the first image's data lies. */
 const TIFF_STRIP_OFFSETS = 273;
 const TIFF_STRIP_BYTE_COUNTS = 279;
@@ -169,17 +171,18 @@ function tiffTruncation(buf: Uint8Array): ProbeFailure | undefined {
   for (let i = 0; i < entries; i++) {
     const at = ifd + countBytes + i * entryBytes;
     const tag = v.getUint16(at, le);
-    if (tag !== TIFF_STRIP_OFFSETS && tag !== TIFF_STRIP_BYTE_COUNTS && tag !== TIFF_TILE_OFFSETS && tag !== TIFF_TILE_BYTE_COUNTS) continue;
     const type = v.getUint16(at + 2, le);
     const count = big ? Number(v.getBigUint64(at + 4, le)) : v.getUint32(at + 4, le);
-    const size = type === 3 ? 2 : type === 4 ? 4 : type === 16 ? 8 : 0;
-    if (size === 0 || count > 1 << 24) {
+    const size = TIFF_TYPE_BYTES[type] ?? 0;
+    const valueAt = at + 4 + (big ? 8 : 4);
+    // Any tag's out-of-line value past the end (e.g. JPEGTables: libtiff then decodes black) means truncation.
+    const start = size * count <= offsetBytes ? valueAt : readOffset(valueAt);
+    if (size > 0 && start + size * count > buf.length) return truncated(`value of tag ${tag}`, start + size * count);
+    if (tag !== TIFF_STRIP_OFFSETS && tag !== TIFF_STRIP_BYTE_COUNTS && tag !== TIFF_TILE_OFFSETS && tag !== TIFF_TILE_BYTE_COUNTS) continue;
+    if ((size !== 2 && size !== 4 && size !== 8) || count > 1 << 24) {
       arrays.set(tag, undefined); // an odd type or count: leave it to the decoder
       continue;
     }
-    const valueAt = at + 4 + (big ? 8 : 4);
-    const start = size * count <= offsetBytes ? valueAt : readOffset(valueAt);
-    if (start + size * count > buf.length) return truncated(`strip/tile table of tag ${tag}`, start + size * count);
     const values: number[] = [];
     for (let k = 0; k < count; k++) {
       const p = start + k * size;

@@ -1,0 +1,612 @@
+/**
+ * Bad-image scenario (issue 7, "Bad input → Images"), shared by the fast test
+ * (`test/reliability/bad-images.test.ts`) and the stress run
+ * (`test/stress/bad-images.stress.ts`).
+ *
+ * - `buildBadImageSet` writes one file of every kind into a class-per-folder
+ *   dataset with real sharp (and by hand where sharp cannot: 16-bit PNG with
+ *   chosen sample values, the 30000×30000 bomb), each with what must come out:
+ *   pixels after resize (handled) or a reject reason (rejected).
+ * - `runPipelineAs` runs the real CLI (`ingest → resize → partition`) on it,
+ *   as uid 65534 when we are root so a chmod-000 file is really unreadable.
+ * - `judgeRun` reads rejects.jsonl, the resize shards, partition.json and the
+ *   terminal output, and gives one verdict per kind.
+ * - `measureBombRejection` runs the ingest stage in a child process on the bomb
+ *   and reports its wall time and peak RSS (against a run without the bomb).
+ * - `fuzzImages` mutates valid JPEG/PNG/WebP/GIF/TIFF bytes and checks every
+ *   result is handled or rejected with a reason, and that nothing the probe
+ *   accepts fails to resize.
+ *
+ * Does not assert: callers decide what the verdicts must be.
+ */
+import fs from 'node:fs/promises';
+import fss from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { createHash } from 'node:crypto';
+import { spawn, spawnSync } from 'node:child_process';
+import sharp from 'sharp';
+import { repoRoot } from '../helpers/rig.js';
+import { hugeBlankPng, pngChunk } from '../data/fixtures.js';
+import type { RejectEntry, RejectReason } from '../../stages/lib/manifest.js';
+import { readManifest } from '../../stages/lib/manifest.js';
+import { ShardReader } from '../../stages/lib/shards.js';
+import { readPartition } from '../../stages/lib/splits.js';
+import { PROBE_FAILURE_REASONS, probeImage } from '../../stages/lib/probe.js';
+import { resizeImage, type ResizeOptions } from '../../stages/lib/image-io.js';
+
+/** An sRGB colour. */
+export type Rgb = readonly [number, number, number];
+
+/** The resize params of the scenario's pipeline: small, `fill`, a background no kind contains. */
+export const RESIZE_WITH = { size: [16, 16], fit: 'fill', kernel: 'lanczos3', channels: 3, background: '#3366cc' } as const;
+/** The same as `resizeImage` options. */
+export const RESIZE_OPTIONS: ResizeOptions = { ...RESIZE_WITH, size: [16, 16] };
+const BACKGROUND: Rgb = [0x33, 0x66, 0xcc];
+
+/** Output pixels sampled at the centre of each quadrant: top-left, top-right, bottom-left, bottom-right. */
+const SAMPLES: readonly (readonly [number, number])[] = [
+  [4, 4],
+  [11, 4],
+  [4, 11],
+  [11, 11],
+];
+
+/** Quadrant colours of the test pattern (distinct hues, so a rotation or swap shows). */
+const Q: readonly [Rgb, Rgb, Rgb, Rgb] = [
+  [200, 40, 40],
+  [40, 160, 60],
+  [50, 70, 200],
+  [230, 220, 90],
+];
+/** Inside the CMYK gamut (plus white: an inverted Adobe CMYK decode would turn it black). */
+const Q_CMYK: readonly [Rgb, Rgb, Rgb, Rgb] = [
+  [180, 120, 100],
+  [120, 150, 110],
+  [110, 120, 160],
+  [255, 255, 255],
+];
+
+/** What must come out of the pipeline for a kind. */
+export type Expectation =
+  | {
+      readonly handled: {
+        /** Expected resize output at the four quadrant samples. */
+        readonly quadrants: readonly [Rgb, Rgb, Rgb, Rgb];
+        /** Largest allowed difference per channel. */
+        readonly tolerance: number;
+        /** Width × height the manifest must record (after EXIF orientation). */
+        readonly size: readonly [number, number];
+        /** Why these pixels are right, for the verdict. */
+        readonly why: string;
+      };
+    }
+  | { readonly rejected: RejectReason; readonly detail: RegExp };
+
+/** One bad-input kind, written into the dataset. */
+export interface ImageKind {
+  /** Stable kind id, e.g. `cmyk-jpeg`. */
+  readonly kind: string;
+  /** Path under the dataset root (`class/file`). */
+  readonly rel: string;
+  readonly expect: Expectation;
+  /** sha256 of the bytes written (absent for kinds whose bytes are not read, like the symlink). */
+  readonly sha256?: string;
+}
+
+/** A kind that could not be set up here (e.g. no setuid for the unreadable file), with why. */
+export interface SkippedKind {
+  readonly kind: string;
+  readonly reason: string;
+}
+
+/** How the chmod-000 case gets a real EACCES. */
+export type UnreadableMode = { readonly how: 'chmod' } | { readonly how: 'uid'; readonly uid: number } | { readonly how: 'skip'; readonly reason: string };
+
+/** The built dataset. */
+export interface BadImageSet {
+  /** Dataset root (`<workspace>/images`). */
+  readonly root: string;
+  readonly kinds: readonly ImageKind[];
+  readonly skipped: readonly SkippedKind[];
+  readonly unreadable: UnreadableMode;
+}
+
+/** One verdict per kind. */
+export interface Verdict {
+  readonly kind: string;
+  readonly ok: boolean;
+  /** `handled`, `rejected`, or `skipped` (not set up here). */
+  readonly outcome: 'handled' | 'rejected' | 'skipped';
+  /** What was seen (pixels, reason) and, when not ok, what was wrong. */
+  readonly detail: string;
+}
+
+/** An RGB raster from a colour function. */
+function raster(w: number, h: number, at: (x: number, y: number) => Rgb): Buffer {
+  const b = Buffer.alloc(w * h * 3);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) b.set(at(x, y), (y * w + x) * 3);
+  return b;
+}
+
+/** `w`×`h` in four quadrants of `cols`. */
+function quadrants(w: number, h: number, cols: readonly Rgb[]): sharp.Sharp {
+  return sharp(raster(w, h, (x, y) => cols[(y < h / 2 ? 0 : 2) + (x < w / 2 ? 0 : 1)]!), { raw: { width: w, height: h, channels: 3 } });
+}
+
+/** A PNG with 16-bit samples written by hand (`colorType` 0 = grey, 2 = RGB, 6 = RGBA). */
+export function png16(w: number, h: number, colorType: 0 | 2 | 6, at: (x: number, y: number) => readonly number[]): Buffer {
+  const channels = colorType === 0 ? 1 : colorType === 2 ? 3 : 4;
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 16;
+  ihdr[9] = colorType;
+  const rows: Buffer[] = [];
+  for (let y = 0; y < h; y++) {
+    const row = Buffer.alloc(1 + w * channels * 2);
+    for (let x = 0; x < w; x++) {
+      const v = at(x, y);
+      for (let c = 0; c < channels; c++) row.writeUInt16BE(v[c]!, 1 + (x * channels + c) * 2);
+    }
+    rows.push(row);
+  }
+  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  return Buffer.concat([signature, pngChunk('IHDR', ihdr), pngChunk('IDAT', zlib.deflateSync(Buffer.concat(rows))), pngChunk('IEND', Buffer.alloc(0))]);
+}
+
+/** The displayed quadrants of a stored pattern [TL, TR, BL, BR] under EXIF orientation 1..8. */
+export function orientedQuadrants(q: readonly [Rgb, Rgb, Rgb, Rgb], orientation: number): [Rgb, Rgb, Rgb, Rgb] {
+  const [tl, tr, bl, br] = q;
+  switch (orientation) {
+    case 1:
+      return [tl, tr, bl, br];
+    case 2: // mirrored horizontally
+      return [tr, tl, br, bl];
+    case 3: // rotated 180°
+      return [br, bl, tr, tl];
+    case 4: // mirrored vertically
+      return [bl, br, tl, tr];
+    case 5: // transposed (mirror across the main diagonal)
+      return [tl, bl, tr, br];
+    case 6: // rotate 90° clockwise to display
+      return [bl, tl, br, tr];
+    case 7: // transversed
+      return [br, tr, bl, tl];
+    case 8: // rotate 90° counter-clockwise to display
+      return [tr, br, tl, bl];
+    default:
+      throw new Error(`orientation ${orientation}`);
+  }
+}
+
+/** A JPEG of the quadrant pattern, stored 64×48 with EXIF `orientation`. */
+export function orientedJpeg(orientation: number): Promise<Buffer> {
+  return quadrants(64, 48, Q).jpeg({ quality: 95 }).withMetadata({ orientation }).toBuffer();
+}
+
+/** The quadrant pattern (for callers checking a kind by hand). */
+export const PATTERN = Q;
+
+/** Decides how the unreadable case can be made real here (see `UnreadableMode`). */
+export function unreadableMode(): UnreadableMode {
+  if (process.getuid === undefined) return { how: 'skip', reason: 'no POSIX uids on this platform' };
+  if (process.getuid() !== 0) return { how: 'chmod' };
+  const cli = path.join(repoRoot, 'bin', 'pipeline.js');
+  const r = spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(cli)}, require('fs').constants.R_OK)`], { uid: 65534, gid: 65534, stdio: 'ignore' });
+  if (r.error !== undefined) return { how: 'skip', reason: `running as root and cannot switch to uid 65534 (${(r.error as NodeJS.ErrnoException).code ?? r.error.message}), so chmod 000 would not stop reading` };
+  if (r.status !== 0) return { how: 'skip', reason: `running as root and uid 65534 cannot read ${cli}, so the CLI cannot run as it` };
+  return { how: 'uid', uid: 65534 };
+}
+
+function sha(b: Uint8Array): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+/**
+ * Writes every kind under `<workspace>/images` (classes `a` and `b`), plus the
+ * symlink's target under `<workspace>/outside`. The bomb is 30000×30000.
+ */
+export async function buildBadImageSet(workspace: string, unreadable: UnreadableMode = unreadableMode()): Promise<BadImageSet> {
+  const root = path.join(workspace, 'images');
+  const kinds: ImageKind[] = [];
+  const skipped: SkippedKind[] = [];
+  const write = async (kind: string, rel: string, bytes: Uint8Array | string, expect: Expectation): Promise<void> => {
+    const abs = path.join(root, rel);
+    await fs.mkdir(path.dirname(abs), { recursive: true });
+    await fs.writeFile(abs, bytes);
+    kinds.push({ kind, rel, expect, sha256: sha(typeof bytes === 'string' ? Buffer.from(bytes) : bytes) });
+  };
+  const handled = (quads: readonly [Rgb, Rgb, Rgb, Rgb], tolerance: number, size: readonly [number, number], why: string): Expectation => ({ handled: { quadrants: quads, tolerance, size, why } });
+
+  const jpeg = await quadrants(64, 48, Q).jpeg({ quality: 90 }).toBuffer();
+  await write('zero-bytes', 'a/zero.jpg', new Uint8Array(0), { rejected: 'empty', detail: /file is empty/ });
+  await write('truncated-jpeg', 'a/truncated.jpg', jpeg.subarray(0, jpeg.length >> 1), { rejected: 'truncated', detail: /premature end/i });
+  await write('text-named-jpg', 'a/notes.jpg', 'these are my notes, not a photo\n', { rejected: 'not-an-image', detail: /no known image signature/ });
+
+  const cmyk = await quadrants(64, 48, Q_CMYK).toColourspace('cmyk').jpeg({ quality: 95 }).toBuffer();
+  if ((await sharp(cmyk).metadata()).space !== 'cmyk') throw new Error('fixture: the CMYK JPEG is not CMYK');
+  await write('cmyk-jpeg', 'a/cmyk.jpg', cmyk, handled(Q_CMYK, 12, [64, 48], 'CMYK converted through the CMYK profile back to the sRGB it came from (white stays white)'));
+
+  // Samples c*257 are the exact 16-bit spelling of 8-bit c.
+  const rgb16 = png16(64, 48, 2, (x, y) => Q[(y < 24 ? 0 : 2) + (x < 32 ? 0 : 1)]!.map((c) => c * 257));
+  await write('png-16bit', 'a/deep.png', rgb16, handled(Q, 1, [64, 48], '16-bit samples c*257 become 8-bit c'));
+
+  const alphaQuads: readonly [number, number, number, number][] = [
+    [200, 40, 40, 0], // transparent: background
+    [40, 160, 60, 255],
+    [255, 255, 255, 128], // half white over the background
+    [230, 220, 90, 255],
+  ];
+  const rgba = Buffer.alloc(64 * 48 * 4);
+  for (let y = 0; y < 48; y++) for (let x = 0; x < 64; x++) rgba.set(alphaQuads[(y < 24 ? 0 : 2) + (x < 32 ? 0 : 1)]!, (y * 64 + x) * 4);
+  const half = (c: number, bg: number) => Math.round((c * 128 + bg * 127) / 255);
+  await write(
+    'png-alpha',
+    'a/alpha.png',
+    await sharp(rgba, { raw: { width: 64, height: 48, channels: 4 } }).png().toBuffer(),
+    handled([BACKGROUND, Q[1], [half(255, BACKGROUND[0]), half(255, BACKGROUND[1]), half(255, BACKGROUND[2])], Q[3]], 2, [64, 48], `alpha flattened onto the background ${RESIZE_WITH.background}`),
+  );
+
+  const greys = [30, 90, 150, 220] as const;
+  const grey = Buffer.alloc(64 * 48);
+  for (let y = 0; y < 48; y++) for (let x = 0; x < 64; x++) grey[y * 64 + x] = greys[(y < 24 ? 0 : 2) + (x < 32 ? 0 : 1)]!;
+  const greyPng = await sharp(grey, { raw: { width: 64, height: 48, channels: 1 } }).toColourspace('b-w').png().toBuffer();
+  if ((await sharp(greyPng).metadata()).channels !== 1) throw new Error('fixture: the grey PNG has more than one channel');
+  const g = (v: number): Rgb => [v, v, v];
+  await write('grayscale', 'b/grey.png', greyPng, handled([g(30), g(90), g(150), g(220)], 1, [64, 48], 'one grey channel becomes three equal channels'));
+
+  await write('exif-rotated', 'b/rotated.jpg', await orientedJpeg(6), handled(orientedQuadrants(Q, 6), 12, [48, 64], 'EXIF orientation 6: the stored top-left (red) corner is displayed top-right'));
+
+  await write('gif', 'b/pattern.gif', await quadrants(64, 48, Q).gif().toBuffer(), handled(Q, 3, [64, 48], 'GIF palette colours'));
+  await write('webp', 'b/pattern.webp', await quadrants(64, 48, Q).webp({ quality: 90 }).toBuffer(), handled(Q, 12, [64, 48], 'lossy WebP colours'));
+  await write('tiff', 'b/pattern.tiff', await quadrants(64, 48, Q).tiff({ compression: 'lzw' }).toBuffer(), handled(Q, 1, [64, 48], 'LZW TIFF colours'));
+
+  const dot: Rgb = [10, 200, 30];
+  await write('1x1', 'b/dot.png', await sharp(Buffer.from(dot), { raw: { width: 1, height: 1, channels: 3 } }).png().toBuffer(), handled([dot, dot, dot, dot], 1, [1, 1], 'one pixel fills the output'));
+
+  const big = await sharp({ create: { width: 6000, height: 4500, channels: 3, background: { r: Q[0][0], g: Q[0][1], b: Q[0][2] } } })
+    .composite(
+      ([
+        [3000, 0, Q[1]],
+        [0, 2250, Q[2]],
+        [3000, 2250, Q[3]],
+      ] as const).map(([left, top, [r, gg, b]]) => ({ input: { create: { width: 3000, height: 2250, channels: 3 as const, background: { r, g: gg, b } } }, left, top })),
+    )
+    .jpeg({ quality: 90 })
+    .toBuffer();
+  await write('6000x4500', 'b/large.jpg', big, handled(Q, 6, [6000, 4500], 'a 27 Mpx photo resized'));
+
+  await hugeBlankPng(path.join(root, 'a', 'bomb.png'), 30000, 30000);
+  kinds.push({ kind: 'bomb-30000x30000', rel: 'a/bomb.png', expect: { rejected: 'too-many-pixels', detail: /30000x30000 = 900000000 pixels exceeds max_pixels/ }, sha256: sha(await fs.readFile(path.join(root, 'a', 'bomb.png'))) });
+
+  const outside = path.join(workspace, 'outside', 'secret.png');
+  await fs.mkdir(path.dirname(outside), { recursive: true });
+  await fs.writeFile(outside, await quadrants(8, 8, Q).png().toBuffer());
+  await fs.symlink(outside, path.join(root, 'b', 'linked.png'));
+  kinds.push({ kind: 'symlink-outside', rel: 'b/linked.png', expect: { rejected: 'symlink-skipped', detail: /symbolic link to .*outside\/secret\.png \(a file outside the source directory\), not followed/ } });
+
+  if (unreadable.how === 'skip') skipped.push({ kind: 'unreadable-chmod-000', reason: unreadable.reason });
+  else {
+    const bytes = await quadrants(8, 8, [Q[3], Q[2], Q[1], Q[0]]).png().toBuffer();
+    await write('unreadable-chmod-000', 'a/locked.png', bytes, { rejected: 'unreadable', detail: /cannot read file \(EACCES\)/ });
+    await fs.chmod(path.join(root, 'a', 'locked.png'), 0o000);
+  }
+
+  // Beyond the issue's list: damaged containers whose decoders said the wrong thing, and an animated GIF.
+  const tiffJpeg = await quadrants(64, 48, Q).tiff({ compression: 'jpeg' }).toBuffer();
+  await write('truncated-tiff', 'a/cut.tiff', tiffJpeg.subarray(0, Math.floor(tiffJpeg.length * 0.9)), { rejected: 'truncated', detail: /^TIFF .* ends at byte \d+ but the file has \d+$/ });
+  const webp = await quadrants(64, 48, Q).webp().toBuffer();
+  await write('truncated-webp', 'a/cut.webp', webp.subarray(0, Math.floor(webp.length * 0.9)), { rejected: 'truncated', detail: /WebP header declares \d+ bytes but the file has \d+/ });
+  const frame = (c: Rgb) => raster(64, 48, () => c);
+  const anim = await sharp(Buffer.concat([frame(Q[0]), frame(Q[2])]), { raw: { width: 64, height: 96, channels: 3, pageHeight: 48 } } as sharp.SharpOptions).gif().toBuffer();
+  await write('animated-gif', 'b/anim.gif', anim, handled([Q[0], Q[0], Q[0], Q[0]], 3, [64, 48], 'first frame of two'));
+
+  return { root, kinds, skipped, unreadable };
+}
+
+/** Writes the scenario's pipeline file (`ingest → resize → partition`, on_invalid: skip). */
+export async function writePipeline(workspace: string): Promise<void> {
+  const p = {
+    name: 'bad-images',
+    stages: {
+      ingest: { uses: 'ingest', with: { source: 'images', on_invalid: 'skip' } },
+      resize: { uses: 'resize', with: RESIZE_WITH },
+      partition: { uses: 'partition' },
+    },
+  };
+  await fs.writeFile(path.join(workspace, 'pipeline.yaml'), JSON.stringify(p, null, 2) + '\n');
+}
+
+/** Result of one CLI run. */
+export interface CliRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly ms: number;
+}
+
+/** chowns `dir` recursively (links themselves, not their targets). */
+async function chownTree(dir: string, uid: number): Promise<void> {
+  await fs.lchown(dir, uid, uid);
+  for (const e of await fs.readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) await chownTree(p, uid);
+    else await fs.lchown(p, uid, uid);
+  }
+}
+
+/**
+ * Runs `pipeline run` in `workspace` as a child process: as `mode.uid` (the
+ * workspace chowned to it) when the unreadable case needs it, else as us.
+ */
+export async function runPipelineAs(workspace: string, mode: UnreadableMode, timeoutMs = 120_000): Promise<CliRun> {
+  const ids = mode.how === 'uid' ? { uid: mode.uid, gid: mode.uid } : {};
+  if (mode.how === 'uid') {
+    await chownTree(workspace, mode.uid);
+    await fs.chmod(workspace, 0o755);
+  }
+  const env: Record<string, string | undefined> = { ...process.env, NO_COLOR: '1' };
+  delete env['PIPELINE_CACHE'];
+  delete env['FORCE_COLOR'];
+  const started = Date.now();
+  const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'pipeline.js'), 'run'], { cwd: workspace, env, stdio: ['ignore', 'pipe', 'pipe'], ...ids });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  clearTimeout(timer);
+  return { code, stdout, stderr, ms: Date.now() - started };
+}
+
+function readJsonl<T>(file: string): T[] {
+  return fss.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
+}
+
+/**
+ * Judges one finished run: every handled kind is in the manifest with its
+ * oriented size, in the resize shards with the expected pixels (within
+ * tolerance) and in partition.json; every rejected kind is in rejects.jsonl
+ * with its reason and detail and is named with its reason on the terminal.
+ */
+export function judgeRun(workspace: string, set: BadImageSet, run: CliRun): Verdict[] {
+  const out = path.join(workspace, 'out');
+  const rejects = readJsonl<RejectEntry>(path.join(out, 'ingest', 'rejects.jsonl'));
+  const { entries } = readManifest(path.join(out, 'ingest'));
+  const shards = new ShardReader(path.join(out, 'resize'));
+  const partition = readPartition(path.join(out, 'partition'));
+  const terminal = run.stdout + run.stderr;
+  const verdicts: Verdict[] = set.skipped.map((s) => ({ kind: s.kind, ok: false, outcome: 'skipped', detail: s.reason }));
+  for (const k of set.kinds) {
+    const abs = path.join(set.root, k.rel);
+    const rejected = rejects.filter((r) => r.rel === k.rel);
+    const entry = entries.find((e) => e.rel === k.rel);
+    if ('rejected' in k.expect) {
+      const problems: string[] = [];
+      if (entry !== undefined) problems.push('it is in the manifest');
+      if (rejected.length !== 1) problems.push(`${rejected.length} reject entries`);
+      const r = rejected[0];
+      if (r !== undefined) {
+        if (r.reason !== k.expect.rejected) problems.push(`reason ${r.reason}, expected ${k.expect.rejected}`);
+        if (!k.expect.detail.test(r.detail)) problems.push(`detail ${JSON.stringify(r.detail)} does not match ${k.expect.detail}`);
+        if (r.path !== abs) problems.push(`path ${r.path}`);
+      }
+      if (!terminal.includes(`${abs}: ${k.expect.rejected} (`)) problems.push('not named with its reason on the terminal');
+      verdicts.push({ kind: k.kind, ok: problems.length === 0, outcome: 'rejected', detail: problems.length === 0 ? `${r!.reason}: ${r!.detail}` : problems.join('; ') });
+      continue;
+    }
+    const want = k.expect.handled;
+    const problems: string[] = [];
+    if (rejected.length > 0) problems.push(`rejected: ${rejected.map((r) => `${r.reason} (${r.detail})`).join(', ')}`);
+    let seen = '';
+    if (entry === undefined) problems.push('not in the manifest');
+    else {
+      if (entry.width !== want.size[0] || entry.height !== want.size[1]) problems.push(`manifest size ${entry.width}x${entry.height}, expected ${want.size[0]}x${want.size[1]}`);
+      if (partition.assignments[entry.sha256] === undefined) problems.push('no split in partition.json');
+      const item = shards.index.items.findIndex((it) => it.source === entry.sha256);
+      if (item === -1) problems.push('not in the resize output');
+      else {
+        const px = shards.pixels(item);
+        const got = SAMPLES.map(([x, y]) => [...px.subarray((y * 16 + x) * 3, (y * 16 + x) * 3 + 3)] as const);
+        seen = JSON.stringify(got);
+        got.forEach((p, i) => {
+          const e = want.quadrants[i]!;
+          const diff = Math.max(...p.map((v, c) => Math.abs(v - e[c]!)));
+          if (diff > want.tolerance) problems.push(`quadrant ${i} is ${JSON.stringify(p)}, expected ${JSON.stringify(e)} ±${want.tolerance}`);
+        });
+      }
+    }
+    verdicts.push({ kind: k.kind, ok: problems.length === 0, outcome: 'handled', detail: problems.length === 0 ? `${want.why}: ${seen}` : problems.join('; ') });
+  }
+  return verdicts;
+}
+
+/** Wall time and peak RSS of rejecting the bomb in a child process running the ingest stage. */
+export interface BombMeasurement {
+  /** Milliseconds of `ingestStage.run` over the bomb plus one small image, measured inside the child. */
+  readonly ms: number;
+  /** Peak RSS of that child, MiB. */
+  readonly peakMiB: number;
+  /** Peak RSS of the same child without the bomb (node + sharp + ingest), MiB. */
+  readonly baselineMiB: number;
+  /** The bomb's reject entry. */
+  readonly reject: RejectEntry | undefined;
+  /** Images accepted (the small one). */
+  readonly accepted: number;
+}
+
+/** Runs the ingest stage in a child on `dir` (class folders) and returns its timing, peak RSS and outputs. */
+async function ingestInChild(workspace: string, source: string): Promise<{ ms: number; maxRssKiB: number; images: number; rejects: RejectEntry[] }> {
+  const dist = path.join(repoRoot, 'dist');
+  const out = await fs.mkdtemp(path.join(workspace, 'child-out-'));
+  const script = `
+    import { ingestStage } from ${JSON.stringify(path.join(dist, 'stages', 'ingest.js'))};
+    import { directoryItemCache } from ${JSON.stringify(path.join(dist, 'src', 'cache', 'item-cache.js'))};
+    import fs from 'node:fs';
+    const out = ${JSON.stringify(out)};
+    const log = { info() {}, warn() {}, progress() {} };
+    const ctx = { stageId: 'ingest', params: { source: ${JSON.stringify(source)} }, inputs: {}, outDir: out, workspace: ${JSON.stringify(workspace)},
+      items: directoryItemCache(out + '-items'), cacheDir: out + '-cache', seed: 0, log, signal: new AbortController().signal };
+    const t = performance.now();
+    const r = await ingestStage.run(ctx);
+    const ms = performance.now() - t;
+    process.stdout.write(JSON.stringify({ ms, maxRssKiB: process.resourceUsage().maxRSS, images: r.metrics.images, rejects: fs.readFileSync(out + '/rejects.jsonl', 'utf8') }));
+  `;
+  const file = path.join(workspace, `ingest-child-${path.basename(out)}.mjs`);
+  await fs.writeFile(file, script);
+  const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 60_000 });
+  if (r.status !== 0) throw new Error(`ingest child failed (${r.status ?? r.signal}): ${r.stderr}`);
+  const res = JSON.parse(r.stdout) as { ms: number; maxRssKiB: number; images: number; rejects: string };
+  return { ms: res.ms, maxRssKiB: res.maxRssKiB, images: res.images, rejects: res.rejects.split('\n').filter(Boolean).map((l) => JSON.parse(l) as RejectEntry) };
+}
+
+/**
+ * Rejects a `side`×`side` blank PNG (default 30000: 0.9 Gpx, ~110 KB on disk)
+ * in a child process running the ingest stage next to one small image, and a
+ * baseline child on the small image alone.
+ */
+export async function measureBombRejection(workspace: string, side = 30000): Promise<BombMeasurement> {
+  const small = await quadrants(12, 10, Q).png().toBuffer();
+  for (const d of ['bomb-set/a', 'plain-set/a']) {
+    await fs.mkdir(path.join(workspace, d), { recursive: true });
+    await fs.writeFile(path.join(workspace, d, 'ok.png'), small);
+  }
+  await hugeBlankPng(path.join(workspace, 'bomb-set', 'a', 'bomb.png'), side, side);
+  const baseline = await ingestInChild(workspace, 'plain-set');
+  const bomb = await ingestInChild(workspace, 'bomb-set');
+  return { ms: bomb.ms, peakMiB: bomb.maxRssKiB / 1024, baselineMiB: baseline.maxRssKiB / 1024, reject: bomb.rejects.find((r) => r.rel === 'a/bomb.png'), accepted: bomb.images };
+}
+
+/** One fuzz outcome. */
+export type FuzzOutcome =
+  | { readonly case: string; readonly outcome: 'handled' }
+  | { readonly case: string; readonly outcome: 'rejected'; readonly reason: string }
+  /** A throw, a hang, a reason outside the list or without detail, or probe-accepted bytes that resize refuses. */
+  | { readonly case: string; readonly outcome: 'crash'; readonly detail: string };
+
+/** Summary of a fuzz run. */
+export interface FuzzReport {
+  readonly cases: number;
+  readonly handled: number;
+  readonly rejected: Readonly<Record<string, number>>;
+  readonly crashes: readonly Extract<FuzzOutcome, { outcome: 'crash' }>[];
+  readonly bySeed: Readonly<Record<string, { handled: number; rejected: number; crash: number }>>;
+}
+
+/** mulberry32: a small seeded PRNG (no Math.random). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Valid seed images the fuzzer mutates. */
+async function fuzzSeeds(): Promise<{ name: string; bytes: Buffer }[]> {
+  const base = () => quadrants(48, 32, Q);
+  return [
+    { name: 'jpeg', bytes: await base().jpeg({ quality: 85 }).toBuffer() },
+    { name: 'jpeg-progressive', bytes: await base().jpeg({ quality: 85, progressive: true }).toBuffer() },
+    { name: 'png', bytes: await base().png().toBuffer() },
+    { name: 'png-interlaced', bytes: await base().png({ progressive: true }).toBuffer() },
+    { name: 'webp', bytes: await base().webp().toBuffer() },
+    { name: 'webp-lossless', bytes: await base().webp({ lossless: true }).toBuffer() },
+    { name: 'gif', bytes: await base().gif().toBuffer() },
+    { name: 'tiff-lzw', bytes: await base().tiff({ compression: 'lzw' }).toBuffer() },
+    { name: 'tiff-jpeg', bytes: await base().tiff({ compression: 'jpeg' }).toBuffer() },
+  ];
+}
+
+/** One mutation of `b`: a truncation, bit flips, an overwritten run, or a duplicated slice. */
+function mutate(b: Buffer, r: () => number): { bytes: Buffer; how: string } {
+  const n = b.length;
+  const pick = Math.floor(r() * 4);
+  if (pick === 0) {
+    const cut = 1 + Math.floor(r() * (n - 1));
+    return { bytes: Buffer.from(b.subarray(0, cut)), how: `truncate@${cut}` };
+  }
+  const out = Buffer.from(b);
+  if (pick === 1) {
+    const flips = 1 + Math.floor(r() * 8);
+    const at: number[] = [];
+    for (let i = 0; i < flips; i++) {
+      const bit = Math.floor(r() * n * 8);
+      out[bit >> 3] = out[bit >> 3]! ^ (1 << (bit & 7));
+      at.push(bit);
+    }
+    return { bytes: out, how: `flip@${at.join(',')}` };
+  }
+  if (pick === 2) {
+    const start = Math.floor(r() * n);
+    const len = 1 + Math.floor(r() * 32);
+    for (let i = start; i < Math.min(n, start + len); i++) out[i] = Math.floor(r() * 256);
+    return { bytes: out, how: `overwrite@${start}+${len}` };
+  }
+  const start = Math.floor(r() * n);
+  const len = 1 + Math.floor(r() * Math.min(256, n - start));
+  return { bytes: Buffer.concat([b.subarray(0, start + len), b.subarray(start)]), how: `dup@${start}+${len}` };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<T>((_, reject) => (t = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
+}
+
+/**
+ * Mutates the seed images `count` times (seeded) and runs each through the
+ * probe ingest uses and, when accepted, the resize every accepted image gets.
+ * Serial, as ingest confirms failures serially (libvips' error buffer is per process).
+ */
+export async function fuzzImages(count: number, seed = 7, perCaseMs = 10_000): Promise<FuzzReport> {
+  const seeds = await fuzzSeeds();
+  const r = rng(seed);
+  const reasons = new Set<string>(PROBE_FAILURE_REASONS);
+  const rejected: Record<string, number> = {};
+  const crashes: Extract<FuzzOutcome, { outcome: 'crash' }>[] = [];
+  const bySeed: Record<string, { handled: number; rejected: number; crash: number }> = {};
+  let handled = 0;
+  for (let i = 0; i < count; i++) {
+    const s = seeds[i % seeds.length]!;
+    const m = mutate(s.bytes, r);
+    const name = `${s.name}/${m.how}`;
+    const tally = (bySeed[s.name] ??= { handled: 0, rejected: 0, crash: 0 });
+    const crash = (detail: string) => {
+      crashes.push({ case: name, outcome: 'crash', detail });
+      tally.crash++;
+    };
+    try {
+      const p = await withTimeout(probeImage(m.bytes), perCaseMs, 'probe');
+      if (!p.ok) {
+        if (!reasons.has(p.error.reason) || p.error.detail.trim() === '') crash(`reason ${p.error.reason} / detail ${JSON.stringify(p.error.detail)}`);
+        else {
+          rejected[p.error.reason] = (rejected[p.error.reason] ?? 0) + 1;
+          tally.rejected++;
+        }
+        continue;
+      }
+      const px = await withTimeout(resizeImage(m.bytes, RESIZE_OPTIONS), perCaseMs, 'resize');
+      if (!px.ok) crash(`probe accepted it but resize refused: ${px.error.reason} (${px.error.detail})`);
+      else if (px.value.length !== 16 * 16 * 3) crash(`resize gave ${px.value.length} bytes`);
+      else {
+        handled++;
+        tally.handled++;
+      }
+    } catch (e) {
+      crash(`threw: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return { cases: count, handled, rejected, crashes, bySeed };
+}
+
+/** A temp workspace (realpath, so paths printed by the CLI match), removed on dispose. */
+export async function tempWorkspace(prefix = 'bad-images-'): Promise<{ dir: string } & AsyncDisposable> {
+  const dir = await fs.realpath(await fs.mkdtemp(path.join(os.tmpdir(), prefix)));
+  return { dir, [Symbol.asyncDispose]: () => fs.rm(dir, { recursive: true, force: true }) };
+}
