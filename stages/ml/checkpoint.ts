@@ -57,6 +57,26 @@ interface CheckpointJson {
   readonly state: LoopState;
   readonly model: TensorEntry[];
   readonly optimizer: TensorEntry[];
+  /**
+   * Optimizer state that `getWeights` leaves out, stored as is: Adam's running
+   * bias-correction products `accBeta1`/`accBeta2`. `setWeights` recomputes them
+   * as `pow(beta, step + 1)`, which rounds differently from the product the
+   * uninterrupted run has accumulated, so a resumed run drifted by ~1e-8 from it;
+   * with them restored, a resumed run is bit-identical. Absent in older checkpoints.
+   */
+  readonly optimizerExact?: TensorEntry[];
+}
+
+/** Adam's private running products (see `optimizerExact`); other optimizers keep all their state in getWeights. */
+const EXACT_OPTIMIZER_FIELDS = ['accBeta1', 'accBeta2'] as const;
+
+/** The optimizer's `EXACT_OPTIMIZER_FIELDS` that are tfjs variables, by name. */
+function exactOptimizerState(optimizer: tfjs.Optimizer): [string, tfjs.Variable][] {
+  const o = optimizer as unknown as Record<string, unknown>;
+  return EXACT_OPTIMIZER_FIELDS.flatMap((name) => {
+    const v = o[name] as { assign?: unknown; read?: unknown } | undefined;
+    return v !== undefined && v !== null && typeof v.assign === 'function' ? [[name, v as unknown as tfjs.Variable]] : [];
+  });
 }
 
 /** The weights a checkpoint of `model` holds: every weight (incl. BN statistics) of layers that can change in training. */
@@ -90,8 +110,18 @@ export async function saveCheckpoint(weights: readonly tfjs.LayerVariable[], opt
   const modelEntries: TensorEntry[] = [];
   for (const w of weights) modelEntries.push(await add(w.originalName ?? w.name, w.read()));
   const optEntries: TensorEntry[] = [];
-  if (optimizer !== undefined) for (const nt of await optimizer.getWeights()) optEntries.push(await add(nt.name, nt.tensor));
-  const json: CheckpointJson = { format: 'pipeline.checkpoint/v1', state, model: modelEntries, optimizer: optEntries };
+  const exactEntries: TensorEntry[] = [];
+  if (optimizer !== undefined) {
+    for (const nt of await optimizer.getWeights()) optEntries.push(await add(nt.name, nt.tensor));
+    for (const [name, v] of exactOptimizerState(optimizer)) exactEntries.push(await add(name, v));
+  }
+  const json: CheckpointJson = {
+    format: 'pipeline.checkpoint/v1',
+    state,
+    model: modelEntries,
+    optimizer: optEntries,
+    ...(exactEntries.length > 0 ? { optimizerExact: exactEntries } : {}),
+  };
   const tmp = `${dir}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   await fs.mkdir(tmp, { recursive: true });
   await fs.writeFile(path.join(tmp, 'tensors.bin'), Buffer.concat(parts));
@@ -125,7 +155,7 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint | un
     return undefined;
   }
   if (json.format !== 'pipeline.checkpoint/v1') return undefined;
-  const expected = [...json.model, ...json.optimizer].reduce((a, e) => Math.max(a, e.offset + e.length * 4), 0);
+  const expected = [...json.model, ...json.optimizer, ...(json.optimizerExact ?? [])].reduce((a, e) => Math.max(a, e.offset + e.length * 4), 0);
   if (bin.length < expected) return undefined;
   const ab = bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength);
   const tensorOf = (tf: Tf, e: TensorEntry): tfjs.Tensor =>
@@ -141,6 +171,15 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint | un
     async restoreOptimizer(tf, optimizer) {
       if (json.optimizer.length === 0) return;
       await optimizer.setWeights(json.optimizer.map((e) => ({ name: e.name, tensor: tensorOf(tf, e) })));
+      // After setWeights, which overwrote them with recomputed powers (see CheckpointJson.optimizerExact).
+      const exact = new Map(exactOptimizerState(optimizer));
+      for (const e of json.optimizerExact ?? []) {
+        const v = exact.get(e.name);
+        if (v === undefined || v.shape.join(',') !== e.shape.join(',')) continue;
+        const t = tensorOf(tf, e);
+        v.assign(t);
+        t.dispose();
+      }
     },
   };
 }
