@@ -554,6 +554,87 @@ function mutate(b: Buffer, r: () => number): { bytes: Buffer; how: string } {
   return { bytes: Buffer.concat([b.subarray(0, start + len), b.subarray(start)]), how: `dup@${start}+${len}` };
 }
 
+/** One mutated file: which seed image, which mutation, the bytes. */
+export interface FuzzCase {
+  readonly seed: string;
+  /** `<seed>/<mutation>`, e.g. `png/flip@1234`. */
+  readonly name: string;
+  readonly bytes: Buffer;
+}
+
+/** `count` mutations of the seed images, round-robin over the seeds, from a seeded PRNG. */
+export async function fuzzCases(count: number, seed = 7): Promise<FuzzCase[]> {
+  const seeds = await fuzzSeeds();
+  const r = rng(seed);
+  const out: FuzzCase[] = [];
+  for (let i = 0; i < count; i++) {
+    const s = seeds[i % seeds.length]!;
+    const m = mutate(s.bytes, r);
+    out.push({ seed: s.name, name: `${s.name}/${m.how}`, bytes: m.bytes });
+  }
+  return out;
+}
+
+/** Where each fuzz file ended up after a CLI run. */
+export interface FuzzRunReport {
+  readonly files: number;
+  /** In the manifest and in the resize output. */
+  readonly handled: number;
+  /** Collapsed into an identical file of the same class (duplicates.jsonl). */
+  readonly duplicates: number;
+  /** Reject entries by reason. */
+  readonly rejected: Readonly<Record<string, number>>;
+  /** Files found nowhere, in the manifest but not resized, or rejected without a known reason and detail. */
+  readonly lost: readonly string[];
+  /** Files whose reject reason differs from a serial `probeImage` of the same bytes. */
+  readonly reasonMismatches: readonly string[];
+}
+
+/** Writes the fuzz cases as `<workspace>/images/f/<i>.<seed ext>` and the scenario pipeline. */
+export async function writeFuzzDataset(workspace: string, cases: readonly FuzzCase[]): Promise<string[]> {
+  const rels: string[] = [];
+  await fs.mkdir(path.join(workspace, 'images', 'f'), { recursive: true });
+  for (let i = 0; i < cases.length; i++) {
+    const ext = cases[i]!.seed.split('-')[0]!;
+    const rel = `f/${String(i).padStart(4, '0')}.${ext}`;
+    await fs.writeFile(path.join(workspace, 'images', rel), cases[i]!.bytes);
+    rels.push(rel);
+  }
+  await writePipeline(workspace);
+  return rels;
+}
+
+/** Accounts for every fuzz file after a CLI run (see `FuzzRunReport`). */
+export async function judgeFuzzRun(workspace: string, cases: readonly FuzzCase[], rels: readonly string[]): Promise<FuzzRunReport> {
+  const out = path.join(workspace, 'out');
+  const rejects = readJsonl<RejectEntry>(path.join(out, 'ingest', 'rejects.jsonl'));
+  const dups = readJsonl<{ rel: string }>(path.join(out, 'ingest', 'duplicates.jsonl'));
+  const { entries } = readManifest(path.join(out, 'ingest'));
+  const resized = new Set(new ShardReader(path.join(out, 'resize')).index.items.map((it) => it.source));
+  const reasons = new Set<string>([...PROBE_FAILURE_REASONS, 'label-conflict']);
+  const rejected: Record<string, number> = {};
+  const lost: string[] = [];
+  const reasonMismatches: string[] = [];
+  let handled = 0;
+  let duplicates = 0;
+  for (let i = 0; i < rels.length; i++) {
+    const rel = rels[i]!;
+    const entry = entries.find((e) => e.rel === rel);
+    const reject = rejects.find((r) => r.rel === rel);
+    if (entry !== undefined) {
+      if (resized.has(entry.sha256)) handled++;
+      else lost.push(`${rel} (${cases[i]!.name}): in the manifest but not resized`);
+    } else if (reject !== undefined) {
+      if (!reasons.has(reject.reason) || reject.detail.trim() === '') lost.push(`${rel} (${cases[i]!.name}): reason ${reject.reason} / ${JSON.stringify(reject.detail)}`);
+      rejected[reject.reason] = (rejected[reject.reason] ?? 0) + 1;
+      const serial = await probeImage(cases[i]!.bytes);
+      if (serial.ok || serial.error.reason !== reject.reason) reasonMismatches.push(`${rel} (${cases[i]!.name}): ingest said ${reject.reason} (${reject.detail}), a serial probe ${serial.ok ? 'accepts it' : serial.error.reason}`);
+    } else if (dups.some((d) => d.rel === rel)) duplicates++;
+    else lost.push(`${rel} (${cases[i]!.name}): nowhere`);
+  }
+  return { files: rels.length, handled, duplicates, rejected, lost, reasonMismatches };
+}
+
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout | undefined;
   return Promise.race([p, new Promise<T>((_, reject) => (t = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
@@ -565,24 +646,19 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
  * Serial, as ingest confirms failures serially (libvips' error buffer is per process).
  */
 export async function fuzzImages(count: number, seed = 7, perCaseMs = 10_000): Promise<FuzzReport> {
-  const seeds = await fuzzSeeds();
-  const r = rng(seed);
   const reasons = new Set<string>(PROBE_FAILURE_REASONS);
   const rejected: Record<string, number> = {};
   const crashes: Extract<FuzzOutcome, { outcome: 'crash' }>[] = [];
   const bySeed: Record<string, { handled: number; rejected: number; crash: number }> = {};
   let handled = 0;
-  for (let i = 0; i < count; i++) {
-    const s = seeds[i % seeds.length]!;
-    const m = mutate(s.bytes, r);
-    const name = `${s.name}/${m.how}`;
-    const tally = (bySeed[s.name] ??= { handled: 0, rejected: 0, crash: 0 });
+  for (const { seed: seedName, name, bytes } of await fuzzCases(count, seed)) {
+    const tally = (bySeed[seedName] ??= { handled: 0, rejected: 0, crash: 0 });
     const crash = (detail: string) => {
       crashes.push({ case: name, outcome: 'crash', detail });
       tally.crash++;
     };
     try {
-      const p = await withTimeout(probeImage(m.bytes), perCaseMs, 'probe');
+      const p = await withTimeout(probeImage(bytes), perCaseMs, 'probe');
       if (!p.ok) {
         if (!reasons.has(p.error.reason) || p.error.detail.trim() === '') crash(`reason ${p.error.reason} / detail ${JSON.stringify(p.error.detail)}`);
         else {
@@ -591,7 +667,7 @@ export async function fuzzImages(count: number, seed = 7, perCaseMs = 10_000): P
         }
         continue;
       }
-      const px = await withTimeout(resizeImage(m.bytes, RESIZE_OPTIONS), perCaseMs, 'resize');
+      const px = await withTimeout(resizeImage(bytes, RESIZE_OPTIONS), perCaseMs, 'resize');
       if (!px.ok) crash(`probe accepted it but resize refused: ${px.error.reason} (${px.error.detail})`);
       else if (px.value.length !== 16 * 16 * 3) crash(`resize gave ${px.value.length} bytes`);
       else {
