@@ -51,7 +51,7 @@ import type { ItemCache } from '../../stages/types.js';
 import { computeKey, type FingerprintHash, type StageFingerprint } from '../fingerprint.js';
 import { type Result, ok, err } from '../result.js';
 import { fsyncDir, writeFileAtomic } from './atomic.js';
-import { directoryItemCache, itemEntryIntact, itemFiles, ITEM_KEY } from './item-cache.js';
+import { directoryItemCache, itemEntryIntact, itemFiles, ITEM_DIGEST_BYTES, ITEM_KEY } from './item-cache.js';
 import { HashMemo } from '../hash/memo.js';
 import { currentProcess, isAlive } from './process-id.js';
 import { acquireLock } from './lock.js';
@@ -87,10 +87,19 @@ export interface RunRecord {
    * files inside a directory that changed since this run.
    */
   readonly inputListings?: Readonly<Record<string, string>>;
+  /**
+   * Hex sha256 of `JSON.stringify` of the record without this field (written
+   * last). A record whose bytes changed after it was written (a flipped digit
+   * in `metrics` still parses and still hashes to its key) fails this check
+   * and is treated as missing, so its stage recomputes instead of serving a
+   * wrong result. Records written before the field existed have none and are
+   * read as before (one flipped byte cannot both drop the field and change data).
+   */
+  readonly checksum?: string;
 }
 
 /** Input to `writeRecord`: a record whose log may still be a plain string of any size. */
-export type NewRunRecord = Omit<RunRecord, 'format' | 'log'> & { readonly log: string };
+export type NewRunRecord = Omit<RunRecord, 'format' | 'log' | 'checksum'> & { readonly log: string };
 
 /** An output that a `cmd` stage declared but did not produce. */
 export interface MissingOutput {
@@ -106,6 +115,15 @@ export interface RecordRefused {
   readonly path: string;
 }
 
+/** A linked item-cache entry found corrupt while ingesting a staging dir (`ingestStaging`); it was moved to quarantine. */
+export interface CorruptEntry {
+  readonly reason: 'corrupt-item-entry';
+  /** The entry, relative to the cache root: `items/<ns>/<xx>/<key>`. */
+  readonly entry: string;
+  /** Where the stage had linked it, relative to the staging dir. */
+  readonly path: string;
+}
+
 /** Result of `verify`. */
 export interface VerifyReport {
   /** Objects re-hashed. */
@@ -114,7 +132,7 @@ export interface VerifyReport {
   readonly corrupt: readonly string[];
   /** Records referencing objects that are not (or no longer) in the store. */
   readonly missing: readonly { readonly key: string; readonly stageId: string; readonly sha256: string; readonly path: string }[];
-  /** Record files that do not parse or are inconsistent (key ≠ hash of fingerprint, or manifest hash wrong); moved to quarantine. */
+  /** Record files that do not parse or are inconsistent (key ≠ hash of fingerprint, manifest hash wrong, or checksum wrong: bytes changed after writing); moved to quarantine. */
   readonly badRecords: readonly string[];
   /**
    * Item-cache entries (`items/<ns>/<xx>/<key>`, relative to the root) whose
@@ -211,9 +229,30 @@ export class CacheStore {
    * Moves every regular file under `dir` (a staging dir from `makeStagingDir`)
    * into `objects/` (rename on the same filesystem; files with other hard
    * links are copied instead) and returns the manifest, paths relative to
-   * `dir`. The directory is left empty of files.
+   * `dir`. The directory is left empty of files. Trusts linked item-cache
+   * entries as they are: the engine uses `ingestStaging`, which checks them.
    */
   async ingestDir(dir: string): Promise<OutputManifest> {
+    return this.ingest(dir, undefined);
+  }
+
+  /**
+   * `ingestDir` for a built-in's staging dir, checking every linked
+   * item-cache entry it hashes (a shared inode the memo does not vouch for):
+   * an entry whose sha256 trailer is wrong (corrupted or torn in the cache,
+   * e.g. a flipped byte) is moved to quarantine instead of becoming an
+   * output, and reported. The caller then runs the stage again: the entry
+   * is gone, so the stage recomputes that item. (Linking trusts an entry by
+   * its size, see item-cache.ts; this is where its bytes are read anyway.)
+   * A shared inode that is no item-cache entry is adopted as before.
+   */
+  async ingestStaging(dir: string): Promise<Result<OutputManifest, CorruptEntry[]>> {
+    const corrupt: CorruptEntry[] = [];
+    const m = await this.ingest(dir, corrupt);
+    return corrupt.length > 0 ? err(corrupt) : ok(m);
+  }
+
+  private async ingest(dir: string, corrupt: CorruptEntry[] | undefined): Promise<OutputManifest> {
     const rels = listFiles(dir, '');
     // Linked entries the memo already knows cost two stats: do those synchronously (no promise per
     // file; a 10k-image re-run is mostly these), everything else through `adopt` concurrently.
@@ -225,7 +264,7 @@ export class CacheStore {
       else rest.push(i);
     }
     await mapLimit(rest, IO_CONCURRENCY, async (i) => {
-      files[i] = await this.adopt(path.join(dir, rels[i]!), rels[i]!, 'move');
+      files[i] = await this.adopt(path.join(dir, rels[i]!), rels[i]!, 'move', corrupt);
     });
     await this.saveInodeMemo();
     return makeManifest(files);
@@ -267,7 +306,7 @@ export class CacheStore {
    * Adopts a read-only staging file with other names (a linked item-cache
    * entry): its inode becomes the object, without copying (module doc).
    */
-  private async adoptShared(src: string, rel: string, st: fs.Stats): Promise<ManifestFile> {
+  private async adoptShared(src: string, rel: string, st: fs.Stats, corrupt: CorruptEntry[] | undefined): Promise<ManifestFile> {
     const id = `${st.dev}:${st.ino}`;
     const mode = st.mode & 0o777;
     const known = this.inodeMemo().lookup(id, st.size, st.mtimeMs, 0, st.ino);
@@ -276,7 +315,15 @@ export class CacheStore {
       return { path: rel, sha256: known, size: st.size, mode };
     }
     this.sharedStats.hashed++;
-    const sha = await hashFile(src);
+    const { sha, intact } = await hashShared(src, st.size);
+    if (!intact && corrupt !== undefined) {
+      const entry = await this.itemEntryOf(st);
+      if (entry !== undefined) {
+        await this.quarantine(path.join(this.root, entry), `item-${entry.split('/').slice(1).join('-')}`);
+        corrupt.push({ reason: 'corrupt-item-entry', entry, path: rel });
+        return { path: rel, sha256: sha, size: st.size, mode };
+      }
+    }
     if (!this.isObjectInode(sha, st)) {
       const fh = await fsp.open(src, 'r');
       try {
@@ -339,9 +386,14 @@ export class CacheStore {
     return sha;
   }
 
-  /** Whether the object exists (and has `size` bytes, when given). Stat only. */
+  /**
+   * Whether the object exists as a regular file (and has `size` bytes, when
+   * given). Stat only. A symlink or directory where an object belongs is
+   * not one (the store never makes those): it is replaced when the object is
+   * stored again.
+   */
   hasObject(sha256: string, size?: number): boolean {
-    const st = fs.statSync(this.objectPath(sha256), { throwIfNoEntry: false });
+    const st = fs.lstatSync(this.objectPath(sha256), { throwIfNoEntry: false });
     return st !== undefined && st.isFile() && (size === undefined || st.size === size);
   }
 
@@ -362,7 +414,8 @@ export class CacheStore {
     const logBytes = Buffer.byteLength(rec.log);
     const log: RunLog = logBytes > INLINE_LOG_MAX ? { object: await this.putBytes(Buffer.from(rec.log)), bytes: logBytes } : rec.log;
     await this.syncObjects();
-    const full: RunRecord = { format: 'pipeline.run-record/v1', ...rec, log };
+    const body: RunRecord = { format: 'pipeline.run-record/v1', ...rec, log };
+    const full: RunRecord = { ...body, checksum: recordChecksum(body) };
     await writeFileAtomic(this.recordPath(rec.key), JSON.stringify(full), { tmpDir: this.tmpDir, syncDir: true });
     return ok(full);
   }
@@ -520,6 +573,15 @@ export class CacheStore {
     }
   }
 
+  /** The item-cache entry (`items/<ns>/<xx>/<key>`, relative to the root) that is the inode `st` describes, if any. Scans every entry: only for a corrupt one. */
+  private async itemEntryOf(st: fs.Stats): Promise<string | undefined> {
+    for await (const { ns, shard, name, file } of itemFiles(this.root)) {
+      const e = fs.lstatSync(file, { throwIfNoEntry: false });
+      if (e !== undefined && e.ino === st.ino && e.dev === st.dev) return `items/${ns}/${shard}/${name}`;
+    }
+    return undefined;
+  }
+
   /** The per-item cache `items/<namespace>` (namespace: a stage name). */
   items(namespace: string): ItemCache {
     if (!/^[A-Za-z0-9_.-]+$/.test(namespace)) throw new Error(`invalid item namespace: ${namespace}`);
@@ -546,13 +608,13 @@ export class CacheStore {
    * copy it to tmp/ first (a user file). The object is hashed from the bytes
    * actually stored, fsynced and made read-only before it is renamed in.
    */
-  private async adopt(src: string, rel: string, how: 'move' | 'copy'): Promise<ManifestFile> {
+  private async adopt(src: string, rel: string, how: 'move' | 'copy', corrupt?: CorruptEntry[]): Promise<ManifestFile> {
     const lst = fs.lstatSync(src);
     const symlink = lst.isSymbolicLink();
     const st = symlink ? fs.statSync(src) : lst;
     const mode = st.mode & 0o777;
     // A read-only staging file with other names is a linked cache entry: share its inode.
-    if (how === 'move' && st.nlink > 1 && !symlink && (st.mode & 0o222) === 0) return this.adoptShared(src, rel, st);
+    if (how === 'move' && st.nlink > 1 && !symlink && (st.mode & 0o222) === 0) return this.adoptShared(src, rel, st, corrupt);
     // Never move a symlink (the object would be a link) or a writable file with other names (chmod would reach them).
     const copy = how === 'copy' || st.nlink > 1 || symlink;
     if (copy && st.size <= SMALL_FILE) {
@@ -601,7 +663,16 @@ export class CacheStore {
       this.shardDirs.add(shardDir);
     }
     await fsp.chmod(file, 0o444);
-    await fsp.rename(file, this.objectPath(sha));
+    const dest = this.objectPath(sha);
+    try {
+      await fsp.rename(file, dest);
+    } catch (e) {
+      // Something that is no object is in the way (a directory): quarantine it, then store the object.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'EISDIR' && code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') throw e;
+      await this.quarantine(dest, sha);
+      await fsp.rename(file, dest);
+    }
     this.unsyncedShards.add(shardDir);
   }
 
@@ -627,11 +698,18 @@ export class CacheStore {
   }
 }
 
-/** A record is usable only if it is what its key and manifest hash claim. */
+/** `RunRecord.checksum` of a record (any `checksum` field it holds is left out). */
+function recordChecksum(rec: RunRecord): string {
+  const { checksum: _, ...body } = rec;
+  return crypto.createHash('sha256').update(JSON.stringify(body)).digest('hex');
+}
+
+/** A record is usable only if it is what its key, manifest hash and checksum claim. */
 function recordConsistent(rec: RunRecord, key: string): boolean {
   try {
     return (
       rec.format === 'pipeline.run-record/v1' &&
+      (rec.checksum === undefined || rec.checksum === recordChecksum(rec)) &&
       rec.key === key &&
       computeKey(rec.fingerprint) === key &&
       Array.isArray(rec.outputs?.files) &&
@@ -640,6 +718,31 @@ function recordConsistent(rec: RunRecord, key: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * sha256 of a linked item-cache entry's bytes, and whether they end in the
+ * sha256 of what precedes them (item-cache.ts layout), from one read.
+ */
+async function hashShared(file: string, size: number): Promise<{ sha: string; intact: boolean }> {
+  if (size <= SMALL_FILE) {
+    const raw = await fsp.readFile(file);
+    return { sha: crypto.createHash('sha256').update(raw).digest('hex'), intact: itemEntryIntact(raw) };
+  }
+  const all = crypto.createHash('sha256');
+  const body = crypto.createHash('sha256');
+  const bodyBytes = size - ITEM_DIGEST_BYTES;
+  let seen = 0;
+  let tail = Buffer.alloc(0);
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) {
+    const c = chunk as Buffer;
+    all.update(c);
+    const inBody = Math.max(0, Math.min(c.length, bodyBytes - seen));
+    if (inBody > 0) body.update(c.subarray(0, inBody));
+    if (inBody < c.length) tail = Buffer.concat([tail, c.subarray(inBody)]);
+    seen += c.length;
+  }
+  return { sha: all.digest('hex'), intact: seen === size && tail.length === ITEM_DIGEST_BYTES && body.digest().equals(tail) };
 }
 
 async function readdirOrEmpty(dir: string): Promise<string[]> {

@@ -2,13 +2,14 @@
  * What `exp`, `diff` and `report` share: finding the cache from `--cache` /
  * `-f`, reading its experiment records (only the pipeline file's own when a
  * file is known: several pipelines may share one cache), and resolving a
- * user's reference with a clear message. Prints only those messages.
+ * user's reference with a clear message. Prints only those messages (and
+ * one located line per damaged record it skipped).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CliIO } from './io.js';
 import { locateCache } from '../experiments/locate.js';
-import { readExperiments, resolveExperiment, type ExperimentRecord } from '../experiments/record.js';
+import { readExperimentsReport, resolveExperiment, type ExperimentRecord } from '../experiments/record.js';
 
 /** The experiments a command works on, and where they came from. */
 export interface OpenedExperiments {
@@ -33,7 +34,9 @@ function spellingsOf(file: string): Set<string> {
 /** The records of the cache the flags point at (oldest first). */
 export async function openExperiments(io: CliIO, flags: Readonly<Record<string, unknown>>): Promise<OpenedExperiments> {
   const located = await locateCache({ cwd: io.cwd, flag: flags['cache'] as string | undefined, env: io.env['PIPELINE_CACHE'], file: flags['file'] as string | undefined });
-  const records = await readExperiments(located.cacheDir);
+  const { records, skipped } = await readExperimentsReport(located.cacheDir);
+  // A damaged record is left in place (it is the user's history) and named, never a crash.
+  for (const s of skipped) io.stderr.write(`${path.relative(io.cwd, s.file) || s.file}:${s.line}:${s.column}: skipped experiment record: ${s.reason}\n`);
   if (located.pipelineFile === undefined) return { ...located, all: records, otherPipelines: 0 };
   const spellings = spellingsOf(located.pipelineFile);
   const all = records.filter((r) => spellings.has(r.pipeline.file));

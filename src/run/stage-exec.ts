@@ -155,7 +155,31 @@ function inputDir(graph: PipelineGraph, upstream: StageId): string {
   return graph.workspace;
 }
 
+/**
+ * Runs of one built-in allowed when its outputs keep meeting corrupt cache
+ * content: each try quarantines what it found (a linked item-cache entry with
+ * a wrong trailer, an object whose bytes do not match its name), so the next
+ * try recomputes those items. Two bad things at once (entry and object of
+ * one inode, found at different steps) need three.
+ */
+const BUILTIN_TRIES = 3;
+
+/** An attempt that met corrupt cache content (already quarantined): run the stage again. */
+interface Retry {
+  readonly kind: 'retry';
+  readonly why: string;
+}
+
 async function executeBuiltin(node: BuiltinStageNode, key: FingerprintHash, fingerprint: StageFingerprint, ctx: ExecContext): Promise<ExecOutcome> {
+  for (let attempt = 1; ; attempt++) {
+    const r = await executeBuiltinOnce(node, key, fingerprint, ctx);
+    if (r.kind !== 'retry') return r;
+    if (attempt >= BUILTIN_TRIES) return { kind: 'failed', message: `stage ${node.id} failed: ${r.why} (after ${attempt} tries; run \`pipeline cache verify\`)` };
+    ctx.emit({ type: 'stage-output', stage: node.id, stream: 'warn', line: `${r.why}; running the stage again` });
+  }
+}
+
+async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, fingerprint: StageFingerprint, ctx: ExecContext): Promise<ExecOutcome | Retry> {
   const ws = ctx.graph.workspace;
   const startedAt = new Date();
   const t0 = performance.now();
@@ -195,7 +219,12 @@ async function executeBuiltin(node: BuiltinStageNode, key: FingerprintHash, fing
         break;
     }
     if (ctx.signal.aborted) return { kind: 'cancelled' };
-    const manifest = await ctx.store.ingestDir(staging);
+    const ingested = await ctx.store.ingestStaging(staging);
+    if (!ingested.ok) {
+      const e = ingested.error;
+      return { kind: 'retry', why: `corrupt item-cache entr${e.length === 1 ? 'y' : 'ies'} ${e.map((c) => c.entry).join(', ')} (moved to quarantine)` };
+    }
+    const manifest = ingested.value;
     const result = outcome.result;
     const written = await writeRunRecord(node, ctx, {
       key,
@@ -216,7 +245,11 @@ async function executeBuiltin(node: BuiltinStageNode, key: FingerprintHash, fing
     const prevRecord = expected !== undefined && prevState !== undefined ? await ctx.store.readRecord(prevState.key, { checkObjects: false }) : undefined;
     const previous = prevRecord !== undefined && prevRecord.outputs.hash === expected?.hash ? prevRecord.outputs : undefined;
     const placed = await materialize(ctx.store, manifest, ws, node.outDir, { kind: 'dir', stageId: node.id, ...(expected ? { expected } : {}), ...(previous ? { previous } : {}) });
-    if (!placed.ok) return { kind: 'failed', message: `stage ${node.id} failed: could not place outputs in ${node.outDir}: ${placed.error.reason}` };
+    if (!placed.ok) {
+      // The object was quarantined (so the record just written is unusable): a new try stores good bytes.
+      if (placed.error.reason === 'corrupt-object') return { kind: 'retry', why: `corrupt cache object for ${placed.error.path} (moved to quarantine)` };
+      return { kind: 'failed', message: `stage ${node.id} failed: could not place outputs in ${node.outDir}: ${placed.error.reason}` };
+    }
     return { kind: 'ok', record: written.value, state: { key, outputsHash: manifest.hash, outputs: [placed.value.output], at: new Date().toISOString() } };
   } finally {
     await ctx.store.removeStagingDir(staging).catch(() => {});
