@@ -11,7 +11,6 @@ import path from 'node:path';
 import sharp from 'sharp';
 import {
   buildBadImageSet,
-  fuzzImages,
   judgeRun,
   measureBombRejection,
   orientedJpeg,
@@ -24,6 +23,7 @@ import {
   writePipeline,
   type Rgb,
 } from './bad-images-scenario.js';
+import { fuzzImages } from './bad-images-fuzz.js';
 import { containerTruncation, probeImage } from '../../stages/lib/probe.js';
 import { resizeImage } from '../../stages/lib/image-io.js';
 import { stageRig } from '../helpers/stage-context.js';

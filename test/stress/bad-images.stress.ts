@@ -15,16 +15,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   buildBadImageSet,
-  fuzzCases,
-  fuzzImages,
-  judgeFuzzRun,
   judgeRun,
   measureBombRejection,
   runPipelineAs,
   tempWorkspace,
-  writeFuzzDataset,
   writePipeline,
 } from '../reliability/bad-images-scenario.js';
+import { fuzzCases, fuzzImages, judgeFuzzRun, writeFuzzDataset } from '../reliability/bad-images-fuzz.js';
 import { recordFigure } from './figures.js';
 
 const FUZZ_N = Number(process.env['IMAGE_FUZZ_N'] ?? 600);
