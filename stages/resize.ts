@@ -9,10 +9,12 @@
  * key = sha256(stage version, libvips version, image sha256, every resize
  * param), so a run after adding 10 images to 10,000 decodes only those 10, and
  * changing `size` (or any param that changes pixels) decodes everything again.
- * A cached image is not even read: its entry is hard-linked into the output
- * (`ItemCache.link`; the entry's bytes are the pack layout), so the run writes
- * only the new images' bytes plus the index, and the engine's store
- * recognises the linked inodes instead of re-hashing them. Decodes run in
+ * A cached image is not even read: under the engine, the output names its
+ * entry (`ItemCache.refer`: one stat, nothing written; the entry's bytes are
+ * the pack layout) and the engine's store takes the entry's inode as the
+ * output file, recognising it next time without re-hashing; elsewhere the
+ * entry is hard-linked into the out dir (`ItemCache.link`). Either way the
+ * run writes only the new images' bytes plus the index. Decodes run in
  * parallel (a bounded window, so memory stays flat) and report progress.
  *
  * The pixel work itself is `resizeImage` (lib/image-io.ts), shared with `predict`.
@@ -149,9 +151,8 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
   let hits = 0;
   const puts = new PutQueue(ctx.items, PUT_CONCURRENCY);
   const madeDirs = new Set<string>();
-  /** The pack file of `key` (relative), its directory created. */
-  const packOf = (key: string): string => {
-    const rel = packFileOf(key);
+  /** `rel` (a pack file, relative to the out dir), its directory created. */
+  const packOf = (rel: string): string => {
     const dir = path.join(ctx.outDir, path.dirname(rel));
     if (!madeDirs.has(dir)) {
       fss.mkdirSync(dir, { recursive: true });
@@ -159,9 +160,12 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
     }
     return rel;
   };
+  const refer = ctx.items.refer?.bind(ctx.items);
   const link = ctx.items.link?.bind(ctx.items);
-  /** Puts a cached item's pack at `dest`: a hard link to the entry when the cache can, else a copy of its bytes. */
-  const placeCached = async (key: string, dest: string): Promise<boolean> => {
+  /** Puts a cached item's pack at `rel`: named by reference when the engine offers it, else a hard link to the entry, else a copy of its bytes. */
+  const placeCached = async (key: string, rel: string): Promise<boolean> => {
+    if (refer !== undefined) return refer(key, rel, itemBytes);
+    const dest = path.join(ctx.outDir, packOf(rel));
     if (link !== undefined) return link(key, dest, itemBytes);
     const cached = await ctx.items.get(key);
     if (cached === undefined || cached.length !== itemBytes) return false;
@@ -172,9 +176,8 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
   const one = async (i: number): Promise<Result<string, ProbeFailure>> => {
     const e = entries[i]!;
     const key = resizeCacheKey(e.sha256, params, PIXELS_VERSION);
-    const rel = packOf(key);
-    const dest = path.join(ctx.outDir, rel);
-    if (await placeCached(key, dest)) {
+    const rel = packFileOf(key);
+    if (await placeCached(key, rel)) {
       hits++;
       return ok(rel);
     }
@@ -193,14 +196,14 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
     resized++;
     const px = Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
     if (px.length !== itemBytes) throw new Error(`resize: ${e.path} gave ${px.length} bytes, expected ${itemBytes}`);
-    if (link !== undefined) {
-      // Cache first, then link the entry: the output shares its bytes (no second write).
+    if (refer !== undefined || link !== undefined) {
+      // Cache first, then name or link the entry: the output shares its bytes (no second write).
       await ctx.items.put(key, px);
-      if (await link(key, dest, itemBytes)) return ok(rel);
+      if (await placeCached(key, rel)) return ok(rel);
     } else {
       await puts.add(key, px);
     }
-    await fs.writeFile(dest, packBytes(px), { mode: 0o444 });
+    await fs.writeFile(path.join(ctx.outDir, packOf(rel)), packBytes(px), { mode: 0o444 });
     return ok(rel);
   };
 

@@ -36,6 +36,18 @@ export interface ItemCache {
    * cannot link may copy.
    */
   link?(key: string, dest: string, valueBytes: number): Promise<boolean>;
+  /**
+   * Optional (issue 3; offered only by the engine's stage host): declares
+   * that the output file `rel` (relative to `ctx.outDir`, `/`-separated) is
+   * the stored entry for `key`, without creating anything in `ctx.outDir`.
+   * The engine stores that entry (value + 32-byte sha256 trailer, as `link`
+   * would have placed it) as the output file, sharing its inode, so a stage
+   * whose outputs are mostly cached items costs one stat per item instead of
+   * a link now and an unlink later. Returns false (a miss) when there is no
+   * entry whose value has `valueBytes` bytes. Where it is absent (a stage run
+   * outside the engine, e.g. by tests), use `link`.
+   */
+  refer?(key: string, rel: string, valueBytes: number): boolean;
 }
 
 /** Everything a stage run may use. */
@@ -98,5 +110,13 @@ export interface BuiltinStage<P = unknown> {
    * `stages/lib/runtime-facts.ts`). Keys must not be `platform` or `arch`.
    */
   runtimeFacts?(params: P): Readonly<Record<string, string>>;
+  /**
+   * Optional (added with issue 7): the stage's outputs name absolute paths
+   * inside the workspace (ingest's manifest lists each image's absolute
+   * path). Its key then includes the absolute workspace (the fingerprint
+   * param `@workspace`), so two workspaces sharing one cache never restore
+   * each other's paths: same inputs in another workspace is another key.
+   */
+  readonly workspaceBound?: boolean;
   run(ctx: StageContext<P>): Promise<StageResult>;
 }

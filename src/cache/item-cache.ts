@@ -86,15 +86,22 @@ function writeAll(fd: number, data: Uint8Array): void {
   for (let off = 0; off < data.length; ) off += fss.writeSync(fd, data, off, data.length - off);
 }
 
+/**
+ * The file of the entry for `key` in the item cache rooted at `root`:
+ * `<root>/<key[0:2]>/<key>` (whether or not it exists). Throws for a key that
+ * is not `ITEM_KEY` (a bug in the caller). Added for `ItemCache.refer`.
+ */
+export function itemEntryFile(root: string, key: string): string {
+  if (!ITEM_KEY.test(key)) throw new Error(`invalid item cache key: ${key}`);
+  return path.join(root, key.slice(0, 2), key);
+}
+
 /** Opens (lazily creates) an item cache rooted at `root`. */
 export function directoryItemCache(root: string, options: ItemCacheOptions = {}): ItemCache {
   const fsyncEntries = options.fsync ?? true;
   /** Shard directories known to exist (entries are never removed by this module). */
   const madeDirs = new Set<string>();
-  const fileOf = (key: string): string => {
-    if (!ITEM_KEY.test(key)) throw new Error(`invalid item cache key: ${key}`);
-    return path.join(root, key.slice(0, 2), key);
-  };
+  const fileOf = (key: string): string => itemEntryFile(root, key);
   return {
     async get(key) {
       let raw: Buffer;

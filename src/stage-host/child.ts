@@ -1,15 +1,21 @@
 /**
- * Entry point of the child process that runs one built-in stage. It waits for
- * a `run` request over IPC, imports the stage registry, builds the
- * `StageContext` (directory item cache, IPC logger, abort signal), runs the
- * stage and sends back its result or error, then disconnects.
+ * Entry point of a stage host: a child process that runs built-in stages one
+ * at a time. For each `run` request it imports the stage registry (once),
+ * builds the `StageContext` (directory item cache, IPC logger, an abort
+ * signal of its own), runs the stage and sends back its result or error.
+ * With the result it says whether it may take another stage
+ * (`policy.ts`); the engine then keeps it warm or retires it. It exits when
+ * the engine disconnects (or dies).
  *
  * It does not hash, cache or record anything: the engine ingests `outDir`
- * after a successful result. It never prints; everything goes over IPC.
+ * (and the item entries the stage `refer`red to) after a successful result.
+ * It never prints; everything goes over IPC.
  */
+import fs from 'node:fs';
 import path from 'node:path';
-import type { ChildMessage, HostRequest, RunRequest } from './protocol.js';
-import type { StageContext, StageLogger } from '../../stages/types.js';
+import type { ChildMessage, HostRequest, ItemRef, RunRequest } from './protocol.js';
+import type { ItemCache, StageContext, StageLogger } from '../../stages/types.js';
+import { ownChildPids, retireReason } from './policy.js';
 
 /** Minimum interval between progress messages (the last one, done === total, always goes). */
 const PROGRESS_INTERVAL_MS = 100;
@@ -21,16 +27,38 @@ function send(m: ChildMessage): Promise<void> {
   });
 }
 
-async function run(req: RunRequest, signal: AbortSignal): Promise<void> {
-  const [{ builtinStages }, { directoryItemCache }] = await Promise.all([
-    import('../../stages/registry.js'),
-    import('../cache/item-cache.js'),
-  ]);
+/**
+ * The item cache `items/<stage>` for one run; with `offerRefs`, `refer`
+ * records output files that are entries (sent back with the result).
+ */
+async function itemCacheFor(req: RunRequest, refs: ItemRef[]): Promise<ItemCache> {
+  const { directoryItemCache, itemEntryFile, ITEM_DIGEST_BYTES } = await import('../cache/item-cache.js');
+  const root = path.join(req.cacheDir, 'items', req.stageName);
+  // Entries carry a sha256 trailer, so skipping fsync can only turn a crash-torn entry into a miss; the engine's
+  // store fsyncs every entry it adopts as an output (bench/data.bench.ts compares resize with and without fsync).
+  const base = directoryItemCache(root, { fsync: false });
+  if (req.offerRefs !== true) return base;
+  return {
+    get: (key) => base.get(key),
+    put: (key, value) => base.put(key, value),
+    ...(base.link ? { link: base.link.bind(base) } : {}),
+    refer(key, rel, valueBytes) {
+      const file = itemEntryFile(root, key);
+      const st = fs.lstatSync(file, { throwIfNoEntry: false });
+      if (st === undefined || !st.isFile() || st.size !== valueBytes + ITEM_DIGEST_BYTES) return false;
+      // Entries written before entries were created read-only: seal them (as `link` does); never written in place.
+      if ((st.mode & 0o222) !== 0) fs.chmodSync(file, 0o444);
+      refs.push({ path: rel, key });
+      return true;
+    },
+  };
+}
+
+/** Runs one stage request to its answer (the caller sends it). */
+async function run(req: RunRequest, signal: AbortSignal): Promise<ChildMessage> {
+  const { builtinStages } = await import('../../stages/registry.js');
   const stage = builtinStages.get(req.stageName);
-  if (!stage) {
-    await send({ type: 'error', message: `unknown built-in stage "${req.stageName}"` });
-    return;
-  }
+  if (!stage) return { type: 'error', message: `unknown built-in stage "${req.stageName}"` };
   let lastProgress = 0;
   const log: StageLogger = {
     info: (message) => void send({ type: 'log', level: 'info', message: String(message) }),
@@ -42,15 +70,14 @@ async function run(req: RunRequest, signal: AbortSignal): Promise<void> {
       void send({ type: 'progress', done, total, ...(label !== undefined ? { label } : {}) });
     },
   };
+  const refs: ItemRef[] = [];
   const ctx: StageContext<unknown> = {
     stageId: req.stageId,
     params: req.params,
     inputs: req.inputs,
     outDir: req.outDir,
     workspace: req.workspace,
-    // Entries carry a sha256 trailer, so skipping fsync can only turn a crash-torn entry into a miss (bench/data.bench.ts
-    // resize.img-per-s.fsync vs .nofsync compares both; on the last run they were within 1%).
-    items: directoryItemCache(path.join(req.cacheDir, 'items', req.stageName), { fsync: false }),
+    items: await itemCacheFor(req, refs),
     cacheDir: req.cacheDir,
     seed: req.seed,
     log,
@@ -58,25 +85,37 @@ async function run(req: RunRequest, signal: AbortSignal): Promise<void> {
   };
   try {
     const result = await stage.run(ctx);
-    await send({ type: 'result', result: result ?? {} });
+    // Let callbacks the stage left queued run before judging what it left behind.
+    await new Promise((r) => setImmediate(r));
+    const why = retireReason(req.stageName, { resources: process.getActiveResourcesInfo(), rss: process.memoryUsage.rss(), childPids: ownChildPids() });
+    return { type: 'result', result: result ?? {}, ...(req.offerRefs === true ? { refs } : {}), reusable: why === undefined };
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
-    await send({ type: 'error', message, ...(e instanceof Error && e.stack ? { stack: e.stack } : {}) });
+    return { type: 'error', message, ...(e instanceof Error && e.stack ? { stack: e.stack } : {}) };
   }
 }
 
-const controller = new AbortController();
-let started = false;
+let current: AbortController | undefined;
 process.on('message', (m: HostRequest) => {
   if (m.type === 'cancel') {
-    controller.abort();
+    current?.abort();
     return;
   }
-  if (m.type === 'run' && !started) {
-    started = true;
-    void run(m, controller.signal).finally(() => {
-      process.disconnect?.();
-    });
+  if (m.type !== 'run') return;
+  if (current !== undefined) {
+    // The engine sends a stage only to an idle host: a second one is a bug there; refuse it visibly.
+    void send({ type: 'error', message: `stage host busy: refused stage ${m.stageId}` });
+    return;
   }
+  const controller = new AbortController();
+  current = controller;
+  void run(m, controller.signal)
+    .catch((e: unknown): ChildMessage => ({ type: 'error', message: `stage host: ${e instanceof Error ? e.message : String(e)}` }))
+    .then((answer) => {
+      // Idle again before the answer leaves: the engine may send the next stage as soon as it has it.
+      current = undefined;
+      return send(answer);
+    });
 });
-process.on('disconnect', () => controller.abort());
+// The engine is gone or retired this host: abort whatever runs; with nothing left to do the process exits.
+process.on('disconnect', () => current?.abort());

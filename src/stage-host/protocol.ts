@@ -1,11 +1,12 @@
 /**
- * Messages between the engine and the child process that runs one built-in
- * stage (`child.ts`). JSON over Node's IPC channel. Types only.
+ * Messages between the engine and a stage host: a child process
+ * (`child.ts`) that runs built-in stages one at a time. JSON over Node's IPC
+ * channel. Types only.
  */
 import type { StageResult } from '../../stages/types.js';
 import type { JsonObject } from '../pipeline.js';
 
-/** Engine → child: run this stage once. */
+/** Engine → child: run this stage (only while the host is idle). */
 export interface RunRequest {
   readonly type: 'run';
   readonly stageId: string;
@@ -19,9 +20,17 @@ export interface RunRequest {
   readonly workspace: string;
   readonly cacheDir: string;
   readonly seed: number;
+  /**
+   * Offer `ItemCache.refer` to the stage (default false): the stage may then
+   * name item-cache entries as output files instead of writing or linking
+   * them into `outDir`, and the result lists them in `refs`. Only a caller
+   * that stores `refs` with the outputs (the engine, `CacheStore.ingestStaging`)
+   * may set it; anyone reading `outDir` alone would miss those files.
+   */
+  readonly offerRefs?: boolean;
 }
 
-/** Engine → child: abort the stage's signal (the engine kills the process group shortly after). */
+/** Engine → child: abort the running stage's signal (the engine kills the process group shortly after). */
 export interface CancelRequest {
   readonly type: 'cancel';
 }
@@ -29,10 +38,27 @@ export interface CancelRequest {
 /** Every engine → child message. */
 export type HostRequest = RunRequest | CancelRequest;
 
+/**
+ * An output file that is an item-cache entry (`ItemCache.refer`): `path`
+ * (relative to the staging dir, `/`-separated) holds the bytes of entry
+ * `key` of the stage's item cache `<cacheDir>/items/<stageName>/`.
+ */
+export interface ItemRef {
+  readonly path: string;
+  readonly key: string;
+}
+
 /** Child → engine messages. */
 export type ChildMessage =
   | { readonly type: 'log'; readonly level: 'info' | 'warn'; readonly message: string }
   | { readonly type: 'progress'; readonly done: number; readonly total: number; readonly label?: string }
-  | { readonly type: 'result'; readonly result: StageResult }
+  | {
+      readonly type: 'result';
+      readonly result: StageResult;
+      /** Output files named by `ItemCache.refer` (only when the request set `offerRefs`). */
+      readonly refs?: readonly ItemRef[];
+      /** The host may take another stage: see `child.ts` `reusable`. Absent: no. */
+      readonly reusable?: boolean;
+    }
   /** The stage threw or could not be found; `message` is user-facing, `stack` for PIPELINE_DEBUG. */
   | { readonly type: 'error'; readonly message: string; readonly stack?: string };
