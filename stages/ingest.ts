@@ -66,7 +66,11 @@ export interface IngestParams {
   /** Globs over source-relative paths; a matching file is ignored (not rejected). */
   readonly exclude: readonly string[];
   readonly on_invalid: OnInvalid;
-  /** Files with more pixels than this are rejected before decoding. */
+  /**
+   * Files with more pixels than this are rejected before decoding; files of a
+   * format decoded a whole frame at once (GIF, interlaced PNG, HEIF/AVIF) whose
+   * frame would take more than this many bytes too (`wholeFrameBytesPerPixel`).
+   */
   readonly max_pixels: number;
   /**
    * Follow symbolic links inside `source` (cycles are detected), wherever they
@@ -116,9 +120,12 @@ type Probed =
 export const ingestStage: BuiltinStage<IngestParams> = {
   name: 'ingest',
   // 2: skipped symlinks are rejects; WebP/TIFF truncation found from the container (cached probes of v1 may have accepted them).
-  version: '2',
+  // 3: formats decoded whole (GIF, interlaced PNG, HEIF/AVIF) are held to max_pixels bytes of frame.
+  version: '3',
   description: 'Finds, hashes and validates images (class folders or a CSV/JSONL manifest); writes manifest.jsonl, classes.json and rejects.jsonl',
   runtimeFacts: () => imageRuntimeFacts(),
+  // The manifest holds absolute image paths: one workspace's record must not serve another's.
+  workspaceBound: true,
   inputs: [],
   fileDeps(params) {
     if (params.source !== undefined) return [params.source];

@@ -4,7 +4,9 @@
  * file and by `resize` / `predict` to classify decode errors the same way.
  *
  * The probe reads the header with sharp, checks the pixel count against a limit
- * BEFORE decoding (so a decompression bomb never allocates its pixels), then
+ * BEFORE decoding (so a decompression bomb never allocates its pixels), and for
+ * formats decoded a whole frame at a time (GIF, interlaced PNG, HEIF/AVIF) the
+ * frame's bytes against the same number (`wholeFrameBytesPerPixel`), then
  * decodes once at a tiny size with `failOn: 'truncated'` to catch truncated or
  * corrupt data (JPEG uses shrink-on-load, so this costs ~1/8 of a full decode).
  * WebP and TIFF containers are also checked for truncation from their headers
@@ -204,6 +206,31 @@ function tiffTruncation(buf: Uint8Array): ProbeFailure | undefined {
   return undefined;
 }
 
+/**
+ * Bytes per pixel of the frame a decoder holds whole before anything can
+ * shrink it, or undefined for decoders that stream rows or shrink on load
+ * (JPEG, non-interlaced PNG, TIFF strips and tiles, WebP: a 16000x16000 PNG,
+ * TIFF or WebP probes in under 135 MiB of RSS). Measured here (sharp 0.34,
+ * libvips 8.17), peak RSS above node's own: GIF ~4 (an RGBA frame; a 174 KB
+ * 16000x16000 GIF took 1 GiB and 5 s), interlaced PNG = channels x bytes per
+ * sample, HEIF/AVIF ~18 (libheif's planes plus the RGB copy; a 786-byte
+ * 6000x6000 AVIF took 620 MiB and 4 s). Such files may use at most
+ * `max_pixels` bytes, so the pixel limit bounds their memory as well.
+ */
+export function wholeFrameBytesPerPixel(meta: sharp.Metadata): number | undefined {
+  const sampleBytes = meta.depth === 'ushort' || (meta.bitsPerSample ?? 8) > 8 ? 2 : 1;
+  switch (meta.format as string | undefined) {
+    case 'gif':
+      return 4;
+    case 'png':
+      return meta.isProgressive === true ? (meta.channels ?? 4) * sampleBytes : undefined;
+    case 'heif':
+      return 18;
+    default:
+      return undefined;
+  }
+}
+
 /** Probes one image's bytes (see module doc). */
 export async function probeImage(buf: Buffer, maxPixels: number = DEFAULT_MAX_PIXELS): Promise<Result<ProbeInfo, ProbeFailure>> {
   if (buf.length === 0) return err({ reason: 'empty', detail: 'file is empty' });
@@ -226,6 +253,14 @@ export async function probeImage(buf: Buffer, maxPixels: number = DEFAULT_MAX_PI
   if (width <= 0 || height <= 0) return err({ reason: 'corrupt', detail: `header declares ${width}x${height} pixels` });
   if (width * height > maxPixels) {
     return err({ reason: 'too-many-pixels', detail: `${width}x${height} = ${width * height} pixels exceeds max_pixels ${maxPixels}` });
+  }
+  const perPixel = wholeFrameBytesPerPixel(meta);
+  if (perPixel !== undefined && width * height * perPixel > maxPixels) {
+    const bytes = width * height * perPixel;
+    return err({
+      reason: 'too-many-pixels',
+      detail: `${width}x${height} ${format} is decoded whole, about ${Math.round(bytes / 2 ** 20)} MiB (${perPixel} bytes per pixel); formats decoded whole may use at most max_pixels (${maxPixels}) bytes`,
+    });
   }
   try {
     // Cheapest full check (measured, bench/data.bench.ts): JPEG shrinks on load (1/8 scale, every

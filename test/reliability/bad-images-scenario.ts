@@ -442,6 +442,8 @@ export interface BombMeasurement {
   readonly reject: RejectEntry | undefined;
   /** Images accepted (the small one). */
   readonly accepted: number;
+  /** Size of the bomb file on disk. */
+  readonly bytes: number;
 }
 
 /** Runs the ingest stage in a child on `dir` (class folders) and returns its timing, peak RSS and outputs. */
@@ -469,21 +471,49 @@ async function ingestInChild(workspace: string, source: string): Promise<{ ms: n
   return { ms: res.ms, maxRssKiB: res.maxRssKiB, images: res.images, rejects: res.rejects.split('\n').filter(Boolean).map((l) => JSON.parse(l) as RejectEntry) };
 }
 
+/** A decompression bomb for `measureBombRejection`: its file name and how to write it. */
+export interface Bomb {
+  readonly name: string;
+  write(file: string): Promise<void>;
+}
+
+/** The issue's bomb: a 30000×30000 1-bit PNG (0.9 Gpx, ~110 KB on disk), rejected from its header. */
+export const PNG_BOMB: Bomb = { name: 'bomb.png', write: (file) => hugeBlankPng(file, 30000, 30000) };
+
 /**
- * Rejects a `side`×`side` blank PNG (default 30000: 0.9 Gpx, ~110 KB on disk)
- * in a child process running the ingest stage next to one small image, and a
- * baseline child on the small image alone.
+ * A 6000×6000 AVIF of one colour: under 1 KB on disk and under the pixel
+ * limit, but libheif decodes it whole (measured ~620 MiB and 4 s before the
+ * whole-frame check). Making it takes sharp ~2 s and ~750 MB.
  */
-export async function measureBombRejection(workspace: string, side = 30000): Promise<BombMeasurement> {
+export const AVIF_BOMB: Bomb = {
+  name: 'bomb.avif',
+  write: async (file) => {
+    await sharp({ create: { width: 6000, height: 6000, channels: 3, background: { r: 120, g: 30, b: 200 } } }).avif({ effort: 0 }).toFile(file);
+  },
+};
+
+/**
+ * Rejects `bomb` (default the 30000×30000 PNG) in a child process running the
+ * ingest stage next to one small image, and a baseline child on the small
+ * image alone.
+ */
+export async function measureBombRejection(workspace: string, bomb: Bomb = PNG_BOMB): Promise<BombMeasurement> {
   const small = await quadrants(12, 10, Q).png().toBuffer();
   for (const d of ['bomb-set/a', 'plain-set/a']) {
     await fs.mkdir(path.join(workspace, d), { recursive: true });
     await fs.writeFile(path.join(workspace, d, 'ok.png'), small);
   }
-  await hugeBlankPng(path.join(workspace, 'bomb-set', 'a', 'bomb.png'), side, side);
+  await bomb.write(path.join(workspace, 'bomb-set', 'a', bomb.name));
   const baseline = await ingestInChild(workspace, 'plain-set');
-  const bomb = await ingestInChild(workspace, 'bomb-set');
-  return { ms: bomb.ms, peakMiB: bomb.maxRssKiB / 1024, baselineMiB: baseline.maxRssKiB / 1024, reject: bomb.rejects.find((r) => r.rel === 'a/bomb.png'), accepted: bomb.images };
+  const measured = await ingestInChild(workspace, 'bomb-set');
+  return {
+    ms: measured.ms,
+    peakMiB: measured.maxRssKiB / 1024,
+    baselineMiB: baseline.maxRssKiB / 1024,
+    reject: measured.rejects.find((r) => r.rel === `a/${bomb.name}`),
+    accepted: measured.images,
+    bytes: (await fs.stat(path.join(workspace, 'bomb-set', 'a', bomb.name))).size,
+  };
 }
 
 /** A temp workspace (realpath, so paths printed by the CLI match), removed on dispose. */

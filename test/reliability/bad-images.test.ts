@@ -141,6 +141,27 @@ test('bad images: truncated TIFF and WebP are truncated (not black pixels, unsup
   assert.match(p.ok ? '' : p.error.detail, /^tiff signature, but its header cannot be read/);
 });
 
+test('bad images: formats decoded whole (GIF, interlaced PNG, AVIF) are held to max_pixels bytes of frame; streaming formats to max_pixels pixels', async () => {
+  const base = () => sharp(Buffer.alloc(64 * 48 * 3, 90), { raw: { width: 64, height: 48, channels: 3 } });
+  const limit = 8000; // more than 64*48 = 3072 pixels, fewer than the bytes of an RGBA or RGB frame
+  const cases: [string, Buffer, 'ok' | 'too-many-pixels'][] = [
+    ['gif', await base().gif().toBuffer(), 'too-many-pixels'], // 3072 * 4 bytes
+    ['interlaced png', await base().png({ progressive: true }).toBuffer(), 'too-many-pixels'], // 3072 * 3
+    ['avif', await base().avif({ effort: 0 }).toBuffer(), 'too-many-pixels'], // 3072 * 18
+    ['interlaced grey png', await base().toColourspace('b-w').png({ progressive: true }).toBuffer(), 'ok'], // 3072 * 1
+    ['png', await base().png().toBuffer(), 'ok'],
+    ['jpeg', await base().jpeg().toBuffer(), 'ok'],
+    ['webp', await base().webp().toBuffer(), 'ok'],
+    ['tiff', await base().tiff().toBuffer(), 'ok'],
+  ];
+  for (const [name, buf, want] of cases) {
+    const p = await probeImage(buf, limit);
+    assert.equal(p.ok ? 'ok' : p.error.reason, want, `${name}: ${p.ok ? 'accepted' : p.error.detail}`);
+    if (!p.ok) assert.match(p.error.detail, /^64x48 \w+ is decoded whole, about 0 MiB \(\d+ bytes per pixel\); formats decoded whole may use at most max_pixels \(8000\) bytes$/);
+    assert.ok((await probeImage(buf, 64 * 48 * 18)).ok, `${name} within a larger limit`);
+  }
+});
+
 test('bad images: with follow_symlinks a link to a file outside the source is read (handled); without, it is rejected naming its target', async () => {
   await using rig = await stageRig();
   await writeTree(path.join(rig.dir, 'images'), { 'a/x.png': await pngOf(1) });

@@ -5,6 +5,8 @@
  *   in one run, handled with the right pixels or rejected with its reason, N of N;
  * - `bomb-rss`: peak RSS (and wall time) of a child process running ingest on
  *   a 30000×30000 PNG, worst of BOMB_RUNS (default 3), against the same child without it;
+ * - `avif-bomb-rss`: the same for a 6000×6000 AVIF of under 1 KB (under the
+ *   pixel limit, but decoded whole, so held to max_pixels bytes of frame);
  * - `image-fuzz`: IMAGE_FUZZ_N (default 600) mutated JPEG/PNG/WebP/GIF/TIFF files
  *   through probe + resize without a crash, then the same files through the real
  *   CLI: every file handled, collapsed as a duplicate or rejected with a reason,
@@ -14,6 +16,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  AVIF_BOMB,
   buildBadImageSet,
   judgeRun,
   measureBombRejection,
@@ -79,6 +82,20 @@ test(`bad images: peak RSS of rejecting a 30000x30000 PNG in a child running ing
   assert.ok(worst.peakMiB < 300, `peak ${worst.peakMiB} MiB`);
   assert.ok(worst.peakMiB - worst.baselineMiB < 64, `peak ${worst.peakMiB} MiB vs ${worst.baselineMiB} MiB without the bomb`);
   assert.ok(slowest < 1000, `slowest rejection ${slowest} ms`);
+});
+
+test('bad images: peak RSS of rejecting a 6000x6000 AVIF of under 1 KB (decoded whole) in a child running ingest', { timeout: 10 * 60 * 1000 }, async () => {
+  await using ws = await tempWorkspace();
+  const m = await measureBombRejection(ws.dir, AVIF_BOMB);
+  recordFigure({
+    id: 'avif-bomb-rss',
+    label: 'peak RSS of rejecting a 6000x6000 AVIF decoded whole (under max_pixels; its frame is not)',
+    value: Math.round(m.peakMiB * 10) / 10,
+    unit: 'MiB',
+    detail: { ms: Math.round(m.ms), bytesOnDisk: m.bytes, baselineMiB: Math.round(m.baselineMiB * 10) / 10, reject: m.reject?.detail, before: 'probing it decoded the frame: ~683 MiB peak RSS and ~4 s (measured before the whole-frame check)' },
+  });
+  assert.equal(m.reject?.reason, 'too-many-pixels');
+  assert.ok(m.peakMiB - m.baselineMiB < 64, `peak ${m.peakMiB} MiB vs ${m.baselineMiB} MiB without the bomb`);
 });
 
 test(`bad images: ${FUZZ_N} mutated image files, 0 crashes, each handled or rejected with a reason (probe + resize, then the real CLI)`, { timeout: 30 * 60 * 1000 }, async () => {
