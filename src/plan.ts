@@ -54,7 +54,13 @@ export interface PlanDeps {
   readonly builtinRuntime?: (name: string, params: JsonValue) => Promise<Readonly<Record<string, string>>>;
 }
 
-let registry: Promise<ReadonlyMap<string, { runtimeFacts?(params: unknown): Readonly<Record<string, string>> }>> | undefined;
+let registry: Promise<ReadonlyMap<string, { runtimeFacts?(params: unknown): Readonly<Record<string, string>>; workspaceBound?: boolean }>> | undefined;
+
+/** Whether the registry's built-in `name` writes absolute workspace paths into its outputs (`BuiltinStage.workspaceBound`). */
+export async function registryWorkspaceBound(name: string): Promise<boolean> {
+  registry ??= import('../stages/registry.js').then((m) => m.builtinStages);
+  return (await registry).get(name)?.workspaceBound === true;
+}
 
 /**
  * The runtime facts the registry's built-in `name` declares for `params`
@@ -159,6 +165,8 @@ export async function fingerprintStage(node: StageNode, deps: PlanDeps, upstream
   const params: Record<string, JsonValue> = {};
   for (const p of node.params) params[p.path] = p.value;
   if (node.kind === 'builtin') params.with = node.with;
+  // `@` cannot start a pipeline param path, so this never collides with one.
+  if (node.kind === 'builtin' && (await registryWorkspaceBound(node.uses))) params['@workspace'] = deps.graph.workspace;
   const inputs: Record<string, string> = {};
   for (const d of node.deps) {
     if (d.kind !== 'path') continue;

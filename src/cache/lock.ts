@@ -30,10 +30,24 @@ export interface LockInfo extends ProcessId {
   readonly purpose?: string;
 }
 
+/** Who held a stale lock that `acquireLock` removed before taking it (for a "reclaimed" note). */
+export interface ReclaimedLock {
+  /** The dead owner's pid (-1 when the lock file was unreadable). */
+  readonly pid: number;
+  readonly hostname: string;
+  /** When the dead owner took the lock ('?' when unknown). */
+  readonly since: string;
+  readonly purpose?: string;
+  /** Why it was judged stale: its owner is gone (or the pid now belongs to a process started later), or the file was not a lock. */
+  readonly why: 'owner-dead' | 'unreadable';
+}
+
 /** A held lock. */
 export interface Lock {
   readonly file: string;
   readonly info: LockInfo;
+  /** Set when a stale lock (dead owner) was removed to take this one (added with issue 7). */
+  readonly reclaimed?: ReclaimedLock;
   /** Removes the lock file if it is still ours. Idempotent. */
   release(): Promise<void>;
 }
@@ -77,13 +91,14 @@ export async function acquireLock(file: string, opts: LockOptions = {}): Promise
 }
 
 async function tryOnce(file: string, info: LockInfo, body: string): Promise<Result<Lock, LockBusy>> {
+  let reclaimed: ReclaimedLock | undefined;
   for (let attempt = 0; attempt < 3; attempt++) {
     const tmp = `${file}.${info.pid}.${randomBytes(4).toString('hex')}.tmp`;
     await fs.writeFile(tmp, body);
     try {
       await fs.link(tmp, file);
       await removeDeadTemps(file);
-      return ok(makeLock(file, info));
+      return ok(makeLock(file, info, reclaimed));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     } finally {
@@ -92,7 +107,8 @@ async function tryOnce(file: string, info: LockInfo, body: string): Promise<Resu
     const held = await readHolder(file);
     if (held === 'gone') continue; // released meanwhile: retry
     if (held.kind === 'live') return err(busy(file, held.info));
-    if (!(await breakStale(file, held.raw))) return err(busy(file, held.info));
+    const broke = await breakStale(file, held.raw);
+    if (broke === 'removed') reclaimed = reclaimedFrom(held.info);
   }
   const held = await readHolder(file);
   return err(busy(file, held === 'gone' ? undefined : held.info));
@@ -107,6 +123,12 @@ async function removeDeadTemps(file: string): Promise<void> {
     const m = n.startsWith(prefix) ? /^(\d+)\.[0-9a-f]+\.tmp$/.exec(n.slice(prefix.length)) : null;
     if (m && !isAlive({ pid: Number(m[1]), hostname: host })) await fs.rm(path.join(dir, n), { force: true });
   }
+}
+
+/** The holder of the lock at `file` when a live process holds it; undefined when free or stale. Reads only. */
+export async function liveLockHolder(file: string): Promise<Partial<LockInfo> | undefined> {
+  const held = await readHolder(file).catch(() => 'gone' as const);
+  return held !== 'gone' && held.kind === 'live' ? (held.info ?? {}) : undefined;
 }
 
 function busy(file: string, info: Partial<LockInfo> | undefined): LockBusy {
@@ -146,31 +168,54 @@ async function readHolder(file: string): Promise<Holder> {
   return { kind: isAlive(id) ? 'live' : 'stale', raw, info };
 }
 
-/** Removes `file` if it still holds `staleRaw`, under the breaker lock. Returns whether the caller may retry. */
-async function breakStale(file: string, staleRaw: string): Promise<boolean> {
+function reclaimedFrom(info: Partial<LockInfo> | undefined): ReclaimedLock {
+  if (info === undefined) return { pid: -1, hostname: '?', since: '?', why: 'unreadable' };
+  return { pid: info.pid ?? -1, hostname: info.hostname ?? '?', since: info.since ?? '?', ...(info.purpose ? { purpose: info.purpose } : {}), why: 'owner-dead' };
+}
+
+/**
+ * Removes `file` if it still holds `staleRaw`, under the breaker lock.
+ * `removed`: this call removed it; `retry`: someone else is breaking it or it
+ * changed meanwhile (the caller retries either way).
+ */
+async function breakStale(file: string, staleRaw: string): Promise<'removed' | 'retry'> {
   const breaker = `${file}.break`;
   try {
-    await fs.writeFile(breaker, String(process.pid), { flag: 'wx' });
+    await fs.writeFile(breaker, JSON.stringify(currentProcess()), { flag: 'wx' });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    // Someone else is breaking it. A breaker whose owner died (killed right here) goes at once, not after 10 s.
+    const raw = await fs.readFile(breaker, 'utf8').catch(() => undefined);
     const st = await fs.stat(breaker).catch(() => undefined);
-    if (st !== undefined && Date.now() - st.mtimeMs > BREAKER_STALE_MS) await fs.rm(breaker, { force: true });
-    return true; // someone else is breaking it; retry
+    let owner: ProcessId | undefined;
+    try {
+      owner = raw === undefined ? undefined : (JSON.parse(raw) as ProcessId);
+    } catch {
+      owner = undefined;
+    }
+    const dead = owner !== undefined && typeof owner.pid === 'number' && typeof owner.hostname === 'string' && !isAlive(owner);
+    if (st !== undefined && (dead || Date.now() - st.mtimeMs > BREAKER_STALE_MS)) {
+      // Remove it only if it is still that breaker (compare-and-remove, as for the lock itself).
+      if ((await fs.readFile(breaker, 'utf8').catch(() => undefined)) === raw) await fs.rm(breaker, { force: true });
+    }
+    return 'retry';
   }
   try {
     const now = await fs.readFile(file, 'utf8').catch(() => undefined);
-    if (now === staleRaw) await fs.rm(file, { force: true });
-    return true;
+    if (now !== staleRaw) return 'retry';
+    await fs.rm(file, { force: true });
+    return 'removed';
   } finally {
     await fs.rm(breaker, { force: true });
   }
 }
 
-function makeLock(file: string, info: LockInfo): Lock {
+function makeLock(file: string, info: LockInfo, reclaimed: ReclaimedLock | undefined): Lock {
   let released = false;
   return {
     file,
     info,
+    ...(reclaimed ? { reclaimed } : {}),
     async release() {
       if (released) return;
       released = true;

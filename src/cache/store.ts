@@ -54,7 +54,8 @@ import { fsyncDir, writeFileAtomic } from './atomic.js';
 import { directoryItemCache, itemEntryIntact, itemFiles, ITEM_DIGEST_BYTES, ITEM_KEY } from './item-cache.js';
 import { HashMemo } from '../hash/memo.js';
 import { currentProcess, isAlive } from './process-id.js';
-import { acquireLock } from './lock.js';
+import { acquireLock, liveLockHolder } from './lock.js';
+import { workspaceLockPath } from './workspace-state.js';
 import { materialize, type Materialised, type MaterializeFailure, type MaterializeOptions } from './materialize.js';
 import { type ManifestFile, type OutputManifest, hashFile, listFiles, makeManifest, manifestHash, mapLimit, removeTree, toPosix } from './manifest.js';
 
@@ -378,12 +379,35 @@ export class CacheStore {
   /** Stores bytes as an object; returns its sha256. */
   async putBytes(data: Uint8Array): Promise<string> {
     const sha = crypto.createHash('sha256').update(data).digest('hex');
-    if (!this.hasObject(sha, data.length)) {
+    if (!this.reuseObject(sha, data.length)) {
       const tmp = this.tmpName('.obj');
       await writeFileAtomic(tmp, data);
       await this.install(tmp, sha);
     }
     return sha;
+  }
+
+  /**
+   * For a store that finds its bytes already present: whether the object
+   * exists with `size` bytes, refreshing its ctime (a chmod to its own mode)
+   * so that a concurrent `gc` counts it as young and keeps it for the grace
+   * period, until the record that will reference it is written. False when
+   * it is absent or vanished (then the caller installs its own copy).
+   * (A gc that stat'ed the object just before the refresh can still remove
+   * it; `writeRecord` then refuses the record: the stage fails, nothing
+   * torn is recorded.)
+   */
+  private reuseObject(sha256: string, size: number): boolean {
+    const file = this.objectPath(sha256);
+    const st = fs.lstatSync(file, { throwIfNoEntry: false });
+    if (st === undefined || !st.isFile() || st.size !== size) return false;
+    try {
+      fs.chmodSync(file, st.mode & 0o7777);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      // Not ours to chmod (a cache shared between users): the object is there; it just keeps its age.
+    }
+    return true;
   }
 
   /**
@@ -472,7 +496,11 @@ export class CacheStore {
         if (!/^[0-9a-f]{64}$/.test(name)) continue;
         objects++;
         const file = path.join(dir, name);
-        const actual = await hashFile(file).catch(() => undefined);
+        const actual = await hashFile(file).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : undefined));
+        if (actual === null) {
+          objects--; // removed meanwhile (a concurrent gc): gone, not corrupt
+          continue;
+        }
         if (actual !== name) {
           corrupt.push(name);
           await this.quarantine(file, name);
@@ -487,12 +515,16 @@ export class CacheStore {
       try {
         rec = JSON.parse(await fsp.readFile(this.recordPath(key), 'utf8')) as RunRecord;
         if (!recordConsistent(rec, key)) throw new Error('inconsistent');
-      } catch {
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // removed meanwhile (a concurrent gc)
         badRecords.push(key);
         await this.quarantine(this.recordPath(key), `${key}.json`);
         continue;
       }
-      for (const f of rec.outputs.files) if (!this.hasObject(f.sha256, f.size)) missing.push({ key, stageId: rec.stageId, sha256: f.sha256, path: f.path });
+      const lost = rec.outputs.files.filter((f) => !this.hasObject(f.sha256, f.size));
+      // A concurrent gc removes a record before its objects: missing objects of a record that is gone now are no problem.
+      if (lost.length > 0 && !fs.existsSync(this.recordPath(key))) continue;
+      for (const f of lost) missing.push({ key, stageId: rec.stageId, sha256: f.sha256, path: f.path });
     }
     return { objects, corrupt, missing, badRecords, ...(corruptItems.length > 0 ? { corruptItems } : {}) };
   }
@@ -509,7 +541,8 @@ export class CacheStore {
       if (!ITEM_KEY.test(name)) continue; // temp files of live writers
       const st = fs.statSync(file, { throwIfNoEntry: false });
       if (st === undefined || !st.isFile()) continue;
-      const raw = await fsp.readFile(file).catch(() => undefined);
+      const raw = await fsp.readFile(file).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : undefined));
+      if (raw === null) continue; // removed meanwhile (a concurrent gc)
       if (raw !== undefined && itemEntryIntact(raw)) continue;
       bad.push(`items/${ns}/${shard}/${name}`);
       await this.quarantine(file, `item-${ns}-${name}`);
@@ -520,7 +553,10 @@ export class CacheStore {
   /**
    * Deletes records whose key is not in `keepKeys`, then objects referenced by
    * no kept record and no backup (see workspace-state.ts), except objects
-   * younger than `graceMs`. Holds `<root>/gc.lock` meanwhile (a second gc
+   * younger than `graceMs`. While any workspace that uses this cache is
+   * locked by a live run, records younger than `graceMs` are kept too (with
+   * their objects): that run may have written them and not yet saved the
+   * workspace state that names their keys. Holds `<root>/gc.lock` meanwhile (a second gc
    * waits up to 10 s, then gives up with a thrown error: a bug-level clash).
    * Also removes stale tmp entries.
    */
@@ -533,10 +569,16 @@ export class CacheStore {
       const referenced = new Set<string>();
       let removedRecords = 0;
       let freedBytes = 0;
+      // While a run holds a workspace lock, a record it just wrote may not be in its workspace
+      // state yet (the state is saved after the outputs are materialised): such young records stay.
+      const runLive = await anyLiveRun(this.root);
+      const now = Date.now();
       for (const key of await this.listRecordKeys()) {
         const file = this.recordPath(key);
-        if (!keepKeys.has(key)) {
-          freedBytes += fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0;
+        const rst = fs.statSync(file, { throwIfNoEntry: false });
+        if (rst === undefined) continue;
+        if (!keepKeys.has(key) && !(runLive && now - Math.max(rst.mtimeMs, rst.ctimeMs) < graceMs)) {
+          freedBytes += rst.size;
           await fsp.rm(file, { force: true });
           removedRecords++;
           continue;
@@ -552,7 +594,6 @@ export class CacheStore {
       }
       for (const sha of await backupObjects(this.root)) referenced.add(sha);
       let removedObjects = 0;
-      const now = Date.now();
       for (const shard of await readdirOrEmpty(this.objectsDir)) {
         const dir = path.join(this.objectsDir, shard);
         for (const name of await readdirOrEmpty(dir)) {
@@ -621,7 +662,7 @@ export class CacheStore {
       // Small files: read once, hash the bytes we will store, write only if the object is new.
       const data = fs.readFileSync(src);
       const sha = crypto.createHash('sha256').update(data).digest('hex');
-      if (!this.hasObject(sha, data.length)) {
+      if (!this.reuseObject(sha, data.length)) {
         const tmp = this.tmpName('.obj');
         const fh = await fsp.open(tmp, 'wx');
         try {
@@ -641,7 +682,7 @@ export class CacheStore {
     }
     const sha = await hashFile(file);
     const size = fs.statSync(file).size;
-    if (this.hasObject(sha, size)) {
+    if (this.reuseObject(sha, size)) {
       if (file !== src || how === 'move') await fsp.rm(file, { force: true });
     } else {
       const fh = await fsp.open(file, 'r');
@@ -760,6 +801,24 @@ async function rmForce(p: string): Promise<void> {
   } catch {
     /* best effort: retried on the next open */
   }
+}
+
+/**
+ * Whether a live process holds the run lock of any workspace that has state
+ * in this cache. (A workspace's very first run is not seen until it saved
+ * its state once.)
+ */
+async function anyLiveRun(root: string): Promise<boolean> {
+  const wsRoot = path.join(root, 'workspaces');
+  for (const ws of await readdirOrEmpty(wsRoot)) {
+    try {
+      const st = JSON.parse(await fsp.readFile(path.join(wsRoot, ws, 'state.json'), 'utf8')) as { workspace?: unknown };
+      if (typeof st.workspace === 'string' && (await liveLockHolder(workspaceLockPath(st.workspace))) !== undefined) return true;
+    } catch {
+      /* no or unreadable state */
+    }
+  }
+  return false;
 }
 
 /** Every object referenced by a backup record of any workspace (backups are user data: kept by gc). */

@@ -141,12 +141,23 @@ export class WorkspaceState {
     }
   }
 
-  /** Writes state.json atomically if changed. */
+  /**
+   * Writes state.json atomically if changed. The dirty flag is cleared when
+   * the content is taken, before the write: a `set` while the write is in
+   * flight (another stage finishing) marks the state dirty again, so the
+   * next `save` writes it (clearing the flag after the write lost that stage).
+   */
   async save(): Promise<void> {
     if (!this.dirty) return;
     const body: StateFile = { format: 'pipeline.workspace-state/v1', workspace: this.workspace, stages: this.stages };
-    await writeFileAtomic(path.join(this.dir, 'state.json'), JSON.stringify(body));
+    const text = JSON.stringify(body);
     this.dirty = false;
+    try {
+      await writeFileAtomic(path.join(this.dir, 'state.json'), text);
+    } catch (e) {
+      this.dirty = true;
+      throw e;
+    }
   }
 
   /**

@@ -233,7 +233,14 @@ export async function runLoaded(
 export async function lockForRun(workspace: string, wait: number | undefined, io: CliIO): Promise<Lock | undefined> {
   const { lockWorkspace } = await import('../runner.js');
   const lock = await lockWorkspace(workspace, wait !== undefined ? { waitMs: wait * 1000 } : {});
-  if (lock.ok) return lock.value;
+  if (lock.ok) {
+    const r = lock.value.reclaimed;
+    if (r) {
+      const who = r.why === 'unreadable' ? 'an unreadable lock file' : `pid ${r.pid} on ${r.hostname}, since ${r.since}, which is no longer running`;
+      io.stderr.write(`pipeline run: reclaimed the workspace lock ${lock.value.file} left by ${who}\n`);
+    }
+    return lock.value;
+  }
   const b = lock.error;
   io.stderr.write(`pipeline run: another run (pid ${b.pid} on ${b.hostname}, since ${b.since}) holds the workspace lock ${b.file}; wait for it to finish (or pass --wait SECONDS)\n`);
   return undefined;
