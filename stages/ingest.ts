@@ -68,7 +68,8 @@ export interface IngestParams {
   readonly on_invalid: OnInvalid;
   /**
    * Files with more pixels than this are rejected before decoding; files of a
-   * format decoded a whole frame at once (GIF, interlaced PNG, HEIF/AVIF) whose
+   * format decoded a whole frame at once (GIF, interlaced PNG, HEIF/AVIF,
+   * progressive JPEG) whose
    * frame would take more than this many bytes too (`wholeFrameBytesPerPixel`).
    */
   readonly max_pixels: number;
@@ -120,7 +121,7 @@ type Probed =
 export const ingestStage: BuiltinStage<IngestParams> = {
   name: 'ingest',
   // 2: skipped symlinks are rejects; WebP/TIFF truncation found from the container (cached probes of v1 may have accepted them).
-  // 3: formats decoded whole (GIF, interlaced PNG, HEIF/AVIF) are held to max_pixels bytes of frame.
+  // 3: formats decoded whole (GIF, interlaced PNG, HEIF/AVIF, progressive JPEG) are held to max_pixels bytes of frame.
   version: '3',
   description: 'Finds, hashes and validates images (class folders or a CSV/JSONL manifest); writes manifest.jsonl, classes.json and rejects.jsonl',
   runtimeFacts: () => imageRuntimeFacts(),

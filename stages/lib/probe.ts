@@ -5,7 +5,8 @@
  *
  * The probe reads the header with sharp, checks the pixel count against a limit
  * BEFORE decoding (so a decompression bomb never allocates its pixels), and for
- * formats decoded a whole frame at a time (GIF, interlaced PNG, HEIF/AVIF) the
+ * formats decoded a whole frame at a time (GIF, interlaced PNG, HEIF/AVIF,
+ * progressive JPEG) the
  * frame's bytes against the same number (`wholeFrameBytesPerPixel`), then
  * decodes once at a tiny size with `failOn: 'truncated'` to catch truncated or
  * corrupt data (JPEG uses shrink-on-load, so this costs ~1/8 of a full decode).
@@ -209,13 +210,15 @@ function tiffTruncation(buf: Uint8Array): ProbeFailure | undefined {
 /**
  * Bytes per pixel of the frame a decoder holds whole before anything can
  * shrink it, or undefined for decoders that stream rows or shrink on load
- * (JPEG, non-interlaced PNG, TIFF strips and tiles, WebP: a 16000x16000 PNG,
- * TIFF or WebP probes in under 135 MiB of RSS). Measured here (sharp 0.34,
- * libvips 8.17), peak RSS above node's own: GIF ~4 (an RGBA frame; a 174 KB
- * 16000x16000 GIF took 1 GiB and 5 s), interlaced PNG = channels x bytes per
- * sample, HEIF/AVIF ~18 (libheif's planes plus the RGB copy; a 786-byte
- * 6000x6000 AVIF took 620 MiB and 4 s). Such files may use at most
- * `max_pixels` bytes, so the pixel limit bounds their memory as well.
+ * (baseline JPEG, non-interlaced PNG, TIFF strips and tiles, WebP: a
+ * 16000x16000 PNG, TIFF or WebP probes in under 135 MiB of RSS). Measured here
+ * (sharp 0.34, libvips 8.17), peak RSS above node's own: GIF ~4 (an RGBA frame;
+ * a 174 KB 16000x16000 GIF took 1 GiB and 5 s), interlaced PNG = channels x
+ * bytes per sample, HEIF/AVIF ~18 (libheif's planes plus the RGB copy; a
+ * 786-byte 6000x6000 AVIF took 620 MiB and 4 s), progressive JPEG = 2 bytes
+ * per DCT coefficient (3 per pixel at 4:2:0; an 8000x8000 one took 185 MiB).
+ * Such files may use at most `max_pixels` bytes, so the pixel limit bounds
+ * their memory as well.
  */
 export function wholeFrameBytesPerPixel(meta: sharp.Metadata): number | undefined {
   const sampleBytes = meta.depth === 'ushort' || (meta.bitsPerSample ?? 8) > 8 ? 2 : 1;
@@ -226,6 +229,13 @@ export function wholeFrameBytesPerPixel(meta: sharp.Metadata): number | undefine
       return meta.isProgressive === true ? (meta.channels ?? 4) * sampleBytes : undefined;
     case 'heif':
       return 18;
+    case 'jpeg': {
+      // libjpeg keeps every 2-byte DCT coefficient of a progressive JPEG until its last scan.
+      if (meta.isProgressive !== true) return undefined;
+      const sub = meta.chromaSubsampling ?? '';
+      const colour = (meta.channels ?? 3) === 1 ? 1 : /^4:(2:0|1:1)/.test(sub) ? 1.5 : /^4:(2:2|4:0)/.test(sub) ? 2 : 3;
+      return 2 * (colour + ((meta.channels ?? 3) === 4 ? 1 : 0));
+    }
     default:
       return undefined;
   }

@@ -141,13 +141,15 @@ test('bad images: truncated TIFF and WebP are truncated (not black pixels, unsup
   assert.match(p.ok ? '' : p.error.detail, /^tiff signature, but its header cannot be read/);
 });
 
-test('bad images: formats decoded whole (GIF, interlaced PNG, AVIF) are held to max_pixels bytes of frame; streaming formats to max_pixels pixels', async () => {
+test('bad images: formats decoded whole (GIF, interlaced PNG, AVIF, progressive JPEG) are held to max_pixels bytes of frame; streaming formats to max_pixels pixels', async () => {
   const base = () => sharp(Buffer.alloc(64 * 48 * 3, 90), { raw: { width: 64, height: 48, channels: 3 } });
   const limit = 8000; // more than 64*48 = 3072 pixels, fewer than the bytes of an RGBA or RGB frame
   const cases: [string, Buffer, 'ok' | 'too-many-pixels'][] = [
     ['gif', await base().gif().toBuffer(), 'too-many-pixels'], // 3072 * 4 bytes
     ['interlaced png', await base().png({ progressive: true }).toBuffer(), 'too-many-pixels'], // 3072 * 3
     ['avif', await base().avif({ effort: 0 }).toBuffer(), 'too-many-pixels'], // 3072 * 18
+    ['progressive jpeg 4:2:0', await base().jpeg({ progressive: true }).toBuffer(), 'too-many-pixels'], // 3072 * 2 * 1.5
+    ['progressive grey jpeg', await base().toColourspace('b-w').jpeg({ progressive: true }).toBuffer(), 'ok'], // 3072 * 2
     ['interlaced grey png', await base().toColourspace('b-w').png({ progressive: true }).toBuffer(), 'ok'], // 3072 * 1
     ['png', await base().png().toBuffer(), 'ok'],
     ['jpeg', await base().jpeg().toBuffer(), 'ok'],
