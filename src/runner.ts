@@ -273,6 +273,10 @@ export async function runPipeline(graph: PipelineGraph, opts: RunOptions): Promi
     },
     task: (id, ctx) => runStageTask(id, ctx, stageEnv),
   });
+  // Warm stage hosts serve one run: retire them and wait until they have exited (src/stage-host/host.ts), so
+  // no process outlives the run and its CPU time is the run's.
+  const ranBuiltin = order.some((id) => graph.stages.get(id)?.kind === 'builtin' && !['fresh', 'restored', 'skipped-upstream-failed'].includes(summaries.get(id)?.status ?? 'fresh'));
+  if (ranBuiltin) await (await import('./stage-host/host.js')).stageHosts.close();
   // Every saveState was awaited by its task, and schedule() returns once no task runs: all writes have settled.
   return finish();
 }

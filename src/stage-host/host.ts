@@ -89,8 +89,12 @@ class Host {
   retired = false;
   closed = false;
   idleTimer: NodeJS.Timeout | undefined;
+  /** Resolves once the process has exited and its output pipes are closed. */
+  readonly exited: Promise<void>;
+  private markExited!: () => void;
 
   constructor(onIdleGone: (h: Host) => void) {
+    this.exited = new Promise((r) => (this.markExited = r));
     this.child = fork(childEntry, [], {
       detached: true,
       execArgv: [],
@@ -129,6 +133,7 @@ class Host {
       this.job = undefined;
       if (job) job.gone(code, sig, e);
       else onIdleGone(this);
+      this.markExited();
     };
     this.child.on('error', (e) => gone(null, null, e));
     // Gone once it has exited AND its output pipes are closed, so every IPC message and output line has been
@@ -213,9 +218,20 @@ export class HostPool {
     return started;
   }
 
-  /** Retires every idle host (running stages are not touched). */
-  close(): void {
-    for (const h of this.idle.splice(0)) h.retire();
+  /**
+   * Retires every idle host (running stages are not touched) and resolves once
+   * they have exited, so the engine's own resource usage includes theirs and
+   * it leaves no process behind. The runner calls it when a run is over; the
+   * pool stays usable (a later stage forks again).
+   */
+  async close(): Promise<void> {
+    const hosts = this.idle.splice(0);
+    for (const h of hosts) {
+      clearTimeout(h.idleTimer);
+      h.setRef(true); // the caller waits for it
+      h.retire();
+    }
+    await Promise.all(hosts.map((h) => h.exited));
   }
 
   /** Runs the stage in a warm host when it may share one, else in a fresh process; never throws for anything the stage does. */

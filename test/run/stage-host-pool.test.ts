@@ -115,7 +115,7 @@ test('ingest, resize and partition run one after another in one warm host, with 
     }
     assert.ok(await waitGone(part2.pid), 'a fresh process exits after its stage');
   } finally {
-    pool.close();
+    await pool.close();
   }
 });
 
@@ -143,7 +143,7 @@ test('a failed stage, a stage that does not share, and a cancelled stage never l
     assert.equal(after.kind, 'ok');
     assert.notEqual(after.pid, ok.pid);
   } finally {
-    pool.close();
+    await pool.close();
   }
 });
 
@@ -166,7 +166,7 @@ test('a host killed while idle is replaced; one killed mid-stage reports a crash
     assert.equal(third.kind, 'ok');
     assert.notEqual(third.pid, crashed.pid);
   } finally {
-    pool.close();
+    await pool.close();
   }
 });
 
@@ -179,8 +179,10 @@ test('prewarm starts a host the next stage uses; idle hosts let the engine exit 
     const r = await runIn(pool, ingestSpec(w));
     assert.equal(r.kind, 'ok');
     assert.equal(pool.spawned, 1, 'the prewarmed host ran it');
+    await pool.close();
+    assert.ok(!alive(r.pid), 'close() resolves once the idle host has exited');
   } finally {
-    pool.close();
+    await pool.close();
   }
   // An engine process that leaves a warm host behind exits by itself (nothing refs the host), and the host follows.
   const script = path.join(w.dir, 'engine.mjs');
@@ -237,6 +239,6 @@ test('with offerRefs, resize names its cached entries instead of linking them; w
     }
     assert.deepEqual(fs.readFileSync(path.join(refDir, 'index.json')), fs.readFileSync(path.join(linkedDir, 'index.json')));
   } finally {
-    pool.close();
+    await pool.close();
   }
 });
