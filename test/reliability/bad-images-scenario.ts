@@ -311,12 +311,12 @@ export async function buildBadImageSet(workspace: string, unreadable: Unreadable
   return { root, kinds, skipped, unreadable };
 }
 
-/** Writes the scenario's pipeline file (`ingest → resize → partition`, on_invalid: skip). */
-export async function writePipeline(workspace: string): Promise<void> {
+/** Writes the scenario's pipeline file (`ingest → resize → partition`, on_invalid: skip unless told). */
+export async function writePipeline(workspace: string, onInvalid: 'skip' | 'fail' = 'skip'): Promise<void> {
   const p = {
     name: 'bad-images',
     stages: {
-      ingest: { uses: 'ingest', with: { source: 'images', on_invalid: 'skip' } },
+      ingest: { uses: 'ingest', with: { source: 'images', on_invalid: onInvalid } },
       resize: { uses: 'resize', with: RESIZE_WITH },
       partition: { uses: 'partition' },
     },

@@ -51,6 +51,16 @@ test('bad images: every kind goes through the real CLI (ingest → resize → pa
   // The issue's list, every kind present (plus extras).
   const issueKinds = ['zero-bytes', 'truncated-jpeg', 'text-named-jpg', 'cmyk-jpeg', 'png-16bit', 'png-alpha', 'grayscale', 'exif-rotated', 'gif', 'webp', 'tiff', '1x1', '6000x4500', 'bomb-30000x30000', 'symlink-outside', 'unreadable-chmod-000'];
   assert.deepEqual(issueKinds.filter((k) => !verdicts.some((v) => v.kind === k)), []);
+
+  // Under on_invalid: fail the same files fail ingest, each named with its reason; nothing downstream runs.
+  await writePipeline(ws.dir, 'fail');
+  const failed = await runPipelineAs(ws.dir, set.unreadable);
+  assert.equal(failed.code, 1, failed.stdout + failed.stderr);
+  assert.match(failed.stdout, new RegExp(`✗ ingest stage ingest failed: ingest: ${rejected} invalid file\\(s\\)`));
+  for (const k of set.kinds) {
+    if ('rejected' in k.expect) assert.ok(failed.stdout.includes(`${path.join(set.root, k.rel)}: ${k.expect.rejected} (`), `${k.kind} not named:\n${failed.stdout}`);
+  }
+  assert.doesNotMatch(failed.stdout, /✓ resize ran/);
 });
 
 test('bad images: a 30000x30000 PNG is rejected by a child process running ingest within a second, with peak RSS near the same run without it', async () => {
