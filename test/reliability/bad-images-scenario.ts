@@ -432,8 +432,12 @@ export function judgeRun(workspace: string, set: BadImageSet, run: CliRun): Verd
 
 /** Wall time and peak RSS of rejecting the bomb in a child process running the ingest stage. */
 export interface BombMeasurement {
-  /** Milliseconds of `ingestStage.run` over the bomb plus one small image, measured inside the child. */
+  /** Milliseconds of `ingestStage.run` over the bomb plus one small image, measured inside the child (includes writing its outputs). */
   readonly ms: number;
+  /** CPU milliseconds (user + system) of that run. */
+  readonly cpuMs: number;
+  /** Milliseconds to read the bomb and probe it to its rejection, once more after the run, in the same child. */
+  readonly probeMs: number;
   /** Peak RSS of that child, MiB. */
   readonly peakMiB: number;
   /** Peak RSS of the same child without the bomb (node + sharp + ingest), MiB. */
@@ -447,28 +451,36 @@ export interface BombMeasurement {
 }
 
 /** Runs the ingest stage in a child on `dir` (class folders) and returns its timing, peak RSS and outputs. */
-async function ingestInChild(workspace: string, source: string): Promise<{ ms: number; maxRssKiB: number; images: number; rejects: RejectEntry[] }> {
+async function ingestInChild(workspace: string, source: string, probeRel?: string): Promise<{ ms: number; cpuMs: number; probeMs: number; maxRssKiB: number; images: number; rejects: RejectEntry[] }> {
   const dist = path.join(repoRoot, 'dist');
   const out = await fs.mkdtemp(path.join(workspace, 'child-out-'));
   const script = `
     import { ingestStage } from ${JSON.stringify(path.join(dist, 'stages', 'ingest.js'))};
     import { directoryItemCache } from ${JSON.stringify(path.join(dist, 'src', 'cache', 'item-cache.js'))};
+    import { probeImage } from ${JSON.stringify(path.join(dist, 'stages', 'lib', 'probe.js'))};
     import fs from 'node:fs';
     const out = ${JSON.stringify(out)};
     const log = { info() {}, warn() {}, progress() {} };
     const ctx = { stageId: 'ingest', params: { source: ${JSON.stringify(source)} }, inputs: {}, outDir: out, workspace: ${JSON.stringify(workspace)},
       items: directoryItemCache(out + '-items'), cacheDir: out + '-cache', seed: 0, log, signal: new AbortController().signal };
+    const cpu = process.cpuUsage();
     const t = performance.now();
     const r = await ingestStage.run(ctx);
     const ms = performance.now() - t;
-    process.stdout.write(JSON.stringify({ ms, maxRssKiB: process.resourceUsage().maxRSS, images: r.metrics.images, rejects: fs.readFileSync(out + '/rejects.jsonl', 'utf8') }));
+    const cpuUsed = process.cpuUsage(cpu);
+    // The rejection alone, once more: read the file and probe it.
+    const probeRel = ${JSON.stringify(probeRel ?? null)};
+    const tp = performance.now();
+    if (probeRel !== null) await probeImage(fs.readFileSync(${JSON.stringify(path.join(workspace, source))} + '/' + probeRel));
+    const probeMs = performance.now() - tp;
+    process.stdout.write(JSON.stringify({ ms, cpuMs: (cpuUsed.user + cpuUsed.system) / 1000, probeMs, maxRssKiB: process.resourceUsage().maxRSS, images: r.metrics.images, rejects: fs.readFileSync(out + '/rejects.jsonl', 'utf8') }));
   `;
   const file = path.join(workspace, `ingest-child-${path.basename(out)}.mjs`);
   await fs.writeFile(file, script);
   const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 60_000 });
   if (r.status !== 0) throw new Error(`ingest child failed (${r.status ?? r.signal}): ${r.stderr}`);
-  const res = JSON.parse(r.stdout) as { ms: number; maxRssKiB: number; images: number; rejects: string };
-  return { ms: res.ms, maxRssKiB: res.maxRssKiB, images: res.images, rejects: res.rejects.split('\n').filter(Boolean).map((l) => JSON.parse(l) as RejectEntry) };
+  const res = JSON.parse(r.stdout) as { ms: number; cpuMs: number; probeMs: number; maxRssKiB: number; images: number; rejects: string };
+  return { ms: res.ms, cpuMs: res.cpuMs, probeMs: res.probeMs, maxRssKiB: res.maxRssKiB, images: res.images, rejects: res.rejects.split('\n').filter(Boolean).map((l) => JSON.parse(l) as RejectEntry) };
 }
 
 /** A decompression bomb for `measureBombRejection`: its file name and how to write it. */
@@ -505,9 +517,11 @@ export async function measureBombRejection(workspace: string, bomb: Bomb = PNG_B
   }
   await bomb.write(path.join(workspace, 'bomb-set', 'a', bomb.name));
   const baseline = await ingestInChild(workspace, 'plain-set');
-  const measured = await ingestInChild(workspace, 'bomb-set');
+  const measured = await ingestInChild(workspace, 'bomb-set', `a/${bomb.name}`);
   return {
     ms: measured.ms,
+    cpuMs: measured.cpuMs,
+    probeMs: measured.probeMs,
     peakMiB: measured.maxRssKiB / 1024,
     baselineMiB: baseline.maxRssKiB / 1024,
     reject: measured.rejects.find((r) => r.rel === `a/${bomb.name}`),

@@ -73,9 +73,11 @@ test(`bad images: peak RSS of rejecting a 30000x30000 PNG in a child running ing
     detail: {
       ms: Math.round(slowest),
       msEach: runs.map((m) => Math.round(m.ms)),
+      cpuMsEach: runs.map((m) => Math.round(m.cpuMs)),
+      probeMsEach: runs.map((m) => Math.round(m.probeMs)),
       baselineMiB: Math.round(worst.baselineMiB * 10) / 10,
       peakEachMiB: runs.map((m) => Math.round(m.peakMiB * 10) / 10),
-      what: 'ms = ingestStage.run over the bomb and one 12x10 PNG, inside a child node process; peak RSS = that child\'s maxRSS; baseline = the same child without the bomb',
+      what: 'ms = wall time of ingestStage.run over the bomb and one 12x10 PNG (incl. writing its 6 outputs), inside a child node process; cpuMs = its CPU time; probeMs = reading + probing the bomb alone afterwards; peak RSS = that child\'s maxRSS; baseline = the same child without the bomb',
       reject: worst.reject?.detail,
     },
   });
@@ -92,7 +94,7 @@ test('bad images: peak RSS of rejecting a 6000x6000 AVIF of under 1 KB (decoded 
     label: 'peak RSS of rejecting a 6000x6000 AVIF decoded whole (under max_pixels; its frame is not)',
     value: Math.round(m.peakMiB * 10) / 10,
     unit: 'MiB',
-    detail: { ms: Math.round(m.ms), bytesOnDisk: m.bytes, baselineMiB: Math.round(m.baselineMiB * 10) / 10, reject: m.reject?.detail, before: 'probing it decoded the frame: ~683 MiB peak RSS and ~4 s (measured before the whole-frame check)' },
+    detail: { ms: Math.round(m.ms), cpuMs: Math.round(m.cpuMs), probeMs: Math.round(m.probeMs), bytesOnDisk: m.bytes, baselineMiB: Math.round(m.baselineMiB * 10) / 10, reject: m.reject?.detail, before: 'probing it decoded the frame: ~683 MiB peak RSS and ~4 s (measured before the whole-frame check)' },
   });
   assert.equal(m.reject?.reason, 'too-many-pixels');
   assert.ok(m.peakMiB - m.baselineMiB < 64, `peak ${m.peakMiB} MiB vs ${m.baselineMiB} MiB without the bomb`);
