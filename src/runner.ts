@@ -35,7 +35,7 @@ import type { PipelineGraph, StageId, StageNode } from './pipeline.js';
 import { eventEmitter, type EventSink, type RunEventInit, type StageStatus } from './events.js';
 import { decideStage, outputPaths, planStages, type PlanDeps, type PlanEntry } from './plan.js';
 import { schedule, type SchedulerNode, type TaskContext, type TaskOutcome } from './scheduler.js';
-import { executeStage } from './run/stage-exec.js';
+import { executeStage, stageErrorMessage } from './run/stage-exec.js';
 import { ChildRegistry } from './run/children.js';
 import type { Result } from './result.js';
 
@@ -268,8 +268,7 @@ export async function runPipeline(graph: PipelineGraph, opts: RunOptions): Promi
       end({ stage: id, status: outcome === 'skipped-upstream-failed' ? 'skipped-upstream-failed' : 'cancelled', durationMs: 0, metrics: {}, error: because });
     },
     onTaskError(id, e) {
-      const msg = e instanceof Error ? e.message : String(e);
-      end({ stage: id, status: 'failed', durationMs: 0, metrics: {}, error: `stage ${id} failed: internal error: ${msg}` });
+      end({ stage: id, status: 'failed', durationMs: 0, metrics: {}, error: stageErrorMessage(id, e) });
     },
     task: (id, ctx) => runStageTask(id, ctx, stageEnv),
   });

@@ -664,21 +664,23 @@ export class CacheStore {
       const sha = crypto.createHash('sha256').update(data).digest('hex');
       if (!this.reuseObject(sha, data.length)) {
         const tmp = this.tmpName('.obj');
-        const fh = await fsp.open(tmp, 'wx');
-        try {
-          await fh.writeFile(data);
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
-        await this.install(tmp, sha);
+        await removeOnError(tmp, async () => {
+          const fh = await fsp.open(tmp, 'wx');
+          try {
+            await fh.writeFile(data);
+            await fh.sync();
+          } finally {
+            await fh.close();
+          }
+          await this.install(tmp, sha);
+        });
       }
       return { path: rel, sha256: sha, size: data.length, mode };
     }
     let file = src;
     if (copy) {
-      file = this.tmpName('.obj');
-      await fsp.copyFile(src, file);
+      const tmp = (file = this.tmpName('.obj'));
+      await removeOnError(tmp, () => fsp.copyFile(src, tmp));
     }
     const sha = await hashFile(file);
     const size = fs.statSync(file).size;
@@ -784,6 +786,16 @@ async function hashShared(file: string, size: number): Promise<{ sha: string; in
     seen += c.length;
   }
   return { sha: all.digest('hex'), intact: seen === size && tail.length === ITEM_DIGEST_BYTES && body.digest().equals(tail) };
+}
+
+/** Runs `fn`; if it fails (e.g. a full disk), removes the temp file `tmp` it was writing before rethrowing. */
+async function removeOnError<T>(tmp: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    await fsp.rm(tmp, { force: true });
+    throw e;
+  }
 }
 
 async function readdirOrEmpty(dir: string): Promise<string[]> {

@@ -22,6 +22,23 @@ import type { RunEventInit } from '../events.js';
 import { outputPaths } from '../plan.js';
 import { readMetricsFiles } from './metrics.js';
 
+/**
+ * The one-line failure of a stage whose task threw `e`. A full disk or quota
+ * (ENOSPC, EDQUOT) is the environment, not a bug: said in plain words with
+ * what to do (nothing was recorded for the stage: the record is written
+ * last). Anything else is an internal error.
+ */
+export function stageErrorMessage(stageId: string, e: unknown): string {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    // A copy names its source as `path` and the file it could not write as `dest`.
+    const where = (e as NodeJS.ErrnoException & { dest?: string }).dest ?? (e as NodeJS.ErrnoException).path;
+    const what = code === 'ENOSPC' ? 'no space left on device (ENOSPC)' : 'disk quota exceeded (EDQUOT)';
+    return `stage ${stageId} failed: ${what}${where ? ` writing ${where}` : ''}; nothing was recorded for it: free some space (\`pipeline cache gc\` removes unused cache entries) and run again`;
+  }
+  return `stage ${stageId} failed: internal error: ${e instanceof Error ? e.message : String(e)}`;
+}
+
 /** What executing a stage needs. */
 export interface ExecContext {
   readonly graph: PipelineGraph;
@@ -214,6 +231,9 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
         return { kind: 'cancelled' };
       case 'failed':
       case 'crashed':
+        // The stage process reports a full disk as the error's text: say it as plainly as the engine's own.
+        const full = /^(ENOSPC|EDQUOT): [^,]*(?:, \w+ '([^']+)')?/.exec(outcome.message);
+        if (full) return { kind: 'failed', message: stageErrorMessage(node.id, { code: full[1], ...(full[2] ? { path: full[2] } : {}) }) };
         return { kind: 'failed', message: `stage ${node.id} failed: ${outcome.message}` };
       case 'ok':
         break;

@@ -38,6 +38,7 @@ import { closure, keyClaims, openEngine, restoreRecord, runStageTask, stageEndEv
 import type { StageState } from '../cache/workspace-state.js';
 import { outputPaths } from '../plan.js';
 import { ChildRegistry } from '../run/children.js';
+import { stageErrorMessage } from '../run/stage-exec.js';
 import { buildScratch, removeScratch } from './scratch.js';
 
 /** One variant to run. */
@@ -342,7 +343,7 @@ export async function runSweepPipeline(inputs: readonly SweepVariantInput[], opt
       },
       onTaskError(nid, e) {
         const { env, stage } = envs.get(nid)!;
-        env.end({ stage, status: 'failed', durationMs: 0, metrics: {}, error: `stage ${stage} failed: internal error: ${e instanceof Error ? e.message : String(e)}` });
+        env.end({ stage, status: 'failed', durationMs: 0, metrics: {}, error: stageErrorMessage(stage, e) });
       },
       task: (nid, ctx) => {
         const { env, stage } = envs.get(nid)!;
