@@ -1,6 +1,7 @@
 /**
  * Crash-safe file writes: write to a unique temp file (beside the target, or
- * in `tmpDir` on the same filesystem), fsync, rename over the target, and
+ * in `tmpDir` on the same filesystem; there named after its owner process so
+ * a dead writer's temp can be recognised), fsync, rename over the target, and
  * optionally fsync the parent directory so the rename itself is durable. A
  * reader sees the old content or the new, never a torn file. Does not lock;
  * concurrent writers of identical content are safe.
@@ -8,6 +9,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { currentProcess } from './process-id.js';
 
 /** Options for `writeFileAtomic`. */
 export interface AtomicWriteOptions {
@@ -20,7 +22,11 @@ export interface AtomicWriteOptions {
 /** Atomically replaces `file` with `data`, creating parent directories. */
 export async function writeFileAtomic(file: string, data: string | Uint8Array, opts: AtomicWriteOptions = {}): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true });
-  const name = `${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  // In `tmpDir` (a cache's tmp/) the name starts like CacheStore.tmpName's, `<host>~<pid>~<start>~<rnd>`, so the
+  // temp of a writer killed mid-write is known to be dead and removed by the next CacheStore.open (crash-kill found
+  // `<key>.json.<pid>.<rnd>.tmp` records left in tmp/ for good: its cleaner could not tell their owner).
+  const me = currentProcess();
+  const name = `${me.hostname}~${me.pid}~${me.start ?? ''}~${randomBytes(6).toString('hex')}.${path.basename(file)}.tmp`;
   const tmp = opts.tmpDir === undefined ? `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp` : path.join(opts.tmpDir, name);
   if (opts.tmpDir !== undefined) await fs.mkdir(opts.tmpDir, { recursive: true });
   try {
