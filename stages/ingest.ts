@@ -28,7 +28,7 @@ import { writeFileAtomic } from '../src/cache/atomic.js';
 import { unreachable } from '../src/result.js';
 import { pathFilter } from './lib/globs.js';
 import { DataInputError } from './lib/data-error.js';
-import { DEFAULT_MAX_PIXELS, PROBE_FAILURE_REASONS, probeImage, type ProbeFailure, type ProbeInfo } from './lib/probe.js';
+import { DEFAULT_MAX_PIXELS, PROBE_FAILURE_REASONS, probeImage, sniffFormat, type ProbeFailure, type ProbeInfo } from './lib/probe.js';
 import { compareCodeUnits, listClassFolders, parseSourceManifest, type Candidate } from './lib/source-list.js';
 import { SPLITS, type Split } from './lib/splits.js';
 import { imageRuntimeFacts } from './lib/runtime-facts.js';
@@ -401,8 +401,18 @@ async function probeCandidate(
   hasher?: FileHasher,
   onRead?: () => void,
 ): Promise<Probed> {
-  const st = hasher === undefined ? undefined : fss.statSync(c.abs, { throwIfNoEntry: false });
-  if (!serial && st !== undefined && st.isFile() && st.size > 0) {
+  const st = fss.statSync(c.abs, { throwIfNoEntry: false });
+  const special = st === undefined ? undefined : specialFileKind(st);
+  // Reading a FIFO never ends and a device may never end: refuse them before opening.
+  if (special !== undefined) return { ok: false, c, failure: { reason: 'unreadable', detail: `not a regular file (${special})` }, confirmed: true };
+  if (st !== undefined && st.isFile() && st.size > LARGE_FILE_BYTES) {
+    const head = await readHead(c.abs, SNIFF_BYTES);
+    if (head !== undefined && sniffFormat(head) === undefined) {
+      onRead?.();
+      return { ok: false, c, failure: { reason: 'not-an-image', detail: `no known image signature in the first bytes of this ${Math.round(st.size / 2 ** 20)} MiB file (not read further)` }, confirmed: true };
+    }
+  }
+  if (!serial && hasher !== undefined && st !== undefined && st.isFile() && st.size > 0) {
     const known = hasher!.lookup(c.abs, st);
     const outcome = known === undefined ? undefined : memo.get(known);
     if (known !== undefined && outcome !== undefined) {
@@ -420,7 +430,7 @@ async function probeCandidate(
   if (buf.length === 0) return { ok: false, c, failure: { reason: 'empty', detail: 'file is empty' }, confirmed: true };
   const sha256 = createHash('sha256').update(buf).digest('hex');
   // Stat taken before the read: if the file changed meanwhile its signature differs next time (or the racy rule skips it).
-  if (st !== undefined && st.isFile() && st.size === buf.length) hasher!.remember(c.abs, st, sha256);
+  if (hasher !== undefined && st !== undefined && st.isFile() && st.size === buf.length) hasher.remember(c.abs, st, sha256);
   let outcome = serial ? undefined : memo.get(sha256);
   if (outcome === undefined) {
     onFresh();
@@ -431,6 +441,38 @@ async function probeCandidate(
     else return { ok: false, c, sha256, failure: outcome.failure, confirmed: false };
   }
   return outcome.ok ? { ok: true, c, sha256, bytes: buf.length, info: outcome.info } : { ok: false, c, sha256, failure: outcome.failure, confirmed: true };
+}
+
+/**
+ * Files larger than this are first sniffed from their head: without an image
+ * signature they are rejected as `not-an-image` without being read whole (a
+ * stray 2 GB video must not be read into memory, 16 files at a time).
+ */
+const LARGE_FILE_BYTES = 64 * 2 ** 20;
+/** Bytes read to sniff a large file's signature. */
+const SNIFF_BYTES = 64;
+
+/** The first `n` bytes of `file`, or undefined when it cannot be opened (the full read then reports why). */
+async function readHead(file: string, n: number): Promise<Buffer | undefined> {
+  let fh: fs.FileHandle | undefined;
+  try {
+    fh = await fs.open(file, 'r');
+    const { buffer, bytesRead } = await fh.read(Buffer.alloc(n), 0, n, 0);
+    return buffer.subarray(0, bytesRead);
+  } catch {
+    return undefined;
+  } finally {
+    await fh?.close();
+  }
+}
+
+/** What a non-regular, non-directory file is (FIFO, device, socket), or undefined. */
+function specialFileKind(st: fss.Stats): string | undefined {
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return undefined;
 }
 
 /** Of duplicates carrying predefined splits, the most held-out wins (test > validation > train), so no copy leaks into training. */

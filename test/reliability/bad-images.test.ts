@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
+import { spawnSync } from 'node:child_process';
 import {
   buildBadImageSet,
   judgeRun,
@@ -174,6 +175,33 @@ test('bad images: formats decoded whole (GIF, interlaced PNG, AVIF, progressive 
     if (!p.ok) assert.match(p.error.detail, /^64x48 \w+ is decoded whole, about 0 MiB \(\d+ bytes per pixel\); formats decoded whole may use at most max_pixels \(8000\) bytes$/);
     assert.ok((await probeImage(buf, 64 * 48 * 18)).ok, `${name} within a larger limit`);
   }
+});
+
+test('bad images: a FIFO, a device and a 100 MiB non-image listed in a manifest are rejected without hanging or being read whole', async (t) => {
+  await using rig = await stageRig();
+  await writeTree(path.join(rig.dir, 'data'), { 'ok.png': await pngOf(1) });
+  // Sparse: 100 MiB long, no blocks written; its head has no image signature.
+  const big = await fs.open(path.join(rig.dir, 'data', 'movie.jpg'), 'w');
+  await big.truncate(100 * 2 ** 20);
+  await big.close();
+  const fifo = spawnSync('mkfifo', [path.join(rig.dir, 'data', 'pipe.png')]);
+  const haveFifo = fifo.status === 0;
+  if (!haveFifo) t.diagnostic(`mkfifo unavailable (${fifo.error?.message ?? fifo.stderr}): the FIFO case is not run`);
+  const rows = ['path,label', 'ok.png,a', 'movie.jpg,a', '/dev/zero,a', ...(haveFifo ? ['pipe.png,a'] : [])];
+  await writeTree(rig.dir, { 'data/list.csv': rows.join('\n') + '\n' });
+  const ctx = await rig.context<IngestParams>('ingest', ingestParams({ manifest: 'data/list.csv' }));
+  // Before the fix the FIFO read never returned: fail in 20 s instead of hanging the suite.
+  const r = await Promise.race([ingestStage.run(ctx), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('ingest hung')), 20_000).unref())]);
+  assert.equal(r.metrics?.['images'], 1);
+  const rejects = (await fs.readFile(path.join(ctx.outDir, 'rejects.jsonl'), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { rel: string; reason: string; detail: string });
+  assert.deepEqual(
+    rejects.map((x) => [x.rel, x.reason, x.detail]),
+    [
+      ['/dev/zero', 'unreadable', 'not a regular file (a character device)'],
+      ['movie.jpg', 'not-an-image', 'no known image signature in the first bytes of this 100 MiB file (not read further)'],
+      ...(haveFifo ? [['pipe.png', 'unreadable', 'not a regular file (a FIFO)']] : []),
+    ],
+  );
 });
 
 test('bad images: with follow_symlinks a link to a file outside the source is read (handled); without, it is rejected naming its target', async () => {
