@@ -299,11 +299,16 @@ export async function buildBadImageSet(workspace: string, unreadable: Unreadable
     await fs.chmod(path.join(root, 'a', 'locked.png'), 0o000);
   }
 
-  // Beyond the list: damaged containers whose decoders said the wrong thing, and an animated GIF.
+  // Beyond the list: damaged containers whose decoders said the wrong thing, a large non-image, an animated GIF.
   const tiffJpeg = await quadrants(64, 48, Q).tiff({ compression: 'jpeg' }).toBuffer();
   await write('truncated-tiff', 'a/cut.tiff', tiffJpeg.subarray(0, Math.floor(tiffJpeg.length * 0.9)), { rejected: 'truncated', detail: /^TIFF .* ends at byte \d+ but the file has \d+$/ });
   const webp = await quadrants(64, 48, Q).webp().toBuffer();
   await write('truncated-webp', 'a/cut.webp', webp.subarray(0, Math.floor(webp.length * 0.9)), { rejected: 'truncated', detail: /WebP header declares \d+ bytes but the file has \d+/ });
+  // A stray 100 MiB non-image (sparse: no blocks written) must not be read whole.
+  const movie = await fs.open(path.join(root, 'b', 'movie.jpg'), 'w');
+  await movie.truncate(100 * 2 ** 20);
+  await movie.close();
+  kinds.push({ kind: 'large-non-image', rel: 'b/movie.jpg', expect: { rejected: 'not-an-image', detail: /^no known image signature in the first bytes of this 100 MiB file \(not read further\)$/ } });
   const frame = (c: Rgb) => raster(64, 48, () => c);
   const anim = await sharp(Buffer.concat([frame(Q[0]), frame(Q[2])]), { raw: { width: 64, height: 96, channels: 3, pageHeight: 48 } } as sharp.SharpOptions).gif().toBuffer();
   await write('animated-gif', 'b/anim.gif', anim, handled([Q[0], Q[0], Q[0], Q[0]], 3, [64, 48], 'first frame of two'));
