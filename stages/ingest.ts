@@ -67,10 +67,10 @@ export interface IngestParams {
   readonly exclude: readonly string[];
   readonly on_invalid: OnInvalid;
   /**
-   * Files with more pixels than this are rejected before decoding; files of a
-   * format decoded a whole frame at once (GIF, interlaced PNG, HEIF/AVIF,
-   * progressive JPEG) whose
-   * frame would take more than this many bytes too (`wholeFrameBytesPerPixel`).
+   * Files with more pixels than this are rejected before decoding, and so are
+   * files of a format decoded a whole frame at once (GIF, interlaced PNG,
+   * HEIF/AVIF, progressive JPEG) whose frame would take more than this many
+   * bytes (`wholeFrameBytesPerPixel` in lib/probe.ts).
    */
   readonly max_pixels: number;
   /**
@@ -341,7 +341,8 @@ async function skippedLinkRejects(root: string, rels: readonly string[], filter:
     const st = await fs.stat(abs).catch(() => undefined);
     if (st?.isDirectory() === true) continue;
     const real = await fs.realpath(abs).catch(() => undefined);
-    const where = real === undefined ? 'a missing file' : path.relative(realRoot, real).startsWith('..') || path.isAbsolute(path.relative(realRoot, real)) ? 'a file outside the source directory' : 'a file inside the source directory';
+    const inside = real !== undefined && !/^\.\.($|[\\/])/.test(path.relative(realRoot, real)) && !path.isAbsolute(path.relative(realRoot, real));
+    const where = real === undefined ? 'a missing file' : inside ? 'a file inside the source directory' : 'a file outside the source directory';
     out.push({
       c: { abs, rel, label: rel.slice(0, slash) },
       detail: `symbolic link to ${target} (${where}), not followed; set follow_symlinks: true to read it`,
@@ -413,7 +414,7 @@ async function probeCandidate(
     }
   }
   if (!serial && hasher !== undefined && st !== undefined && st.isFile() && st.size > 0) {
-    const known = hasher!.lookup(c.abs, st);
+    const known = hasher.lookup(c.abs, st);
     const outcome = known === undefined ? undefined : memo.get(known);
     if (known !== undefined && outcome !== undefined) {
       return outcome.ok ? { ok: true, c, sha256: known, bytes: st.size, info: outcome.info } : { ok: false, c, sha256: known, failure: outcome.failure, confirmed: true };
