@@ -51,7 +51,7 @@ import type { ItemCache } from '../../stages/types.js';
 import { computeKey, type FingerprintHash, type StageFingerprint } from '../fingerprint.js';
 import { type Result, ok, err } from '../result.js';
 import { fsyncDir, writeFileAtomic } from './atomic.js';
-import { directoryItemCache, itemEntryIntact, itemFiles, ITEM_DIGEST_BYTES, ITEM_KEY } from './item-cache.js';
+import { directoryItemCache, itemEntryFile, itemEntryIntact, itemFiles, ITEM_DIGEST_BYTES, ITEM_KEY } from './item-cache.js';
 import { HashMemo } from '../hash/memo.js';
 import { currentProcess, isAlive } from './process-id.js';
 import { acquireLock, liveLockHolder } from './lock.js';
@@ -116,13 +116,32 @@ export interface RecordRefused {
   readonly path: string;
 }
 
-/** A linked item-cache entry found corrupt while ingesting a staging dir (`ingestStaging`); it was moved to quarantine. */
+/**
+ * A linked or referenced item-cache entry found corrupt while ingesting a
+ * staging dir (`ingestStaging`); it was moved to quarantine. Or (added with
+ * `ItemRefs`) `missing-item-entry`: a referenced entry vanished between the
+ * stage naming it and the engine storing it (a concurrent `cache gc`).
+ * Either way, running the stage again recomputes that item.
+ */
 export interface CorruptEntry {
-  readonly reason: 'corrupt-item-entry';
+  readonly reason: 'corrupt-item-entry' | 'missing-item-entry';
   /** The entry, relative to the cache root: `items/<ns>/<xx>/<key>`. */
   readonly entry: string;
   /** Where the stage had linked it, relative to the staging dir. */
   readonly path: string;
+}
+
+/**
+ * Output files a built-in named by reference to entries of its item cache
+ * instead of writing or linking them into its staging dir
+ * (`ItemCache.refer`, e.g. resize's cached per-image packs), for
+ * `ingestStaging`. Added with issue 3's incremental runs.
+ */
+export interface ItemRefs {
+  /** The item cache, `items/<namespace>/` under the cache root: the stage's registry name. */
+  readonly namespace: string;
+  /** Output path (relative to the staging dir, `/`-separated) → entry key. */
+  readonly refs: readonly { readonly path: string; readonly key: string }[];
 }
 
 /** Result of `verify`. */
@@ -247,13 +266,13 @@ export class CacheStore {
    * its size, see item-cache.ts; this is where its bytes are read anyway.)
    * A shared inode that is no item-cache entry is adopted as before.
    */
-  async ingestStaging(dir: string): Promise<Result<OutputManifest, CorruptEntry[]>> {
+  async ingestStaging(dir: string, refs?: ItemRefs): Promise<Result<OutputManifest, CorruptEntry[]>> {
     const corrupt: CorruptEntry[] = [];
-    const m = await this.ingest(dir, corrupt);
+    const m = await this.ingest(dir, corrupt, refs);
     return corrupt.length > 0 ? err(corrupt) : ok(m);
   }
 
-  private async ingest(dir: string, corrupt: CorruptEntry[] | undefined): Promise<OutputManifest> {
+  private async ingest(dir: string, corrupt: CorruptEntry[] | undefined, refs?: ItemRefs): Promise<OutputManifest> {
     const rels = listFiles(dir, '');
     // Linked entries the memo already knows cost two stats: do those synchronously (no promise per
     // file; a 10k-image re-run is mostly these), everything else through `adopt` concurrently.
@@ -267,8 +286,53 @@ export class CacheStore {
     await mapLimit(rest, IO_CONCURRENCY, async (i) => {
       files[i] = await this.adopt(path.join(dir, rels[i]!), rels[i]!, 'move', corrupt);
     });
+    if (refs !== undefined && refs.refs.length > 0) files.push(...(await this.adoptRefs(refs, new Set(rels), corrupt)));
     await this.saveInodeMemo();
     return makeManifest(files);
+  }
+
+  /**
+   * Adopts the item-cache entries a built-in named as output files
+   * (`ItemRefs`): each entry's inode becomes the object, exactly as when the
+   * stage had linked it into its staging dir (same manifest), minus the link
+   * and its later unlink. A known inode (memo) costs two stats. An entry that
+   * is not a read-only regular file is copied instead of shared. A path
+   * named twice, or also written in the staging dir, or not a plain relative
+   * path, is a bug in the stage (thrown).
+   */
+  private async adoptRefs(refs: ItemRefs, staged: ReadonlySet<string>, corrupt: CorruptEntry[] | undefined): Promise<ManifestFile[]> {
+    if (!/^[A-Za-z0-9_.-]+$/.test(refs.namespace)) throw new Error(`invalid item namespace: ${refs.namespace}`);
+    const root = path.join(this.root, 'items', refs.namespace);
+    const seen = new Set(staged);
+    const out: ManifestFile[] = [];
+    const slow: { rel: string; file: string; entry: string; st: fs.Stats }[] = [];
+    for (const { path: rel, key } of refs.refs) {
+      if (rel === '' || rel.startsWith('/') || rel.split('/').some((s) => s === '' || s === '.' || s === '..') || rel.includes('\\')) throw new Error(`item reference to a bad output path: ${JSON.stringify(rel)}`);
+      if (seen.has(rel)) throw new Error(`output path ${rel} named twice (staged file or item reference)`);
+      seen.add(rel);
+      const file = itemEntryFile(root, key);
+      const entry = `items/${refs.namespace}/${key.slice(0, 2)}/${key}`;
+      const st = fs.lstatSync(file, { throwIfNoEntry: false });
+      if (st === undefined || !st.isFile()) {
+        corrupt?.push({ reason: 'missing-item-entry', entry, path: rel });
+        if (corrupt === undefined) throw new Error(`item-cache entry ${entry} (output ${rel}) is missing`);
+        continue;
+      }
+      if ((st.mode & 0o222) !== 0) {
+        // Writable: not provably immutable, so never shared; store a copy of its bytes.
+        out.push(await this.adopt(file, rel, 'copy'));
+        continue;
+      }
+      const known = this.inodeMemo().lookup(`${st.dev}:${st.ino}`, st.size, st.mtimeMs, 0, st.ino);
+      if (known !== undefined && this.isObjectInode(known, st)) {
+        this.sharedStats.known++;
+        out.push({ path: rel, sha256: known, size: st.size, mode: st.mode & 0o777 });
+      } else {
+        slow.push({ rel, file, entry, st });
+      }
+    }
+    out.push(...(await mapLimit(slow, IO_CONCURRENCY, (s) => this.adoptShared(s.file, s.rel, s.st, corrupt, s.entry))));
+    return out;
   }
 
   /** A read-only staging file sharing an inode that is already the object the memo names (`adoptShared`'s fast case). */
@@ -307,7 +371,7 @@ export class CacheStore {
    * Adopts a read-only staging file with other names (a linked item-cache
    * entry): its inode becomes the object, without copying (module doc).
    */
-  private async adoptShared(src: string, rel: string, st: fs.Stats, corrupt: CorruptEntry[] | undefined): Promise<ManifestFile> {
+  private async adoptShared(src: string, rel: string, st: fs.Stats, corrupt: CorruptEntry[] | undefined, knownEntry?: string): Promise<ManifestFile> {
     const id = `${st.dev}:${st.ino}`;
     const mode = st.mode & 0o777;
     const known = this.inodeMemo().lookup(id, st.size, st.mtimeMs, 0, st.ino);
@@ -318,7 +382,7 @@ export class CacheStore {
     this.sharedStats.hashed++;
     const { sha, intact } = await hashShared(src, st.size);
     if (!intact && corrupt !== undefined) {
-      const entry = await this.itemEntryOf(st);
+      const entry = knownEntry ?? (await this.itemEntryOf(st));
       if (entry !== undefined) {
         await this.quarantine(path.join(this.root, entry), `item-${entry.split('/').slice(1).join('-')}`);
         corrupt.push({ reason: 'corrupt-item-entry', entry, path: rel });

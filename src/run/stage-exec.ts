@@ -9,6 +9,7 @@
  * print (it emits events).
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { CacheStore, NewRunRecord, RunRecord } from '../cache/store.js';
 import { err, type Result } from '../result.js';
@@ -206,7 +207,9 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
     const inputs: Record<string, string> = {};
     for (const [slot, up] of Object.entries(node.inputs)) inputs[slot] = inputDir(ctx.graph, up);
     const seed = typeof node.with.seed === 'number' ? node.with.seed : 0;
-    const { runBuiltin } = await import('../stage-host/host.js');
+    const { runBuiltin, stageHosts, canShareHost } = await import('../stage-host/host.js');
+    // The stages that start when this one ends get warm hosts now, while it runs (their start-up overlaps it).
+    stageHosts.prewarm(hostsWanted(ctx.graph, node, canShareHost));
     const outcome = await runBuiltin({
       stageId: node.id,
       stageName: node.uses,
@@ -216,6 +219,8 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
       workspace: ws,
       cacheDir: ctx.cacheDir,
       seed,
+      // Cached items may be named instead of linked into the staging dir; ingestStaging stores them.
+      offerRefs: true,
       signal: ctx.signal,
       ...(ctx.trackChild ? { onSpawn: ctx.trackChild } : {}),
       onLog(level, message) {
@@ -239,10 +244,15 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
         break;
     }
     if (ctx.signal.aborted) return { kind: 'cancelled' };
-    const ingested = await ctx.store.ingestStaging(staging);
+    const ingested = await ctx.store.ingestStaging(staging, outcome.refs ? { namespace: node.uses, refs: outcome.refs } : undefined);
     if (!ingested.ok) {
-      const e = ingested.error;
-      return { kind: 'retry', why: `corrupt item-cache entr${e.length === 1 ? 'y' : 'ies'} ${e.map((c) => c.entry).join(', ')} (moved to quarantine)` };
+      const bad = ingested.error.filter((c) => c.reason === 'corrupt-item-entry');
+      const gone = ingested.error.filter((c) => c.reason === 'missing-item-entry');
+      const why = [
+        ...(bad.length > 0 ? [`corrupt item-cache entr${bad.length === 1 ? 'y' : 'ies'} ${bad.map((c) => c.entry).join(', ')} (moved to quarantine)`] : []),
+        ...(gone.length > 0 ? [`item-cache entr${gone.length === 1 ? 'y' : 'ies'} ${gone.map((c) => c.entry).join(', ')} removed while the stage ran (a concurrent \`cache gc\`?)`] : []),
+      ];
+      return { kind: 'retry', why: why.join('; ') };
     }
     const manifest = ingested.value;
     const result = outcome.result;
@@ -274,6 +284,20 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
   } finally {
     await ctx.store.removeStagingDir(staging).catch(() => {});
   }
+}
+
+/**
+ * How many idle stage hosts to have ready when `node` starts: one per
+ * built-in stage that directly depends on it and may share a host, less the
+ * host `node` itself frees if it may share one. At most the machine's
+ * parallelism (the default job count). A dependent that turns out fresh
+ * leaves its host unused: one process start-up spent for nothing, retired
+ * when the run ends.
+ */
+function hostsWanted(graph: PipelineGraph, node: BuiltinStageNode, canShareHost: (name: string) => boolean): number {
+  let dependents = 0;
+  for (const s of graph.stages.values()) if (s.kind === 'builtin' && s.needs.includes(node.id) && canShareHost(s.uses)) dependents++;
+  return Math.max(0, Math.min(os.availableParallelism(), dependents - (canShareHost(node.uses) ? 1 : 0)));
 }
 
 function normalDest(p: string): string {

@@ -1,0 +1,126 @@
+/**
+ * Item references (issue 3): a built-in names item-cache entries as output
+ * files (`ItemCache.refer`, `ItemRefs`) instead of linking them into its
+ * staging dir. `ingestStaging` must store exactly what linking stored (same
+ * manifest, the entry's inode as the object), recognise them next time
+ * with stats only, copy entries it cannot trust to stay immutable, report
+ * vanished and corrupt entries for a retry, and refuse malformed references.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { CacheStore, type ItemRefs } from '../../src/cache/store.js';
+import { directoryItemCache, itemEntryFile } from '../../src/cache/item-cache.js';
+import { hashFile } from '../../src/cache/manifest.js';
+import { tempDir } from './helpers.js';
+
+const BYTES = 1000;
+const value = (i: number): Buffer => Buffer.alloc(BYTES, i);
+const key = (i: number): string => createHash('sha256').update(`item-${i}`).digest('hex');
+const refsOf = (ids: readonly number[]): ItemRefs => ({ namespace: 'resize', refs: ids.map((i) => ({ path: `px/${i}.px`, key: key(i) })) });
+
+async function setup(n: number) {
+  const t = await tempDir();
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  const root = path.join(store.root, 'items', 'resize');
+  const items = directoryItemCache(root, { fsync: false });
+  for (let i = 0; i < n; i++) await items.put(key(i), value(i));
+  return { t, store, root, items };
+}
+
+/** A staging dir with just an index (what resize leaves when every pack is referenced). */
+async function staging(store: CacheStore, index: unknown): Promise<string> {
+  const s = await store.makeStagingDir();
+  await fsp.writeFile(path.join(s, 'index.json'), JSON.stringify(index));
+  return s;
+}
+
+test('referenced entries are stored exactly as linked ones would be, sharing the inode; the next run only stats them', async () => {
+  const { t, store, root, items } = await setup(5);
+  await using _ = t;
+  // The same outputs the old way: links in the staging dir.
+  const linked = await store.makeStagingDir();
+  await fsp.mkdir(path.join(linked, 'px'));
+  for (let i = 0; i < 5; i++) assert.ok(await items.link!(key(i), path.join(linked, 'px', `${i}.px`), BYTES));
+  await fsp.writeFile(path.join(linked, 'index.json'), JSON.stringify([0, 1, 2, 3, 4]));
+  const viaLinks = await CacheStore.open(path.join(t.dir, 'other-cache')).then(async (other) => {
+    // Another cache root, so this store's inode memo is untouched; manifests only depend on bytes, paths and modes.
+    return other.ingestDir(linked);
+  });
+
+  const s1 = await staging(store, [0, 1, 2, 3, 4]);
+  const r1 = await store.ingestStaging(s1, refsOf([0, 1, 2, 3, 4]));
+  if (!r1.ok) throw new Error(JSON.stringify(r1.error));
+  const m1 = r1.value;
+  assert.deepEqual(m1, viaLinks, 'same manifest (paths, sha256, sizes, modes) and hash');
+  assert.deepEqual(store.sharedStats, { known: 0, hashed: 5 });
+  for (let i = 0; i < 5; i++) {
+    const f = m1.files.find((x) => x.path === `px/${i}.px`)!;
+    assert.equal(fs.statSync(store.objectPath(f.sha256)).ino, fs.statSync(itemEntryFile(root, key(i))).ino, 'the object is the entry inode');
+    assert.equal(await hashFile(store.objectPath(f.sha256)), f.sha256);
+  }
+  assert.deepEqual(fs.readdirSync(s1), [], 'the staging dir was emptied (index moved); no entry was linked into it');
+
+  // Next run (a new process): one new entry; the known ones cost stats, only the new one is hashed.
+  await items.put(key(5), value(5));
+  const again = await CacheStore.open(store.root);
+  const s2 = await staging(again, [0, 1, 2, 3, 4, 5]);
+  const r2 = await again.ingestStaging(s2, refsOf([0, 1, 2, 3, 4, 5]));
+  assert.ok(r2.ok);
+  assert.deepEqual(again.sharedStats, { known: 5, hashed: 1 });
+  assert.equal((await again.verify()).corrupt.length, 0);
+});
+
+test('a writable entry is copied, never shared; a vanished entry is reported for a retry', async () => {
+  const { t, store, root } = await setup(3);
+  await using _ = t;
+  fs.chmodSync(itemEntryFile(root, key(1)), 0o644);
+  fs.rmSync(itemEntryFile(root, key(2)));
+  const s = await staging(store, [0, 1, 2]);
+  const r = await store.ingestStaging(s, refsOf([0, 1, 2]));
+  assert.ok(!r.ok);
+  assert.deepEqual(r.error, [{ reason: 'missing-item-entry', entry: `items/resize/${key(2).slice(0, 2)}/${key(2)}`, path: 'px/2.px' }]);
+
+  const s2 = await staging(store, [0, 1]);
+  const ok = await store.ingestStaging(s2, refsOf([0, 1]));
+  if (!ok.ok) throw new Error(JSON.stringify(ok.error));
+  const copied = ok.value.files.find((f) => f.path === 'px/1.px')!;
+  assert.notEqual(fs.statSync(store.objectPath(copied.sha256)).ino, fs.statSync(itemEntryFile(root, key(1))).ino, 'a writable entry is not the object');
+  assert.equal(fs.statSync(itemEntryFile(root, key(1))).mode & 0o777, 0o644, 'and is left as it was');
+  assert.equal(await hashFile(store.objectPath(copied.sha256)), copied.sha256);
+});
+
+test('a referenced entry with a wrong trailer is quarantined and reported, not stored', async () => {
+  const { t, store, root, items } = await setup(2);
+  await using _ = t;
+  const file = itemEntryFile(root, key(1));
+  const fd = fs.openSync(file, 'r+');
+  fs.writeSync(fd, Buffer.from([0xff]), 0, 1, 7);
+  fs.closeSync(fd);
+  const s = await staging(store, [0, 1]);
+  const r = await store.ingestStaging(s, refsOf([0, 1]));
+  assert.ok(!r.ok);
+  assert.deepEqual(r.error, [{ reason: 'corrupt-item-entry', entry: `items/resize/${key(1).slice(0, 2)}/${key(1)}`, path: 'px/1.px' }]);
+  assert.equal(fs.existsSync(file), false, 'moved to quarantine');
+  assert.equal(await items.get(key(1)), undefined);
+});
+
+test('malformed references are bugs in the stage: thrown', async () => {
+  const { t, store } = await setup(2);
+  await using _ = t;
+  const bad = async (refs: ItemRefs, stagedFile?: string): Promise<void> => {
+    const s = await staging(store, []);
+    if (stagedFile !== undefined) await fsp.writeFile(path.join(s, stagedFile), 'x');
+    await assert.rejects(store.ingestStaging(s, refs));
+  };
+  await bad({ namespace: 'resize', refs: [{ path: '../escape.px', key: key(0) }] });
+  await bad({ namespace: 'resize', refs: [{ path: '/abs.px', key: key(0) }] });
+  await bad({ namespace: 'resize', refs: [{ path: 'a//b.px', key: key(0) }] });
+  await bad({ namespace: 'resize', refs: [{ path: 'a.px', key: key(0) }, { path: 'a.px', key: key(1) }] });
+  await bad({ namespace: 'resize', refs: [{ path: 'index.json', key: key(0) }] }, undefined);
+  await bad({ namespace: '../x', refs: [{ path: 'a.px', key: key(0) }] });
+  await bad({ namespace: 'resize', refs: [{ path: 'a.px', key: '../../etc' }] });
+});
