@@ -73,9 +73,10 @@ test('bad images: a 30000x30000 PNG is rejected by a child process running inges
   // Decoding would need >= 900 MB (one byte per pixel); node + sharp + ingest alone is ~100 MB.
   assert.ok(m.peakMiB < 300, `peak RSS ${m.peakMiB.toFixed(0)} MiB`);
   assert.ok(m.peakMiB - m.baselineMiB < 64, `peak ${m.peakMiB.toFixed(0)} MiB vs ${m.baselineMiB.toFixed(0)} MiB without the bomb`);
-  // The rejection itself (read + probe); the whole ingest run also writes and fsyncs six files, which load can stretch.
+  // The rejection itself (read + probe; measured 1-20 ms, so the issue's 1 s leaves room for load). The whole
+  // ingest run's wall time is only printed: the RSS bound above is what proves nothing was decoded.
   assert.ok(m.probeMs < 1000, `reading and rejecting the bomb took ${m.probeMs.toFixed(0)} ms`);
-  assert.ok(m.ms < 5000, `ingest took ${m.ms.toFixed(0)} ms`);
+  console.log(`# bomb: ingest run ${m.ms.toFixed(0)} ms wall, rejection ${m.probeMs.toFixed(0)} ms`);
 });
 
 /** Output pixel (x, y) of a 16×16×3 resize. */
