@@ -11,16 +11,19 @@ import path from 'node:path';
 import fs from 'node:fs/promises';
 import fss from 'node:fs';
 import { e2eRig, ndjson, pipelineYaml, statuses, type E2eRig } from '../helpers/rig.js';
+import { ITEM_KEY } from '../../src/cache/item-cache.js';
 
 const yaml = (size: number) =>
   pipelineYaml({ name: 'items', stages: { ingest: { uses: 'ingest', with: { source: 'images' } }, resize: { uses: 'resize', with: { size: [size, size] } } } });
 
-/** Every item entry under cache/items/<ns>: name → {size, nlink}. */
+/** Every item entry under cache/items/<ns>: name → {size, nlink}. Not ingest's stat memo (items/ingest/stat-memo/, not an
+ * entry and not gc's to remove), which exists only when the images were over 1 s old at ingest, i.e. depending on load. */
 function entries(rig: E2eRig, ns: string): Map<string, { size: number; nlink: number }> {
   const out = new Map<string, { size: number; nlink: number }>();
   const root = path.join(rig.dir, 'cache', 'items', ns);
   for (const shard of fss.existsSync(root) ? fss.readdirSync(root) : []) {
     for (const name of fss.readdirSync(path.join(root, shard))) {
+      if (!ITEM_KEY.test(name)) continue;
       const st = fss.statSync(path.join(root, shard, name));
       out.set(name, { size: st.size, nlink: st.nlink });
     }
