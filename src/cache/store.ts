@@ -398,7 +398,14 @@ export class CacheStore {
       }
       // A new name for the inode in tmp/, renamed over any object with these bytes (so the next run recognises it).
       const tmp = this.tmpName('.obj');
-      await fsp.link(src, tmp);
+      try {
+        await fsp.link(src, tmp);
+      } catch (e) {
+        // The entry is on another filesystem than the store (items/ mounted elsewhere) or out of links: store a copy.
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'EXDEV' && code !== 'EMLINK' && code !== 'EPERM' && code !== 'ENOTSUP') throw e;
+        return this.adopt(src, rel, 'copy');
+      }
       await this.install(tmp, sha);
     }
     this.inodeMemo().set(id, { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: 0, ino: st.ino, hash: sha });

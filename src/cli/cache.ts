@@ -3,7 +3,9 @@
  *
  * verify: re-hashes every object; corrupt ones are quarantined (so they are
  * never restored: their stages recompute), records pointing at missing objects
- * are listed. Exit 1 when anything was wrong, 0 when clean.
+ * are listed; downloaded weights files that no longer match their sha256 are
+ * removed (downloaded again when needed). Exit 1 when anything was wrong, 0
+ * when clean.
  *
  * gc: deletes records and objects not referenced by any workspace state in
  * the cache, nor by the last N experiments (default 10), nor by backups;
@@ -83,14 +85,18 @@ export const main: CommandMain = async (argv, io) => {
   if (sub === 'verify') {
     const r = await store.verify();
     const corruptItems = r.corruptItems ?? [];
-    const bad = r.corrupt.length + r.missing.length + r.badRecords.length + corruptItems.length;
-    if (json) io.stdout.write(`${JSON.stringify({ cache: where.dir, ...r, ok: bad === 0 })}\n`);
+    // Downloaded backbone weights (`<cache>/weights/<sha256>/<file>`) are cache content too.
+    const { verifyWeightsCache } = await import('../../stages/ml/weights/download.js');
+    const weights = await verifyWeightsCache(where.dir);
+    const bad = r.corrupt.length + r.missing.length + r.badRecords.length + corruptItems.length + weights.removed.length;
+    if (json) io.stdout.write(`${JSON.stringify({ cache: where.dir, ...r, weights: { checked: weights.good.length + weights.removed.length, removed: weights.removed }, ok: bad === 0 })}\n`);
     else {
       const lines = [`verified ${r.objects} object${r.objects === 1 ? '' : 's'} in ${where.dir}`];
       for (const c of r.corrupt) lines.push(`corrupt object ${c} (moved to quarantine; stages using it will recompute)`);
       for (const m of r.missing) lines.push(`record ${m.key.slice(0, 12)} of stage ${m.stageId} is missing object ${m.sha256.slice(0, 12)} for ${m.path} (the stage will recompute)`);
       for (const b of r.badRecords) lines.push(`unreadable record ${b} (moved to quarantine)`);
       for (const i of corruptItems) lines.push(`corrupt item-cache entry ${i} (moved to quarantine; that image will be recomputed)`);
+      for (const w of weights.removed) lines.push(`corrupt weights file ${path.relative(where.dir, w)} (removed; it is downloaded again when next needed)`);
       lines.push(bad === 0 ? 'cache is clean' : `${bad} problem${bad === 1 ? '' : 's'} found`);
       io.stdout.write(`${lines.join('\n')}\n`);
     }

@@ -100,8 +100,18 @@ export async function dispatch(argv: readonly string[], io: CliIO): Promise<numb
   return mod.main(rest, io);
 }
 
-/** Writes the internal-error message (stack only with PIPELINE_DEBUG=1). */
+/**
+ * Writes the internal-error message (stack only with PIPELINE_DEBUG=1). A full
+ * disk or quota met outside any stage (the workspace lock, workspace state) is
+ * no bug: it is said plainly, with what to do, and exits 1.
+ */
 export function reportInternalError(e: unknown, io: Pick<CliIO, 'stderr' | 'env'>): number {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    const where = (e as NodeJS.ErrnoException & { dest?: string }).dest ?? (e as NodeJS.ErrnoException).path;
+    io.stderr.write(`pipeline: ${code === 'ENOSPC' ? 'no space left on device (ENOSPC)' : 'disk quota exceeded (EDQUOT)'}${where ? ` writing ${where}` : ''}: free some space and run again\n`);
+    return ExitCode.stageFailed;
+  }
   const debug = io.env.PIPELINE_DEBUG === '1';
   const msg = e instanceof Error ? e.message : String(e);
   io.stderr.write(`pipeline: internal error: ${msg}\n`);

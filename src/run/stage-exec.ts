@@ -35,7 +35,7 @@ export function stageErrorMessage(stageId: string, e: unknown): string {
     // A copy names its source as `path` and the file it could not write as `dest`.
     const where = (e as NodeJS.ErrnoException & { dest?: string }).dest ?? (e as NodeJS.ErrnoException).path;
     const what = code === 'ENOSPC' ? 'no space left on device (ENOSPC)' : 'disk quota exceeded (EDQUOT)';
-    return `stage ${stageId} failed: ${what}${where ? ` writing ${where}` : ''}; nothing was recorded for it: free some space (\`pipeline cache gc\` removes unused cache entries) and run again`;
+    return `stage ${stageId} failed: ${what}${where ? ` writing ${where}` : ''}; nothing was recorded for it: free some space (\`pipeline cache gc\` removes unused cache entries; add --grace 0 when no other run is going, to include what this run stored) and run again`;
   }
   return `stage ${stageId} failed: internal error: ${e instanceof Error ? e.message : String(e)}`;
 }

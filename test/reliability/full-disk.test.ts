@@ -18,10 +18,10 @@ function expectHandled(o: DiskOutcome): void {
   assert.deepEqual(o.problems, [], o.id);
 }
 
-test('full cache: the failing stage is named with ENOSPC in plain words, nothing partial is left, earlier outputs restore, the run completes once space is freed', { skip }, async () => {
+test('full cache: the failing stage is named with ENOSPC in plain words, nothing partial is left, earlier outputs restore and the run completes once space is freed', { skip }, async () => {
   const o = await cacheFull({ kib: 1024, leaveKiB: 200, bigKb: 500, images: 3 });
   expectHandled(o);
-  assert.match(o.message!, /^✗ big stage big failed: no space left on device \(ENOSPC\); nothing was recorded for it: free some space \(`pipeline cache gc` removes unused cache entries\) and run again$/);
+  assert.match(o.message!, /^✗ big stage big failed: no space left on device \(ENOSPC\); nothing was recorded for it: free some space \(`pipeline cache gc` removes unused cache entries; add --grace 0 when no other run is going, to include what this run stored\) and run again$/);
 });
 
 test('full workspace: restoring outputs fails cleanly (no temp files left), then restores once space is freed', { skip }, async () => {

@@ -181,7 +181,13 @@ function reportUnpinnedSha(source: WeightsSource, h: FileHashes, what: string, l
   else log?.warn(`${what}: no published hash to check against (size matched); recorded ${pin}`);
 }
 
-/** Finds an installed copy: `<weights>/<64 hex>/<fileName>` with the pinned size (and the pinned sha256 as its dir, if pinned). */
+/**
+ * Finds an installed copy: `<weights>/<64 hex>/<fileName>` with the pinned
+ * size (and the pinned sha256 as its dir, if pinned) whose bytes still hash
+ * to its directory name. A copy that does not (a flipped byte on disk: same
+ * size) is removed, so it is downloaded again instead of loaded: one hash per
+ * load, against a silently wrong model.
+ */
 async function findCached(dir: string, source: WeightsSource): Promise<CachedWeights | undefined> {
   let entries: string[];
   try {
@@ -194,7 +200,9 @@ async function findCached(dir: string, source: WeightsSource): Promise<CachedWei
     const p = path.join(dir, sha, source.fileName);
     try {
       const st = await fs.stat(p);
-      if (st.isFile() && st.size === source.bytes) return { path: p, sha256: sha, bytes: st.size, fromCache: true };
+      if (!st.isFile() || st.size !== source.bytes) continue;
+      if ((await hashFile(p)).sha256 === sha) return { path: p, sha256: sha, bytes: st.size, fromCache: true };
+      await fs.rm(p, { force: true }); // corrupt since it was installed
     } catch {
       /* not this one */
     }
@@ -428,7 +436,7 @@ export async function fetchWeights(source: WeightsSource, opts: FetchWeightsOpti
     const v = await verifyAgainstPin(part, source, what);
     if (!v.ok) {
       await fs.rm(part, { force: true });
-      return err({ ...v.error, url, message: `${v.error.message}\nDownloaded from ${url}; the file was deleted and nothing was cached.` });
+      return err({ ...v.error, url, message: `${v.error.message}\nDownloaded from ${url}; the file was deleted and nothing was cached. The server (or mirror) sent a different file: fix the mirror, or get the pinned file by hand:\n${manualInstructions(source, opts)}` });
     }
     reportUnpinnedSha(source, v.value, what, opts.log);
     return ok(await install(dir, part, source, v.value));
