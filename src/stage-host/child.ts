@@ -11,11 +11,10 @@
  * (and the item entries the stage `refer`red to) after a successful result.
  * It never prints; everything goes over IPC.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import type { ChildMessage, HostRequest, ItemRef, RunRequest } from './protocol.js';
-import type { ItemCache, StageContext, StageLogger } from '../../stages/types.js';
+import type { StageContext, StageLogger } from '../../stages/types.js';
 import { ownChildPids, retireReason } from './policy.js';
+import { stageItemCache } from './item-cache-for.js';
 
 /** Minimum interval between progress messages (the last one, done === total, always goes). */
 const PROGRESS_INTERVAL_MS = 100;
@@ -25,33 +24,6 @@ function send(m: ChildMessage): Promise<void> {
     if (!process.send || !process.connected) return resolve();
     process.send(m, undefined, {}, () => resolve());
   });
-}
-
-/**
- * The item cache `items/<stage>` for one run; with `offerRefs`, `refer`
- * records output files that are entries (sent back with the result).
- */
-async function itemCacheFor(req: RunRequest, refs: ItemRef[]): Promise<ItemCache> {
-  const { directoryItemCache, itemEntryFile, ITEM_DIGEST_BYTES } = await import('../cache/item-cache.js');
-  const root = path.join(req.cacheDir, 'items', req.stageName);
-  // Entries carry a sha256 trailer, so skipping fsync can only turn a crash-torn entry into a miss; the engine's
-  // store fsyncs every entry it adopts as an output (bench/data.bench.ts compares resize with and without fsync).
-  const base = directoryItemCache(root, { fsync: false });
-  if (req.offerRefs !== true) return base;
-  return {
-    get: (key) => base.get(key),
-    put: (key, value) => base.put(key, value),
-    ...(base.link ? { link: base.link.bind(base) } : {}),
-    refer(key, rel, valueBytes) {
-      const file = itemEntryFile(root, key);
-      const st = fs.lstatSync(file, { throwIfNoEntry: false });
-      if (st === undefined || !st.isFile() || st.size !== valueBytes + ITEM_DIGEST_BYTES) return false;
-      // Entries written before entries were created read-only: seal them (as `link` does); never written in place.
-      if ((st.mode & 0o222) !== 0) fs.chmodSync(file, 0o444);
-      refs.push({ path: rel, key });
-      return true;
-    },
-  };
 }
 
 /** Runs one stage request to its answer (the caller sends it). */
@@ -77,7 +49,7 @@ async function run(req: RunRequest, signal: AbortSignal): Promise<ChildMessage> 
     inputs: req.inputs,
     outDir: req.outDir,
     workspace: req.workspace,
-    items: await itemCacheFor(req, refs),
+    items: stageItemCache(req.cacheDir, req.stageName, req.offerRefs === true ? refs : undefined),
     cacheDir: req.cacheDir,
     seed: req.seed,
     log,

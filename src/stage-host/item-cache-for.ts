@@ -1,0 +1,42 @@
+/**
+ * The item cache a stage host gives a built-in stage: `items/<stage>` under
+ * the cache, without fsync per entry, and (when the engine asked for it)
+ * with `ItemCache.refer`, recording the entries the stage names as output
+ * files. Shared by `child.ts` and the data benchmark, so the benchmark runs
+ * a stage exactly as the engine does.
+ *
+ * It does not store anything as an output: the engine does that with the
+ * recorded refs (`CacheStore.ingestStaging`).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ItemCache } from '../../stages/types.js';
+import type { ItemRef } from './protocol.js';
+import { directoryItemCache, itemEntryFile, ITEM_DIGEST_BYTES } from '../cache/item-cache.js';
+
+/**
+ * The item cache of stage `stageName` under `cacheDir`. With `refs`, the
+ * cache offers `refer`, which checks the entry (a regular file of the right
+ * size; sealed read-only if an old writable one) and appends it to `refs`.
+ */
+export function stageItemCache(cacheDir: string, stageName: string, refs?: ItemRef[]): ItemCache {
+  const root = path.join(cacheDir, 'items', stageName);
+  // Entries carry a sha256 trailer, so skipping fsync can only turn a crash-torn entry into a miss; the engine's
+  // store fsyncs every entry it adopts as an output (bench/data.bench.ts compares resize with and without fsync).
+  const base = directoryItemCache(root, { fsync: false });
+  if (refs === undefined) return base;
+  return {
+    get: (key) => base.get(key),
+    put: (key, value) => base.put(key, value),
+    ...(base.link ? { link: base.link.bind(base) } : {}),
+    refer(key, rel, valueBytes) {
+      const file = itemEntryFile(root, key);
+      const st = fs.lstatSync(file, { throwIfNoEntry: false });
+      if (st === undefined || !st.isFile() || st.size !== valueBytes + ITEM_DIGEST_BYTES) return false;
+      // Entries written before entries were created read-only: seal them (as `link` does); never written in place.
+      if ((st.mode & 0o222) !== 0) fs.chmodSync(file, 0o444);
+      refs.push({ path: rel, key });
+      return true;
+    },
+  };
+}
