@@ -148,7 +148,7 @@ export interface EngineHandles {
 /** Opens the store, workspace state and hash memo for `graph` under `cacheDir`. */
 export async function openEngine(graph: PipelineGraph, cacheDir: string): Promise<EngineHandles> {
   const [store, state] = await Promise.all([CacheStore.open(cacheDir), WorkspaceState.open(cacheDir, graph.workspace)]);
-  const hasher = await FileHasher.open(state.memoFile, { exclude: [cacheDir, path.join(graph.workspace, '.pipeline')] });
+  const hasher = await FileHasher.open(state.memoFile, { exclude: [cacheDir, path.join(graph.workspace, '.pipeline')], tmpDir: path.join(cacheDir, 'tmp') });
   const deps: PlanDeps = {
     graph,
     hasher,

@@ -153,7 +153,8 @@ export class WorkspaceState {
     const text = JSON.stringify(body);
     this.dirty = false;
     try {
-      await writeFileAtomic(path.join(this.dir, 'state.json'), text);
+      // Temp in the cache's tmp/, named after this process: a run killed mid-write leaves nothing here for good.
+      await writeFileAtomic(path.join(this.dir, 'state.json'), text, { tmpDir: path.join(this.cacheRoot, 'tmp') });
     } catch (e) {
       this.dirty = true;
       throw e;
@@ -174,7 +175,7 @@ export class WorkspaceState {
   async addBackup(b: Omit<BackupRecord, 'format' | 'workspace'>): Promise<string> {
     const rec: BackupRecord = { format: 'pipeline.backup/v1', workspace: this.workspace, ...b };
     const file = path.join(this.dir, 'backups', `${b.at.replace(/[:.]/g, '-')}-${crypto.randomBytes(4).toString('hex')}.json`);
-    await writeFileAtomic(file, JSON.stringify(rec), { syncDir: true });
+    await writeFileAtomic(file, JSON.stringify(rec), { syncDir: true, tmpDir: path.join(this.cacheRoot, 'tmp') });
     return file;
   }
 

@@ -98,9 +98,11 @@ export async function newExperimentId(cacheDir: string): Promise<string> {
 /** Writes a record atomically. */
 export async function writeExperiment(cacheDir: string, rec: ExperimentRecord): Promise<void> {
   const { checksum: _, ...body } = rec;
-  await writeFileAtomic(path.join(experimentsDir(cacheDir), `${rec.id}.json`), JSON.stringify({ ...body, checksum: experimentChecksum(body) }));
+  // Temps in the cache's tmp/ (named after this process): a run killed mid-write leaves none in experiments/ for good.
+  const tmpDir = path.join(cacheDir, 'tmp');
+  await writeFileAtomic(path.join(experimentsDir(cacheDir), `${rec.id}.json`), JSON.stringify({ ...body, checksum: experimentChecksum(body) }), { tmpDir });
   // The record is the truth; the pointer only spares a no-op run reading every record (see readLatestExperiment).
-  await writeFileAtomic(latestPointer(cacheDir, rec.pipeline.file, rec.pipeline.workspace), rec.id);
+  await writeFileAtomic(latestPointer(cacheDir, rec.pipeline.file, rec.pipeline.workspace), rec.id, { tmpDir });
 }
 
 /** `experiments/latest/<hash of file + workspace>`: the id of the record last written for that pipeline. */

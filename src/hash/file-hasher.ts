@@ -81,6 +81,12 @@ export interface FileHasherOptions {
   readonly exclude?: readonly string[];
   /** See the racy-timestamp rule in the module doc. Default 1000. */
   readonly racyWindowMs?: number;
+  /**
+   * Where `save` puts its temp file (same filesystem as the memo), e.g. the
+   * cache's tmp/, whose dead owners' files `CacheStore.open` removes. Default:
+   * beside the memo (a process killed mid-save then leaves its temp there).
+   */
+  readonly tmpDir?: string;
 }
 
 const SYNC_READ_MAX = 8 * 1024 * 1024;
@@ -101,6 +107,7 @@ export class FileHasher {
   private readonly walkedRoots = new Set<string>();
   private readonly exclude: Set<string>;
   private readonly racyWindowMs: number;
+  private readonly tmpDir: string | undefined;
   /** Counters since open. */
   readonly stats: HashStats = { statted: 0, hashed: 0, hashedBytes: 0, memoHits: 0 };
 
@@ -112,6 +119,7 @@ export class FileHasher {
     this.memo = memo;
     this.exclude = new Set((opts.exclude ?? []).map((p) => path.resolve(p)));
     this.racyWindowMs = opts.racyWindowMs ?? 1000;
+    this.tmpDir = opts.tmpDir;
   }
 
   /** Loads the memo at `memoFile` (missing or malformed → empty). */
@@ -214,7 +222,7 @@ export class FileHasher {
     if (!this.dirty) return;
     // Entries below a walked directory that the walk did not see are gone.
     this.memo.pruneUnvisitedUnder([...this.walkedRoots].map((r) => (r.endsWith(path.sep) ? r : r + path.sep)));
-    await writeFileAtomic(this.memoFile, this.memo.encode(Date.now()));
+    await writeFileAtomic(this.memoFile, this.memo.encode(Date.now()), this.tmpDir !== undefined ? { tmpDir: this.tmpDir } : {});
     this.dirty = false;
   }
 

@@ -12,7 +12,10 @@
  * its own cache), then per kill starts `pipeline run`, SIGKILLs the CLI
  * process only (its stage children become orphans, as for a real user) at a
  * seeded-random time drawn over the span of a cold run, runs it again to
- * completion and checks ({@link checkCompleted}):
+ * completion and checks ({@link checkCompleted}). Run times vary with the
+ * machine's load: when a run ends before its kill time, the span is
+ * re-measured from that run and the kill redrawn (up to 3 draws per kill).
+ * The checks:
  * - exit 0, the run ends ok, and a further run has nothing to do;
  * - every output file under `out/` equals the reference's, byte for byte,
  *   except the wall-clock fields named in {@link TIMING_FIELDS} (training
@@ -24,7 +27,9 @@
  * - `pipeline cache verify` reports nothing wrong (0 corrupt objects, 0
  *   missing, 0 bad records, 0 corrupt item-cache entries);
  * - no lock file, no orphan still alive, nothing left in the cache's `tmp/`
- *   or `train-resume/`, every experiment record readable.
+ *   or `train-resume/`, no temp file anywhere in the workspace or the cache
+ *   (but `items/`, whose dead writers' temps `cache gc` removes by design),
+ *   every experiment record readable.
  *
  * Kills rotate through three modes: `fresh` (empty workspace and cache),
  * `double` (the run after the kill is killed too before a third completes)
@@ -56,6 +61,8 @@ export interface KillOutcome {
    * record), `exited` (the run had ended before the kill time).
    */
   readonly runningAtKill: readonly (readonly string[])[];
+  /** Earlier draws of the first kill that came after the run had already ended (redrawn over the re-measured span). */
+  readonly missed: number;
   /** Every check passed. */
   readonly survived: boolean;
   /** What failed, one line each. */
@@ -73,6 +80,8 @@ export interface CrashKillReport {
   readonly coldRunMs: number;
   /** Wall time of a run that restores everything from the cache. */
   readonly restoreRunMs: number;
+  /** When that run's first restore began (kills of `restore` mode are drawn between this and `restoreRunMs`). */
+  readonly restoreStartMs: number;
   readonly outcomes: readonly KillOutcome[];
   /** Kill events by what was running (a kill during two stages counts for both). */
   readonly killsByStage: Readonly<Record<string, number>>;
@@ -110,6 +119,11 @@ const SAMPLE_DIR = path.join(repoRoot, 'pipelines', 'data', 'fashion-mnist-sampl
 const CLASSES = ['Bag', 'Sneaker', 'Trouser'] as const;
 const PER_CLASS = 4;
 const RUN_TIMEOUT_MS = 240_000;
+/** Draws of the first kill time per kill: one more is made when the run ended before the previous one. */
+const MAX_ATTEMPTS = 3;
+
+/** Names of temp files (atomic writes, materialisation, checkpoints): none may outlive the run that made them. */
+const TEMP_NAME = /\.tmp$|\.pipeline-tmp-|\.tmp\/|\.old-[0-9a-f]+(\/|$)/;
 
 /** mulberry32: a small seeded RNG (the kill times must be reproducible from the seed). */
 function rng(seed: number): () => number {
@@ -313,26 +327,42 @@ async function registeredChildren(workspace: string): Promise<number[]> {
   return pids;
 }
 
+/** What one kill attempt saw. */
+interface KillResult {
+  readonly running: string[];
+  readonly orphans: number[];
+  /** Set when the run ended on its own before the kill time: how long it took. */
+  readonly exitedAfterMs?: number;
+  /** When the first stage began, in ms after the start (when one did). */
+  readonly firstStageMs?: number;
+}
+
 /**
  * Runs the CLI and SIGKILLs it `atMs` after the start (unless it exits
  * first); returns what was running then and the pids of its stage children.
  */
-async function killAt(rig: E2eRig, cacheDir: string, atMs: number, stages: readonly string[]): Promise<{ running: string[]; orphans: number[] }> {
+async function killAt(rig: E2eRig, cacheDir: string, atMs: number, stages: readonly string[]): Promise<KillResult> {
+  const t0 = Date.now();
   const r = rig.start(['run', '--json', '--cache', cacheDir]);
-  let exited = false;
-  void r.done.then(() => (exited = true));
+  let exitedAt: number | undefined;
+  void r.done.then(() => (exitedAt = Date.now()));
   await new Promise((res) => setTimeout(res, atMs));
-  let running: string[] = [];
   let orphans: number[] = [];
-  if (!exited) {
+  if (exitedAt === undefined) {
     // Children of this run as the engine recorded them, read before the kill so none can be forgotten meanwhile.
     orphans = await registeredChildren(rig.dir);
     r.child.kill('SIGKILL');
   }
-  const exitedFirst = exited;
+  const exitedFirst = exitedAt !== undefined;
   const res = await r.done;
-  running = runningAt(res.stdout, stages, exitedFirst || res.signal !== 'SIGKILL');
-  return { running, orphans };
+  const exited = exitedFirst || res.signal !== 'SIGKILL';
+  const first = eventsOf(res.stdout).find((e) => e.type === 'stage-start');
+  return {
+    running: runningAt(res.stdout, stages, exited),
+    orphans,
+    ...(exited ? { exitedAfterMs: (exitedAt ?? Date.now()) - t0 } : {}),
+    ...(first !== undefined && typeof first['time'] === 'number' ? { firstStageMs: Math.max(0, (first['time'] as number) - t0) } : {}),
+  };
 }
 
 /** Runs to completion; a run that does not finish in time is killed and reported. */
@@ -375,18 +405,23 @@ async function checkCompleted(rig: E2eRig, cacheDir: string, r: CliResult, ref: 
   if (left.length > 0) f.push(`child registry still names ${left.join(', ')}`);
   const tmp = await fs.readdir(path.join(cacheDir, 'tmp')).catch(() => [] as string[]);
   if (tmp.length > 0) f.push(`cache tmp/ not cleaned: ${tmp.slice(0, 5).join(', ')}`);
+  // items/: a killed item writer's `<key>.<pid>.<rnd>.tmp` is by design left for `cache gc` (item-gc.ts), and harmless.
+  const strayCache = (await listFiles(cacheDir)).filter((f) => TEMP_NAME.test(f) && !f.startsWith('tmp/') && !f.startsWith('items/'));
+  if (strayCache.length > 0) f.push(`temp files left in the cache: ${strayCache.slice(0, 5).join(', ')}`);
+  const strayWs = (await listFiles(rig.dir)).filter((f) => TEMP_NAME.test(f));
+  if (strayWs.length > 0) f.push(`temp files left in the workspace: ${strayWs.slice(0, 5).join(', ')}`);
   const resume = await fs.readdir(path.join(cacheDir, 'train-resume')).catch(() => [] as string[]);
   if (resume.length > 0) f.push(`train-resume/ left behind: ${resume.join(', ')}`);
 
   // Nothing may be left stale: one more run has nothing to do.
   const again = await rig.cli(['run', '--json', '--cache', cacheDir]);
   const notFresh = ndjson(again.stdout).filter((e) => e.type === 'stage-end' && e.status !== 'fresh');
-  if (again.code !== 0 || notFresh.length > 0) f.push(`a further run was not a no-op (exit ${again.code}): ${notFresh.map((e) => `${e.stage} ${e.status}`).join(', ')}`);
+  if (again.code !== 0 || notFresh.length > 0) f.push(`a further run was not a no-op (exit ${again.code}): ${notFresh.map((e) => `${e.stage} ${e.status}`).join(', ')} ${again.stderr.slice(0, 1500)}`);
   return f;
 }
 
 /** Runs the uninterrupted reference and a full restore, in the shared workspace path with their own cache. */
-async function reference(rig: E2eRig, cacheDir: string): Promise<{ ref: Reference; coldRunMs: number; restoreRunMs: number }> {
+async function reference(rig: E2eRig, cacheDir: string): Promise<{ ref: Reference; coldRunMs: number; restoreRunMs: number; restoreStartMs: number }> {
   await resetWorkspace(rig);
   let t0 = Date.now();
   const r = await complete(rig, cacheDir);
@@ -408,9 +443,11 @@ async function reference(rig: E2eRig, cacheDir: string): Promise<{ ref: Referenc
   t0 = Date.now();
   const restored = await complete(rig, cacheDir);
   const restoreRunMs = Date.now() - t0;
+  const firstRestore = eventsOf(restored.stdout).find((e) => e.type === 'stage-start');
+  const restoreStartMs = firstRestore !== undefined ? Math.max(0, (firstRestore['time'] as number) - t0) : 0;
   const d = diffSnapshots(ref.outputs, await snapshotOutputs(rig.dir));
   if (restored.code !== 0 || d.length > 0) throw new Error(`restoring the reference failed (exit ${restored.code}): ${d.join('; ')}\n${restored.stderr}`);
-  return { ref, coldRunMs, restoreRunMs };
+  return { ref, coldRunMs, restoreRunMs, restoreStartMs };
 }
 
 /** Kills any stage process group still registered (cleanup after a failed check). */
@@ -435,38 +472,61 @@ export async function crashKillScenario(kills: number, seed: number, opts: Crash
   try {
     const refCache = path.join(caches, 'reference');
     const runCache = path.join(caches, 'run');
-    const { ref, coldRunMs, restoreRunMs } = await reference(rig, refCache);
-    log(`reference: cold run ${coldRunMs} ms, full restore ${restoreRunMs} ms, stages ${ref.stages.join(' ')}`);
+    const { ref, coldRunMs, restoreRunMs, restoreStartMs } = await reference(rig, refCache);
+    log(`reference: cold run ${coldRunMs} ms, full restore ${restoreRunMs} ms (first restore at ${restoreStartMs} ms), stages ${ref.stages.join(' ')}`);
     const random = rng(seed);
     const outcomes: KillOutcome[] = [];
     const killsByStage: Record<string, number> = {};
+    // Kill windows, re-measured whenever a run to be killed ends first (the machine's load changes run times).
+    const windows: Record<'cold' | 'restore', { start: number; end: number }> = {
+      cold: { start: 0, end: coldRunMs },
+      restore: { start: restoreStartMs, end: restoreRunMs },
+    };
     for (let i = 0; i < kills; i++) {
       // `restore` needs the previous kill's filled cache: the first kill is always `fresh`.
       const mode = MODES[i % MODES.length]!;
-      const span = mode === 'restore' ? restoreRunMs : coldRunMs;
-      const killAtMs = [Math.round(random() * span)];
-      // The second run only has what the first left undone (plus startup): its kill is drawn over that.
-      if (mode === 'double') killAtMs.push(Math.round(random() * (Math.max(span - killAtMs[0]!, 0) + 1000)));
+      const draws = Array.from({ length: MAX_ATTEMPTS + 1 }, () => random());
       if (opts.only !== undefined && !opts.only.includes(i)) continue;
       const t0 = Date.now();
-      await killLeftovers(rig.dir);
-      await resetWorkspace(rig);
-      if (mode !== 'restore') await fs.rm(runCache, { recursive: true, force: true });
+      const w = windows[mode === 'restore' ? 'restore' : 'cold'];
+      const killAtMs: number[] = [];
       const runningAtKill: string[][] = [];
       const orphans: number[] = [];
-      for (const at of killAtMs) {
+      let missed = 0;
+      // The first kill: retried (from the same starting state) while the run ends before its kill time.
+      for (let attempt = 0; ; attempt++) {
+        await killLeftovers(rig.dir);
+        await resetWorkspace(rig);
+        if (mode !== 'restore') await fs.rm(runCache, { recursive: true, force: true });
+        const at = Math.round(w.start + draws[attempt]! * (w.end - w.start));
         const k = await killAt(rig, runCache, at, ref.stages);
+        if (k.exitedAfterMs !== undefined && attempt + 1 < MAX_ATTEMPTS) {
+          missed++;
+          w.end = k.exitedAfterMs;
+          if (mode === 'restore' && k.firstStageMs !== undefined) w.start = Math.min(k.firstStageMs, w.end);
+          continue;
+        }
+        killAtMs.push(at);
         runningAtKill.push(k.running);
         orphans.push(...k.orphans);
-        for (const s of k.running) killsByStage[s] = (killsByStage[s] ?? 0) + 1;
+        break;
       }
+      // double: the run after the kill is killed too, over what the first left undone (plus startup).
+      if (mode === 'double') {
+        const at = Math.round(draws[MAX_ATTEMPTS]! * (Math.max(w.end - killAtMs[0]!, 0) + 1000));
+        const k = await killAt(rig, runCache, at, ref.stages);
+        killAtMs.push(at);
+        runningAtKill.push(k.running);
+        orphans.push(...k.orphans);
+      }
+      for (const running of runningAtKill) for (const s of running) killsByStage[s] = (killsByStage[s] ?? 0) + 1;
       const r = await complete(rig, runCache);
       const failures = await checkCompleted(rig, runCache, r, ref, orphans);
-      const o: KillOutcome = { index: i, mode, killAtMs, runningAtKill, survived: failures.length === 0, failures, cycleMs: Date.now() - t0 };
+      const o: KillOutcome = { index: i, mode, killAtMs, runningAtKill, missed, survived: failures.length === 0, failures, cycleMs: Date.now() - t0 };
       outcomes.push(o);
-      log(`kill ${i + 1}/${kills} ${mode} at ${killAtMs.join('+')} ms during ${runningAtKill.map((x) => x.join('+')).join(' / ')}: ${o.survived ? 'survived' : `FAILED\n  ${failures.join('\n  ')}`} (${o.cycleMs} ms)`);
+      log(`kill ${i + 1}/${kills} ${mode} at ${killAtMs.join('+')} ms${missed > 0 ? ` (${missed} earlier draw(s) came after the run ended)` : ''} during ${runningAtKill.map((x) => x.join('+')).join(' / ')}: ${o.survived ? 'survived' : `FAILED\n  ${failures.join('\n  ')}`} (${o.cycleMs} ms)`);
     }
-    return { kills: outcomes.length, survived: outcomes.filter((o) => o.survived).length, seed, coldRunMs, restoreRunMs, outcomes, killsByStage };
+    return { kills: outcomes.length, survived: outcomes.filter((o) => o.survived).length, seed, coldRunMs, restoreRunMs, restoreStartMs, outcomes, killsByStage };
   } finally {
     await killLeftovers(rig.dir);
     await fs.rm(caches, { recursive: true, force: true });

@@ -49,3 +49,41 @@ test('a writer killed (-9) mid writeFileAtomic into the cache tmp/ leaves a temp
     await fs.rm(root, { recursive: true, force: true });
   }
 });
+
+test('workspace state, the hash memo and experiment records stage their temps in the cache tmp/ (owner-named), never beside the file', async () => {
+  const { WorkspaceState } = await import('../../src/cache/workspace-state.js');
+  const { FileHasher } = await import('../../src/hash/file-hasher.js');
+  const { writeExperiment } = await import('../../src/experiments/record.js');
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'crash-kill-tmp-'));
+  try {
+    const cache = path.join(root, 'cache');
+    const ws = path.join(root, 'ws');
+    await fs.mkdir(ws, { recursive: true });
+    await fs.writeFile(path.join(ws, 'a.txt'), 'a');
+    const tmpDir = path.join(cache, 'tmp');
+    await fs.mkdir(tmpDir, { recursive: true });
+    const seen = new Set<string>();
+    const watcher = (await import('node:fs')).watch(tmpDir, (_e, name) => name !== null && seen.add(String(name)));
+    try {
+      const state = await WorkspaceState.open(cache, ws);
+      state.set('s', { key: 'k', outputs: [] } as unknown as Parameters<typeof state.set>[1]);
+      await state.save();
+      const hasher = await FileHasher.open(state.memoFile, { tmpDir, racyWindowMs: 0 });
+      await hasher.hashDep(ws, 'a.txt');
+      await hasher.save();
+      await writeExperiment(cache, { format: 'pipeline.experiment/v1', id: 'abc1234', createdAt: new Date().toISOString(), pipeline: { name: 'p', file: path.join(ws, 'pipeline.yaml'), workspace: ws }, params: {}, stages: {}, metrics: {}, status: 'succeeded', durationMs: 1 } as unknown as Parameters<typeof writeExperiment>[1]);
+      await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      watcher.close();
+    }
+    const owner = new RegExp(`^${os.hostname()}~${process.pid}~\\d*~[0-9a-f]+\\.`);
+    for (const suffix of ['.state.json.tmp', '.hash-memo.bin.tmp', '.abc1234.json.tmp']) {
+      assert.ok([...seen].some((n) => owner.test(n) && n.endsWith(suffix)), `a temp *${suffix} named after its owner passed through tmp/: ${[...seen].join(', ')}`);
+    }
+    const { readdir } = fs;
+    const all = await readdir(cache, { recursive: true });
+    assert.deepEqual(all.filter((f) => f.endsWith('.tmp')), [], 'no temp left anywhere');
+  } finally {
+    await fs.rm(root, { recursive: true, force: true });
+  }
+});
