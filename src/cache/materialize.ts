@@ -140,6 +140,7 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
   let reused = 0;
   const reusedSigs = new Map<string, MaterialisedFile>();
   let corrupt: { sha256: string; path: string } | undefined;
+  let missing: { sha256: string; path: string } | undefined;
   try {
     if (kind === 'dir') {
       await fsp.mkdir(tmp);
@@ -152,7 +153,7 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
       for (const d of dirs) await fsp.mkdir(path.join(tmp, d), { recursive: true });
     }
     await mapLimit(manifest.files, 16, async (f) => {
-      if (corrupt !== undefined) return;
+      if (corrupt !== undefined || missing !== undefined) return;
       const target = kind === 'file' ? tmp : path.join(tmp, f.path);
       const r = reuses(f);
       if (r !== undefined) {
@@ -165,7 +166,9 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
           /* vanished or no links here: restore it */
         }
       }
-      if (!(await placeVerified(store, f, target, modes, verify, counts))) corrupt ??= { sha256: f.sha256, path: f.path };
+      const placed = await placeVerified(store, f, target, modes, verify, counts);
+      if (placed === 'corrupt') corrupt ??= { sha256: f.sha256, path: f.path };
+      else if (placed === 'missing') missing ??= { sha256: f.sha256, path: f.path };
     });
   } catch (e) {
     await fsp.rm(tmp, { recursive: true, force: true });
@@ -174,6 +177,10 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
   if (corrupt !== undefined) {
     await fsp.rm(tmp, { recursive: true, force: true });
     return corruptObject(store, corrupt);
+  }
+  if (missing !== undefined) {
+    await fsp.rm(tmp, { recursive: true, force: true });
+    return missingObject(missing);
   }
 
   // 3. Swap: old content aside, new content in, old content removed (it is ours or backed up).
@@ -230,16 +237,20 @@ async function updateInPlace(store: CacheStore, manifest: OutputManifest, absDes
   const wanted = new Set(manifest.files.map((f) => f.path));
   const gone = [...reusable.keys()].filter((p) => !wanted.has(p));
   let corrupt: { sha256: string; path: string } | undefined;
+  let missing: { sha256: string; path: string } | undefined;
   const placed = new Map<string, MaterialisedFile>();
   try {
     if (todo.length > 0) {
       // 1. Build every new/changed file first (flat names): a corrupt object stops us before anything changes.
       await fsp.mkdir(tmp);
       await mapLimit(todo, 16, async ({ f, i }) => {
-        if (corrupt !== undefined) return;
-        if (!(await placeVerified(store, f, path.join(tmp, String(i)), modes, verify, counts))) corrupt ??= { sha256: f.sha256, path: f.path };
+        if (corrupt !== undefined || missing !== undefined) return;
+        const r = await placeVerified(store, f, path.join(tmp, String(i)), modes, verify, counts);
+        if (r === 'corrupt') corrupt ??= { sha256: f.sha256, path: f.path };
+        else if (r === 'missing') missing ??= { sha256: f.sha256, path: f.path };
       });
       if (corrupt !== undefined) return await corruptObject(store, corrupt);
+      if (missing !== undefined) return missingObject(missing);
     }
     // 2. Remove files no longer in the output (ours: their signature matched), then emptied directories.
     const emptied = new Set<string>();
@@ -284,11 +295,23 @@ async function updateInPlace(store: CacheStore, manifest: OutputManifest, absDes
  * Places the object of `f` at `target` (checking its hash first when `verify`),
  * counting the link mode used; false (nothing placed) when the object is corrupt.
  */
-async function placeVerified(store: CacheStore, f: { sha256: string; mode: number }, target: string, modes: readonly LinkMode[], verify: boolean, counts: Record<LinkMode, number>): Promise<boolean> {
+async function placeVerified(store: CacheStore, f: { sha256: string; mode: number }, target: string, modes: readonly LinkMode[], verify: boolean, counts: Record<LinkMode, number>): Promise<'ok' | 'corrupt' | 'missing'> {
   const obj = store.objectPath(f.sha256);
-  if (verify && (await hashFile(obj)) !== f.sha256) return false;
-  counts[await place(obj, target, f.mode, modes)]++;
-  return true;
+  try {
+    if (verify && (await hashFile(obj)) !== f.sha256) return 'corrupt';
+    counts[await place(obj, target, f.mode, modes)]++;
+    return 'ok';
+  } catch (e) {
+    // Removed meanwhile (a concurrent `cache gc` took an unkept record's objects): the caller
+    // returns object-missing and the stage is recomputed, instead of an internal error.
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !fs.existsSync(obj)) return 'missing';
+    throw e;
+  }
+}
+
+/** The failure for an object that vanished while it was being restored (see `placeVerified`). */
+function missingObject(c: { sha256: string; path: string }): Result<never, MaterializeFailure> {
+  return err({ reason: 'object-missing', sha256: c.sha256, path: c.path });
 }
 
 /** Quarantines a corrupt object found while materialising and returns the failure. */

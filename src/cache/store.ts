@@ -435,7 +435,14 @@ export class CacheStore {
       }
     }
     if (missing.length > 0) return err(missing);
-    return ok(makeManifest(await mapLimit(todo, IO_CONCURRENCY, (t) => this.adopt(t.abs, t.rel, 'copy'))));
+    const files = await mapLimit(todo, IO_CONCURRENCY, (t) => this.adopt(t.abs, t.rel, 'copy'));
+    // A concurrent gc may have removed an old object right after we found it present (see
+    // reuseObject); the user's file is still here: store it again (a new object is within the grace).
+    const lost = files.flatMap((f, i) => (this.hasObject(f.sha256, f.size) ? [] : [i]));
+    await mapLimit(lost, IO_CONCURRENCY, async (i) => {
+      files[i] = await this.adopt(todo[i]!.abs, todo[i]!.rel, 'copy');
+    });
+    return ok(makeManifest(files));
   }
 
   /**
@@ -465,7 +472,8 @@ export class CacheStore {
    * period, until the record that will reference it is written. False when
    * it is absent or vanished (then the caller installs its own copy).
    * (A gc that stat'ed the object just before the refresh can still remove
-   * it; `writeRecord` then refuses the record: the stage fails, nothing
+   * it: `ingestPaths` then stores the user's file again; for a built-in's
+   * staging file `writeRecord` refuses the record: the stage fails, nothing
    * torn is recorded.)
    */
   private reuseObject(sha256: string, size: number): boolean {
@@ -532,6 +540,8 @@ export class CacheStore {
     }
     if (!recordConsistent(rec, key)) return undefined;
     if (opts.checkObjects !== false) {
+      // Mark it used before checking its objects: a concurrent gc keeps a record used within the grace (see gc).
+      touchCtime(this.recordPath(key));
       for (const f of rec.outputs.files) if (!this.hasObject(f.sha256, f.size)) return undefined;
       if (typeof rec.log !== 'string' && !this.hasObject(rec.log.object, rec.log.bytes)) return undefined;
     }
@@ -625,9 +635,10 @@ export class CacheStore {
    * Deletes records whose key is not in `keepKeys`, then objects referenced by
    * no kept record and no backup (see workspace-state.ts), except objects
    * younger than `graceMs`. While any workspace that uses this cache is
-   * locked by a live run, records younger than `graceMs` are kept too (with
-   * their objects): that run may have written them and not yet saved the
-   * workspace state that names their keys. Holds `<root>/gc.lock` meanwhile (a second gc
+   * locked by a live run, records written or read (`readRecord`) within
+   * `graceMs` are kept too, with their objects: that run may have written or
+   * be restoring them and not yet saved the workspace state that names their
+   * keys. Holds `<root>/gc.lock` meanwhile (a second gc
    * waits up to 10 s, then gives up with a thrown error: a bug-level clash).
    * Also removes stale tmp entries.
    */
@@ -640,15 +651,17 @@ export class CacheStore {
       const referenced = new Set<string>();
       let removedRecords = 0;
       let freedBytes = 0;
-      // While a run holds a workspace lock, a record it just wrote may not be in its workspace
-      // state yet (the state is saved after the outputs are materialised): such young records stay.
-      const runLive = await anyLiveRun(this.root);
+      // A run may have written or be restoring a record whose key is not in its workspace state yet
+      // (saved after the outputs are materialised), or saved that state after `keepKeys` was taken:
+      // a record written or read (`readRecord` refreshes its ctime) within the grace stays while a
+      // run is live or a workspace state, read again now, names it. Asked per young record.
       const now = Date.now();
       for (const key of await this.listRecordKeys()) {
         const file = this.recordPath(key);
         const rst = fs.statSync(file, { throwIfNoEntry: false });
         if (rst === undefined) continue;
-        if (!keepKeys.has(key) && !(runLive && now - Math.max(rst.mtimeMs, rst.ctimeMs) < graceMs)) {
+        const young = now - Math.max(rst.mtimeMs, rst.ctimeMs) < graceMs;
+        if (!keepKeys.has(key) && !(young && (await stillWanted(this.root, key)))) {
           freedBytes += rst.size;
           await fsp.rm(file, { force: true });
           removedRecords++;
@@ -886,22 +899,40 @@ async function rmForce(p: string): Promise<void> {
   }
 }
 
-/**
- * Whether a live process holds the run lock of any workspace that has state
- * in this cache. (A workspace's very first run is not seen until it saved
- * its state once.)
- */
-async function anyLiveRun(root: string): Promise<boolean> {
-  const wsRoot = path.join(root, 'workspaces');
-  for (const ws of await readdirOrEmpty(wsRoot)) {
-    try {
-      const st = JSON.parse(await fsp.readFile(path.join(wsRoot, ws, 'state.json'), 'utf8')) as { workspace?: unknown };
-      if (typeof st.workspace === 'string' && (await liveLockHolder(workspaceLockPath(st.workspace))) !== undefined) return true;
-    } catch {
-      /* no or unreadable state */
-    }
+/** Refreshes a file's ctime (chmod to its own mode), leaving content and mtime alone; best effort. */
+function touchCtime(file: string): void {
+  try {
+    const st = fs.lstatSync(file);
+    fs.chmodSync(file, st.mode & 0o7777);
+  } catch {
+    /* gone, or not ours to chmod (a read-only or shared cache): it just keeps its age */
   }
-  return false;
+}
+
+/**
+ * Whether gc must keep a young record that `keepKeys` does not hold: a live
+ * process holds the run lock of a workspace that has state in this cache, or
+ * a workspace state read now names `key`. Locks are checked first: a run
+ * saves its state before it releases its lock, so one of the two sees it.
+ * (A workspace's very first run is not seen until it saved its state once.)
+ */
+async function stillWanted(root: string, key: string): Promise<boolean> {
+  const wsRoot = path.join(root, 'workspaces');
+  const states = async (): Promise<{ workspace?: unknown; stages?: Record<string, { key?: unknown }> }[]> => {
+    const out = [];
+    for (const ws of await readdirOrEmpty(wsRoot)) {
+      try {
+        out.push(JSON.parse(await fsp.readFile(path.join(wsRoot, ws, 'state.json'), 'utf8')) as { workspace?: unknown; stages?: Record<string, { key?: unknown }> });
+      } catch {
+        /* no or unreadable state */
+      }
+    }
+    return out;
+  };
+  for (const st of await states()) {
+    if (typeof st.workspace === 'string' && (await liveLockHolder(workspaceLockPath(st.workspace))) !== undefined) return true;
+  }
+  return (await states()).some((st) => Object.values(st.stages ?? {}).some((s) => s.key === key));
 }
 
 /** Every object referenced by a backup record of any workspace (backups are user data: kept by gc). */

@@ -44,7 +44,7 @@ import { processStart } from '../../src/cache/process-id.js';
 
 /** What one round found. */
 export interface RoundResult {
-  readonly scenario: 'same-workspace' | 'shared-cache' | 'kill-holder' | 'pid-reuse';
+  readonly scenario: 'same-workspace' | 'shared-cache' | 'gc-during-restore' | 'kill-holder' | 'pid-reuse';
   readonly round: number;
   /** Empty when the round was clean. */
   readonly problems: string[];
@@ -419,6 +419,75 @@ export async function sharedCacheRound(rig: E2eRig, round: number): Promise<Roun
   }
   const restoreFallbacks = [a, b].reduce((n, r) => n + (r.stdout.match(/cannot restore from cache/g)?.length ?? 0), 0);
   return { scenario: 'shared-cache', round, problems, counts: { gcs, restoreFallbacks } };
+}
+
+/** `node many.mjs DIR N TEXT`: writes N files DIR/f<i>.txt holding `TEXT i`. */
+const MANY_SCRIPT = `
+import fs from 'node:fs';
+import path from 'node:path';
+const [dir, n, text] = process.argv.slice(2);
+fs.mkdirSync(dir, { recursive: true });
+for (let i = 0; i < Number(n); i++) fs.writeFileSync(path.join(dir, 'f' + i + '.txt'), text + ' ' + i);
+`;
+
+/**
+ * gc while a run restores an old key: key A is recorded, then B, so A's
+ * record is unkept; once A's record and objects are older than the grace,
+ * a run goes back to A while `cache gc --grace G --keep-last 0` runs in a
+ * loop (G must exceed the time the run takes from storing an output to
+ * recording it, as the default hour does). In the same workspace (it has state, so gc sees the run's lock) gc
+ * must keep what the run restores (the restore is whole and the rerun is
+ * fresh). In a new workspace on the same cache (`freshWorkspace`: no state
+ * yet, gc cannot see the run) gc may delete A's record and objects under
+ * the restore: the run must then run the stage instead and end correct
+ * (never a failed run, a half-restored output or a torn record).
+ */
+export async function gcDuringRestoreRound(rig: E2eRig, round: number, opts: { files?: number; freshWorkspace?: boolean; graceS?: number } = {}): Promise<RoundResult> {
+  const problems: string[] = [];
+  const files = opts.files ?? 300;
+  const script = path.join(rig.dir, 'many.mjs');
+  if (!fss.existsSync(script)) await fs.writeFile(script, MANY_SCRIPT);
+  const cacheDir = path.join(rig.dir, 'restore-cache');
+  const yaml = (v: string): string => pipelineYaml({ name: 'restore', stages: { many: { cmd: [process.execPath, script, 'out/many', String(files), v], outs: ['out/many'] } } });
+  const a = `A${round}`;
+  for (const v of [a, `B${round}`]) {
+    await rig.write('restore/pipeline.yaml', yaml(v));
+    problems.push(...runFailed(`setup run ${v}`, await rig.cli(['run', '-f', 'restore/pipeline.yaml', '--cache', cacheDir])));
+  }
+  const graceS = opts.graceS ?? 2;
+  await sleep(graceS * 1000 + 500); // A's record and objects are now older than the grace
+  const rel = opts.freshWorkspace ? `restore-new-${round}` : 'restore';
+  await rig.write(`${rel}/pipeline.yaml`, yaml(a));
+  const run = rig.start(['run', '--json', '-f', `${rel}/pipeline.yaml`, '--cache', cacheDir]);
+  let gcs = 0;
+  let stop = false;
+  void run.done.finally(() => (stop = true));
+  // Start gc once the run has decided (gc's own start-up then overlaps the copying).
+  await run.waitFor(/"action":"(restore|run)"/, 60_000).catch(() => {});
+  while (!stop) {
+    const g = await rig.cli(['cache', 'gc', '--cache', cacheDir, '--grace', String(graceS), '--keep-last', '0']);
+    gcs++;
+    if (g.code !== 0) problems.push(`concurrent cache gc exited ${g.code}: ${g.stderr.trim().slice(0, 300)}`);
+  }
+  const r = await run.done;
+  problems.push(...runFailed('run back to A', r));
+  const end = ndjson(r.stdout).find((e) => e.type === 'stage-end' && e.stage === 'many');
+  if (!end || !DONE.has(String(end.status))) problems.push(`stage many ${String(end?.status)}: ${String(end?.error ?? '')}`);
+  if (!opts.freshWorkspace && end?.status === 'ran') problems.push('gc deleted the record a run in a known workspace was restoring (it ran instead)');
+  for (let i = 0; i < files; i++) {
+    const got = await rig.read(`${rel}/out/many/f${i}.txt`).catch(() => '<missing>');
+    if (got !== `${a} ${i}`) {
+      problems.push(`${rel}/out/many/f${i}.txt is ${JSON.stringify(got)}`);
+      break;
+    }
+  }
+  const ws = path.join(rig.dir, rel);
+  problems.push(...(await auditCache(rig, cacheDir, [ws])));
+  const again = await rig.cli(['run', '--json', '-f', `${rel}/pipeline.yaml`, '--cache', cacheDir]);
+  problems.push(...runFailed('rerun', again));
+  for (const [id, st] of Object.entries(statuses(again.stdout))) if (st !== 'fresh') problems.push(`rerun: stage ${id} ${st}, expected fresh`);
+  const fellBack = /cannot restore from cache/.test(r.stdout) ? 1 : 0;
+  return { scenario: 'gc-during-restore', round, problems, counts: { gcs, restored: end?.status === 'restored' ? 1 : 0, fellBack, ran: end?.status === 'ran' ? 1 : 0 } };
 }
 
 /**

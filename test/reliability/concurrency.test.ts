@@ -16,7 +16,7 @@ import { WorkspaceState, workspaceLockPath, type StageState } from '../../src/ca
 import { acquireLock } from '../../src/cache/lock.js';
 import { computeKey, type StageFingerprint } from '../../src/fingerprint.js';
 import { makeManifest } from '../../src/cache/manifest.js';
-import { killHolderRound, pidReuseCases, sameWorkspaceRound, sharedCacheRound } from './concurrency-scenario.js';
+import { gcDuringRestoreRound, killHolderRound, pidReuseCases, sameWorkspaceRound, sharedCacheRound } from './concurrency-scenario.js';
 
 test('three simultaneous runs in one workspace (one without --wait): one at a time in the workspace, the rest wait or get the lock error; outputs, records and experiments whole', async () => {
   await using rig = await e2eRig();
@@ -32,6 +32,13 @@ test('two workspaces sharing one cache run at once (shared and own keys) while g
     const r = await sharedCacheRound(rig, round);
     assert.deepEqual(r.problems, [], `round ${round}`);
   }
+});
+
+test('cache gc in a loop while a run restores an old, unkept key: the record being restored and its objects stay; the restore is whole; the rerun is fresh', async () => {
+  await using rig = await e2eRig();
+  const r = await gcDuringRestoreRound(rig, 0, { files: 100 });
+  assert.deepEqual(r.problems, []);
+  assert.equal(r.counts.restored, 1, 'restored, not recomputed');
 });
 
 test('kill -9 of the lock holder mid-stage: the next run reclaims the lock (and says so), reaps the orphan, and is correct', async () => {
@@ -91,9 +98,19 @@ test('cache gc while a run holds a workspace lock keeps records younger than the
   const during = await store.gc(new Set());
   assert.equal(during.removedRecords, 0);
   assert.ok(await store.readRecord(key), 'the in-flight record and its object are whole');
+  // An old record that the run reads (to restore it) counts as young again.
+  const old = await recordOne(store, 'recorded long ago');
+  await new Promise((r) => setTimeout(r, 1200));
+  assert.equal((await store.gc(new Set([key]), { graceMs: 1000 })).removedRecords, 1, 'old and unread: it goes even during a run');
+  const old2 = await recordOne(store, 'recorded long ago, restored now');
+  await new Promise((r) => setTimeout(r, 1200));
+  assert.ok(await store.readRecord(old2), 'the run reads it to restore it');
+  assert.equal((await store.gc(new Set([key]), { graceMs: 1000 })).removedRecords, 0, 'just read by a run: kept with its objects');
+  assert.ok(await store.readRecord(old2));
+  assert.equal(await store.readRecord(old), undefined);
   await lock.value.release();
   const after = await store.gc(new Set());
-  assert.equal(after.removedRecords, 1, 'no live run: an unkept record goes, whatever its age');
+  assert.equal(after.removedRecords, 2, 'no live run: unkept records go, whatever their age');
   assert.equal(await store.readRecord(key), undefined);
 });
 

@@ -5,16 +5,18 @@
  * meanwhile), plus repeated kill -9 of the lock holder. Records the figures
  * `concurrency` (clean rounds of all) and `lock-reclaim` (kills after which
  * the next run reclaimed the lock and was correct). Rounds: CONCURRENCY_ROUNDS
- * (default 20 of each overlap scenario), CONCURRENCY_KILLS (default 10).
+ * (default 20 of each overlap scenario), CONCURRENCY_RESTORES (default 5 of
+ * each gc-under-restore variant), CONCURRENCY_KILLS (default 10).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { e2eRig } from '../helpers/rig.js';
 import { recordFigure } from './figures.js';
-import { killHolderRound, pidReuseCases, sameWorkspaceRound, sharedCacheRound, type RoundResult } from '../reliability/concurrency-scenario.js';
+import { gcDuringRestoreRound, killHolderRound, pidReuseCases, sameWorkspaceRound, sharedCacheRound, type RoundResult } from '../reliability/concurrency-scenario.js';
 
 const ROUNDS = Number(process.env['CONCURRENCY_ROUNDS'] ?? 20);
 const KILLS = Number(process.env['CONCURRENCY_KILLS'] ?? 10);
+const RESTORES = Number(process.env['CONCURRENCY_RESTORES'] ?? 5);
 
 function summary(results: readonly RoundResult[]): Record<string, unknown> {
   const failures = results.filter((r) => r.problems.length > 0).map((r) => ({ scenario: r.scenario, round: r.round, problems: r.problems.slice(0, 5) }));
@@ -23,7 +25,7 @@ function summary(results: readonly RoundResult[]): Record<string, unknown> {
   return { counts, failures };
 }
 
-test(`concurrency: ${ROUNDS} rounds of 3 runs in one workspace and ${ROUNDS} rounds of two workspaces on one cache, without corruption`, { timeout: 3_600_000 }, async () => {
+test(`concurrency: ${ROUNDS} rounds of 3 runs in one workspace, ${ROUNDS} rounds of two workspaces on one cache, ${2 * RESTORES} gc-under-restore rounds, without corruption`, { timeout: 3_600_000 }, async () => {
   const results: RoundResult[] = [];
   const t0 = Date.now();
   {
@@ -34,13 +36,20 @@ test(`concurrency: ${ROUNDS} rounds of 3 runs in one workspace and ${ROUNDS} rou
     await using rig = await e2eRig();
     for (let round = 0; round < ROUNDS; round++) results.push(await sharedCacheRound(rig, round));
   }
+  {
+    // gc in a loop under a restore: in the workspace that has state (gc must keep what it restores), and in new
+    // workspaces on the same cache (gc cannot see them: it may delete under the restore, which must fall back).
+    await using rig = await e2eRig();
+    for (let round = 0; round < RESTORES; round++) results.push(await gcDuringRestoreRound(rig, round, { files: 300, graceS: 2 }));
+    for (let round = 0; round < RESTORES; round++) results.push(await gcDuringRestoreRound(rig, 100 + round, { files: 1500, graceS: 6, freshWorkspace: true }));
+  }
   const clean = results.filter((r) => r.problems.length === 0).length;
   recordFigure({
     id: 'concurrency',
-    label: 'concurrent runs without corruption (rounds of 3 runs on one workspace + rounds of 2 workspaces on one cache with gc/verify/status/exp; verify clean, records parse, outputs match records, reruns fresh)',
+    label: 'concurrent runs without corruption (rounds of 3 runs on one workspace + 2 workspaces on one cache with gc/verify/status/exp + gc under a restore; verify clean, records parse, outputs match records, reruns fresh)',
     value: clean,
     of: results.length,
-    detail: { rounds: ROUNDS, seconds: Math.round((Date.now() - t0) / 1000), ...summary(results) },
+    detail: { rounds: ROUNDS, restoreRounds: 2 * RESTORES, seconds: Math.round((Date.now() - t0) / 1000), ...summary(results) },
   });
   assert.deepEqual(results.filter((r) => r.problems.length > 0).map((r) => `${r.scenario} #${r.round}: ${r.problems.join('; ')}`), []);
 });
