@@ -126,11 +126,15 @@ function nestedOrderKey(p: string): string {
 function checkOverlappingOutputs(ctx: AnalyzeContext, instances: readonly StageInstance[], outputs: ReadonlyMap<StageId, StageOutputs>): void {
   const all = instances.flatMap((i) => ownedOutputs(ctx, i, outputs.get(i.id)!)).map((o, order) => ({ ...o, order, key: nestedOrderKey(o.path) }));
   all.sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : x.order - y.order));
+  // The stack holds distinct enclosing paths only (a repeated path keeps its first
+  // declaration), and each output is reported once, against the innermost other
+  // stage's enclosing output: n stages writing one path give n-1 diagnostics, not n².
   const stack: typeof all = [];
   for (const cur of all) {
     while (stack.length > 0 && !isInside(cur.path, stack[stack.length - 1].path)) stack.pop();
-    for (const enclosing of stack) {
-      if (enclosing.stage === cur.stage) continue;
+    let enclosing: (typeof all)[number] | undefined;
+    for (let i = stack.length - 1; i >= 0 && !enclosing; i--) if (stack[i].stage !== cur.stage) enclosing = stack[i];
+    if (enclosing) {
       const [a, b] = enclosing.order < cur.order ? [enclosing, cur] : [cur, enclosing];
       if (a.path === b.path) {
         report(ctx, 'duplicate-output', `stage '${b.stage}' declares output '${b.path}', which stage '${a.stage}' already declares`, b.loc, [{ message: `'${a.path}' first declared by stage '${a.stage}' here`, location: a.loc }]);
@@ -139,7 +143,7 @@ function checkOverlappingOutputs(ctx: AnalyzeContext, instances: readonly StageI
         report(ctx, 'duplicate-output', `output '${b.path}' of stage '${b.stage}' overlaps output '${a.path}' of stage '${a.stage}' ('${inner.path}' is inside '${outer.path}')`, b.loc, [{ message: `stage '${a.stage}' declares '${a.path}' here`, location: a.loc }]);
       }
     }
-    stack.push(cur);
+    if (stack.length === 0 || stack[stack.length - 1].path !== cur.path) stack.push(cur);
   }
 }
 

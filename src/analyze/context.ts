@@ -43,6 +43,11 @@ export function dedupeDiagnostics(ds: readonly Diagnostic[]): Diagnostic[] {
   });
 }
 
+/** A value for a message: long ones cut (a 1 MB path makes an unreadable one-line message). */
+export function shown(s: string, max = 200): string {
+  return s.length <= max ? s : `${s.slice(0, max)}… (${s.length.toLocaleString('en-US')} characters)`;
+}
+
 /** Narrowing helper for defensive reads of not-yet-validated config. */
 export function isObject(v: unknown): v is JsonObject {
   return v !== null && typeof v === 'object' && !Array.isArray(v);

@@ -26,6 +26,13 @@ export interface StageInstance {
 
 const stageNamePattern = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
+/**
+ * Most stage instances one pipeline may expand to. A three-axis matrix of a
+ * thousand values each is a few lines of YAML but a billion stages: without a
+ * bound, analysis runs out of memory instead of reporting it.
+ */
+export const maxStageInstances = 10_000;
+
 /** Expands every stage; reports bad names and bad foreach/matrix values. `groups` maps each expanded base to its ids. */
 export function expandStages(ctx: AnalyzeContext, stages: JsonObject): { instances: StageInstance[]; groups: Map<string, StageId[]> } {
   const instances: StageInstance[] = [];
@@ -36,7 +43,7 @@ export function expandStages(ctx: AnalyzeContext, stages: JsonObject): { instanc
       continue;
     }
     if (!isObject(def)) continue; // schema reported it
-    const items = expansionItems(ctx, base, def);
+    const items = expansionItems(ctx, base, def, maxStageInstances - instances.length);
     if (items === undefined) {
       const broken = def.foreach !== undefined || def.matrix !== undefined;
       instances.push({ id: base as StageId, base, def, order: instances.length, ...(broken ? { broken } : {}) });
@@ -65,7 +72,7 @@ function scalarText(v: JsonValue): string | undefined {
 }
 
 /** The items of a foreach/matrix stage, or undefined for a plain stage (or when the values are unusable). */
-function expansionItems(ctx: AnalyzeContext, base: string, def: JsonObject): { suffix: string; value: JsonValue }[] | undefined {
+function expansionItems(ctx: AnalyzeContext, base: string, def: JsonObject, room: number): { suffix: string; value: JsonValue }[] | undefined {
   const hasForeach = def.foreach !== undefined;
   const hasMatrix = def.matrix !== undefined;
   if (hasForeach && hasMatrix) {
@@ -75,6 +82,7 @@ function expansionItems(ctx: AnalyzeContext, base: string, def: JsonObject): { s
   if (hasForeach) {
     const list = listValue(ctx, def.foreach, ['stages', base, 'foreach']);
     if (!list) return undefined;
+    if (list.length > room) return tooMany(ctx, base, 'foreach', list.length);
     const allScalar = list.every((v) => scalarText(v) !== undefined);
     return list.map((value, i) => ({ suffix: allScalar ? scalarText(value)! : String(i), value }));
   }
@@ -87,6 +95,8 @@ function expansionItems(ctx: AnalyzeContext, base: string, def: JsonObject): { s
       axes.push({ key, values });
     }
     if (axes.length === 0) return undefined;
+    const total = axes.reduce((n, a) => n * a.values.length, 1);
+    if (total > room) return tooMany(ctx, base, 'matrix', total);
     let combos: { parts: string[]; value: JsonObject }[] = [{ parts: [], value: {} }];
     for (const { key, values } of axes) {
       const next: typeof combos = [];
@@ -97,6 +107,12 @@ function expansionItems(ctx: AnalyzeContext, base: string, def: JsonObject): { s
     }
     return combos.map((c) => ({ suffix: c.parts.join(','), value: c.value }));
   }
+  return undefined;
+}
+
+/** Reports an expansion past `maxStageInstances`; undefined (the stage is then marked broken). */
+function tooMany(ctx: AnalyzeContext, base: string, key: 'foreach' | 'matrix', n: number): undefined {
+  report(ctx, 'invalid-value', `stage '${base}' expands to ${n.toLocaleString('en-US')} stages by ${key}:; a pipeline may have at most ${maxStageInstances.toLocaleString('en-US')}`, locateKey(ctx.source, ['stages', base, key]));
   return undefined;
 }
 

@@ -7,7 +7,7 @@
 import type { SourceLocation } from '../diagnostic.js';
 import type { JsonValue } from '../pipeline.js';
 import { parseTemplate, renderTemplate, hasTemplate, type TemplatePart } from '../interpolate.js';
-import { getParam } from '../config/params.js';
+import { getParam, setOwn } from '../config/params.js';
 import { locateWithin, type TreePath } from '../config/source.js';
 import { didYouMean } from '../did-you-mean.js';
 import { report, isObject, type AnalyzeContext } from './context.js';
@@ -53,7 +53,7 @@ export function interpolateTree(ctx: AnalyzeContext, value: JsonValue, path: Tre
     for (const [k, v] of Object.entries(value)) {
       const r = interpolateTree(ctx, v, [...path, k], scope, failedPaths);
       if (r === undefined) failed = true;
-      out[k] = r ?? null;
+      setOwn(out, k, r ?? null); // `out[k] =` would turn a `__proto__` key into the prototype
     }
     return failed ? undefined : out;
   }

@@ -5,16 +5,44 @@
  */
 import path from 'node:path';
 
-/** `./a//b/` → `a/b`; absolute paths stay absolute; the workspace itself is `.`. */
+/**
+ * `./a//b/` → `a/b`; absolute paths stay absolute; the workspace itself is `.`;
+ * backslashes are separators. Linear in the path's length (node's
+ * `path.posix.normalize` is quadratic on long runs of `../`, which made a
+ * 1 MB path take minutes).
+ */
 export function normalizeRel(p: string): string {
-  const n = path.posix.normalize(p.replace(/\\/g, '/'));
-  const trimmed = n.length > 1 ? n.replace(/\/+$/, '') : n;
-  return trimmed.startsWith('./') ? trimmed.slice(2) || '.' : trimmed;
+  const s = p.includes('\\') ? p.replace(/\\/g, '/') : p;
+  const abs = s.startsWith('/');
+  const kept: string[] = [];
+  let ups = 0;
+  // Segments are cut only when kept: `..`, `.` and empty ones allocate nothing.
+  for (let i = 0; i <= s.length; ) {
+    let j = s.indexOf('/', i);
+    if (j < 0) j = s.length;
+    const n = j - i;
+    if (n === 2 && s[i] === '.' && s[i + 1] === '.') {
+      if (kept.length > 0) kept.pop();
+      else if (!abs) ups++;
+    } else if (n > 0 && !(n === 1 && s[i] === '.')) kept.push(s.slice(i, j));
+    i = j + 1;
+  }
+  const body = ups > 0 ? `..${'/..'.repeat(ups - 1)}${kept.length > 0 ? `/${kept.join('/')}` : ''}` : kept.join('/');
+  return abs ? `/${body}` : body || '.';
 }
 
-/** Whether `p` is outside the workspace (absolute or starting with `..`). */
+/** Whether `p` is outside the workspace (absolute, a Windows drive or UNC path, or starting with `..`). */
 export function escapesWorkspace(p: string): boolean {
-  return path.posix.isAbsolute(p) || p === '..' || p.startsWith('../');
+  return path.posix.isAbsolute(p) || /^[A-Za-z]:/.test(p) || p === '..' || p.startsWith('../');
+}
+
+/**
+ * Why a path written in the pipeline cannot name a file at all, or
+ * undefined: a NUL byte (every file system call would throw on it). Checked
+ * for outputs, dependencies and working directories alike.
+ */
+export function unusablePath(p: string): string | undefined {
+  return p.includes('\0') ? 'contains a NUL character' : undefined;
 }
 
 /** Whether `p` contains glob characters. */

@@ -17,9 +17,9 @@ import { getParam } from '../config/params.js';
 import { tokenizeCommand, shellOperators } from '../config/tokenize.js';
 import { stringifyValue } from '../interpolate.js';
 import { didYouMean } from '../did-you-mean.js';
-import { report, isObject, type AnalyzeContext } from './context.js';
+import { report, isObject, shown, type AnalyzeContext } from './context.js';
 import { interpolateString, interpolateTree, type Scope } from './interp.js';
-import { escapesWorkspace, normalizeRel } from './paths.js';
+import { escapesWorkspace, normalizeRel, unusablePath } from './paths.js';
 import type { StageInstance } from './expand.js';
 
 /** Built-in stage definitions by `uses:` name. */
@@ -102,12 +102,31 @@ export function collectOutputs(ctx: AnalyzeContext, inst: StageInstance, reads: 
 }
 
 function checkOutPath(ctx: AnalyzeContext, raw: string, at: TreePath): string | undefined {
+  const bad = unusablePath(raw);
+  if (bad !== undefined) {
+    report(ctx, 'invalid-value', `${pathToString(at)} ${bad}: '${shown(raw)}'`, locate(ctx.source, at));
+    return undefined;
+  }
   const p = normalizeRel(raw);
   if (p === '.' || escapesWorkspace(p)) {
-    report(ctx, 'invalid-value', `${pathToString(at)} must be a path inside the workspace, got '${raw}'`, locate(ctx.source, at));
+    report(ctx, 'invalid-value', `${pathToString(at)} must be a path inside the workspace, got '${shown(raw)}'`, locate(ctx.source, at));
     return undefined;
   }
   return p;
+}
+
+/**
+ * A dependency path, normalised; undefined (reported) when it cannot name a
+ * file. Paths outside the workspace are allowed: dependencies are only read
+ * (a dataset elsewhere, `../scripts/x.mjs`), never written or deleted.
+ */
+function checkDepPath(ctx: AnalyzeContext, raw: string, at: TreePath): string | undefined {
+  const bad = unusablePath(raw);
+  if (bad !== undefined) {
+    report(ctx, 'invalid-value', `${pathToString(at)} ${bad}: '${shown(raw)}'`, locate(ctx.source, at));
+    return undefined;
+  }
+  return normalizeRel(raw);
 }
 
 /**
@@ -323,8 +342,16 @@ export function buildCmd(env: BuildEnv, inst: StageInstance, reads: Reads): Part
   } else return undefined; // schema reported it
   let cwd = '.';
   if (typeof def.cwd === 'string') {
-    const v = interpolateString(ctx, def.cwd, stagePath(inst, 'cwd'), scopeFor(inst, reads, 'cwd'));
-    if (typeof v === 'string') cwd = normalizeRel(v);
+    const at = stagePath(inst, 'cwd');
+    const v = interpolateString(ctx, def.cwd, at, scopeFor(inst, reads, 'cwd'));
+    if (typeof v === 'string') {
+      const bad = unusablePath(v);
+      cwd = normalizeRel(v);
+      if (bad !== undefined || escapesWorkspace(cwd)) {
+        report(ctx, 'invalid-value', `${pathToString(at)} must be a directory inside the workspace, got '${shown(v)}'${bad !== undefined ? ` (it ${bad})` : ''}`, locate(ctx.source, at));
+        failed = true;
+      }
+    }
   }
   // deps
   const deps: DepSpec[] = [];
@@ -332,7 +359,8 @@ export function buildCmd(env: BuildEnv, inst: StageInstance, reads: Reads): Part
     if (typeof d === 'string') {
       const at = stagePath(inst, 'deps', i);
       const v = interpolateString(ctx, d, at, scopeFor(inst, reads, 'deps', stageOut));
-      if (typeof v === 'string') deps.push({ kind: 'path', path: normalizeRel(v), loc: locate(ctx.source, at) });
+      const p = typeof v === 'string' ? checkDepPath(ctx, v, at) : undefined;
+      if (p !== undefined) deps.push({ kind: 'path', path: p, loc: locate(ctx.source, at) });
       return;
     }
     if (!isObject(d) || typeof d.stage !== 'string') return;

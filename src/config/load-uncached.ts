@@ -15,7 +15,7 @@ import { ok, err, type Result } from '../result.js';
 import { schemasDir as defaultSchemasDir } from '../paths.js';
 import { defaultValidatorCacheDir, type LoadOptions } from './load-options.js';
 import { analyzePipeline, type StageRegistry } from '../analyze.js';
-import { dedupeDiagnostics, isObject } from '../analyze/context.js';
+import { dedupeDiagnostics, isObject, shown } from '../analyze/context.js';
 import { locate, parseYamlSource, type YamlSource } from './source.js';
 import { pipelineSchemaValidator, stageSchemaValidator, validateValue } from './validate.js';
 import { deepMerge, setParam } from './params.js';
@@ -77,7 +77,9 @@ async function load(abs: string, opts: LoadOptions, knownText: string | undefine
     else {
       const where = r.lookup.existing === '' ? 'params' : `params.${r.lookup.existing}`;
       const hint = r.lookup.suggestion ? `; did you mean '${r.lookup.suggestion}'?` : '';
-      diagnostics.push({ severity: 'error', reason: 'unknown-param', message: `-S ${o.path}: no such param (${where} has no key '${r.lookup.missing}')${hint}` });
+      // Located at the deepest part of the path that exists in the file (or `params:` itself).
+      const at = ['params', ...(r.lookup.existing === '' ? [] : r.lookup.existing.split('.').map((s) => (/^\d+$/.test(s) ? Number(s) : s)))];
+      diagnostics.push({ severity: 'error', reason: 'unknown-param', message: `-S ${shown(o.path)}: no such param (${shown(where)} has no key '${shown(r.lookup.missing)}')${hint}`, location: locate(source, at) });
     }
   }
 

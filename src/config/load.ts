@@ -7,7 +7,8 @@
  * overrides), the graph comes from the graph cache without importing the YAML
  * parser, ajv, the analyser or the stage modules. Otherwise the full load in
  * `load-uncached.ts` runs and its result is cached. Does not plan,
- * fingerprint or run anything.
+ * fingerprint or run anything. Every load, cached or not, checks that no
+ * symbolic link on disk leads an output outside the workspace.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,6 +18,7 @@ import type { Result } from '../result.js';
 import { schemasDir as defaultSchemasDir } from '../paths.js';
 import { defaultGraphCacheDir, type LoadOptions } from './load-options.js';
 import { entryFile, readCachedGraph, writeCachedGraph } from './graph-cache.js';
+import { checkOutputLinks } from './output-links.js';
 
 export type { LoadOptions } from './load-options.js';
 export { defaultGraphCacheDir, defaultValidatorCacheDir } from './load-options.js';
@@ -45,7 +47,7 @@ export async function loadPipeline(file: string, opts: LoadOptions = {}): Promis
         validatorCacheDir: opts.validatorCacheDir ?? null,
       });
       const hit = readCachedGraph(cacheFile, abs, text);
-      if (hit) return { ok: true, value: hit };
+      if (hit) return withOutputLinksChecked(hit);
     }
   }
   const { loadPipelineUncached } = await import('./load-uncached.js');
@@ -53,5 +55,11 @@ export async function loadPipeline(file: string, opts: LoadOptions = {}): Promis
   if (result.ok && cacheFile !== undefined && text !== undefined) {
     writeCachedGraph(cacheFile, result.value, [...result.value.configFiles, ...schemaFiles], abs, text);
   }
-  return result;
+  return result.ok ? withOutputLinksChecked(result.value) : result;
+}
+
+/** The graph, unless a symbolic link on disk would lead an output outside the workspace (checked on every load: links change without the pipeline file changing). */
+function withOutputLinksChecked(graph: PipelineGraph): Result<PipelineGraph, Diagnostic[]> {
+  const problems = checkOutputLinks(graph);
+  return problems.length > 0 ? { ok: false, error: problems } : { ok: true, value: graph };
 }

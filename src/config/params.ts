@@ -44,12 +44,18 @@ function isObject(v: JsonValue | undefined): v is JsonObject {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
+/** Sets an own enumerable property, even for keys such as `__proto__`. */
+export function setOwn(o: JsonObject, k: string, v: JsonValue): void {
+  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+}
+
 /** `over` merged into `base`: mappings merge recursively, everything else (lists included) replaces. New objects; inputs untouched. */
 export function deepMerge(base: JsonObject, over: JsonObject): JsonObject {
   const out: JsonObject = { ...base };
   for (const [k, v] of Object.entries(over)) {
-    const b = out[k];
-    out[k] = isObject(b) && isObject(v) ? deepMerge(b, v) : v;
+    const b = Object.prototype.hasOwnProperty.call(out, k) ? out[k] : undefined;
+    // defineProperty, not `out[k] =`: a param named `__proto__` must stay a key, not replace the prototype.
+    setOwn(out, k, isObject(b) && isObject(v) ? deepMerge(b, v) : v);
   }
   return out;
 }

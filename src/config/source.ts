@@ -4,7 +4,7 @@
  * (value node, or key node for "this key is wrong"). Does no file I/O and no
  * validation.
  */
-import { parseDocument, isMap, isSeq, isPair, isScalar, isNode, LineCounter, type Document, type Node } from 'yaml';
+import { parseDocument, isMap, isSeq, isPair, isScalar, isNode, visit, LineCounter, type Alias, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import type { Diagnostic, SourceLocation } from '../diagnostic.js';
 import type { JsonValue } from '../pipeline.js';
 
@@ -26,7 +26,8 @@ export interface YamlSource {
 /** Parses `text`; YAML syntax errors (and warnings) come back as located diagnostics. */
 export function parseYamlSource(file: string, text: string): { source: YamlSource; diagnostics: Diagnostic[] } {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true, merge: true });
+  // logLevel error: yaml's warnings would go to process.emitWarning (stderr noise); the ones that matter are diagnostics here.
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true, merge: true, logLevel: 'error' });
   const diagnostics: Diagnostic[] = doc.errors.map((e) => {
     const [start, end] = e.pos;
     const length = Math.max(1, Math.min(end, lineEnd(text, start)) - start);
@@ -47,9 +48,51 @@ export function parseYamlSource(file: string, text: string): { source: YamlSourc
     }
     return { severity: 'error', reason: 'yaml-syntax', message: `invalid YAML: ${message}`, location: where } satisfies Diagnostic;
   });
+  if (diagnostics.length === 0) {
+    // `? [a, b]: v` would become the key "a,b" in JSON: say so instead.
+    visit(doc, {
+      Pair(_, pair) {
+        if (!isMap(pair.key) && !isSeq(pair.key)) return undefined;
+        const [start, end] = pair.key.range ?? [0, 0];
+        diagnostics.push({ severity: 'error', reason: 'yaml-syntax', message: 'invalid YAML here: a mapping key must be plain text, not a list or mapping', location: { file, offset: start, length: Math.max(1, Math.min(end, lineEnd(text, start)) - start) } });
+        return visit.BREAK;
+      },
+    });
+  }
   let value: JsonValue | undefined;
-  if (diagnostics.length === 0) value = (doc.toJS({ maxAliasCount: 1000 }) ?? undefined) as JsonValue | undefined;
+  if (diagnostics.length === 0) {
+    try {
+      value = (doc.toJS({ maxAliasCount: 1000 }) ?? undefined) as JsonValue | undefined;
+    } catch (e) {
+      // yaml throws (not reports) for an alias to an anchor defined later or nowhere, and for an
+      // alias expansion past maxAliasCount (the "billion laughs" attack): both are bad input.
+      diagnostics.push(aliasDiagnostic(file, text, doc, e));
+    }
+  }
   return { source: { file, text, doc, lineCounter, value }, diagnostics };
+}
+
+/** The diagnostic for an exception from `toJS`, located at the alias responsible (or the document start). */
+function aliasDiagnostic(file: string, text: string, doc: Document.Parsed, e: unknown): Diagnostic {
+  const msg = e instanceof Error ? e.message : String(e);
+  let first: Alias | undefined;
+  let unresolved: Alias | undefined;
+  visit(doc, {
+    Alias(_, node) {
+      first ??= node;
+      if (!unresolved && node.resolve(doc) === undefined) unresolved = node;
+      return unresolved ? visit.BREAK : undefined;
+    },
+  });
+  const at = (/excessive alias/i.test(msg) ? first : unresolved) ?? unresolved ?? first;
+  const [start, end] = at?.range ?? [0, Math.max(0, lineEnd(text, 0))];
+  const location = { file, offset: Math.min(start, text.length), length: Math.max(0, Math.min(end, text.length) - Math.min(start, text.length)) };
+  const message = /excessive alias/i.test(msg)
+    ? 'invalid YAML: aliases expand to too many nodes (more than 1000 alias uses; a "billion laughs" document?)'
+    : at && unresolved === at
+      ? `invalid YAML: alias *${at.source} refers to no anchor defined before it`
+      : `invalid YAML: ${firstLine(msg)}`;
+  return { severity: 'error', reason: 'yaml-syntax', message, location };
 }
 
 /**
@@ -99,7 +142,7 @@ export function findNode(source: YamlSource, path: TreePath): { node?: Node; key
   for (const seg of path) {
     key = undefined;
     if (isMap(cur)) {
-      const pair = cur.items.find((p) => isPair(p) && keyString(p.key) === String(seg));
+      const pair = pairIndex(cur).get(String(seg));
       if (!pair) return {};
       key = isNode(pair.key) ? pair.key : undefined;
       cur = pair.value;
@@ -110,6 +153,26 @@ export function findNode(source: YamlSource, path: TreePath): { node?: Node; key
     }
   }
   return { node: isNode(cur) ? cur : undefined, key };
+}
+
+/**
+ * Each mapping's pairs by key (the first of duplicates), built on first use:
+ * a linear `find` per lookup made locating every stage of an n-stage
+ * pipeline O(n²) (5,000 stages: seconds).
+ */
+const pairIndexes = new WeakMap<object, Map<string, Pair>>();
+
+function pairIndex(map: YAMLMap): Map<string, Pair> {
+  let index = pairIndexes.get(map);
+  if (index && index.size <= map.items.length) return index;
+  index = new Map();
+  for (const p of map.items) {
+    if (!isPair(p)) continue;
+    const k = keyString(p.key);
+    if (k !== undefined && !index.has(k)) index.set(k, p);
+  }
+  pairIndexes.set(map, index);
+  return index;
 }
 
 function keyString(k: unknown): string | undefined {
