@@ -141,3 +141,16 @@ test('a lock left by a dead process is reclaimed and the new holder learns whose
   assert.equal(clean.value.reclaimed, undefined, 'a free lock reclaims nothing');
   await clean.value.release();
 });
+
+test('a stale lock whose breaker file was left by a process killed while reclaiming it is taken at once (not after the 10 s breaker timeout)', async () => {
+  await using t = await tempDir();
+  const file = path.join(t.dir, 'lock');
+  const dead = { pid: 2 ** 22 + 9, hostname: os.hostname() };
+  await fs.writeFile(file, JSON.stringify({ ...dead, since: '2026-01-01T00:00:00.000Z', token: 'dead' }));
+  await fs.writeFile(`${file}.break`, JSON.stringify(dead));
+  const lock = await acquireLock(file);
+  assert.ok(lock.ok, 'taken without waiting');
+  assert.equal(lock.value.reclaimed?.pid, dead.pid);
+  assert.equal(await fs.access(`${file}.break`).then(() => true, () => false), false, 'the dead breaker is gone');
+  await lock.value.release();
+});
