@@ -51,7 +51,7 @@ import type { ItemCache } from '../../stages/types.js';
 import { computeKey, type FingerprintHash, type StageFingerprint } from '../fingerprint.js';
 import { type Result, ok, err } from '../result.js';
 import { fsyncDir, writeFileAtomic } from './atomic.js';
-import { directoryItemCache, itemEntryFile, itemEntryIntact, itemFiles, ITEM_DIGEST_BYTES, ITEM_KEY } from './item-cache.js';
+import { directoryItemCache, itemEntryIntact, itemFiles, ITEM_DIGEST_BYTES, ITEM_KEY } from './item-cache.js';
 import { HashMemo } from '../hash/memo.js';
 import { currentProcess, isAlive } from './process-id.js';
 import { acquireLock, liveLockHolder } from './lock.js';
@@ -218,7 +218,8 @@ export class CacheStore {
 
   /** Path of the object holding `sha256`. */
   objectPath(sha256: string): string {
-    return path.join(this.objectsDir, sha256.slice(0, 2), sha256);
+    // Concatenation, not path.join: called for every file of every manifest (objectsDir is absolute and normal).
+    return `${this.objectsDir}${path.sep}${sha256.slice(0, 2)}${path.sep}${sha256}`;
   }
 
   /** Path of the record for `key`. */
@@ -307,10 +308,12 @@ export class CacheStore {
     const out: ManifestFile[] = [];
     const slow: { rel: string; file: string; entry: string; st: fs.Stats }[] = [];
     for (const { path: rel, key } of refs.refs) {
-      if (rel === '' || rel.startsWith('/') || rel.split('/').some((s) => s === '' || s === '.' || s === '..') || rel.includes('\\')) throw new Error(`item reference to a bad output path: ${JSON.stringify(rel)}`);
+      if (!RELATIVE_PATH.test(rel)) throw new Error(`item reference to a bad output path: ${JSON.stringify(rel)}`);
       if (seen.has(rel)) throw new Error(`output path ${rel} named twice (staged file or item reference)`);
       seen.add(rel);
-      const file = itemEntryFile(root, key);
+      if (!ITEM_KEY.test(key)) throw new Error(`invalid item cache key: ${key}`);
+      // = itemEntryFile(root, key), without path.join per item.
+      const file = `${root}${path.sep}${key.slice(0, 2)}${path.sep}${key}`;
       const entry = `items/${refs.namespace}/${key.slice(0, 2)}/${key}`;
       const st = fs.lstatSync(file, { throwIfNoEntry: false });
       if (st === undefined || !st.isFile()) {
@@ -881,6 +884,9 @@ async function removeOnError<T>(tmp: string, fn: () => Promise<T>): Promise<T> {
     throw e;
   }
 }
+
+/** A `/`-separated relative path: no leading `/`, no empty, `.` or `..` segment, no backslash. */
+const RELATIVE_PATH = /^(?!\.\.?(?:\/|$))[^/\\]+(?:\/(?!\.\.?(?:\/|$))[^/\\]+)*$/;
 
 async function readdirOrEmpty(dir: string): Promise<string[]> {
   try {
