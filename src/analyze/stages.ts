@@ -278,7 +278,13 @@ export function buildBuiltin(env: BuildEnv, inst: StageInstance, reads: Reads): 
     addEdge(env, inst.id, slot as StageId, { loc: usesLoc, via: `input '${slot}' (default)` });
   }
   if (withValue === undefined) return undefined;
-  const deps: DepSpec[] = (stage.fileDeps?.(withValue) ?? []).map((p) => ({ kind: 'path', path: normalizeRel(p), loc: usesLoc }));
+  const fileDeps = stage.fileDeps?.(withValue) ?? [];
+  const unusable = fileDeps.find((p) => unusablePath(p) !== undefined);
+  if (unusable !== undefined) {
+    report(ctx, 'invalid-value', `stages.${inst.base}.with names a file path that ${unusablePath(unusable)}: '${shown(unusable)}'`, locate(ctx.source, withPath));
+    return undefined;
+  }
+  const deps: DepSpec[] = fileDeps.map((p) => ({ kind: 'path', path: normalizeRel(p), loc: usesLoc }));
   const resources = { ...(stage.resources?.(withValue) ?? {}), ...common.resources };
   return {
     kind: 'builtin',

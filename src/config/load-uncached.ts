@@ -83,6 +83,9 @@ async function load(abs: string, opts: LoadOptions, knownText: string | undefine
     }
   }
 
+  if (typeof config.cache === 'string' && config.cache.includes('\u0000')) {
+    diagnostics.push({ severity: 'error', reason: 'invalid-value', message: 'cache: contains a NUL character', location: locate(source, ['cache']) });
+  }
   const needsRegistry = isObject(config.stages) && Object.values(config.stages).some((s) => isObject(s) && s.uses !== undefined);
   const registry: StageRegistry = opts.registry ?? (needsRegistry ? await importRegistry() : new Map());
   const schemaMemo = new Map<string, Result<SchemaValidator, string>>();
@@ -92,7 +95,7 @@ async function load(abs: string, opts: LoadOptions, knownText: string | undefine
     params,
     workspace,
     configFiles,
-    ...(typeof config.cache === 'string' ? { cacheDir: path.resolve(path.dirname(abs), config.cache) } : {}),
+    ...(typeof config.cache === 'string' && !config.cache.includes('\u0000') ? { cacheDir: path.resolve(path.dirname(abs), config.cache) } : {}),
     registry: () => registry,
     stageSchema: (name) => {
       let v = schemaMemo.get(name);

@@ -107,3 +107,10 @@ test('a params-file key named __proto__ stays a param (it used to replace the me
   assert.equal(({} as Record<string, unknown>)['polluted'], undefined);
   assert.equal(Object.getPrototypeOf(g.params), Object.prototype);
 });
+
+test("a NUL byte in cache: or in a built-in's file parameter is a located diagnostic (file system calls would throw on it at run time)", async () => {
+  let ds = await diagnostics('name: c\ncache: "ca\\0che"\nstages: {a: {cmd: echo}}\n');
+  assert.equal(ds[0].message, 'cache: contains a NUL character');
+  ds = await diagnostics('name: c\nstages:\n  a:\n    uses: ingest\n    with: {source: "da\\0ta"}\n');
+  assert.match(ds[0].message, /^stages\.a\.with names a file path that contains a NUL character/);
+});
