@@ -151,7 +151,7 @@ function checkFailure(r: CliResult, stage: RegExp, problems: string[]): string |
   const line = (r.stdout + r.stderr).split('\n').find((l) => /no space left on device \(ENOSPC\)/.test(l));
   if (line === undefined) problems.push(`no "no space left on device (ENOSPC)" line: ${(r.stdout + r.stderr).slice(-600)}`);
   // Met before any stage started (the workspace lock, workspace state): then no stage to name.
-  else if (!stage.test(line) && !/^pipeline: no space left on device \(ENOSPC\) writing \S+: free some space and run again$/.test(line)) problems.push(`the ENOSPC line does not name the stage: ${line}`);
+  else if (!stage.test(line) && !/^pipeline: no space left on device \(ENOSPC\)(?: writing \S+)?: free some space and run again$/.test(line)) problems.push(`the ENOSPC line does not name the stage: ${line}`);
   return line;
 }
 

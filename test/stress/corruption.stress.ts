@@ -12,10 +12,17 @@
  * exp list for an experiment record), the next run recomputed what needed it,
  * and every workspace output equalled a clean run's; or, for a flip that
  * changed no data (the name of a record's checksum field), the run was clean.
+ *
+ * Figure `weights-faults`: the weights download faults of
+ * corruption-weights-scenario.ts (cut, short, md5/sha256 mismatch, wrong
+ * size, 404, offline, cancelled, a garbage partial, a wrong hand-placed file,
+ * a cached copy corrupted on disk) refused, never cached, message says what
+ * to do.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CASES, corruptionRig, randomFlipCase, type CaseOutcome } from '../reliability/corruption-scenario.js';
+import { runWeightsCases } from '../reliability/corruption-weights-scenario.js';
 import { recordFigure } from './figures.js';
 
 const FLIPS = Number(process.env['CORRUPTION_FLIPS'] ?? 60);
@@ -49,4 +56,17 @@ test(`corruption: ${CASES.length} fixed cases and ${FLIPS} random byte flips are
     },
   });
   assert.deepEqual(failed.map((o) => `${o.id} (${o.note}): ${o.problems.join('; ')}`), []);
+});
+
+test('weights: interrupted downloads and hash mismatches are refused, never cached, and say what to do', async () => {
+  const outcomes = await runWeightsCases();
+  const failed = outcomes.filter((o) => !o.ok);
+  recordFigure({
+    id: 'weights-faults',
+    label: 'weights download faults refused, never cached, message says what to do (real HTTP on 127.0.0.1)',
+    value: outcomes.length - failed.length,
+    of: outcomes.length,
+    detail: { cases: outcomes.map((o) => `${o.ok ? 'ok' : 'FAILED'} ${o.id}: ${o.what}`), failures: failed.map((o) => `${o.id}: ${o.problems.join('; ')}`) },
+  });
+  assert.deepEqual(failed.map((o) => `${o.id}: ${o.problems.join('; ')}`), []);
 });
