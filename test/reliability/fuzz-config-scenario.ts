@@ -662,6 +662,7 @@ export async function runFuzzConfig(opts: FuzzOptions): Promise<FuzzReport> {
   let maxRssMiB = 0;
   const cliEvery = opts.cliSample && opts.cliSample > 0 ? Math.max(1, Math.floor(opts.count / opts.cliSample)) : 0;
   const cliQueue: { index: number; c: FuzzCase }[] = [];
+  let cliPending = false;
   gc();
   const rss0 = process.memoryUsage().rss;
   const ws = path.join(root, 'ws');
@@ -755,7 +756,13 @@ export async function runFuzzConfig(opts: FuzzOptions): Promise<FuzzReport> {
         if (again > caseBudgetMiB) found.push({ kind: 'memory', message: `heap grew ${again.toFixed(0)} MiB (budget ${caseBudgetMiB.toFixed(0)} MiB for ${inputMiB.toFixed(1)} MiB of input)` });
       }
       if (index % 50 === 0) maxRssMiB = Math.max(maxRssMiB, (process.memoryUsage().rss - rss0) / MiB);
-      if (cliEvery > 0 && index % cliEvery === 0 && cliQueue.length < opts.cliSample!) cliQueue.push({ index, c });
+      // Linux refuses a single argument over 128 KiB (E2BIG): such -S cases cannot reach a process; the next case goes instead.
+      const argvFits = (c.overrides ?? []).every((o) => Buffer.byteLength(o) < 100_000);
+      if (cliEvery > 0 && index % cliEvery === 0 && cliQueue.length < opts.cliSample!) cliPending = true;
+      if (cliPending && argvFits) {
+        cliQueue.push({ index, c });
+        cliPending = false;
+      }
       if (found.length === 0) {
         if (accepted) stats.accepted++;
         else stats.rejected++;
@@ -822,6 +829,10 @@ function runProcess(cmd: string, args: readonly string[], cwd: string, timeoutMs
       if (stderr.length < 1_000_000) stderr += d;
     });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      resolve({ code: null, signal: null, stderr: `${stderr}spawn failed: ${e.message}` });
+    });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       resolve({ code, signal, stderr });
