@@ -34,7 +34,8 @@
  * Kills rotate through three modes: `fresh` (empty workspace and cache),
  * `double` (the run after the kill is killed too before a third completes)
  * and `restore` (cache of the previous kill kept, workspace wiped, so the run
- * restores everything; killed over the span of such a restore).
+ * restores everything; killed at a time drawn over the span of such a
+ * restore, counted from the run's first stage-start event).
  *
  * This module does not assert: it returns a report; the tests judge it.
  */
@@ -53,7 +54,7 @@ const MODES: readonly KillMode[] = ['fresh', 'double', 'restore'];
 export interface KillOutcome {
   readonly index: number;
   readonly mode: KillMode;
-  /** When each kill was sent, in ms after the CLI started (two for `double`). */
+  /** When each kill was sent, in ms after the CLI started (two for `double`); for `restore`, after its first stage began. */
   readonly killAtMs: readonly number[];
   /**
    * What was running at each kill: stage ids (`name (restore)` when restoring), or `startup` (no stage began),
@@ -80,7 +81,7 @@ export interface CrashKillReport {
   readonly coldRunMs: number;
   /** Wall time of a run that restores everything from the cache. */
   readonly restoreRunMs: number;
-  /** When that run's first restore began (kills of `restore` mode are drawn between this and `restoreRunMs`). */
+  /** When that run's first restore began (kills of `restore` mode are drawn over the rest, counted from the first stage). */
   readonly restoreStartMs: number;
   readonly outcomes: readonly KillOutcome[];
   /** Kill events by what was running (a kill during two stages counts for both). */
@@ -331,21 +332,23 @@ async function registeredChildren(workspace: string): Promise<number[]> {
 interface KillResult {
   readonly running: string[];
   readonly orphans: number[];
-  /** Set when the run ended on its own before the kill time: how long it took. */
+  /** Set when the run ended on its own before the kill time: how long it took (from its first stage with `fromFirstStage`). */
   readonly exitedAfterMs?: number;
   /** When the first stage began, in ms after the start (when one did). */
   readonly firstStageMs?: number;
 }
 
 /**
- * Runs the CLI and SIGKILLs it `atMs` after the start (unless it exits
- * first); returns what was running then and the pids of its stage children.
+ * Runs the CLI and SIGKILLs it `atMs` after the start, or with
+ * `fromFirstStage` after its first stage began (unless it exits first);
+ * returns what was running then and the pids of its stage children.
  */
-async function killAt(rig: E2eRig, cacheDir: string, atMs: number, stages: readonly string[]): Promise<KillResult> {
+async function killAt(rig: E2eRig, cacheDir: string, atMs: number, stages: readonly string[], fromFirstStage = false): Promise<KillResult> {
   const t0 = Date.now();
   const r = rig.start(['run', '--json', '--cache', cacheDir]);
   let exitedAt: number | undefined;
   void r.done.then(() => (exitedAt = Date.now()));
+  if (fromFirstStage) await r.waitFor(/"type":"stage-start"/, RUN_TIMEOUT_MS).catch(() => undefined);
   await new Promise((res) => setTimeout(res, atMs));
   let orphans: number[] = [];
   if (exitedAt === undefined) {
@@ -357,11 +360,12 @@ async function killAt(rig: E2eRig, cacheDir: string, atMs: number, stages: reado
   const res = await r.done;
   const exited = exitedFirst || res.signal !== 'SIGKILL';
   const first = eventsOf(res.stdout).find((e) => e.type === 'stage-start');
+  const firstMs = first !== undefined && typeof first['time'] === 'number' ? Math.max(0, (first['time'] as number) - t0) : undefined;
   return {
     running: runningAt(res.stdout, stages, exited),
     orphans,
-    ...(exited ? { exitedAfterMs: (exitedAt ?? Date.now()) - t0 } : {}),
-    ...(first !== undefined && typeof first['time'] === 'number' ? { firstStageMs: Math.max(0, (first['time'] as number) - t0) } : {}),
+    ...(exited ? { exitedAfterMs: (exitedAt ?? Date.now()) - t0 - (fromFirstStage && firstMs !== undefined ? firstMs : 0) } : {}),
+    ...(firstMs !== undefined ? { firstStageMs: firstMs } : {}),
   };
 }
 
@@ -480,7 +484,8 @@ export async function crashKillScenario(kills: number, seed: number, opts: Crash
     // Kill windows, re-measured whenever a run to be killed ends first (the machine's load changes run times).
     const windows: Record<'cold' | 'restore', { start: number; end: number }> = {
       cold: { start: 0, end: coldRunMs },
-      restore: { start: restoreStartMs, end: restoreRunMs },
+      // Restores are killed relative to the first stage's start (CLI startup times vary more than the restore takes).
+      restore: { start: 0, end: Math.max(restoreRunMs - restoreStartMs, 100) },
     };
     for (let i = 0; i < kills; i++) {
       // `restore` needs the previous kill's filled cache: the first kill is always `fresh`.
@@ -499,11 +504,10 @@ export async function crashKillScenario(kills: number, seed: number, opts: Crash
         await resetWorkspace(rig);
         if (mode !== 'restore') await fs.rm(runCache, { recursive: true, force: true });
         const at = Math.round(w.start + draws[attempt]! * (w.end - w.start));
-        const k = await killAt(rig, runCache, at, ref.stages);
+        const k = await killAt(rig, runCache, at, ref.stages, mode === 'restore');
         if (k.exitedAfterMs !== undefined && attempt + 1 < MAX_ATTEMPTS) {
           missed++;
-          w.end = k.exitedAfterMs;
-          if (mode === 'restore' && k.firstStageMs !== undefined) w.start = Math.min(k.firstStageMs, w.end);
+          w.end = Math.max(k.exitedAfterMs, 1);
           continue;
         }
         killAtMs.push(at);
@@ -524,7 +528,7 @@ export async function crashKillScenario(kills: number, seed: number, opts: Crash
       const failures = await checkCompleted(rig, runCache, r, ref, orphans);
       const o: KillOutcome = { index: i, mode, killAtMs, runningAtKill, missed, survived: failures.length === 0, failures, cycleMs: Date.now() - t0 };
       outcomes.push(o);
-      log(`kill ${i + 1}/${kills} ${mode} at ${killAtMs.join('+')} ms${missed > 0 ? ` (${missed} earlier draw(s) came after the run ended)` : ''} during ${runningAtKill.map((x) => x.join('+')).join(' / ')}: ${o.survived ? 'survived' : `FAILED\n  ${failures.join('\n  ')}`} (${o.cycleMs} ms)`);
+      log(`kill ${i + 1}/${kills} ${mode} at ${mode === 'restore' ? 'first stage + ' : ''}${killAtMs.join('+')} ms${missed > 0 ? ` (${missed} earlier draw(s) came after the run ended)` : ''} during ${runningAtKill.map((x) => x.join('+')).join(' / ')}: ${o.survived ? 'survived' : `FAILED\n  ${failures.join('\n  ')}`} (${o.cycleMs} ms)`);
     }
     return { kills: outcomes.length, survived: outcomes.filter((o) => o.survived).length, seed, coldRunMs, restoreRunMs, restoreStartMs, outcomes, killsByStage };
   } finally {
