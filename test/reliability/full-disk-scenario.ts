@@ -6,6 +6,10 @@
  * the resize item cache only, or on the experiments directory only, with a
  * filler file taking the space that "freeing space" later gives back.
  *
+ * (Mounts hold whole directories the engine renames within: the cache, the
+ * workspace, or an item-cache namespace, never e.g. `experiments/` alone,
+ * whose temp files live in the cache's `tmp/`.)
+ *
  * Each case checks that a run that cannot fit:
  * - fails (exit 1) with a line naming the stage and saying "no space left on
  *   device (ENOSPC)", and no stack trace;
@@ -318,19 +322,21 @@ export async function itemsFull(opts: { kib: number; leaveKiB: number }): Promis
 }
 
 /**
- * Only `cache/experiments` on a tiny full tmpfs: the stages run and record,
- * the experiment record cannot be written. The user is told plainly; no
- * partial record file is left; earlier experiments are still listed; with
- * space freed the next run records its experiment.
+ * The cache on a tmpfs filled completely after a first run; a second run
+ * asks for nothing new but a name (`-n`), so every stage is fresh and the
+ * only write it needs is the experiment record, which meets ENOSPC. The user
+ * is told plainly; no partial record file is left; earlier experiments are
+ * still listed; with space freed the next run records its experiment.
  */
 export async function experimentFull(opts: { kib: number }): Promise<DiskOutcome> {
   const t0 = performance.now();
   const problems: string[] = [];
   await using rig = await diskRig(3);
-  const cache = path.join(rig.dir, 'cache');
-  await using m = await mountTmpfs(path.join(cache, 'experiments'), opts.kib);
+  await using m = await mountTmpfs(path.join(rig.dir, 'disk'), opts.kib);
+  const cache = path.join(m.dir, 'cache');
+  const expDir = path.join(cache, 'experiments');
   await rig.write('pipeline.yaml', diskPipeline(rig, 4, 8));
-  let r = await rig.cli(['run', '--cache', cache]);
+  let r = await rig.cli(['run', '--cache', cache, '-n', 'first']);
   if (r.code !== 0) problems.push(`the first run failed: ${r.stdout.slice(-400)}`);
   const listed = async (): Promise<number> => {
     const l = await rig.cli(['exp', 'list', '--json', '--cache', cache]);
@@ -344,21 +350,19 @@ export async function experimentFull(opts: { kib: number }): Promise<DiskOutcome
   };
   if ((await listed()) !== 1) problems.push('the first experiment is not listed');
   fill(path.join(m.dir, 'filler'), 0);
-  await rig.write('pipeline.yaml', diskPipeline(rig, 5, 8));
-  r = await rig.cli(['run', '--cache', cache]);
+  r = await rig.cli(['run', '--cache', cache, '-n', 'second']);
   const line = (r.stdout + r.stderr).split('\n').find((l) => /experiment/.test(l) && /no space left on device/.test(l));
   const hitFull = line !== undefined;
   if (!hitFull) problems.push(`no plain "could not record the experiment: … no space left on device" line: ${r.stderr}`);
   if (STACK.test(r.stdout) || STACK.test(r.stderr)) problems.push('stack trace printed');
-  if (r.code !== 0) problems.push(`exit ${r.code}: the stages themselves succeeded and recorded`);
-  const partial = fs.readdirSync(m.dir).filter((n) => n.endsWith('.tmp'));
-  if (partial.length > 0) problems.push(`partial experiment files left: ${partial.join(', ')}`);
+  if (r.code !== 0) problems.push(`exit ${r.code}: the stages themselves were all fresh`);
+  const partial = [...fs.readdirSync(expDir).filter((n) => !/^[0-9a-f]+\.json$/.test(n) && n !== 'latest'), ...tmpLeft(cache)];
+  if (partial.length > 0) problems.push(`partial files left: ${partial.join(', ')}`);
   if ((await listed()) !== 1) problems.push('the earlier experiment is no longer listed (or a partial one is)');
   const s = await rig.cli(['status', '--json', '--cache', cache]);
   if (!(JSON.parse(s.stdout) as { status: string }[]).every((x) => x.status === 'fresh')) problems.push(`the stages' own records were lost: ${s.stdout}`);
   fs.rmSync(path.join(m.dir, 'filler'), { force: true });
-  await rig.write('pipeline.yaml', diskPipeline(rig, 6, 8));
-  r = await rig.cli(['run', '--cache', cache]);
+  r = await rig.cli(['run', '--cache', cache, '-n', 'third']);
   if (r.code !== 0 || /could not record/.test(r.stderr)) problems.push(`after freeing space the run did not record: ${r.stderr}`);
   if ((await listed()) !== 2) problems.push('the new experiment is not listed after freeing space');
   return { id: `experiment-full-${opts.kib}k`, what: 'the experiment record write on a full tmpfs', ok: problems.length === 0, problems, hitFull, ...(line ? { message: line } : {}), seconds: (performance.now() - t0) / 1000 };

@@ -37,7 +37,7 @@ test("full disk under resize's item cache: resize fails with ENOSPC in plain wor
 });
 
 test('full disk under the experiment records: a plain warning, no partial record, earlier experiments listed, recorded again once space is freed', { skip }, async () => {
-  const o = await experimentFull({ kib: 64 });
+  const o = await experimentFull({ kib: 512 });
   expectHandled(o);
   assert.match(o.message!, /could not record the experiment: .*no space left on device/);
 });

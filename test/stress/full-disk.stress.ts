@@ -24,7 +24,7 @@ test('full disk at many points: every run fails cleanly or completes correctly',
   for (const leaveKiB of [0, 4, 16, 48, 96, 160, 240, 320, 400, 480]) outcomes.push(await cacheFull({ kib: 1024, leaveKiB, bigKb: 400 }));
   for (const leaveKiB of [0, 8, 48, 200, 400]) outcomes.push(await workspaceFull({ kib: 2048, leaveKiB, bigKb: 400 }));
   for (const leaveKiB of [0, 8, 32, 64, 100, 140]) outcomes.push(await itemsFull({ kib: 256, leaveKiB }));
-  for (const kib of [16, 64]) outcomes.push(await experimentFull({ kib }));
+  for (const kib of [512, 1024]) outcomes.push(await experimentFull({ kib }));
   const failed = outcomes.filter((o) => !o.ok);
   recordFigure({
     id: 'full-disk',
