@@ -62,9 +62,15 @@ export function isInside(inner: string, outer: string): boolean {
   return outer === '.' || inner === outer || inner.startsWith(`${outer}/`);
 }
 
-/** A RegExp for a glob: `**` any depth, `*` and `?` within a segment, `{a,b}` alternatives, `[...]` classes. */
+/**
+ * A RegExp for a glob: `**` any depth, `*` and `?` within a segment, `{a,b}`
+ * alternatives, `[...]` classes. Never throws: an unclosed `{` or `[`, or a
+ * class JavaScript rejects (`[z-a]`), is matched literally (a dep such as
+ * `$${x` made `new RegExp` throw "Unterminated group").
+ */
 export function globToRegExp(glob: string): RegExp {
   let re = '';
+  let depth = 0;
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i];
     if (c === '*' && glob[i + 1] === '*') {
@@ -72,19 +78,35 @@ export function globToRegExp(glob: string): RegExp {
       i += glob[i + 2] === '/' ? 2 : 1;
     } else if (c === '*') re += '[^/]*';
     else if (c === '?') re += '[^/]';
-    else if (c === '{') re += '(?:';
-    else if (c === '}') re += ')';
-    else if (c === ',' && re.includes('(?:')) re += '|';
+    else if (c === '{' && glob.indexOf('}', i + 1) >= 0) {
+      depth++;
+      re += '(?:';
+    } else if (c === '}' && depth > 0) {
+      depth--;
+      re += ')';
+    } else if (c === ',' && depth > 0) re += '|';
     else if (c === '[') {
       const end = glob.indexOf(']', i + 1);
-      if (end < 0) re += '\\[';
+      const cls = end < 0 ? undefined : `[${glob.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\')}]`;
+      if (cls === undefined || !validRegExp(cls)) re += '\\[';
       else {
-        re += `[${glob.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\')}]`;
+        re += cls;
         i = end;
       }
-    } else re += c.replace(/[.+^$()|\\]/g, '\\$&');
+    } else re += c.replace(/[.+^$()|\\{}]/g, '\\$&');
   }
-  return new RegExp(`^${re}$`);
+  // Braces opened and never closed (`{a{b}`): close them so the pattern stays valid.
+  re += ')'.repeat(depth);
+  return validRegExp(`^${re}$`) ? new RegExp(`^${re}$`) : new RegExp(`^${glob.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+}
+
+function validRegExp(source: string): boolean {
+  try {
+    new RegExp(source);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

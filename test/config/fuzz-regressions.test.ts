@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { configRig } from './rig.js';
-import { normalizeRel } from '../../src/analyze/paths.js';
+import { globToRegExp, normalizeRel } from '../../src/analyze/paths.js';
 
 const rig = configRig();
 after(() => rig.dispose());
@@ -113,4 +113,15 @@ test("a NUL byte in cache: or in a built-in's file parameter is a located diagno
   assert.equal(ds[0].message, 'cache: contains a NUL character');
   ds = await diagnostics('name: c\nstages:\n  a:\n    uses: ingest\n    with: {source: "da\\0ta"}\n');
   assert.match(ds[0].message, /^stages\.a\.with names a file path that contains a NUL character/);
+});
+
+test('a dep with an unclosed { or [ (e.g. a literal $${) is analysed, not a thrown "Invalid regular expression"', async () => {
+  for (const dep of ['$${params.x', 'data/{a', 'data/[z-a]', 'x{a,{b}', 'data/x[']) {
+    const g = await rig.graph(`name: g\nstages:\n  a:\n    cmd: echo\n    outs: [data/out]\n  b:\n    cmd: echo\n    deps: [${JSON.stringify(dep)}]\n`);
+    assert.ok(g.stages.has('b' as never), dep);
+  }
+  assert.equal(globToRegExp('data/{a').test('data/{a'), true, 'an unclosed brace is literal');
+  assert.equal(globToRegExp('[z-a]').test('[z-a]'), true, 'a class JavaScript rejects is literal');
+  assert.equal(globToRegExp('{a,b}/*.csv').test('b/x.csv'), true);
+  assert.equal(globToRegExp('**/a,b').test('x/a,b'), true, 'a comma outside braces is literal');
 });

@@ -27,7 +27,7 @@ test(`fuzz-config: ${count} fuzzed pipeline files without a crash, every failure
       problems: kinds,
       firstProblems: r.problems.slice(0, 5).map((p) => ({ index: p.index, mutator: p.mutator, kind: p.kind, message: p.message.slice(0, 300) })),
       maxMs: Math.round(r.maxMs),
-      maxMsMeaning: 'slowest load, CPU ms (user+system); budget 1000',
+      maxMsMeaning: 'slowest load, CPU ms (user+system); budget 1000 ms + 2000 ms per MiB of input; heap budget 64 MiB + 128x input',
       maxMsMutator: r.maxMsMutator,
       maxWallMs: Math.round(r.maxWallMs),
       maxHeapMiB: Math.round(r.maxHeapMiB),
