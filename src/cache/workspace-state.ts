@@ -21,6 +21,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { writeFileAtomic } from './atomic.js';
+import { currentProcess } from './process-id.js';
 import { type OutputManifest, toPosix } from './manifest.js';
 
 /** A materialised file: `[path relative to the output's dest, size, mtimeNs, ino]` (bigints as decimal strings). */
@@ -104,7 +105,12 @@ export class WorkspaceState {
     this.stages = stages;
   }
 
-  /** Loads the state (missing or unreadable → empty). */
+  /**
+   * Loads the state (missing or unreadable → empty). A workspace with no
+   * state file yet gets an empty one at once (best effort), so a concurrent
+   * `cache gc` finds the workspace (and its run lock) before its first stage
+   * has finished: gc keeps the records a live run writes (store.ts).
+   */
   static async open(cacheRoot: string, workspace: string): Promise<WorkspaceState> {
     const ws = path.resolve(workspace);
     const file = path.join(workspaceDir(cacheRoot, ws), 'state.json');
@@ -112,8 +118,12 @@ export class WorkspaceState {
     try {
       const raw = JSON.parse(await fsp.readFile(file, 'utf8')) as StateFile;
       if (raw.format === 'pipeline.workspace-state/v1' && raw.workspace === ws) stages = raw.stages;
-    } catch {
-      /* fresh workspace */
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        const empty: StateFile = { format: 'pipeline.workspace-state/v1', workspace: ws, stages: {} };
+        // Never over an existing file (another process may have written one meanwhile); failures only cost gc that hint.
+        await writeNew(file, JSON.stringify(empty), path.join(cacheRoot, 'tmp')).catch(() => {});
+      }
     }
     return new WorkspaceState(path.resolve(cacheRoot), ws, stages);
   }
@@ -192,6 +202,26 @@ export class WorkspaceState {
       }
     }
     return out;
+  }
+}
+
+/**
+ * Creates `file` with `text` only if it does not exist: a temp in `tmpDir` (a
+ * cache's tmp/, owner-named as `CacheStore.tmpName` does, so a killed
+ * writer's temp is cleaned), then a hard link: the file is whole or absent.
+ */
+async function writeNew(file: string, text: string, tmpDir: string): Promise<void> {
+  await fsp.mkdir(path.dirname(file), { recursive: true });
+  await fsp.mkdir(tmpDir, { recursive: true });
+  const me = currentProcess();
+  const tmp = path.join(tmpDir, `${me.hostname}~${me.pid}~${me.start ?? ''}~${crypto.randomBytes(6).toString('hex')}.state.json.new`);
+  await fsp.writeFile(tmp, text, { flag: 'wx' });
+  try {
+    await fsp.link(tmp, file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  } finally {
+    await fsp.rm(tmp, { force: true });
   }
 }
 

@@ -154,3 +154,17 @@ test('a stale lock whose breaker file was left by a process killed while reclaim
   assert.equal(await fs.access(`${file}.break`).then(() => true, () => false), false, 'the dead breaker is gone');
   await lock.value.release();
 });
+
+test("a workspace's first run is visible to gc before its first stage finishes: its young records stay", async () => {
+  await using t = await tempDir();
+  const cacheDir = path.join(t.dir, 'cache');
+  const ws = path.join(t.dir, 'new-ws');
+  const store = await CacheStore.open(cacheDir);
+  const lock = await acquireLock(workspaceLockPath(ws), { purpose: 'pipeline run' });
+  assert.ok(lock.ok);
+  await WorkspaceState.open(cacheDir, ws); // what the run does after taking the lock; nothing saved yet
+  const key = await recordOne(store, 'first stage of a new workspace');
+  assert.equal((await store.gc(new Set())).removedRecords, 0);
+  assert.ok(await store.readRecord(key));
+  await lock.value.release();
+});
