@@ -14,7 +14,9 @@
  * seeded-random time drawn over the span of a cold run, runs it again to
  * completion and checks ({@link checkCompleted}). Run times vary with the
  * machine's load: when a run ends before its kill time, the span is
- * re-measured from that run and the kill redrawn (up to 3 draws per kill).
+ * re-measured from that run and the kill redrawn (up to 3 draws per kill);
+ * after each `fresh` kill the span moves halfway to kill time + the
+ * completing run's time (about a cold run at the current load).
  * The checks:
  * - exit 0, the run ends ok, and a further run has nothing to do;
  * - every output file under `out/` equals the reference's, byte for byte,
@@ -481,7 +483,8 @@ export async function crashKillScenario(kills: number, seed: number, opts: Crash
     const random = rng(seed);
     const outcomes: KillOutcome[] = [];
     const killsByStage: Record<string, number> = {};
-    // Kill windows, re-measured whenever a run to be killed ends first (the machine's load changes run times).
+    // Kill windows, re-measured whenever a run to be killed ends first, and the cold one after every fresh kill
+    // (kill time + the completing run's time, averaged in): the machine's load changes run times.
     const windows: Record<'cold' | 'restore', { start: number; end: number }> = {
       cold: { start: 0, end: coldRunMs },
       // Restores are killed relative to the first stage's start (CLI startup times vary more than the restore takes).
@@ -524,7 +527,10 @@ export async function crashKillScenario(kills: number, seed: number, opts: Crash
         orphans.push(...k.orphans);
       }
       for (const running of runningAtKill) for (const s of running) killsByStage[s] = (killsByStage[s] ?? 0) + 1;
+      const tc = Date.now();
       const r = await complete(rig, runCache);
+      // A fresh kill plus the run that finishes its work is about one cold run at today's load: track it both ways.
+      if (mode === 'fresh' && r.code === 0 && missed === 0 && !runningAtKill[0]!.includes('exited')) w.end = Math.round((w.end + killAtMs[0]! + (Date.now() - tc)) / 2);
       const failures = await checkCompleted(rig, runCache, r, ref, orphans);
       const o: KillOutcome = { index: i, mode, killAtMs, runningAtKill, missed, survived: failures.length === 0, failures, cycleMs: Date.now() - t0 };
       outcomes.push(o);
