@@ -288,6 +288,10 @@ export class CacheStore {
       files[i] = await this.adopt(path.join(dir, rels[i]!), rels[i]!, 'move', corrupt);
     });
     if (refs !== undefined && refs.refs.length > 0) files.push(...(await this.adoptRefs(refs, new Set(rels), corrupt)));
+    // Objects found present (shared inodes linked when the stage started, possibly long ago; bytes
+    // already stored) keep their age otherwise: mark them used now, so that a concurrent gc's grace
+    // covers them until the record that names them is written (one chmod per file).
+    for (const f of files) touchCtime(this.objectPath(f.sha256));
     await this.saveInodeMemo();
     return makeManifest(files);
   }
