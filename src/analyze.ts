@@ -11,15 +11,17 @@
  * It does not read files (the loader passes the parsed source, the params and
  * the registry), validate the pipeline schema, or decide freshness.
  */
+import path from 'node:path';
 import type { Diagnostic, SourceLocation } from './diagnostic.js';
 import type { DepSpec, JsonObject, JsonValue, PipelineGraph, StageId, StageNode } from './pipeline.js';
 import { locate, locateKey, type YamlSource } from './config/source.js';
 import type { SchemaValidator } from './config/schema-cache.js';
 import { ok, err, type Result } from './result.js';
-import { dedupeDiagnostics, isObject, report, type AnalyzeContext } from './analyze/context.js';
+import { dedupeDiagnostics, isObject, report, shown, type AnalyzeContext } from './analyze/context.js';
 import { expandStages, type StageInstance } from './analyze/expand.js';
 import { buildBuiltin, buildCmd, collectOutputs, type BuildEnv, type EdgeInfo, type PartialNode, type StageOutputs, type StageRegistry } from './analyze/stages.js';
-import { depTouchesOutput, escapesWorkspace, isGlob, isInside } from './analyze/paths.js';
+import { depTouchesOutput, escapesWorkspace, isGlob, isInside, normalizeRel, unusablePath } from './analyze/paths.js';
+import { interpolateString } from './analyze/interp.js';
 import { dagFromEdges } from './graph/dag.js';
 import { findCycles } from './graph/cycles.js';
 import { topoSort } from './graph/topo.js';
@@ -42,9 +44,35 @@ export interface AnalyzeInput {
   readonly stageSchema: (name: string) => Result<SchemaValidator, string>;
 }
 
+/**
+ * The `external:` folders: interpolated with params (so `-S source=/data/x` can move a
+ * dataset and its folder together), normalised; a folder inside the workspace or one
+ * that cannot name a path is reported.
+ */
+function externalRoots(ctx: AnalyzeContext, raw: JsonValue | undefined): string[] {
+  if (!Array.isArray(raw)) return [];
+  const roots: string[] = [];
+  raw.forEach((item, i) => {
+    if (typeof item !== 'string') return; // the schema reported it
+    const at = ['external', i];
+    const v = interpolateString(ctx, item, at, { onParam: () => {}, field: 'external' });
+    if (typeof v !== 'string') return;
+    const bad = unusablePath(v);
+    const p = normalizeRel(v);
+    if (bad !== undefined || !escapesWorkspace(p)) {
+      const why = bad !== undefined ? `it ${bad}` : 'it is inside the workspace, where every dependency is allowed anyway';
+      report(ctx, 'invalid-value', `external[${i}] must name a folder outside the workspace, got '${shown(v)}' (${why})`, locate(ctx.source, at));
+      return;
+    }
+    roots.push(path.resolve(ctx.workspace, p));
+  });
+  return roots;
+}
+
 /** Analyses the pipeline; all diagnostics found, or the graph. */
 export function analyzePipeline(input: AnalyzeInput): Result<PipelineGraph, Diagnostic[]> {
-  const ctx: AnalyzeContext = { source: input.source, params: input.params, diagnostics: [] };
+  const ctx: AnalyzeContext = { source: input.source, params: input.params, diagnostics: [], workspace: input.workspace, external: [] };
+  (ctx.external as string[]).push(...externalRoots(ctx, input.config.external));
   const stagesRaw = isObject(input.config.stages) ? input.config.stages : {};
   const { instances, groups } = expandStages(ctx, stagesRaw);
   const byId = new Map<StageId, StageInstance>(instances.map((i) => [i.id, i]));

@@ -12,6 +12,10 @@ export interface AnalyzeContext {
   /** The merged params tree (inline, params files, overrides). */
   readonly params: JsonObject;
   readonly diagnostics: Diagnostic[];
+  /** Absolute path of the workspace (the pipeline file's folder). */
+  readonly workspace: string;
+  /** The folders outside the workspace that dependencies may name (`external:`), absolute. */
+  readonly external: readonly string[];
 }
 
 /** Records an error. */

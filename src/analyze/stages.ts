@@ -6,6 +6,7 @@
  * location that caused it (for cycle reports). Does not order stages, infer
  * edges from paths or check outputs across stages (`analyze.ts` does).
  */
+import path from 'node:path';
 import type { SourceLocation } from '../diagnostic.js';
 import type { BuiltinStageNode, CmdStageNode, DepSpec, JsonObject, JsonValue, OutSpec, ParamRead, StageId } from '../pipeline.js';
 import type { BuiltinStage } from '../../stages/types.js';
@@ -117,8 +118,9 @@ function checkOutPath(ctx: AnalyzeContext, raw: string, at: TreePath): string | 
 
 /**
  * A dependency path, normalised; undefined (reported) when it cannot name a
- * file. Paths outside the workspace are allowed: dependencies are only read
- * (a dataset elsewhere, `../scripts/x.mjs`), never written or deleted.
+ * file. A path outside the workspace must lie in a folder the pipeline lists
+ * under `external:` (a dataset elsewhere, `../scripts`): reading outside is a
+ * decision the file states, not something a typo or a pasted stage does.
  */
 function checkDepPath(ctx: AnalyzeContext, raw: string, at: TreePath): string | undefined {
   const bad = unusablePath(raw);
@@ -126,7 +128,18 @@ function checkDepPath(ctx: AnalyzeContext, raw: string, at: TreePath): string | 
     report(ctx, 'invalid-value', `${pathToString(at)} ${bad}: '${shown(raw)}'`, locate(ctx.source, at));
     return undefined;
   }
-  return normalizeRel(raw);
+  const p = normalizeRel(raw);
+  if (escapesWorkspace(p) && !ctx.external.some((root) => isInsideAbs(path.resolve(ctx.workspace, p), root))) {
+    const listed = ctx.external.length > 0 ? ` (listed: ${ctx.external.map((r) => `'${r}'`).join(', ')})` : '';
+    report(ctx, 'invalid-value', `${pathToString(at)} '${shown(raw)}' is outside the workspace; list its folder under \`external:\` to read it${listed}`, locate(ctx.source, at));
+    return undefined;
+  }
+  return p;
+}
+
+/** Whether absolute `inner` is `outer` or below it. */
+function isInsideAbs(inner: string, outer: string): boolean {
+  return inner === outer || inner.startsWith(outer.endsWith('/') ? outer : `${outer}/`);
 }
 
 /**

@@ -11,7 +11,7 @@ import { e2eRig, pipelineYaml } from '../helpers/rig.js';
 test('run, status, dag, explain, cache and watch take -f FILE like exp/diff/report; two different files are a usage error', async () => {
   await using rig = await e2eRig();
   await rig.write('data.txt', 'x\n');
-  await rig.write('pipelines/demo.yaml', pipelineYaml({ name: 'demo', stages: { prep: { cmd: rig.step('prep', '--in', '../data.txt', '--out', 'prep.txt'), deps: ['../data.txt'], outs: ['prep.txt'] } } }));
+  await rig.write('pipelines/demo.yaml', pipelineYaml({ name: 'demo', external: ['../data.txt'], stages: { prep: { cmd: rig.step('prep', '--in', '../data.txt', '--out', 'prep.txt'), deps: ['../data.txt'], outs: ['prep.txt'] } } }));
   const status = await rig.cli(['status', '-f', 'pipelines/demo.yaml']);
   assert.equal(status.code, 0, status.stderr);
   assert.match(status.stdout, /^prep +stale +never run/);

@@ -96,13 +96,24 @@ test('an escaping output that comes from a param, an -S override or a foreach it
   assert.match(r.message, /got 'out\/\.\.\/\.\.\/bad'/);
 });
 
-test('dependencies outside the workspace are allowed: they are only read (pipelines/fashion-mnist.yaml reads its dataset this way)', async () => {
-  const g = await rig.graph('name: p\nstages:\n  a:\n    cmd: echo\n    deps: [../data.csv, /srv/datasets/x, "foo/../../y"]\n');
+test('dependencies outside the workspace are refused unless their folder is listed under external:', async () => {
+  for (const dep of ['../data.csv', '/srv/datasets/x', 'foo/../../y']) {
+    const r = await refusal(`name: p\nstages:\n  a:\n    cmd: echo\n    deps: [${JSON.stringify(dep)}]\n`);
+    assert.match(r.message, /^stages\.a\.deps\[0\] '.*' is outside the workspace; list its folder under `external:` to read it$/);
+    assert.equal(r.at, JSON.stringify(dep));
+  }
+  // Listed folders (relative to the file, absolute, or from a param, so -S moves a dataset and its permission together).
+  const g = await rig.graph('name: p\nparams:\n  src: /srv/datasets\nexternal: [.., "${params.src}"]\nstages:\n  a:\n    cmd: echo\n    deps: [../data.csv, /srv/datasets/x, "foo/../../y"]\n');
   const a = g.stages.get('a' as never)!;
   assert.deepEqual(
     a.deps.map((d) => (d.kind === 'path' ? d.path : d.stage)),
     ['../data.csv', '/srv/datasets/x', '../y'],
   );
+  const moved = await refusal('name: p\nparams:\n  src: /srv/datasets\nexternal: ["${params.src}"]\nstages:\n  a:\n    cmd: echo\n    deps: ["${params.src}/x", /srv/other/y]\n');
+  assert.match(moved.message, /deps\[1\] '\/srv\/other\/y' is outside the workspace; .*\(listed: '\/srv\/datasets'\)/);
+  const inside = await refusal('name: p\nexternal: [data]\nstages:\n  a:\n    cmd: echo\n');
+  assert.match(inside.message, /^external\[0\] must name a folder outside the workspace, got 'data' \(it is inside the workspace/);
+  assert.equal(inside.at, 'data');
 });
 
 test('run time: an output through a symlinked directory that leads outside is refused, and nothing is written there', async () => {
