@@ -114,6 +114,7 @@ export function analyzePipeline(input: AnalyzeInput): Result<PipelineGraph, Diag
     name: typeof input.config.name === 'string' ? input.config.name : '',
     file: input.source.file,
     workspace: input.workspace,
+    ...(ctx.external.length > 0 ? { external: ctx.external } : {}),
     params: input.params,
     stages,
     configFiles: input.configFiles,

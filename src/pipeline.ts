@@ -100,6 +100,8 @@ export interface PipelineGraph {
   readonly file: string;
   /** Absolute path of the workspace (the pipeline file's directory); all relative paths resolve against it. */
   readonly workspace: string;
+  /** Absolute folders outside the workspace that dependencies may read (`external:`); absent: none. */
+  readonly external?: readonly string[];
   /** The full params tree after merging params files and `-S` overrides. */
   readonly params: JsonObject;
   /** Stages by id, in topological order (ties broken by file order). */

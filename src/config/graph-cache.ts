@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import type { PipelineGraph, StageId, StageNode } from '../pipeline.js';
 
 /** Bump when the entry format or the meaning of a graph field changes. */
-const FORMAT = 2;
+const FORMAT = 3; // 3: graphs carry `external`
 
 interface Entry {
   readonly format: number;

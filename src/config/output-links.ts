@@ -8,14 +8,16 @@
  * followed, and a link that resolves outside the workspace is a located
  * diagnostic.
  *
- * It does not check dependencies (they are only read, and may live outside
- * the workspace on purpose), and it cannot see a link a stage creates while
+ * Dependencies get the same check, except that a link into a folder listed
+ * under `external:` is allowed (a dataset folder linked from another disk is
+ * common, and the file says so). It cannot see a link a stage creates while
  * the pipeline runs.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Diagnostic, SourceLocation } from '../diagnostic.js';
 import type { PipelineGraph } from '../pipeline.js';
+import { globBase } from '../analyze/paths.js';
 
 /** Diagnostics for outputs whose path passes through a symbolic link that leads outside the workspace. */
 export function checkOutputLinks(graph: PipelineGraph): Diagnostic[] {
@@ -42,7 +44,7 @@ export function checkOutputLinks(graph: PipelineGraph): Diagnostic[] {
       try {
         if (fs.lstatSync(abs).isSymbolicLink()) {
           const target = realTarget(abs);
-          if (target !== undefined && !(target === root || target.startsWith(root + path.sep))) found = { link: prefix, target };
+          if (target !== undefined && !inside(target, root)) found = { link: prefix, target };
         }
       } catch {
         exists = false;
@@ -53,10 +55,24 @@ export function checkOutputLinks(graph: PipelineGraph): Diagnostic[] {
     }
     return undefined;
   };
+  const allowed = (graph.external ?? []).map((r) => realTarget(r) ?? r);
   const out: Diagnostic[] = [];
   for (const node of graph.stages.values()) {
     const paths: { path: string; loc: SourceLocation | undefined }[] =
       node.kind === 'cmd' ? [...node.outs.map((o) => ({ path: o.path, loc: o.loc })), ...node.metrics.map((m) => ({ path: m, loc: undefined }))] : [{ path: node.outDir, loc: undefined }];
+    if (node.kind === 'cmd') {
+      for (const d of node.deps) {
+        if (d.kind !== 'path' || path.isAbsolute(d.path) || d.path.startsWith('../')) continue; // lexical escapes: analysis checked them against external:
+        const hit = escapeOf(globBase(d.path));
+        if (!hit || allowed.some((r) => inside(hit.target, r))) continue;
+        out.push({
+          severity: 'error',
+          reason: 'invalid-value',
+          message: `dependency '${d.path}' of stage '${node.id}' reads outside the workspace: '${hit.link}' is a symbolic link to ${hit.target}; list that folder under \`external:\` to read it`,
+          location: d.loc ?? node.loc,
+        });
+      }
+    }
     for (const p of paths) {
       const hit = escapeOf(p.path);
       if (!hit) continue;
@@ -70,6 +86,10 @@ export function checkOutputLinks(graph: PipelineGraph): Diagnostic[] {
     }
   }
   return out;
+}
+
+function inside(p: string, root: string): boolean {
+  return p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
 }
 
 /** Where a link finally points (a dangling link: its target path resolved as far as it exists). */

@@ -116,6 +116,27 @@ test('dependencies outside the workspace are refused unless their folder is list
   assert.equal(inside.at, 'data');
 });
 
+test('run time: a dependency through a symlinked folder that leads outside is refused, unless that folder is listed under external:', async () => {
+  await using e2e = await e2eRig();
+  const outside = await fs.mkdtemp(path.join(os.tmpdir(), 'outside-'));
+  try {
+    await fs.writeFile(path.join(outside, 'x.csv'), 'a,b\n');
+    await fs.symlink(outside, path.join(e2e.dir, 'data'));
+    const stages = { use: { cmd: e2e.step('use', '--in', 'data/x.csv', '--out', 'copy.csv'), deps: ['data/x.csv'], outs: ['copy.csv'] } };
+    await e2e.write('pipeline.yaml', pipelineYaml({ name: 'link', stages }));
+    const r = await e2e.cli(['run']);
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /pipeline\.yaml:\d+:\d+: error: dependency 'data\/x\.csv' of stage 'use' reads outside the workspace: 'data' is a symbolic link to .*; list that folder under `external:` to read it/);
+    assert.equal(await e2e.count('use'), 0);
+    await e2e.write('pipeline.yaml', pipelineYaml({ name: 'link', external: [outside], stages }));
+    const ok = await e2e.cli(['run']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(await e2e.read('copy.csv'), 'a,b\n');
+  } finally {
+    await fs.rm(outside, { recursive: true, force: true });
+  }
+});
+
 test('run time: an output through a symlinked directory that leads outside is refused, and nothing is written there', async () => {
   await using e2e = await e2eRig();
   const outside = await fs.mkdtemp(path.join(os.tmpdir(), 'outside-'));
@@ -162,7 +183,7 @@ test('run time: an output file that is itself a symlink to outside is refused, a
   }
 });
 
-test('run time: links that stay inside the workspace are fine; a dependency that links outside is read, never written', async () => {
+test('run time: links that stay inside the workspace are fine; a dependency that links into an external: folder is read, never written', async () => {
   await using e2e = await e2eRig();
   const outside = await fs.mkdtemp(path.join(os.tmpdir(), 'outside-'));
   try {
@@ -170,7 +191,7 @@ test('run time: links that stay inside the workspace are fine; a dependency that
     await fs.mkdir(path.join(e2e.dir, 'real-out'));
     await fs.symlink('real-out', path.join(e2e.dir, 'out'));
     await fs.symlink(path.join(outside, 'data.txt'), path.join(e2e.dir, 'data.txt'));
-    await e2e.write('pipeline.yaml', pipelineYaml({ name: 'ok', stages: { copy: { cmd: e2e.step('copy', '--in', 'data.txt', '--out', 'out/copy.txt'), deps: ['data.txt'], outs: ['out/copy.txt'] } } }));
+    await e2e.write('pipeline.yaml', pipelineYaml({ name: 'ok', external: [outside], stages: { copy: { cmd: e2e.step('copy', '--in', 'data.txt', '--out', 'out/copy.txt'), deps: ['data.txt'], outs: ['out/copy.txt'] } } }));
     const r = await e2e.cli(['run', '--json']);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(statuses(r.stdout), { copy: 'ran' });
