@@ -52,12 +52,21 @@ for (const f of files) {
 }
 
 const all: SuiteResult[] = [];
+/** `bench/results/stress.json` from `npm run test:stress` (test/stress/figures.ts), shown in its own section. */
+interface StressResults {
+  readonly figures: readonly { id: string; label: string; value: number; of?: number; unit?: string; at: string }[];
+}
+let stress: StressResults | undefined;
 for (const f of (await fs.readdir(resultsDir)).filter((n) => n.endsWith('.json') && n !== 'latest.json').sort()) {
+  let parsed: unknown;
   try {
-    all.push(JSON.parse(await fs.readFile(path.join(resultsDir, f), 'utf8')) as SuiteResult);
+    parsed = JSON.parse(await fs.readFile(path.join(resultsDir, f), 'utf8'));
   } catch {
-    /* not a suite result */
+    continue; // not JSON
   }
+  const o = parsed as Partial<SuiteResult> & Partial<StressResults>;
+  if (f === 'stress.json' && Array.isArray(o.figures)) stress = o as StressResults;
+  else if (typeof o.suite === 'string' && Array.isArray(o.results) && Array.isArray(o.loadavg)) all.push(o as SuiteResult);
 }
 await fs.writeFile(path.join(resultsDir, 'latest.json'), JSON.stringify({ machine, suites: all }, null, 2));
 const fmt = (v: number): string => (Number.isInteger(v) ? String(v) : Math.abs(v) >= 100 ? v.toFixed(1) : v.toPrecision(3));
@@ -76,6 +85,18 @@ const md = [
       : []),
     '',
   ]),
+  ...(stress
+    ? [
+        '## stress (`npm run test:stress`)',
+        '',
+        'Reliability figures recorded by `test/stress/*.stress.ts` (issue 7); each test asserts its own goal, so a figure short of its total means that run failed.',
+        '',
+        '| figure | value | measured |',
+        '|---|---|---|',
+        ...stress.figures.map((f) => `| ${f.id} — ${f.label.replace(/\|/g, '\\|')} | ${f.of !== undefined ? `${f.value}/${f.of}` : `${fmt(f.value)}${f.unit ? ` ${f.unit}` : ''}`} | ${f.at.slice(0, 16).replace('T', ' ')} |`),
+        '',
+      ]
+    : []),
 ];
 await fs.writeFile(path.join(repoRoot, 'BENCHMARKS.md'), md.join('\n'));
 process.stdout.write(`wrote BENCHMARKS.md (${all.length} suites)\n`);
