@@ -10,6 +10,7 @@ import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import type { JsonObject } from '../pipeline.js';
 import { writeFileAtomic } from '../cache/atomic.js';
+import { lineColumn } from '../diagnostic-printer.js';
 
 /** How an experiment's run ended. */
 export type ExperimentStatus =
@@ -192,13 +193,6 @@ export async function readExperimentsReport(cacheDir: string): Promise<{ records
     out.push(body);
   }
   return { records: out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id)), skipped };
-}
-
-/** 1-based line and column of character `offset` in `text`. */
-function lineColumn(text: string, offset: number): { line: number; column: number } {
-  const before = text.slice(0, Math.min(offset, text.length));
-  const nl = before.lastIndexOf('\n');
-  return { line: before.split('\n').length, column: offset - (nl + 1) + 1 };
 }
 
 /** Where a reference failed to match. */
