@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
+import { randomBytes } from 'node:crypto';
 
 /** Who owns a lock or a temp file. */
 export interface ProcessId {
@@ -54,4 +55,14 @@ export function isAlive(id: ProcessId): boolean {
   if (id.start === undefined) return true;
   const now = processStart(id.pid);
   return now === undefined || now === id.start;
+}
+
+/**
+ * A fresh file name owned by this process, `<host>~<pid>~<start>~<rnd><suffix>`:
+ * the shape `CacheStore.open` parses to remove the temps of dead writers from a
+ * cache's tmp/ (nothing is created).
+ */
+export function ownedTempName(suffix = ''): string {
+  const me = currentProcess();
+  return `${me.hostname}~${me.pid}~${me.start ?? ''}~${randomBytes(6).toString('hex')}${suffix}`;
 }

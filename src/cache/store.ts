@@ -53,7 +53,7 @@ import { type Result, ok, err } from '../result.js';
 import { fsyncDir, writeFileAtomic } from './atomic.js';
 import { directoryItemCache, itemEntryIntact, itemFiles, ITEM_DIGEST_BYTES, ITEM_KEY } from './item-cache.js';
 import { HashMemo } from '../hash/memo.js';
-import { currentProcess, isAlive } from './process-id.js';
+import { currentProcess, isAlive, ownedTempName } from './process-id.js';
 import { acquireLock, liveLockHolder } from './lock.js';
 import { workspaceLockPath } from './workspace-state.js';
 import { materialize, type Materialised, type MaterializeFailure, type MaterializeOptions } from './materialize.js';
@@ -229,8 +229,7 @@ export class CacheStore {
 
   /** A unique name in `tmp/` owned by this process (nothing is created). */
   tmpName(suffix = ''): string {
-    const me = currentProcess();
-    return path.join(this.tmpDir, `${me.hostname}~${me.pid}~${me.start ?? ''}~${crypto.randomBytes(6).toString('hex')}${suffix}`);
+    return path.join(this.tmpDir, ownedTempName(suffix));
   }
 
   /** A fresh, empty staging directory on the cache's filesystem for a builtin stage to write into. */

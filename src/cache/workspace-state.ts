@@ -21,7 +21,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { writeFileAtomic } from './atomic.js';
-import { currentProcess } from './process-id.js';
+import { ownedTempName } from './process-id.js';
 import { type OutputManifest, toPosix } from './manifest.js';
 
 /** A materialised file: `[path relative to the output's dest, size, mtimeNs, ino]` (bigints as decimal strings). */
@@ -213,8 +213,7 @@ export class WorkspaceState {
 async function writeNew(file: string, text: string, tmpDir: string): Promise<void> {
   await fsp.mkdir(path.dirname(file), { recursive: true });
   await fsp.mkdir(tmpDir, { recursive: true });
-  const me = currentProcess();
-  const tmp = path.join(tmpDir, `${me.hostname}~${me.pid}~${me.start ?? ''}~${crypto.randomBytes(6).toString('hex')}.state.json.new`);
+  const tmp = path.join(tmpDir, ownedTempName('.state.json.new'));
   await fsp.writeFile(tmp, text, { flag: 'wx' });
   try {
     await fsp.link(tmp, file);
