@@ -15,6 +15,7 @@ import { readManifest } from '../../stages/lib/manifest.js';
 import { ShardReader } from '../../stages/lib/shards.js';
 import { PROBE_FAILURE_REASONS, probeImage } from '../../stages/lib/probe.js';
 import { resizeImage } from '../../stages/lib/image-io.js';
+import { mulberry32 } from '../../stages/ml/dataset.js';
 import { QUADRANT_COLOURS as Q, quadrants, readJsonl, RESIZE_OPTIONS, writePipeline } from './bad-images-scenario.js';
 
 /** One fuzz outcome. */
@@ -31,18 +32,6 @@ export interface FuzzReport {
   readonly rejected: Readonly<Record<string, number>>;
   readonly crashes: readonly Extract<FuzzOutcome, { outcome: 'crash' }>[];
   readonly bySeed: Readonly<Record<string, { handled: number; rejected: number; crash: number }>>;
-}
-
-/** mulberry32: a small seeded PRNG (no Math.random). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Valid seed images the fuzzer mutates. */
@@ -102,7 +91,7 @@ export interface FuzzCase {
 /** `count` mutations of the seed images, round-robin over the seeds, from a seeded PRNG. */
 export async function fuzzCases(count: number, seed = 7): Promise<FuzzCase[]> {
   const seeds = await fuzzSeeds();
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const out: FuzzCase[] = [];
   for (let i = 0; i < count; i++) {
     const s = seeds[i % seeds.length]!;

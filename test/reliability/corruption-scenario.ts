@@ -30,6 +30,7 @@ import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { spawnSync } from 'node:child_process';
+import { mulberry32 } from '../../stages/ml/dataset.js';
 import { e2eRig, pipelineYaml, statuses, type CliResult, type E2eRig } from '../helpers/rig.js';
 
 /** What `cache verify --json` prints. */
@@ -629,18 +630,6 @@ export async function corruptionRig(): Promise<CorruptionRig> {
   }
 }
 
-/** A deterministic PRNG (mulberry32) for reproducible random flips. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * A random byte flip (reproducible from `seed`) in a random non-empty file of
  * the cache (objects, records, item-cache entries, experiment records),
@@ -658,7 +647,7 @@ export function randomFlipCase(seed: number): CorruptionCase {
     recompute: [],
     untouchedByRun: true,
     async inject(map) {
-      const rnd = seededRandom(seed);
+      const rnd = mulberry32(seed);
       const files: string[] = [];
       const walk = (d: string): void => {
         for (const e of fs.readdirSync(d, { withFileTypes: true })) {

@@ -25,26 +25,17 @@ import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { stringify as yamlStringify, parse as yamlParse } from 'yaml';
 import { loadPipeline } from '../../src/config/load.js';
 import { parseOverride } from '../../src/config/overrides.js';
 import type { Diagnostic, SourceLocation } from '../../src/diagnostic.js';
 import type { JsonValue } from '../../src/pipeline.js';
+import { mulberry32 } from '../../stages/ml/dataset.js';
+import { repoRoot } from '../helpers/rig.js';
 
-/** Repository root (dist/test/reliability/x.js → ../../..). */
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-
-/** Small deterministic PRNG (mulberry32). */
+/** Small deterministic PRNG (mulberry32) with helpers. */
 export function makeRng(seed: number): Rng {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
   const int = (lo: number, hi: number): number => lo + Math.floor(next() * (hi - lo + 1));
   return { next, int, pick: <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!, chance: (p: number) => next() < p };
 }
