@@ -64,7 +64,7 @@ test('bad images: every kind goes through the real CLI (ingest → resize → pa
   assert.doesNotMatch(failed.stdout, /✓ resize ran/);
 });
 
-test('bad images: a 30000x30000 PNG is rejected by a child process running ingest within a second, with peak RSS near the same run without it', async () => {
+test('bad images: a 30000x30000 PNG is rejected by a child process running ingest with peak RSS near the same run without it', async () => {
   await using ws = await tempWorkspace();
   const m = await measureBombRejection(ws.dir);
   assert.equal(m.accepted, 1);
@@ -73,9 +73,8 @@ test('bad images: a 30000x30000 PNG is rejected by a child process running inges
   // Decoding would need >= 900 MB (one byte per pixel); node + sharp + ingest alone is ~100 MB.
   assert.ok(m.peakMiB < 300, `peak RSS ${m.peakMiB.toFixed(0)} MiB`);
   assert.ok(m.peakMiB - m.baselineMiB < 64, `peak ${m.peakMiB.toFixed(0)} MiB vs ${m.baselineMiB.toFixed(0)} MiB without the bomb`);
-  // The rejection itself (read + probe; measured 1-20 ms, so the issue's 1 s leaves room for load). The whole
-  // ingest run's wall time is only printed: the RSS bound above is what proves nothing was decoded.
-  assert.ok(m.probeMs < 1000, `reading and rejecting the bomb took ${m.probeMs.toFixed(0)} ms`);
+  // Times are only printed: the RSS bound above is what proves nothing was decoded. The issue's 1 s is
+  // checked and recorded by test/stress/bad-images.stress.ts (figure bomb-rss), not by a wall-clock bound here.
   console.log(`# bomb: ingest run ${m.ms.toFixed(0)} ms wall, rejection ${m.probeMs.toFixed(0)} ms`);
 });
 
