@@ -21,6 +21,7 @@
  */
 import type { CliIO, CommandMain } from './io.js';
 import { ExitCode } from './io.js';
+import { diskFullText } from '../run/disk-full.js';
 
 /** Subcommand → loader. A missing module (not yet built) reports "command not available". */
 const commands: Record<string, { load: () => Promise<{ main: CommandMain }>; help: string }> = {
@@ -106,10 +107,9 @@ export async function dispatch(argv: readonly string[], io: CliIO): Promise<numb
  * no bug: it is said plainly, with what to do, and exits 1.
  */
 export function reportInternalError(e: unknown, io: Pick<CliIO, 'stderr' | 'env'>): number {
-  const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
-    const where = (e as NodeJS.ErrnoException & { dest?: string }).dest ?? (e as NodeJS.ErrnoException).path;
-    io.stderr.write(`pipeline: ${code === 'ENOSPC' ? 'no space left on device (ENOSPC)' : 'disk quota exceeded (EDQUOT)'}${where ? ` writing ${where}` : ''}: free some space and run again\n`);
+  const full = diskFullText(e);
+  if (full !== undefined) {
+    io.stderr.write(`pipeline: ${full}: free some space and run again\n`);
     return ExitCode.stageFailed;
   }
   const debug = io.env.PIPELINE_DEBUG === '1';

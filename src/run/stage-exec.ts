@@ -22,6 +22,7 @@ import type { BuiltinStageNode, CmdStageNode, PipelineGraph, StageId, StageNode 
 import type { RunEventInit } from '../events.js';
 import { outputPaths } from '../plan.js';
 import { readMetricsFiles } from './metrics.js';
+import { diskFullText } from './disk-full.js';
 
 /**
  * The one-line failure of a stage whose task threw `e`. A full disk or quota
@@ -30,12 +31,9 @@ import { readMetricsFiles } from './metrics.js';
  * last). Anything else is an internal error.
  */
 export function stageErrorMessage(stageId: string, e: unknown): string {
-  const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
-    // A copy names its source as `path` and the file it could not write as `dest`.
-    const where = (e as NodeJS.ErrnoException & { dest?: string }).dest ?? (e as NodeJS.ErrnoException).path;
-    const what = code === 'ENOSPC' ? 'no space left on device (ENOSPC)' : 'disk quota exceeded (EDQUOT)';
-    return `stage ${stageId} failed: ${what}${where ? ` writing ${where}` : ''}; nothing was recorded for it: free some space (\`pipeline cache gc\` removes unused cache entries; add --grace 0 when no other run is going, to include what this run stored) and run again`;
+  const full = diskFullText(e);
+  if (full !== undefined) {
+    return `stage ${stageId} failed: ${full}; nothing was recorded for it: free some space (\`pipeline cache gc\` removes unused cache entries; add --grace 0 when no other run is going, to include what this run stored) and run again`;
   }
   return `stage ${stageId} failed: internal error: ${e instanceof Error ? e.message : String(e)}`;
 }
