@@ -341,7 +341,8 @@ async function skippedLinkRejects(root: string, rels: readonly string[], filter:
     const st = await fs.stat(abs).catch(() => undefined);
     if (st?.isDirectory() === true) continue;
     const real = await fs.realpath(abs).catch(() => undefined);
-    const inside = real !== undefined && !/^\.\.($|[\\/])/.test(path.relative(realRoot, real)) && !path.isAbsolute(path.relative(realRoot, real));
+    const fromRoot = real === undefined ? undefined : path.relative(realRoot, real);
+    const inside = fromRoot !== undefined && !/^\.\.($|[\\/])/.test(fromRoot) && !path.isAbsolute(fromRoot);
     const where = real === undefined ? 'a missing file' : inside ? 'a file inside the source directory' : 'a file outside the source directory';
     out.push({
       c: { abs, rel, label: rel.slice(0, slash) },
