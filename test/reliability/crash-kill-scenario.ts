@@ -47,6 +47,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { e2eRig, ndjson, pipelineYaml, repoRoot, waitForExit, type CliResult, type E2eRig } from '../helpers/rig.js';
 import { readEvents } from '../ml-stages/tfevents-decoder.js';
+import { mulberry32 } from '../../stages/ml/dataset.js';
 
 /** How a kill's workspace and cache start. */
 export type KillMode = 'fresh' | 'double' | 'restore';
@@ -127,18 +128,6 @@ const MAX_ATTEMPTS = 3;
 
 /** Names of temp files (atomic writes, materialisation, checkpoints): none may outlive the run that made them. */
 const TEMP_NAME = /\.tmp$|\.pipeline-tmp-|\.tmp\/|\.old-[0-9a-f]+(\/|$)/;
-
-/** mulberry32: a small seeded RNG (the kill times must be reproducible from the seed). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function pipelineFile(rig: E2eRig): string {
   return pipelineYaml({
@@ -480,7 +469,7 @@ export async function crashKillScenario(kills: number, seed: number, opts: Crash
     const runCache = path.join(caches, 'run');
     const { ref, coldRunMs, restoreRunMs, restoreStartMs } = await reference(rig, refCache);
     log(`reference: cold run ${coldRunMs} ms, full restore ${restoreRunMs} ms (first restore at ${restoreStartMs} ms), stages ${ref.stages.join(' ')}`);
-    const random = rng(seed);
+    const random = mulberry32(seed);
     const outcomes: KillOutcome[] = [];
     const killsByStage: Record<string, number> = {};
     // Kill windows, re-measured whenever a run to be killed ends first, and the cold one after every fresh kill
