@@ -233,10 +233,10 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
       case 'cancelled':
         return { kind: 'cancelled' };
       case 'failed':
+        // A full disk met in the stage process is said as plainly as the engine's own.
+        if (diskFullText(outcome.errno) !== undefined) return { kind: 'failed', message: stageErrorMessage(node.id, outcome.errno) };
+        return { kind: 'failed', message: `stage ${node.id} failed: ${outcome.message}` };
       case 'crashed':
-        // The stage process reports a full disk as the error's text: say it as plainly as the engine's own.
-        const full = /^(ENOSPC|EDQUOT): [^,]*(?:, \w+ '([^']+)')?/.exec(outcome.message);
-        if (full) return { kind: 'failed', message: stageErrorMessage(node.id, { code: full[1], ...(full[2] ? { path: full[2] } : {}) }) };
         return { kind: 'failed', message: `stage ${node.id} failed: ${outcome.message}` };
       case 'ok':
         break;

@@ -11,7 +11,7 @@
  * (and the item entries the stage `refer`red to) after a successful result.
  * It never prints; everything goes over IPC.
  */
-import type { ChildMessage, HostRequest, ItemRef, RunRequest } from './protocol.js';
+import type { ChildMessage, ErrnoFields, HostRequest, ItemRef, RunRequest } from './protocol.js';
 import type { StageContext, StageLogger } from '../../stages/types.js';
 import { ownChildPids, retireReason } from './policy.js';
 import { stageItemCache } from './item-cache-for.js';
@@ -66,8 +66,17 @@ async function run(req: RunRequest, signal: AbortSignal): Promise<ChildMessage> 
     return { type: 'result', result: result ?? {}, ...(req.offerRefs === true ? { refs } : {}), reusable: why === undefined };
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
-    return { type: 'error', message, ...(e instanceof Error && e.stack ? { stack: e.stack } : {}) };
+    const errno = errnoFields(e);
+    return { type: 'error', message, ...(e instanceof Error && e.stack ? { stack: e.stack } : {}), ...(errno ? { errno } : {}) };
   }
+}
+
+/** The `ErrnoFields` of what a stage threw, when it is a system error with a string `code`. */
+export function errnoFields(e: unknown): ErrnoFields | undefined {
+  if (typeof e !== 'object' || e === null) return undefined;
+  const { code, path, dest } = e as { code?: unknown; path?: unknown; dest?: unknown };
+  if (typeof code !== 'string') return undefined;
+  return { code, ...(typeof path === 'string' ? { path } : {}), ...(typeof dest === 'string' ? { dest } : {}) };
 }
 
 let current: AbortController | undefined;

@@ -24,7 +24,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { StageResult } from '../../stages/types.js';
-import type { ChildMessage, ItemRef, RunRequest } from './protocol.js';
+import type { ChildMessage, ErrnoFields, ItemRef, RunRequest } from './protocol.js';
 import { killGroup } from '../exec/cmd.js';
 import { canShareHost } from './policy.js';
 
@@ -54,13 +54,13 @@ export interface BuiltinRunSpec extends Omit<RunRequest, 'type'> {
  * How the run ended.
  * - `ok`: the stage returned `result`; its outputs are in `outDir`, plus the
  *   item-cache entries in `refs` when the request set `offerRefs`.
- * - `failed`: the stage threw (or was unknown); `message` is the error, `stack` for debugging.
+ * - `failed`: the stage threw (or was unknown); `message` is the error, `stack` for debugging, `errno` a system error's code and paths.
  * - `crashed`: the child died without answering (exit code or signal in `message`).
  * - `cancelled`: the signal was aborted.
  */
 export type BuiltinOutcome =
   | { readonly kind: 'ok'; readonly result: StageResult; readonly refs?: readonly ItemRef[] }
-  | { readonly kind: 'failed'; readonly message: string; readonly stack?: string }
+  | { readonly kind: 'failed'; readonly message: string; readonly stack?: string; readonly errno?: ErrnoFields }
   | { readonly kind: 'crashed'; readonly message: string }
   | { readonly kind: 'cancelled' };
 
@@ -286,7 +286,7 @@ export class HostPool {
               }
               break;
             case 'error':
-              answer = { kind: 'failed', message: m.message, ...(m.stack ? { stack: m.stack } : {}) };
+              answer = { kind: 'failed', message: m.message, ...(m.stack ? { stack: m.stack } : {}), ...(m.errno ? { errno: m.errno } : {}) };
               host.retire();
               break;
           }

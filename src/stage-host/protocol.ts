@@ -60,5 +60,16 @@ export type ChildMessage =
       /** The host may take another stage: see `child.ts` `reusable`. Absent: no. */
       readonly reusable?: boolean;
     }
-  /** The stage threw or could not be found; `message` is user-facing, `stack` for PIPELINE_DEBUG. */
-  | { readonly type: 'error'; readonly message: string; readonly stack?: string };
+  /**
+   * The stage threw or could not be found; `message` is user-facing, `stack`
+   * for PIPELINE_DEBUG, and `errno` the fs fields of a thrown system error (so
+   * the engine tells a full disk from a bug without parsing `message`).
+   */
+  | { readonly type: 'error'; readonly message: string; readonly stack?: string; readonly errno?: ErrnoFields };
+
+/** The fields of a Node system error (`NodeJS.ErrnoException`) that say what failed where; `dest` is a copy's target. */
+export interface ErrnoFields {
+  readonly code: string;
+  readonly path?: string;
+  readonly dest?: string;
+}
