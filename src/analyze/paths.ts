@@ -62,6 +62,11 @@ export function isInside(inner: string, outer: string): boolean {
   return outer === '.' || inner === outer || inner.startsWith(`${outer}/`);
 }
 
+/** `isInside` for absolute native paths (`path.resolve` results): whether `inner` is `outer` or below it. */
+export function isInsideAbs(inner: string, outer: string): boolean {
+  return inner === outer || inner.startsWith(outer.endsWith(path.sep) ? outer : outer + path.sep);
+}
+
 /**
  * A RegExp for a glob: `**` any depth, `*` and `?` within a segment, `{a,b}`
  * alternatives, `[...]` classes. Never throws: an unclosed `{` or `[`, or a

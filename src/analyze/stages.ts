@@ -20,7 +20,7 @@ import { stringifyValue } from '../interpolate.js';
 import { didYouMean } from '../did-you-mean.js';
 import { report, isObject, shown, type AnalyzeContext } from './context.js';
 import { interpolateString, interpolateTree, type Scope } from './interp.js';
-import { escapesWorkspace, normalizeRel, unusablePath } from './paths.js';
+import { escapesWorkspace, isInsideAbs, normalizeRel, unusablePath } from './paths.js';
 import type { StageInstance } from './expand.js';
 
 /** Built-in stage definitions by `uses:` name. */
@@ -102,13 +102,17 @@ export function collectOutputs(ctx: AnalyzeContext, inst: StageInstance, reads: 
   return { kind: 'cmd', outs, metrics, primaryOut: outs[0]?.path };
 }
 
-function checkOutPath(ctx: AnalyzeContext, raw: string, at: TreePath): string | undefined {
+/** `raw` normalised, or undefined (reported) when it cannot name a file at all (`unusablePath`). */
+function usablePath(ctx: AnalyzeContext, raw: string, at: TreePath): string | undefined {
   const bad = unusablePath(raw);
-  if (bad !== undefined) {
-    report(ctx, 'invalid-value', `${pathToString(at)} ${bad}: '${shown(raw)}'`, locate(ctx.source, at));
-    return undefined;
-  }
-  const p = normalizeRel(raw);
+  if (bad === undefined) return normalizeRel(raw);
+  report(ctx, 'invalid-value', `${pathToString(at)} ${bad}: '${shown(raw)}'`, locate(ctx.source, at));
+  return undefined;
+}
+
+function checkOutPath(ctx: AnalyzeContext, raw: string, at: TreePath): string | undefined {
+  const p = usablePath(ctx, raw, at);
+  if (p === undefined) return undefined;
   if (p === '.' || escapesWorkspace(p)) {
     report(ctx, 'invalid-value', `${pathToString(at)} must be a path inside the workspace, got '${shown(raw)}'`, locate(ctx.source, at));
     return undefined;
@@ -123,23 +127,14 @@ function checkOutPath(ctx: AnalyzeContext, raw: string, at: TreePath): string | 
  * decision the file states, not something a typo or a pasted stage does.
  */
 function checkDepPath(ctx: AnalyzeContext, raw: string, at: TreePath): string | undefined {
-  const bad = unusablePath(raw);
-  if (bad !== undefined) {
-    report(ctx, 'invalid-value', `${pathToString(at)} ${bad}: '${shown(raw)}'`, locate(ctx.source, at));
-    return undefined;
-  }
-  const p = normalizeRel(raw);
+  const p = usablePath(ctx, raw, at);
+  if (p === undefined) return undefined;
   if (escapesWorkspace(p) && !ctx.external.some((root) => isInsideAbs(path.resolve(ctx.workspace, p), root))) {
     const listed = ctx.external.length > 0 ? ` (listed: ${ctx.external.map((r) => `'${r}'`).join(', ')})` : '';
     report(ctx, 'invalid-value', `${pathToString(at)} '${shown(raw)}' is outside the workspace; list its folder under \`external:\` to read it${listed}`, locate(ctx.source, at));
     return undefined;
   }
   return p;
-}
-
-/** Whether absolute `inner` is `outer` or below it. */
-function isInsideAbs(inner: string, outer: string): boolean {
-  return inner === outer || inner.startsWith(outer.endsWith('/') ? outer : `${outer}/`);
 }
 
 /**

@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Diagnostic, SourceLocation } from '../diagnostic.js';
 import type { PipelineGraph } from '../pipeline.js';
-import { globBase } from '../analyze/paths.js';
+import { globBase, isInsideAbs } from '../analyze/paths.js';
 
 /** Diagnostics for outputs whose path passes through a symbolic link that leads outside the workspace. */
 export function checkOutputLinks(graph: PipelineGraph): Diagnostic[] {
@@ -44,7 +44,7 @@ export function checkOutputLinks(graph: PipelineGraph): Diagnostic[] {
       try {
         if (fs.lstatSync(abs).isSymbolicLink()) {
           const target = realTarget(abs);
-          if (target !== undefined && !inside(target, root)) found = { link: prefix, target };
+          if (target !== undefined && !isInsideAbs(target, root)) found = { link: prefix, target };
         }
       } catch {
         exists = false;
@@ -64,7 +64,7 @@ export function checkOutputLinks(graph: PipelineGraph): Diagnostic[] {
       for (const d of node.deps) {
         if (d.kind !== 'path' || path.isAbsolute(d.path) || d.path.startsWith('../')) continue; // lexical escapes: analysis checked them against external:
         const hit = escapeOf(globBase(d.path));
-        if (!hit || allowed.some((r) => inside(hit.target, r))) continue;
+        if (!hit || allowed.some((r) => isInsideAbs(hit.target, r))) continue;
         out.push({
           severity: 'error',
           reason: 'invalid-value',
@@ -86,10 +86,6 @@ export function checkOutputLinks(graph: PipelineGraph): Diagnostic[] {
     }
   }
   return out;
-}
-
-function inside(p: string, root: string): boolean {
-  return p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
 }
 
 /** Where a link finally points (a dangling link: its target path resolved as far as it exists). */
