@@ -9,7 +9,7 @@ import { BACKBONES, loadBackbone } from '../../stages/ml/backbones/registry.js';
 import type { WeightsSource } from '../../stages/ml/backbones/spec.js';
 import { fetchWeights, verifyWeightsCache } from '../../stages/ml/weights/download.js';
 import { loadImagenetWeights, mirrorFromEnv, MIRROR_ENV } from '../../stages/ml/weights/imagenet.js';
-import { closedBase, sendCut, sendWithRange, serve, writeKerasLayout } from './fixtures.js';
+import { closedBase, installed, sendCut, sendWithRange, serve, writeKerasLayout } from './fixtures.js';
 
 await tf.setBackend('cpu');
 
@@ -42,16 +42,6 @@ after(async () => {
 
 async function cacheDir(): Promise<string> {
   return fs.mkdtemp(path.join(work, 'cache-'));
-}
-
-/** Verified files installed in the cache (paths relative to <cache>/weights). */
-async function installed(cache: string): Promise<string[]> {
-  const dir = path.join(cache, 'weights');
-  const out: string[] = [];
-  for (const e of await fs.readdir(dir).catch(() => [] as string[])) {
-    if (/^[0-9a-f]{64}$/.test(e)) for (const f of await fs.readdir(path.join(dir, e))) out.push(`${e}/${f}`);
-  }
-  return out;
 }
 
 test('download: success installs <sha256>/<file>; the second call uses the cache without a request', async () => {

@@ -1,8 +1,10 @@
 /**
  * Test fixtures for the weights tests: a Keras-layout .h5 writer built directly on h5wasm (independent of the
- * loader under test), and a real HTTP server on 127.0.0.1 with a request log.
+ * loader under test), a real HTTP server on 127.0.0.1 with a request log, and a listing of installed weights.
  */
+import fs from 'node:fs/promises';
 import http from 'node:http';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import h5wasm from 'h5wasm/node';
 import type * as tf from '@tensorflow/tfjs';
@@ -113,4 +115,14 @@ export function sendWithRange(req: http.IncomingMessage, res: http.ServerRespons
 export function sendCut(res: http.ServerResponse, body: Buffer, n: number): void {
   res.writeHead(200, { 'content-length': body.length });
   res.write(body.subarray(0, n), () => setTimeout(() => res.socket?.destroy(), 150));
+}
+
+/** Files installed in a weights cache: `<sha256>/<file>` under `<cache>/weights` (temps and other entries left out). */
+export async function installed(cache: string): Promise<string[]> {
+  const dir = path.join(cache, 'weights');
+  const out: string[] = [];
+  for (const e of await fs.readdir(dir).catch(() => [] as string[])) {
+    if (/^[0-9a-f]{64}$/.test(e)) for (const f of await fs.readdir(path.join(dir, e))) out.push(`${e}/${f}`);
+  }
+  return out;
 }

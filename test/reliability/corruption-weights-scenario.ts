@@ -18,7 +18,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { fetchWeights, verifyWeightsCache } from '../../stages/ml/weights/download.js';
 import type { WeightsSource } from '../../stages/ml/backbones/spec.js';
-import { closedBase, sendCut, sendWithRange, serve } from '../ml-weights/fixtures.js';
+import { closedBase, installed, sendCut, sendWithRange, serve } from '../ml-weights/fixtures.js';
 import { e2eRig } from '../helpers/rig.js';
 
 /** What happened in one weights case. */
@@ -37,16 +37,6 @@ interface Ctx {
   readonly source: WeightsSource;
   readonly cache: string;
   readonly problems: string[];
-}
-
-/** Files under `<cache>/weights/<sha256>/` (installed copies). */
-async function installed(cache: string): Promise<string[]> {
-  const dir = path.join(cache, 'weights');
-  const out: string[] = [];
-  for (const e of await fs.readdir(dir).catch(() => [] as string[])) {
-    if (/^[0-9a-f]{64}$/.test(e)) for (const f of await fs.readdir(path.join(dir, e))) out.push(`${e}/${f}`);
-  }
-  return out;
 }
 
 type Fetched = Awaited<ReturnType<typeof fetchWeights>>;
