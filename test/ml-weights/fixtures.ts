@@ -54,8 +54,8 @@ export interface SeenRequest {
   readonly acceptEncoding: string | undefined;
 }
 
-/** A running server: `base` ends with '/'. */
-export interface TestServer {
+/** A running server: `base` ends with '/'. Disposable: `await using srv = await serve(...)` closes it. */
+export interface TestServer extends AsyncDisposable {
   readonly base: string;
   readonly requests: SeenRequest[];
   close(): Promise<void>;
@@ -71,15 +71,12 @@ export async function serve(handler: (req: http.IncomingMessage, res: http.Serve
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
-  return {
-    base: `http://127.0.0.1:${port}/`,
-    requests,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
+  const close = (): Promise<void> =>
+    new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    });
+  return { base: `http://127.0.0.1:${port}/`, requests, close, [Symbol.asyncDispose]: close };
 }
 
 /** A base URL on 127.0.0.1 where nothing listens (connection refused). */

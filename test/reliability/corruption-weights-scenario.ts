@@ -66,27 +66,19 @@ const CASES: readonly { id: string; what: string; run(c: Ctx): Promise<void> }[]
     id: 'cut-then-resumed',
     what: 'the connection drops mid-body (no retries): refused, .part kept, the next run resumes with Range',
     async run(c) {
-      const srv = await serve((req, res, i) => (i === 0 ? sendCut(res, c.body, 700) : sendWithRange(req, res, c.body)));
-      try {
-        const r = await fetchWeights({ ...c.source, base: srv.base }, { cacheDir: c.cache, retries: 0 });
-        await refused(c, r, 'truncated', new RegExp(`next run resumes it; nothing was cached[^]*${WHAT_TO_DO.source}`));
-        await thenGood(c, srv.base);
-        if (srv.requests[1]?.range !== 'bytes=700-') c.problems.push(`not resumed from 700: ${srv.requests[1]?.range}`);
-      } finally {
-        await srv.close();
-      }
+      await using srv = await serve((req, res, i) => (i === 0 ? sendCut(res, c.body, 700) : sendWithRange(req, res, c.body)));
+      const r = await fetchWeights({ ...c.source, base: srv.base }, { cacheDir: c.cache, retries: 0 });
+      await refused(c, r, 'truncated', new RegExp(`next run resumes it; nothing was cached[^]*${WHAT_TO_DO.source}`));
+      await thenGood(c, srv.base);
+      if (srv.requests[1]?.range !== 'bytes=700-') c.problems.push(`not resumed from 700: ${srv.requests[1]?.range}`);
     },
   },
   {
     id: 'always-short',
     what: 'every response is shorter than its Content-Length: refused after the retries',
     async run(c) {
-      const srv = await serve((_req, res) => sendCut(res, c.body, 512));
-      try {
-        await refused(c, await fetchWeights({ ...c.source, base: srv.base }, { cacheDir: c.cache, retries: 2 }), 'truncated');
-      } finally {
-        await srv.close();
-      }
+      await using srv = await serve((_req, res) => sendCut(res, c.body, 512));
+      await refused(c, await fetchWeights({ ...c.source, base: srv.base }, { cacheDir: c.cache, retries: 2 }), 'truncated');
     },
   },
   {
@@ -95,15 +87,11 @@ const CASES: readonly { id: string; what: string; run(c: Ctx): Promise<void> }[]
     async run(c) {
       const other = Buffer.from(c.body);
       other[100] = other[100]! ^ 1;
-      const srv = await serve((req, res, i) => sendWithRange(req, res, i === 0 ? other : c.body));
-      try {
-        await refused(c, await fetchWeights({ ...c.source, base: srv.base }, { cacheDir: c.cache }), 'hash-mismatch', new RegExp(`nothing was cached[^]*${WHAT_TO_DO.source}`));
-        const left = await fs.readdir(path.join(c.cache, 'weights')).catch(() => []);
-        if (left.length > 0) c.problems.push(`files left after the mismatch: ${left.join(', ')}`);
-        await thenGood(c, srv.base);
-      } finally {
-        await srv.close();
-      }
+      await using srv = await serve((req, res, i) => sendWithRange(req, res, i === 0 ? other : c.body));
+      await refused(c, await fetchWeights({ ...c.source, base: srv.base }, { cacheDir: c.cache }), 'hash-mismatch', new RegExp(`nothing was cached[^]*${WHAT_TO_DO.source}`));
+      const left = await fs.readdir(path.join(c.cache, 'weights')).catch(() => []);
+      if (left.length > 0) c.problems.push(`files left after the mismatch: ${left.join(', ')}`);
+      await thenGood(c, srv.base);
     },
   },
   {
@@ -114,41 +102,29 @@ const CASES: readonly { id: string; what: string; run(c: Ctx): Promise<void> }[]
       other[5] = other[5]! ^ 0x80;
       const { md5: _, ...unpinnedMd5 } = c.source;
       const pinned: WeightsSource = { ...unpinnedMd5, sha256: createHash('sha256').update(c.body).digest('hex') };
-      const srv = await serve((req, res, i) => sendWithRange(req, res, i === 0 ? other : c.body));
-      try {
-        await refused(c, await fetchWeights({ ...pinned, base: srv.base }, { cacheDir: c.cache }), 'hash-mismatch', new RegExp(`sha256 [0-9a-f]{64}, expected ${pinned.sha256}[^]*${WHAT_TO_DO.source}`));
-        const r = await fetchWeights({ ...pinned, base: srv.base }, { cacheDir: c.cache });
-        if (!r.ok || r.value.sha256 !== pinned.sha256) c.problems.push('the good download afterwards was not installed under its pin');
-      } finally {
-        await srv.close();
-      }
+      await using srv = await serve((req, res, i) => sendWithRange(req, res, i === 0 ? other : c.body));
+      await refused(c, await fetchWeights({ ...pinned, base: srv.base }, { cacheDir: c.cache }), 'hash-mismatch', new RegExp(`sha256 [0-9a-f]{64}, expected ${pinned.sha256}[^]*${WHAT_TO_DO.source}`));
+      const r = await fetchWeights({ ...pinned, base: srv.base }, { cacheDir: c.cache });
+      if (!r.ok || r.value.sha256 !== pinned.sha256) c.problems.push('the good download afterwards was not installed under its pin');
     },
   },
   {
     id: 'wrong-size',
     what: 'the server announces another size: refused before the body is stored',
     async run(c) {
-      const srv = await serve((req, res) => sendWithRange(req, res, Buffer.concat([c.body, Buffer.from('extra')])));
-      try {
-        await refused(c, await fetchWeights({ ...c.source, base: srv.base }, { cacheDir: c.cache }), 'size-mismatch');
-      } finally {
-        await srv.close();
-      }
+      await using srv = await serve((req, res) => sendWithRange(req, res, Buffer.concat([c.body, Buffer.from('extra')])));
+      await refused(c, await fetchWeights({ ...c.source, base: srv.base }, { cacheDir: c.cache }), 'size-mismatch');
     },
   },
   {
     id: 'http-404',
     what: 'the URL answers 404',
     async run(c) {
-      const srv = await serve((_req, res) => {
+      await using srv = await serve((_req, res) => {
         res.writeHead(404);
         res.end('no');
       });
-      try {
-        await refused(c, await fetchWeights({ ...c.source, base: srv.base }, { cacheDir: c.cache }), 'http-status');
-      } finally {
-        await srv.close();
-      }
+      await refused(c, await fetchWeights({ ...c.source, base: srv.base }, { cacheDir: c.cache }), 'http-status');
     },
   },
   {
@@ -164,32 +140,24 @@ const CASES: readonly { id: string; what: string; run(c: Ctx): Promise<void> }[]
     what: 'the download is cancelled mid-transfer: refused (aborted), .part kept for resume',
     async run(c) {
       const ctrl = new AbortController();
-      const srv = await serve((req, res, i) => {
+      await using srv = await serve((req, res, i) => {
         if (i > 0) return sendWithRange(req, res, c.body);
         res.writeHead(200, { 'content-length': c.body.length });
         res.write(c.body.subarray(0, 2000), () => setTimeout(() => ctrl.abort(new Error('user cancelled')), 50));
       });
-      try {
-        await refused(c, await fetchWeights({ ...c.source, base: srv.base }, { cacheDir: c.cache, signal: ctrl.signal }), 'aborted', /download cancelled \(partial file kept for resume\)/);
-        await thenGood(c, srv.base);
-      } finally {
-        await srv.close();
-      }
+      await refused(c, await fetchWeights({ ...c.source, base: srv.base }, { cacheDir: c.cache, signal: ctrl.signal }), 'aborted', /download cancelled \(partial file kept for resume\)/);
+      await thenGood(c, srv.base);
     },
   },
   {
     id: 'garbage-part',
     what: 'an interrupted earlier download left a .part holding wrong bytes: the resumed file fails its hash, is deleted, and the next try is clean',
     async run(c) {
-      const srv = await serve((req, res) => sendWithRange(req, res, c.body));
-      try {
-        await fs.mkdir(path.join(c.cache, 'weights'), { recursive: true });
-        await fs.writeFile(path.join(c.cache, 'weights', `${c.source.fileName}.part`), Buffer.alloc(1000, 0x55));
-        await refused(c, await fetchWeights({ ...c.source, base: srv.base }, { cacheDir: c.cache }), 'hash-mismatch', new RegExp(`nothing was cached[^]*${WHAT_TO_DO.source}`));
-        await thenGood(c, srv.base);
-      } finally {
-        await srv.close();
-      }
+      await using srv = await serve((req, res) => sendWithRange(req, res, c.body));
+      await fs.mkdir(path.join(c.cache, 'weights'), { recursive: true });
+      await fs.writeFile(path.join(c.cache, 'weights', `${c.source.fileName}.part`), Buffer.alloc(1000, 0x55));
+      await refused(c, await fetchWeights({ ...c.source, base: srv.base }, { cacheDir: c.cache }), 'hash-mismatch', new RegExp(`nothing was cached[^]*${WHAT_TO_DO.source}`));
+      await thenGood(c, srv.base);
     },
   },
   {
@@ -207,36 +175,32 @@ const CASES: readonly { id: string; what: string; run(c: Ctx): Promise<void> }[]
     id: 'cached-copy-corrupted',
     what: 'an installed copy gets a flipped byte on disk: not loaded again, re-downloaded; `pipeline cache verify` reports it',
     async run(c) {
-      const srv = await serve((req, res) => sendWithRange(req, res, c.body));
-      try {
-        const first = await fetchWeights({ ...c.source, base: srv.base }, { cacheDir: c.cache });
-        if (!first.ok) {
-          c.problems.push(`first download failed: ${first.error.message}`);
-          return;
-        }
-        const flip = async (): Promise<void> => {
-          const b = await fs.readFile(first.value.path);
-          b[b.length >> 1] = b[b.length >> 1]! ^ 0xff;
-          await fs.writeFile(first.value.path, b);
-        };
-        await flip();
-        const again = await fetchWeights({ ...c.source, base: srv.base }, { cacheDir: c.cache });
-        if (!again.ok) c.problems.push(`re-download failed: ${again.error.message}`);
-        else {
-          if (again.value.fromCache) c.problems.push('the corrupted cached copy was used');
-          if (!(await fs.readFile(again.value.path)).equals(c.body)) c.problems.push('wrong bytes after the re-download');
-        }
-        if (srv.requests.length !== 2) c.problems.push(`expected a second download, saw ${srv.requests.length} requests`);
-        // `pipeline cache verify` finds and removes such a copy too.
-        await flip();
-        await using rig = await e2eRig();
-        const v = await rig.cli(['cache', 'verify', '--cache', c.cache, '--json']);
-        const rep = JSON.parse(v.stdout) as { ok: boolean; weights?: { removed: string[] } };
-        if (v.code !== 1 || rep.ok || rep.weights?.removed.length !== 1) c.problems.push(`cache verify did not report the corrupt weights: ${v.stdout}${v.stderr}`);
-        if ((await verifyWeightsCache(c.cache)).good.length !== 0) c.problems.push('the corrupt copy is still installed after verify');
-      } finally {
-        await srv.close();
+      await using srv = await serve((req, res) => sendWithRange(req, res, c.body));
+      const first = await fetchWeights({ ...c.source, base: srv.base }, { cacheDir: c.cache });
+      if (!first.ok) {
+        c.problems.push(`first download failed: ${first.error.message}`);
+        return;
       }
+      const flip = async (): Promise<void> => {
+        const b = await fs.readFile(first.value.path);
+        b[b.length >> 1] = b[b.length >> 1]! ^ 0xff;
+        await fs.writeFile(first.value.path, b);
+      };
+      await flip();
+      const again = await fetchWeights({ ...c.source, base: srv.base }, { cacheDir: c.cache });
+      if (!again.ok) c.problems.push(`re-download failed: ${again.error.message}`);
+      else {
+        if (again.value.fromCache) c.problems.push('the corrupted cached copy was used');
+        if (!(await fs.readFile(again.value.path)).equals(c.body)) c.problems.push('wrong bytes after the re-download');
+      }
+      if (srv.requests.length !== 2) c.problems.push(`expected a second download, saw ${srv.requests.length} requests`);
+      // `pipeline cache verify` finds and removes such a copy too.
+      await flip();
+      await using rig = await e2eRig();
+      const v = await rig.cli(['cache', 'verify', '--cache', c.cache, '--json']);
+      const rep = JSON.parse(v.stdout) as { ok: boolean; weights?: { removed: string[] } };
+      if (v.code !== 1 || rep.ok || rep.weights?.removed.length !== 1) c.problems.push(`cache verify did not report the corrupt weights: ${v.stdout}${v.stderr}`);
+      if ((await verifyWeightsCache(c.cache)).good.length !== 0) c.problems.push('the corrupt copy is still installed after verify');
     },
   },
 ];
