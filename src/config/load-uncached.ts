@@ -16,6 +16,7 @@ import { schemasDir as defaultSchemasDir } from '../paths.js';
 import { defaultValidatorCacheDir, type LoadOptions } from './load-options.js';
 import { analyzePipeline, type StageRegistry } from '../analyze.js';
 import { dedupeDiagnostics, isObject, shown } from '../analyze/context.js';
+import { unusablePath } from '../analyze/paths.js';
 import { locate, parseYamlSource, type YamlSource } from './source.js';
 import { pipelineSchemaValidator, stageSchemaValidator, validateValue } from './validate.js';
 import { deepMerge, setParam } from './params.js';
@@ -83,9 +84,8 @@ async function load(abs: string, opts: LoadOptions, knownText: string | undefine
     }
   }
 
-  if (typeof config.cache === 'string' && config.cache.includes('\u0000')) {
-    diagnostics.push({ severity: 'error', reason: 'invalid-value', message: 'cache: contains a NUL character', location: locate(source, ['cache']) });
-  }
+  const cacheUnusable = typeof config.cache === 'string' ? unusablePath(config.cache) : undefined;
+  if (cacheUnusable !== undefined) diagnostics.push({ severity: 'error', reason: 'invalid-value', message: `cache: ${cacheUnusable}`, location: locate(source, ['cache']) });
   const needsRegistry = isObject(config.stages) && Object.values(config.stages).some((s) => isObject(s) && s.uses !== undefined);
   const registry: StageRegistry = opts.registry ?? (needsRegistry ? await importRegistry() : new Map());
   const schemaMemo = new Map<string, Result<SchemaValidator, string>>();
@@ -95,7 +95,7 @@ async function load(abs: string, opts: LoadOptions, knownText: string | undefine
     params,
     workspace,
     configFiles,
-    ...(typeof config.cache === 'string' && !config.cache.includes('\u0000') ? { cacheDir: path.resolve(path.dirname(abs), config.cache) } : {}),
+    ...(typeof config.cache === 'string' && cacheUnusable === undefined ? { cacheDir: path.resolve(path.dirname(abs), config.cache) } : {}),
     registry: () => registry,
     stageSchema: (name) => {
       let v = schemaMemo.get(name);
