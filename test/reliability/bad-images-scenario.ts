@@ -19,13 +19,13 @@
  */
 import fs from 'node:fs/promises';
 import fss from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 import sharp from 'sharp';
 import { repoRoot } from '../helpers/rig.js';
+import { tempDir, type TempDir } from '../helpers/temp-dir.js';
 import { hugeBlankPng, pngChunk } from '../data/fixtures.js';
 import type { RejectEntry, RejectReason } from '../../stages/lib/manifest.js';
 import { readManifest } from '../../stages/lib/manifest.js';
@@ -536,7 +536,6 @@ export async function measureBombRejection(workspace: string, bomb: Bomb = PNG_B
 }
 
 /** A temp workspace (realpath, so paths printed by the CLI match), removed on dispose. */
-export async function tempWorkspace(prefix = 'bad-images-'): Promise<{ dir: string } & AsyncDisposable> {
-  const dir = await fs.realpath(await fs.mkdtemp(path.join(os.tmpdir(), prefix)));
-  return { dir, [Symbol.asyncDispose]: () => fs.rm(dir, { recursive: true, force: true }) };
+export function tempWorkspace(prefix = 'bad-images-'): Promise<TempDir> {
+  return tempDir(prefix);
 }

@@ -11,6 +11,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { e2eRig } from '../helpers/rig.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { CacheStore } from '../../src/cache/store.js';
 import { WorkspaceState, workspaceLockPath, type StageState } from '../../src/cache/workspace-state.js';
 import { acquireLock } from '../../src/cache/lock.js';
@@ -53,17 +54,12 @@ test('a lock whose pid now belongs to an unrelated live process is reclaimed (st
   assert.deepEqual(r.problems, []);
 });
 
-async function tempDir(): Promise<{ dir: string } & AsyncDisposable> {
-  const dir = await fs.realpath(await fs.mkdtemp(path.join(os.tmpdir(), 'concurrency-')));
-  return { dir, [Symbol.asyncDispose]: () => fs.rm(dir, { recursive: true, force: true }) };
-}
-
 function stageState(key: string): StageState {
   return { key, outputsHash: `h-${key}`, outputs: [], at: new Date().toISOString() };
 }
 
 test('workspace state: a stage set while an earlier save is being written is saved by the next save (was lost)', async () => {
-  await using t = await tempDir();
+  await using t = await tempDir('concurrency-');
   const state = await WorkspaceState.open(path.join(t.dir, 'cache'), path.join(t.dir, 'ws'));
   state.set('resize', stageState('k1'));
   const first = state.save(); // in flight
@@ -85,7 +81,7 @@ async function recordOne(store: CacheStore, text: string): Promise<string> {
 }
 
 test('cache gc while a run holds a workspace lock keeps records younger than the grace (the run may not have saved its state yet); without a live run they go as before', async () => {
-  await using t = await tempDir();
+  await using t = await tempDir('concurrency-');
   const cacheDir = path.join(t.dir, 'cache');
   const ws = path.join(t.dir, 'ws');
   const store = await CacheStore.open(cacheDir);
@@ -115,7 +111,7 @@ test('cache gc while a run holds a workspace lock keeps records younger than the
 });
 
 test('storing bytes the cache already holds refreshes the object, so a concurrent gc grace keeps it until the record is written', async () => {
-  await using t = await tempDir();
+  await using t = await tempDir('concurrency-');
   const store = await CacheStore.open(path.join(t.dir, 'cache'));
   const sha = await store.putBytes(Buffer.from('same bytes'));
   await new Promise((r) => setTimeout(r, 1500));
@@ -129,7 +125,7 @@ test('storing bytes the cache already holds refreshes the object, so a concurren
 });
 
 test('a lock left by a dead process is reclaimed and the new holder learns whose it was', async () => {
-  await using t = await tempDir();
+  await using t = await tempDir('concurrency-');
   const file = path.join(t.dir, 'lock');
   await fs.writeFile(file, JSON.stringify({ pid: 2 ** 22 + 7, hostname: os.hostname(), since: '2026-01-01T00:00:00.000Z', token: 'dead', purpose: 'pipeline run' }));
   const lock = await acquireLock(file);
@@ -143,7 +139,7 @@ test('a lock left by a dead process is reclaimed and the new holder learns whose
 });
 
 test('a stale lock whose breaker file was left by a process killed while reclaiming it is taken at once (not after the 10 s breaker timeout)', async () => {
-  await using t = await tempDir();
+  await using t = await tempDir('concurrency-');
   const file = path.join(t.dir, 'lock');
   const dead = { pid: 2 ** 22 + 9, hostname: os.hostname() };
   await fs.writeFile(file, JSON.stringify({ ...dead, since: '2026-01-01T00:00:00.000Z', token: 'dead' }));
@@ -156,7 +152,7 @@ test('a stale lock whose breaker file was left by a process killed while reclaim
 });
 
 test("a workspace's first run is visible to gc before its first stage finishes: its young records stay", async () => {
-  await using t = await tempDir();
+  await using t = await tempDir('concurrency-');
   const cacheDir = path.join(t.dir, 'cache');
   const ws = path.join(t.dir, 'new-ws');
   const store = await CacheStore.open(cacheDir);

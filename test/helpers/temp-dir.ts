@@ -1,0 +1,20 @@
+/**
+ * A temp directory for one test: `await using t = await tempDir('x-')`. The
+ * path is the realpath (so paths a CLI prints match it); the directory and
+ * everything in it is removed on dispose. Does not create any files in it.
+ */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+/** A temp directory removed on dispose (see module doc). */
+export interface TempDir extends AsyncDisposable {
+  /** Absolute realpath of the directory. */
+  readonly dir: string;
+}
+
+/** Makes a temp directory under the OS temp dir whose name starts with `prefix`. */
+export async function tempDir(prefix = 'test-'): Promise<TempDir> {
+  const dir = await fs.realpath(await fs.mkdtemp(path.join(os.tmpdir(), prefix)));
+  return { dir, [Symbol.asyncDispose]: () => fs.rm(dir, { recursive: true, force: true }) };
+}
