@@ -18,9 +18,9 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { configRig } from '../config/rig.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { e2eRig, ndjson, pipelineYaml, statuses } from '../helpers/rig.js';
 
 const rig = configRig();
@@ -118,89 +118,77 @@ test('dependencies outside the workspace are refused unless their folder is list
 
 test('run time: a dependency through a symlinked folder that leads outside is refused, unless that folder is listed under external:', async () => {
   await using e2e = await e2eRig();
-  const outside = await fs.mkdtemp(path.join(os.tmpdir(), 'outside-'));
-  try {
-    await fs.writeFile(path.join(outside, 'x.csv'), 'a,b\n');
-    await fs.symlink(outside, path.join(e2e.dir, 'data'));
-    const stages = { use: { cmd: e2e.step('use', '--in', 'data/x.csv', '--out', 'copy.csv'), deps: ['data/x.csv'], outs: ['copy.csv'] } };
-    await e2e.write('pipeline.yaml', pipelineYaml({ name: 'link', stages }));
-    const r = await e2e.cli(['run']);
-    assert.equal(r.code, 3, r.stderr);
-    assert.match(r.stderr, /pipeline\.yaml:\d+:\d+: error: dependency 'data\/x\.csv' of stage 'use' reads outside the workspace: 'data' is a symbolic link to .*; list that folder under `external:` to read it/);
-    assert.equal(await e2e.count('use'), 0);
-    await e2e.write('pipeline.yaml', pipelineYaml({ name: 'link', external: [outside], stages }));
-    const ok = await e2e.cli(['run']);
-    assert.equal(ok.code, 0, ok.stderr);
-    assert.equal(await e2e.read('copy.csv'), 'a,b\n');
-  } finally {
-    await fs.rm(outside, { recursive: true, force: true });
-  }
+  await using outsideDir = await tempDir('outside-');
+  const outside = outsideDir.dir;
+  await fs.writeFile(path.join(outside, 'x.csv'), 'a,b\n');
+  await fs.symlink(outside, path.join(e2e.dir, 'data'));
+  const stages = { use: { cmd: e2e.step('use', '--in', 'data/x.csv', '--out', 'copy.csv'), deps: ['data/x.csv'], outs: ['copy.csv'] } };
+  await e2e.write('pipeline.yaml', pipelineYaml({ name: 'link', stages }));
+  const r = await e2e.cli(['run']);
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /pipeline\.yaml:\d+:\d+: error: dependency 'data\/x\.csv' of stage 'use' reads outside the workspace: 'data' is a symbolic link to .*; list that folder under `external:` to read it/);
+  assert.equal(await e2e.count('use'), 0);
+  await e2e.write('pipeline.yaml', pipelineYaml({ name: 'link', external: [outside], stages }));
+  const ok = await e2e.cli(['run']);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(await e2e.read('copy.csv'), 'a,b\n');
 });
 
 test('run time: an output through a symlinked directory that leads outside is refused, and nothing is written there', async () => {
   await using e2e = await e2eRig();
-  const outside = await fs.mkdtemp(path.join(os.tmpdir(), 'outside-'));
-  try {
-    await fs.writeFile(path.join(outside, 'keep.txt'), 'precious');
-    await e2e.write('pipeline.yaml', pipelineYaml({ name: 'link', stages: { make: { cmd: e2e.step('make', '--out', 'out/x.txt', '--text', 'hi'), outs: ['out/x.txt'] } } }));
-    await fs.symlink(outside, path.join(e2e.dir, 'out'));
-    for (const cmd of [['run'], ['status'], ['dag']]) {
-      const r = await e2e.cli(cmd);
-      assert.equal(r.code, 3, `${cmd[0]}: ${r.stderr}`);
-      assert.match(r.stderr, /pipeline\.yaml:\d+:\d+: error: output 'out\/x\.txt' of stage 'make' would be written outside the workspace: 'out' \(in 'out\/x\.txt'\) is a symbolic link to /);
-      assert.doesNotMatch(r.stderr, /\n\s+at .*:\d+:\d+/, 'no stack trace');
-    }
-    assert.equal(await e2e.count('make'), 0, 'the stage never ran');
-    assert.deepEqual(await fs.readdir(outside), ['keep.txt'], 'nothing written outside');
-    assert.equal(await fs.readFile(path.join(outside, 'keep.txt'), 'utf8'), 'precious');
-  } finally {
-    await fs.rm(outside, { recursive: true, force: true });
+  await using outsideDir = await tempDir('outside-');
+  const outside = outsideDir.dir;
+  await fs.writeFile(path.join(outside, 'keep.txt'), 'precious');
+  await e2e.write('pipeline.yaml', pipelineYaml({ name: 'link', stages: { make: { cmd: e2e.step('make', '--out', 'out/x.txt', '--text', 'hi'), outs: ['out/x.txt'] } } }));
+  await fs.symlink(outside, path.join(e2e.dir, 'out'));
+  for (const cmd of [['run'], ['status'], ['dag']]) {
+    const r = await e2e.cli(cmd);
+    assert.equal(r.code, 3, `${cmd[0]}: ${r.stderr}`);
+    assert.match(r.stderr, /pipeline\.yaml:\d+:\d+: error: output 'out\/x\.txt' of stage 'make' would be written outside the workspace: 'out' \(in 'out\/x\.txt'\) is a symbolic link to /);
+    assert.doesNotMatch(r.stderr, /\n\s+at .*:\d+:\d+/, 'no stack trace');
   }
+  assert.equal(await e2e.count('make'), 0, 'the stage never ran');
+  assert.deepEqual(await fs.readdir(outside), ['keep.txt'], 'nothing written outside');
+  assert.equal(await fs.readFile(path.join(outside, 'keep.txt'), 'utf8'), 'precious');
 });
 
 test('run time: an output file that is itself a symlink to outside is refused, also when the graph comes from the cache', async () => {
   await using e2e = await e2eRig();
-  const outside = await fs.mkdtemp(path.join(os.tmpdir(), 'outside-'));
-  try {
-    await fs.writeFile(path.join(outside, 'victim.txt'), 'precious');
-    await e2e.write('pipeline.yaml', pipelineYaml({ name: 'link', stages: { make: { cmd: e2e.step('make', '--out', 'result.txt', '--text', 'hi'), outs: ['result.txt'] } } }));
-    // First run: no link yet, so it runs (and the analysed graph is cached).
-    let r = await e2e.cli(['run']);
-    assert.equal(r.code, 0, r.stderr);
-    await e2e.rm('result.txt');
-    await fs.symlink(path.join(outside, 'victim.txt'), path.join(e2e.dir, 'result.txt'));
-    r = await e2e.cli(['run']);
-    assert.equal(r.code, 3, r.stderr);
-    assert.match(r.stderr, /output 'result\.txt' of stage 'make' would be written outside the workspace: 'result\.txt' is a symbolic link to /);
-    assert.equal(await fs.readFile(path.join(outside, 'victim.txt'), 'utf8'), 'precious', 'the restore did not write through the link');
-    // A dangling link to outside is refused as well.
-    await fs.rm(path.join(e2e.dir, 'result.txt'));
-    await fs.symlink('/nonexistent-dir/x.txt', path.join(e2e.dir, 'result.txt'));
-    r = await e2e.cli(['status']);
-    assert.equal(r.code, 3, r.stderr);
-  } finally {
-    await fs.rm(outside, { recursive: true, force: true });
-  }
+  await using outsideDir = await tempDir('outside-');
+  const outside = outsideDir.dir;
+  await fs.writeFile(path.join(outside, 'victim.txt'), 'precious');
+  await e2e.write('pipeline.yaml', pipelineYaml({ name: 'link', stages: { make: { cmd: e2e.step('make', '--out', 'result.txt', '--text', 'hi'), outs: ['result.txt'] } } }));
+  // First run: no link yet, so it runs (and the analysed graph is cached).
+  let r = await e2e.cli(['run']);
+  assert.equal(r.code, 0, r.stderr);
+  await e2e.rm('result.txt');
+  await fs.symlink(path.join(outside, 'victim.txt'), path.join(e2e.dir, 'result.txt'));
+  r = await e2e.cli(['run']);
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /output 'result\.txt' of stage 'make' would be written outside the workspace: 'result\.txt' is a symbolic link to /);
+  assert.equal(await fs.readFile(path.join(outside, 'victim.txt'), 'utf8'), 'precious', 'the restore did not write through the link');
+  // A dangling link to outside is refused as well.
+  await fs.rm(path.join(e2e.dir, 'result.txt'));
+  await fs.symlink('/nonexistent-dir/x.txt', path.join(e2e.dir, 'result.txt'));
+  r = await e2e.cli(['status']);
+  assert.equal(r.code, 3, r.stderr);
 });
 
 test('run time: links that stay inside the workspace are fine; a dependency that links into an external: folder is read, never written', async () => {
   await using e2e = await e2eRig();
-  const outside = await fs.mkdtemp(path.join(os.tmpdir(), 'outside-'));
-  try {
-    await fs.writeFile(path.join(outside, 'data.txt'), 'external data');
-    await fs.mkdir(path.join(e2e.dir, 'real-out'));
-    await fs.symlink('real-out', path.join(e2e.dir, 'out'));
-    await fs.symlink(path.join(outside, 'data.txt'), path.join(e2e.dir, 'data.txt'));
-    await e2e.write('pipeline.yaml', pipelineYaml({ name: 'ok', external: [outside], stages: { copy: { cmd: e2e.step('copy', '--in', 'data.txt', '--out', 'out/copy.txt'), deps: ['data.txt'], outs: ['out/copy.txt'] } } }));
-    const r = await e2e.cli(['run', '--json']);
-    assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(statuses(r.stdout), { copy: 'ran' });
-    assert.equal(await e2e.read('real-out/copy.txt'), 'external data');
-    assert.deepEqual(await fs.readdir(outside), ['data.txt']);
-    assert.equal(await fs.readFile(path.join(outside, 'data.txt'), 'utf8'), 'external data');
-  } finally {
-    await fs.rm(outside, { recursive: true, force: true });
-  }
+  await using outsideDir = await tempDir('outside-');
+  const outside = outsideDir.dir;
+  await fs.writeFile(path.join(outside, 'data.txt'), 'external data');
+  await fs.mkdir(path.join(e2e.dir, 'real-out'));
+  await fs.symlink('real-out', path.join(e2e.dir, 'out'));
+  await fs.symlink(path.join(outside, 'data.txt'), path.join(e2e.dir, 'data.txt'));
+  await e2e.write('pipeline.yaml', pipelineYaml({ name: 'ok', external: [outside], stages: { copy: { cmd: e2e.step('copy', '--in', 'data.txt', '--out', 'out/copy.txt'), deps: ['data.txt'], outs: ['out/copy.txt'] } } }));
+  const r = await e2e.cli(['run', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(statuses(r.stdout), { copy: 'ran' });
+  assert.equal(await e2e.read('real-out/copy.txt'), 'external data');
+  assert.deepEqual(await fs.readdir(outside), ['data.txt']);
+  assert.equal(await fs.readFile(path.join(outside, 'data.txt'), 'utf8'), 'external data');
 });
 
 /** Values full of shell syntax; each must arrive as exactly one argv element. */
