@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BenchResult, BenchSuite } from './types.js';
+import type { StressFigure } from '../test/stress/figures.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..', '..');
@@ -54,7 +55,7 @@ for (const f of files) {
 const all: SuiteResult[] = [];
 /** `bench/results/stress.json` from `npm run test:stress` (test/stress/figures.ts), shown in its own section. */
 interface StressResults {
-  readonly figures: readonly { id: string; label: string; value: number; of?: number; unit?: string; at: string }[];
+  readonly figures: readonly (StressFigure & { readonly at: string })[];
 }
 let stress: StressResults | undefined;
 for (const f of (await fs.readdir(resultsDir)).filter((n) => n.endsWith('.json') && n !== 'latest.json').sort()) {
