@@ -8,8 +8,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { CacheStore, makeManifest, type NewRunRecord } from '../../src/cache/store.js';
@@ -17,11 +15,11 @@ import { directoryItemCache } from '../../src/cache/item-cache.js';
 import { computeKey, type StageFingerprint } from '../../src/fingerprint.js';
 import { readExperiments, readExperimentsReport, writeExperiment, type ExperimentRecord } from '../../src/experiments/record.js';
 import { CASES, corruptionRig, flipByte } from './corruption-scenario.js';
+import { tempDir, type TempDir } from '../helpers/temp-dir.js';
 
-async function tempCache(): Promise<{ store: CacheStore; dir: string } & AsyncDisposable> {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'corruption-unit-'));
-  const store = await CacheStore.open(path.join(dir, 'cache'));
-  return { store, dir, [Symbol.asyncDispose]: () => fsp.rm(dir, { recursive: true, force: true }) };
+async function tempCache(): Promise<{ store: CacheStore } & TempDir> {
+  const t = await tempDir('corruption-unit-');
+  return { ...t, store: await CacheStore.open(path.join(t.dir, 'cache')) };
 }
 
 const fp: StageFingerprint = { engine: 'test', stage: { kind: 'cmd', argv: ['report'], cwd: '.' }, params: {}, inputs: {}, upstream: {}, env: {}, runtime: { platform: 'linux', arch: 'x64' } };
