@@ -1,23 +1,13 @@
 /** Temp-dir helpers for cache tests (real files, removed on dispose). */
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
+import { tempDir as sharedTempDir, type TempDir } from '../helpers/temp-dir.js';
 
-export interface TempDir extends AsyncDisposable {
-  readonly dir: string;
-}
+export type { TempDir } from '../helpers/temp-dir.js';
 
-export async function tempDir(prefix = 'cache-test-'): Promise<TempDir> {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), prefix));
-  return {
-    dir,
-    async [Symbol.asyncDispose]() {
-      // Objects are read-only; root ignores that, but make it robust for non-root users too.
-      await fsp.chmod(dir, 0o755).catch(() => undefined);
-      await fsp.rm(dir, { recursive: true, force: true });
-    },
-  };
+/** A temp dir for a cache test (see test/helpers/temp-dir.ts). */
+export function tempDir(prefix = 'cache-test-'): Promise<TempDir> {
+  return sharedTempDir(prefix);
 }
 
 export function write(root: string, rel: string, content: string | Buffer): string {

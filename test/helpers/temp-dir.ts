@@ -16,5 +16,12 @@ export interface TempDir extends AsyncDisposable {
 /** Makes a temp directory under the OS temp dir whose name starts with `prefix`. */
 export async function tempDir(prefix = 'test-'): Promise<TempDir> {
   const dir = await fs.realpath(await fs.mkdtemp(path.join(os.tmpdir(), prefix)));
-  return { dir, [Symbol.asyncDispose]: () => fs.rm(dir, { recursive: true, force: true }) };
+  return {
+    dir,
+    async [Symbol.asyncDispose]() {
+      // Cache objects are read-only; root ignores that, but stay robust for non-root users too.
+      await fs.chmod(dir, 0o755).catch(() => undefined);
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
 }
