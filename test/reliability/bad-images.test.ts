@@ -70,7 +70,7 @@ test('bad images: a 30000x30000 PNG is rejected by a child process running inges
   assert.equal(m.accepted, 1);
   assert.equal(m.reject?.reason, 'too-many-pixels');
   assert.match(m.reject!.detail, /30000x30000/);
-  // Decoding would need >= 900 MB (one byte per pixel); node + sharp + ingest alone is ~100 MB.
+  // Decoding would need >= 900 MB (one byte per pixel); the same child without the bomb peaks near 69 MiB (stress figure bomb-rss, baselineMiB).
   assert.ok(m.peakMiB < 300, `peak RSS ${m.peakMiB.toFixed(0)} MiB`);
   assert.ok(m.peakMiB - m.baselineMiB < 64, `peak ${m.peakMiB.toFixed(0)} MiB vs ${m.baselineMiB.toFixed(0)} MiB without the bomb`);
   // Times are only printed: the RSS bound above is what proves nothing was decoded. The issue's 1 s is
