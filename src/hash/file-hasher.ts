@@ -100,11 +100,20 @@ interface Walk {
   misses: { i: number; abs: string; st: fs.Stats }[];
 }
 
+function listingOf(kind: 'dir' | 'glob', hash: string, { rels, hashes }: Walk): DepListing {
+  return { kind, hash, files: rels.length, entries: rels.map((rel, i) => [rel, hashes[i]!] as const) };
+}
+
 /** Hashes dependency paths through a persisted memo. One instance per process and memo file. */
 export class FileHasher {
   private readonly memo: HashMemo;
   private dirty = false;
   private readonly walkedRoots = new Set<string>();
+  /**
+   * The last walk `hashDep` made of each dir/glob dependency (by absolute path and glob), with its
+   * `kind:hash`: a run record stores the listing its key was computed from without walking again.
+   */
+  private readonly lastWalks = new Map<string, { readonly id: string; readonly walk: Walk }>();
   private readonly exclude: Set<string>;
   private readonly racyWindowMs: number;
   private readonly tmpDir: string | undefined;
@@ -132,17 +141,26 @@ export class FileHasher {
     const r = await this.walkDep(workspace, depPath);
     if (r.kind === 'missing') return { kind: 'missing', files: 0 };
     if (r.kind === 'file') return { kind: 'file', hash: r.hash, files: 1 };
-    return { kind: r.kind, hash: listingHash(r.kind, r.walk.rels, r.walk.hashes as string[]), files: r.walk.rels.length };
+    const hash = listingHash(r.kind, r.walk.rels, r.walk.hashes as string[]);
+    this.lastWalks.set(path.resolve(workspace, depPath), { id: `${r.kind}:${hash}`, walk: r.walk });
+    return { kind: r.kind, hash, files: r.walk.rels.length };
   }
 
-  /** Like `hashDep` but also returns every file's hash. */
-  async listDep(workspace: string, depPath: string): Promise<DepListing> {
+  /**
+   * Like `hashDep` but also returns every file's hash. With `expect` (a `kind:hash` that
+   * `hashDep` returned in this process), the walk behind it is reused when it is still the
+   * last one of that path: the listing is then exactly the one that hash describes.
+   */
+  async listDep(workspace: string, depPath: string, expect?: string): Promise<DepListing> {
+    const last = expect === undefined ? undefined : this.lastWalks.get(path.resolve(workspace, depPath));
+    if (last !== undefined && last.id === expect) {
+      const [kind, hash] = [expect.slice(0, expect.indexOf(':')) as 'dir' | 'glob', expect.slice(expect.indexOf(':') + 1)];
+      return listingOf(kind, hash, last.walk);
+    }
     const r = await this.walkDep(workspace, depPath);
     if (r.kind === 'missing') return { kind: 'missing', files: 0, entries: [] };
     if (r.kind === 'file') return { kind: 'file', hash: r.hash, files: 1, entries: [['', r.hash]] };
-    const { rels, hashes } = r.walk;
-    const entries = rels.map((rel, i) => [rel, hashes[i]!] as const);
-    return { kind: r.kind, hash: listingHash(r.kind, rels, hashes as string[]), files: rels.length, entries };
+    return listingOf(r.kind, listingHash(r.kind, r.walk.rels, r.walk.hashes as string[]), r.walk);
   }
 
   private async walkDep(workspace: string, depPath: string): Promise<{ kind: 'missing' } | { kind: 'file'; hash: string } | { kind: 'dir' | 'glob'; walk: Walk }> {

@@ -55,19 +55,23 @@ export interface ExecContext {
 
 /** Writes the stage's run record (last, with its dependency listings); a vanished object is a stage failure. */
 async function writeRunRecord(node: StageNode, ctx: ExecContext, rec: NewRunRecord): Promise<Result<RunRecord, { kind: 'failed'; message: string }>> {
-  const listings = await storeListings(node, ctx);
+  const listings = await storeListings(node, ctx, rec.fingerprint.inputs);
   const written = await ctx.store.writeRecord({ ...rec, ...(listings ? { inputListings: listings } : {}) });
   if (written.ok) return written;
   return err({ kind: 'failed', message: `stage ${node.id} failed: cache object for ${written.error.path} vanished before the record was written` });
 }
 
-/** Stores the listing of every directory/glob dependency as an object; dep path → object sha. */
-async function storeListings(node: StageNode, ctx: ExecContext): Promise<Record<string, string> | undefined> {
+/**
+ * Stores the listing of every directory/glob dependency as an object; dep path → object sha.
+ * `inputs` (the key's `kind:hash` per dep) lets the hasher hand back the walk the key came from
+ * instead of walking a 10k-file dataset a second time.
+ */
+async function storeListings(node: StageNode, ctx: ExecContext, inputs: Readonly<Record<string, string>>): Promise<Record<string, string> | undefined> {
   if (!ctx.hasher) return undefined;
   const out: Record<string, string> = {};
   for (const d of node.deps) {
     if (d.kind !== 'path') continue;
-    const l = await ctx.hasher.listDep(ctx.graph.workspace, d.path);
+    const l = await ctx.hasher.listDep(ctx.graph.workspace, d.path, inputs[d.path]);
     if (l.kind !== 'dir' && l.kind !== 'glob') continue;
     out[d.path] = await ctx.store.putBytes(Buffer.from(JSON.stringify(l.entries)));
   }

@@ -273,3 +273,23 @@ test('an unreadable file hashes to a stable marker instead of failing the run', 
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout), [['ok.txt', sha('ok')], ['secret.txt', 'unreadable:EACCES']]);
 });
+
+test('listDep with the kind:hash hashDep returned reuses that walk; a stale or absent one walks again', async () => {
+  await using t = await tempDir();
+  for (const n of ['a', 'b', 'c']) write(t.dir, `d/${n}`, n);
+  const h = await FileHasher.open(path.join(t.dir, 'memo.bin'), trusting);
+  const first = await h.hashDep(t.dir, 'd');
+  const id = `${first.kind}:${first.hash}`;
+  const statted = h.stats.statted;
+  const reused = await h.listDep(t.dir, 'd', id);
+  assert.equal(h.stats.statted, statted, 'no walk');
+  assert.deepEqual(reused, await h.listDep(t.dir, 'd'), 'the same listing a fresh walk gives');
+  assert.ok(h.stats.statted > statted, 'without expect it walks');
+
+  write(t.dir, 'd/b', 'changed');
+  const second = await h.hashDep(t.dir, 'd');
+  const before = h.stats.statted;
+  const stale = await h.listDep(t.dir, 'd', id);
+  assert.ok(h.stats.statted > before, 'an expect that is not the last walk walks again');
+  assert.equal(stale.hash, second.hash, 'and lists what is there now');
+});
