@@ -9,7 +9,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { currentProcess } from './process-id.js';
+import { ownedTempName } from './process-id.js';
 
 /** Options for `writeFileAtomic`. */
 export interface AtomicWriteOptions {
@@ -19,24 +19,28 @@ export interface AtomicWriteOptions {
   readonly syncDir?: boolean;
 }
 
+/** Writes `data` to `file` (opened with `flag`, e.g. `wx` for a fresh temp) and fsyncs it before closing. */
+export async function writeSynced(file: string, data: string | Uint8Array, flag: string): Promise<void> {
+  const handle = await fs.open(file, flag);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Atomically replaces `file` with `data`, creating parent directories. */
 export async function writeFileAtomic(file: string, data: string | Uint8Array, opts: AtomicWriteOptions = {}): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true });
   // In `tmpDir` (a cache's tmp/) the name starts like CacheStore.tmpName's, `<host>~<pid>~<start>~<rnd>`, so the
   // temp of a writer killed mid-write is known to be dead and removed by the next CacheStore.open (crash-kill found
   // `<key>.json.<pid>.<rnd>.tmp` records left in tmp/ for good: its cleaner could not tell their owner).
-  const me = currentProcess();
-  const name = `${me.hostname}~${me.pid}~${me.start ?? ''}~${randomBytes(6).toString('hex')}.${path.basename(file)}.tmp`;
-  const tmp = opts.tmpDir === undefined ? `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp` : path.join(opts.tmpDir, name);
+  const tmp =
+    opts.tmpDir === undefined ? `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp` : path.join(opts.tmpDir, ownedTempName(`.${path.basename(file)}.tmp`));
   if (opts.tmpDir !== undefined) await fs.mkdir(opts.tmpDir, { recursive: true });
   try {
-    const handle = await fs.open(tmp, 'w');
-    try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writeSynced(tmp, data, 'w');
     await fs.rename(tmp, file);
   } catch (e) {
     // A failed write (a full disk) leaves no partial temp file taking the space.

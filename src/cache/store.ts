@@ -50,7 +50,7 @@ import crypto from 'node:crypto';
 import type { ItemCache } from '../../stages/types.js';
 import { computeKey, type FingerprintHash, type StageFingerprint } from '../fingerprint.js';
 import { type Result, ok, err } from '../result.js';
-import { fsyncDir, writeFileAtomic } from './atomic.js';
+import { fsyncDir, writeFileAtomic, writeSynced } from './atomic.js';
 import { directoryItemCache, itemEntryIntact, itemFiles, ITEM_DIGEST_BYTES, ITEM_KEY } from './item-cache.js';
 import { HashMemo } from '../hash/memo.js';
 import { currentProcess, isAlive, ownedTempName } from './process-id.js';
@@ -755,13 +755,7 @@ export class CacheStore {
       if (!this.reuseObject(sha, data.length)) {
         const tmp = this.tmpName('.obj');
         await removeOnError(tmp, async () => {
-          const fh = await fsp.open(tmp, 'wx');
-          try {
-            await fh.writeFile(data);
-            await fh.sync();
-          } finally {
-            await fh.close();
-          }
+          await writeSynced(tmp, data, 'wx');
           await this.install(tmp, sha);
         });
       }
