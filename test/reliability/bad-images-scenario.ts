@@ -17,6 +17,7 @@
  *
  * Does not assert: callers decide what the verdicts must be.
  */
+import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import fss from 'node:fs';
 import path from 'node:path';
@@ -375,6 +376,19 @@ export async function runPipelineAs(workspace: string, mode: UnreadableMode, tim
 /** Reads a JSONL file. */
 export function readJsonl<T>(file: string): T[] {
   return fss.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
+}
+
+/**
+ * The whole scenario in `workspace`: builds every kind, writes the pipeline (`on_invalid: skip`), runs
+ * it through the CLI (as another uid for the unreadable case when root) and judges every kind.
+ * The run must exit 0 (skip goes on past every bad file).
+ */
+export async function runBadImageSet(workspace: string): Promise<{ set: BadImageSet; run: CliRun; verdicts: Verdict[] }> {
+  const set = await buildBadImageSet(workspace);
+  await writePipeline(workspace);
+  const run = await runPipelineAs(workspace, set.unreadable);
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  return { set, run, verdicts: judgeRun(workspace, set, run) };
 }
 
 /**

@@ -11,8 +11,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { spawnSync } from 'node:child_process';
 import {
-  buildBadImageSet,
-  judgeRun,
+  runBadImageSet,
   measureBombRejection,
   orientedJpeg,
   orientedQuadrants,
@@ -34,11 +33,7 @@ import { pngOf, writeTree } from '../data/fixtures.js';
 
 test('bad images: every kind goes through the real CLI (ingest → resize → partition) in one run, handled with the right pixels or rejected with its reason', async (t) => {
   await using ws = await tempWorkspace();
-  const set = await buildBadImageSet(ws.dir);
-  await writePipeline(ws.dir);
-  const run = await runPipelineAs(ws.dir, set.unreadable);
-  assert.equal(run.code, 0, run.stdout + run.stderr);
-  const verdicts = judgeRun(ws.dir, set, run);
+  const { set, run, verdicts } = await runBadImageSet(ws.dir);
   for (const v of verdicts) {
     await t.test(v.kind, { skip: v.outcome === 'skipped' ? v.detail : false }, () => assert.ok(v.ok, `${v.kind}: ${v.detail}`));
   }

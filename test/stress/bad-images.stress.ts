@@ -16,13 +16,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  runBadImageSet,
   AVIF_BOMB,
-  buildBadImageSet,
-  judgeRun,
   measureBombRejection,
   runPipelineAs,
   tempWorkspace,
-  writePipeline,
 } from '../reliability/bad-images-scenario.js';
 import { fuzzCases, fuzzImages, judgeFuzzRun, writeFuzzDataset } from '../reliability/bad-images-fuzz.js';
 import { recordFigure } from './figures.js';
@@ -33,11 +31,7 @@ const BOMB_RUNS = Number(process.env['BOMB_RUNS'] ?? 3);
 
 test('bad images: every kind handled with the right pixels or rejected with its reason, in one CLI run', { timeout: 10 * 60 * 1000 }, async () => {
   await using ws = await tempWorkspace();
-  const set = await buildBadImageSet(ws.dir);
-  await writePipeline(ws.dir);
-  const run = await runPipelineAs(ws.dir, set.unreadable);
-  assert.equal(run.code, 0, run.stdout + run.stderr);
-  const verdicts = judgeRun(ws.dir, set, run);
+  const { set, run, verdicts } = await runBadImageSet(ws.dir);
   const ok = verdicts.filter((v) => v.ok).length;
   recordFigure({
     id: 'bad-images',
