@@ -210,9 +210,7 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
     for (const [slot, up] of Object.entries(node.inputs)) inputs[slot] = inputDir(ctx.graph, up);
     const seed = typeof node.with.seed === 'number' ? node.with.seed : 0;
     const { runBuiltin, stageHosts, canShareHost } = await import('../stage-host/host.js');
-    // The stages that start when this one ends get warm hosts now, while it runs (their start-up overlaps it).
-    stageHosts.prewarm(hostsWanted(ctx.graph, node, canShareHost));
-    const outcome = await runBuiltin({
+    const running = runBuiltin({
       stageId: node.id,
       stageName: node.uses,
       params: node.with,
@@ -233,6 +231,10 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
         ctx.emit({ type: 'stage-progress', stage: node.id, done, total, ...(label !== undefined ? { label } : {}) });
       },
     });
+    // The stages that start when this one ends get warm hosts now, while it runs (their start-up overlaps it).
+    // After `runBuiltin` has taken this stage's own host (synchronously), so a prewarmed host is left for them.
+    stageHosts.prewarm(hostsWanted(ctx.graph, node, canShareHost));
+    const outcome = await running;
     switch (outcome.kind) {
       case 'cancelled':
         return { kind: 'cancelled' };

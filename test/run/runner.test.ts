@@ -153,3 +153,31 @@ test('runPipeline: an engine reused across runs (watch mode) still sees edits', 
   assert.equal(statusOf(await runPipeline(graph, { cacheDir, engine })), 'restored');
   assert.equal(await fs.readFile(path.join(w.dir, 'out.txt'), 'utf8'), 'one');
 });
+
+test('runPipeline: the stages after ingest (resize, partition) both start in hosts forked while ingest ran', async () => {
+  const sharp = (await import('sharp')).default;
+  const { stageHosts } = await import('../../src/stage-host/host.js');
+  await using w = await workspace({ ingest: { uses: 'ingest', with: { source: 'img' } }, resize: { uses: 'resize', with: { size: [8, 8] } }, partition: { uses: 'partition' } });
+  for (let i = 0; i < 6; i++) {
+    await fs.mkdir(path.join(w.dir, 'img', `c${i % 2}`), { recursive: true });
+    await sharp({ create: { width: 12, height: 10, channels: 3, background: { r: i * 40, g: 20, b: 200 } } }).png().toFile(path.join(w.dir, 'img', `c${i % 2}`, `${i}.png`));
+  }
+  const graph = await w.graph();
+  const lock = await lockWorkspace(graph.workspace);
+  assert.ok(lock.ok);
+  const before = stageHosts.spawned;
+  let atIngestEnd = -1;
+  const s = await runPipeline(graph, {
+    cacheDir: resolveCacheDir(graph, undefined, {}, w.dir),
+    jobs: 2,
+    onEvent: (e) => {
+      if (e.type === 'stage-end' && e.stage === 'ingest') atIngestEnd = stageHosts.spawned - before;
+    },
+  });
+  await lock.value.release();
+  assert.equal(s.ok, true);
+  assert.deepEqual([...s.stages.values()].map((x) => x.status), ['ran', 'ran', 'ran']);
+  // ingest's own host plus one prewarmed beside it; ingest's host is free again for the second dependent.
+  assert.equal(atIngestEnd, 2, 'two hosts by the time ingest ended');
+  assert.equal(stageHosts.spawned - before, 2, 'no host forked after ingest: both dependents started warm');
+});
