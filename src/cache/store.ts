@@ -140,8 +140,14 @@ export interface CorruptEntry {
 export interface ItemRefs {
   /** The item cache, `items/<namespace>/` under the cache root: the stage's registry name. */
   readonly namespace: string;
-  /** Output path (relative to the staging dir, `/`-separated) → entry key. */
-  readonly refs: readonly { readonly path: string; readonly key: string }[];
+  /**
+   * Output path (relative to the staging dir, `/`-separated) → entry key, and
+   * optionally the entry's `[dev, ino, size, mtimeMs]` as the stage saw it: a
+   * hint that spares a stat when the object the inode memo names for that
+   * inode is that very inode (then its bytes are the object's, whatever
+   * happened to the entry since); otherwise the entry is stat'ed as without it.
+   */
+  readonly refs: readonly { readonly path: string; readonly key: string; readonly stat?: readonly [number, number, number, number] }[];
 }
 
 /** Result of `verify`. */
@@ -176,6 +182,8 @@ export interface GcOptions {
 }
 
 const INLINE_LOG_MAX = 64 * 1024;
+/** Records `readRecord` keeps parsed (`parsedRecord`). */
+const RECORD_MEMO_MAX = 32;
 /** Files up to this size are copied into the store by read + write (skipped when the object exists). */
 const SMALL_FILE = 4 * 1024 * 1024;
 /** Files adopted/materialised concurrently: overlaps fsyncs and copies (libuv runs 4 at a time by default). */
@@ -199,6 +207,8 @@ export class CacheStore {
   /** `(dev:ino) → sha256` of shared inodes adopted as objects (see module doc); loaded on first use. */
   private inodes: HashMemo | undefined;
   private inodesDirty = false;
+  /** Records parsed and checked by `readRecord`, with the stat they were read at (`parsedRecord`). */
+  private readonly records = new Map<string, { readonly sig: string; readonly rec: RunRecord }>();
 
   private constructor(root: string) {
     this.root = root;
@@ -278,19 +288,21 @@ export class CacheStore {
     // file; a 10k-image re-run is mostly these), everything else through `adopt` concurrently.
     const files = new Array<ManifestFile>(rels.length);
     const rest: number[] = [];
+    // Objects already marked used (below) while being recognised: their stat is at hand, one chmod each.
+    const marked = new Set<string>();
     for (let i = 0; i < rels.length; i++) {
-      const known = this.knownShared(path.join(dir, rels[i]!), rels[i]!);
+      const known = this.knownShared(path.join(dir, rels[i]!), rels[i]!, marked);
       if (known !== undefined) files[i] = known;
       else rest.push(i);
     }
     await mapLimit(rest, IO_CONCURRENCY, async (i) => {
       files[i] = await this.adopt(path.join(dir, rels[i]!), rels[i]!, 'move', corrupt);
     });
-    if (refs !== undefined && refs.refs.length > 0) files.push(...(await this.adoptRefs(refs, new Set(rels), corrupt)));
+    if (refs !== undefined && refs.refs.length > 0) files.push(...(await this.adoptRefs(refs, new Set(rels), corrupt, marked)));
     // Objects found present (shared inodes linked when the stage started, possibly long ago; bytes
     // already stored) keep their age otherwise: mark them used now, so that a concurrent gc's grace
     // covers them until the record that names them is written (one chmod per file).
-    for (const f of files) touchCtime(this.objectPath(f.sha256));
+    for (const f of files) if (!marked.has(f.sha256)) touchCtime(this.objectPath(f.sha256));
     await this.saveInodeMemo();
     return makeManifest(files);
   }
@@ -304,17 +316,27 @@ export class CacheStore {
    * named twice, or also written in the staging dir, or not a plain relative
    * path, is a bug in the stage (thrown).
    */
-  private async adoptRefs(refs: ItemRefs, staged: ReadonlySet<string>, corrupt: CorruptEntry[] | undefined): Promise<ManifestFile[]> {
+  private async adoptRefs(refs: ItemRefs, staged: ReadonlySet<string>, corrupt: CorruptEntry[] | undefined, marked: Set<string>): Promise<ManifestFile[]> {
     if (!/^[A-Za-z0-9_.-]+$/.test(refs.namespace)) throw new Error(`invalid item namespace: ${refs.namespace}`);
     const root = path.join(this.root, 'items', refs.namespace);
     const seen = new Set(staged);
     const out: ManifestFile[] = [];
     const slow: { rel: string; file: string; entry: string; st: fs.Stats }[] = [];
-    for (const { path: rel, key } of refs.refs) {
+    for (const { path: rel, key, stat: hint } of refs.refs) {
       if (!RELATIVE_PATH.test(rel)) throw new Error(`item reference to a bad output path: ${JSON.stringify(rel)}`);
       if (seen.has(rel)) throw new Error(`output path ${rel} named twice (staged file or item reference)`);
       seen.add(rel);
       if (!ITEM_KEY.test(key)) throw new Error(`invalid item cache key: ${key}`);
+      if (hint !== undefined) {
+        const [dev, ino, size, mtimeMs] = hint;
+        const hinted = this.inodeMemo().lookup(`${dev}:${ino}`, size, mtimeMs, 0, ino);
+        const obj = hinted === undefined ? undefined : this.markKnownObject(hinted, { dev, ino, size, mtimeMs }, marked);
+        if (obj !== undefined && (obj.mode & 0o222) === 0) {
+          this.sharedStats.known++;
+          out.push({ path: rel, sha256: hinted!, size, mode: obj.mode & 0o777 }); // the object is the entry's inode: its mode
+          continue;
+        }
+      }
       // = itemEntryFile(root, key), without path.join per item.
       const file = `${root}${path.sep}${key.slice(0, 2)}${path.sep}${key}`;
       const entry = `items/${refs.namespace}/${key.slice(0, 2)}/${key}`;
@@ -330,7 +352,7 @@ export class CacheStore {
         continue;
       }
       const known = this.inodeMemo().lookup(`${st.dev}:${st.ino}`, st.size, st.mtimeMs, 0, st.ino);
-      if (known !== undefined && this.isObjectInode(known, st)) {
+      if (known !== undefined && this.markKnownObject(known, st, marked) !== undefined) {
         this.sharedStats.known++;
         out.push({ path: rel, sha256: known, size: st.size, mode: st.mode & 0o777 });
       } else {
@@ -342,11 +364,11 @@ export class CacheStore {
   }
 
   /** A read-only staging file sharing an inode that is already the object the memo names (`adoptShared`'s fast case). */
-  private knownShared(src: string, rel: string): ManifestFile | undefined {
+  private knownShared(src: string, rel: string, marked: Set<string>): ManifestFile | undefined {
     const st = fs.lstatSync(src);
     if (!st.isFile() || st.nlink <= 1 || (st.mode & 0o222) !== 0) return undefined;
     const known = this.inodeMemo().lookup(`${st.dev}:${st.ino}`, st.size, st.mtimeMs, 0, st.ino);
-    if (known === undefined || !this.isObjectInode(known, st)) return undefined;
+    if (known === undefined || this.markKnownObject(known, st, marked) === undefined) return undefined;
     this.sharedStats.known++;
     return { path: rel, sha256: known, size: st.size, mode: st.mode & 0o777 };
   }
@@ -369,8 +391,33 @@ export class CacheStore {
 
   /** Whether `objects/<sha>` is the inode `st` describes. */
   private isObjectInode(sha: string, st: fs.Stats): boolean {
-    const o = fs.statSync(this.objectPath(sha), { throwIfNoEntry: false });
-    return o !== undefined && o.ino === st.ino && o.dev === st.dev && o.size === st.size && o.mtimeMs === st.mtimeMs;
+    return this.objectInode(sha, st) !== undefined;
+  }
+
+  /** The stat of `objects/<sha>` when it is the inode `st` describes. */
+  private objectInode(sha: string, st: InodeFacts): fs.Stats | undefined {
+    const file = this.objectPath(sha);
+    const o = fs.statSync(file, { throwIfNoEntry: false });
+    return o !== undefined && o.ino === st.ino && o.dev === st.dev && o.size === st.size && o.mtimeMs === st.mtimeMs ? o : undefined;
+  }
+
+  /**
+   * `objectInode`, and when it is that inode, marks the object used at once (a
+   * chmod to the mode just read: see `ingest`) and adds `sha` to `marked`,
+   * sparing `ingest`'s closing pass a second stat of it.
+   */
+  private markKnownObject(sha: string, st: InodeFacts, marked: Set<string>): fs.Stats | undefined {
+    const o = this.objectInode(sha, st);
+    if (o === undefined) return undefined;
+    if (!marked.has(sha)) {
+      try {
+        fs.chmodSync(this.objectPath(sha), o.mode & 0o7777);
+        marked.add(sha);
+      } catch {
+        /* vanished or not ours to chmod: the closing pass tries again (and a vanished object fails writeRecord's check) */
+      }
+    }
+    return o;
   }
 
   /**
@@ -538,19 +585,40 @@ export class CacheStore {
    * `checkObjects: false` skips the per-object stat (e.g. for `explain`).
    */
   async readRecord(key: string, opts: { checkObjects?: boolean } = {}): Promise<RunRecord | undefined> {
-    let rec: RunRecord;
-    try {
-      rec = JSON.parse(await fsp.readFile(this.recordPath(key), 'utf8')) as RunRecord;
-    } catch {
-      return undefined;
-    }
-    if (!recordConsistent(rec, key)) return undefined;
+    const rec = await this.parsedRecord(key);
+    if (rec === undefined) return undefined;
     if (opts.checkObjects !== false) {
       // Mark it used before checking its objects: a concurrent gc keeps a record used within the grace (see gc).
       touchCtime(this.recordPath(key));
       for (const f of rec.outputs.files) if (!this.hasObject(f.sha256, f.size)) return undefined;
       if (typeof rec.log !== 'string' && !this.hasObject(rec.log.object, rec.log.bytes)) return undefined;
     }
+    return rec;
+  }
+
+  /**
+   * The record file for `key`, parsed and consistent, or undefined. A record
+   * already checked by this process is served again while its file is the
+   * same (inode, size, mtime): a run reads the last record of a stage twice
+   * (the reason it reruns, then the manifest its outputs update), and a
+   * 10k-file output's record is megabytes of JSON to parse and checksum.
+   */
+  private async parsedRecord(key: string): Promise<RunRecord | undefined> {
+    const file = this.recordPath(key);
+    const st = fs.statSync(file, { throwIfNoEntry: false });
+    if (st === undefined) return undefined;
+    const sig = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+    const seen = this.records.get(key);
+    if (seen !== undefined && seen.sig === sig) return seen.rec;
+    let rec: RunRecord;
+    try {
+      rec = JSON.parse(await fsp.readFile(file, 'utf8')) as RunRecord;
+    } catch {
+      return undefined;
+    }
+    if (!recordConsistent(rec, key)) return undefined;
+    if (this.records.size >= RECORD_MEMO_MAX) this.records.delete(this.records.keys().next().value!);
+    this.records.set(key, { sig, rec });
     return rec;
   }
 
@@ -881,6 +949,9 @@ async function removeOnError<T>(tmp: string, fn: () => Promise<T>): Promise<T> {
     throw e;
   }
 }
+
+/** What identifies a file's inode and its version: enough to tell that an object is that inode. */
+type InodeFacts = Pick<fs.Stats, 'dev' | 'ino' | 'size' | 'mtimeMs'>;
 
 /** A `/`-separated relative path: no leading `/`, no empty, `.` or `..` segment, no backslash. */
 const RELATIVE_PATH = /^(?!\.\.?(?:\/|$))[^/\\]+(?:\/(?!\.\.?(?:\/|$))[^/\\]+)*$/;

@@ -35,7 +35,7 @@ export function stageItemCache(cacheDir: string, stageName: string, refs?: ItemR
       if (st === undefined || !st.isFile() || st.size !== valueBytes + ITEM_DIGEST_BYTES) return false;
       // Entries written before entries were created read-only: seal them (as `link` does); never written in place.
       if ((st.mode & 0o222) !== 0) fs.chmodSync(file, 0o444);
-      refs.push({ path: rel, key });
+      refs.push({ path: rel, key, stat: [st.dev, st.ino, st.size, st.mtimeMs] });
       return true;
     },
   };

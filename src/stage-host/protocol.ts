@@ -46,7 +46,17 @@ export type HostRequest = RunRequest | CancelRequest;
 export interface ItemRef {
   readonly path: string;
   readonly key: string;
+  /**
+   * The entry as the stage found it, `[dev, ino, size, mtimeMs]` (from the
+   * lstat `refer` made anyway), so the engine need not stat it again. Only a
+   * hint: the engine uses it when the object the inode memo names for it is
+   * that very inode, and stats the entry itself otherwise (`ItemRefs`).
+   */
+  readonly stat?: ItemStat;
 }
+
+/** `[dev, ino, size, mtimeMs]` of an item-cache entry (`ItemRef.stat`). */
+export type ItemStat = readonly [number, number, number, number];
 
 /** Child → engine messages. */
 export type ChildMessage =

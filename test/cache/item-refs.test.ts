@@ -124,3 +124,43 @@ test('malformed references are bugs in the stage: thrown', async () => {
   await bad({ namespace: '../x', refs: [{ path: 'a.px', key: key(0) }] });
   await bad({ namespace: 'resize', refs: [{ path: 'a.px', key: '../../etc' }] });
 });
+
+test('a stat hint spares the entry stat only when the memo names an object that is that very inode; a stale hint falls back to stat', async () => {
+  const { t, store, root, items } = await setup(3);
+  await using _ = t;
+  const hinted = (ids: readonly number[]): ItemRefs => ({
+    namespace: 'resize',
+    refs: ids.map((i) => {
+      const st = fs.lstatSync(itemEntryFile(root, key(i)));
+      return { path: `px/${i}.px`, key: key(i), stat: [st.dev, st.ino, st.size, st.mtimeMs] as const };
+    }),
+  });
+  const r1 = await store.ingestStaging(await staging(store, [0, 1, 2]), hinted([0, 1, 2]));
+  if (!r1.ok) throw new Error(JSON.stringify(r1.error));
+  assert.deepEqual(store.sharedStats, { known: 0, hashed: 3 }, 'unknown inodes: hashed as without hints');
+
+  // Next run with hints: all known, same manifest; the hint alone suffices (entry 2's file is moved away after the
+  // hint was taken; its object is still that inode, so its bytes are right).
+  const hints = hinted([0, 1, 2]);
+  fs.renameSync(itemEntryFile(root, key(2)), path.join(t.dir, 'moved-away'));
+  const again = await CacheStore.open(store.root);
+  const r2 = await again.ingestStaging(await staging(again, [0, 1, 2]), hints);
+  if (!r2.ok) throw new Error(JSON.stringify(r2.error));
+  assert.deepEqual(again.sharedStats, { known: 3, hashed: 0 });
+  assert.deepEqual(r2.value.files.filter((f) => f.path !== 'index.json'), r1.value.files.filter((f) => f.path !== 'index.json'));
+
+  // A stale hint: entry 1 was replaced by a new inode (same bytes) after the hint was taken, and its old inode is no
+  // object any more. The hint names nothing the memo vouches for, so the entry is stat'ed (and its new inode hashed).
+  const stale = hinted([0, 1]);
+  const obj1 = r1.value.files.find((f) => f.path === 'px/1.px')!;
+  fs.rmSync(itemEntryFile(root, key(1)), { force: true });
+  fs.rmSync(again.objectPath(obj1.sha256), { force: true });
+  await items.put(key(1), value(1));
+  const third = await CacheStore.open(store.root);
+  const r3 = await third.ingestStaging(await staging(third, [0, 1]), stale);
+  if (!r3.ok) throw new Error(JSON.stringify(r3.error));
+  assert.deepEqual(third.sharedStats, { known: 1, hashed: 1 });
+  assert.equal(r3.value.files.find((f) => f.path === 'px/1.px')!.sha256, obj1.sha256, 'same bytes, same object name');
+  assert.equal(fs.statSync(third.objectPath(obj1.sha256)).ino, fs.statSync(itemEntryFile(root, key(1))).ino, 'the new inode is the object now');
+  assert.equal((await third.verify()).corrupt.length, 0);
+});

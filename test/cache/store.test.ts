@@ -277,3 +277,29 @@ test('ingesting many files: concurrent adoption keeps order, dedupes, leaves no 
   assert.equal(read(ws, 'copy/d3/f10.txt'), 'v10');
   assert.equal(m.value.output.files.length, 300);
 });
+
+test('readRecord serves a record it already checked while the file is unchanged, and reads it again once the file changes', async () => {
+  await using t = await tempDir();
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  const s = await store.makeStagingDir();
+  write(s, 'a.txt', 'alpha');
+  const m = await store.ingestDir(s);
+  assert.ok((await store.writeRecord(record(m, { metrics: { acc: 0.5 } }))).ok);
+  const key = computeKey(fp);
+  const first = await store.readRecord(key);
+  assert.equal(first?.metrics['acc'], 0.5);
+  assert.equal(await store.readRecord(key, { checkObjects: false }), first, 'same parsed record, not parsed again');
+  // A flipped digit of the same length, written in place: same inode and size, new mtime.
+  const file = store.recordPath(key);
+  const text = fs.readFileSync(file, 'utf8');
+  await new Promise((r) => setTimeout(r, 5));
+  fs.writeFileSync(file, text.replace('"acc":0.5', '"acc":0.7'));
+  assert.equal(await store.readRecord(key), undefined, 'the changed file is read again and fails its checksum');
+  // Another process rewrites the record (a new inode): read afresh.
+  fs.rmSync(file);
+  assert.ok((await store.writeRecord(record(m, { metrics: { acc: 0.25 } }))).ok);
+  assert.equal((await store.readRecord(key))?.metrics['acc'], 0.25);
+  // Gone: nothing, whatever was read before.
+  fs.rmSync(file);
+  assert.equal(await store.readRecord(key), undefined);
+});
