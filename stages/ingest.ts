@@ -32,6 +32,7 @@ import { DEFAULT_MAX_PIXELS, PROBE_FAILURE_REASONS, probeImage, sniffFormat, typ
 import { compareCodeUnits, listClassFolders, parseSourceManifest, type Candidate } from './lib/source-list.js';
 import { SPLITS, type Split } from './lib/splits.js';
 import { imageRuntimeFacts } from './lib/runtime-facts.js';
+import { formatCount } from './lib/format-count.js';
 import {
   CLASSES_FILE,
   CONFLICTS_FILE,
@@ -150,28 +151,41 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
     ctx.log.warn(`${strayImages.length} image file(s) directly under the source root have no class folder and were ignored (e.g. ${strayImages.slice(0, 3).join(', ')})`);
   }
 
-  // Probe every candidate (cached per content hash).
-  const { default: pLimit } = await import('p-limit');
-  const limit = pLimit(READ_CONCURRENCY);
-  const decodeLimit = pLimit(PROBE_CONCURRENCY);
+  // Probe every candidate (cached per content hash). Files whose stat signature the hash memo
+  // knows, with a memoised probe, are settled here synchronously (a stat and two lookups each);
+  // only the rest (new, changed, racy, special or large files) go through the read/probe queue.
   const memoKey = probeMemoKey(params.max_pixels);
   const memo = await loadProbeMemo(ctx, memoKey);
   const hasher = await openStatMemo(ctx, params);
-  const memoSizeBefore = memo.size;
-  let done = 0;
+  const probed: Probed[] = new Array<Probed>(candidates.length);
+  const pending: { readonly i: number; readonly st: fss.Stats | undefined }[] = [];
+  for (let i = 0; i < candidates.length; i++) {
+    if ((i & 1023) === 0 && ctx.signal.aborted) throw ctx.signal.reason ?? new Error('aborted');
+    const c = candidates[i]!;
+    const st = fss.statSync(c.abs, { throwIfNoEntry: false });
+    const settled = settledByStat(memo, c, st, hasher);
+    if (settled !== undefined) probed[i] = settled;
+    else pending.push({ i, st });
+  }
+  let done = candidates.length - pending.length;
+  if (done > 0) ctx.log.progress(done, candidates.length, 'probe');
   let probedFresh = 0;
   let read = 0;
-  const probed: Probed[] = await Promise.all(
-    candidates.map((c) =>
-      limit(async (): Promise<Probed> => {
-        if (ctx.signal.aborted) throw ctx.signal.reason ?? new Error('aborted');
-        const r = await probeCandidate(memo, c, params.max_pixels, decodeLimit, () => probedFresh++, false, hasher, () => read++);
-        done++;
-        if (done % 64 === 0 || done === candidates.length) ctx.log.progress(done, candidates.length, 'probe');
-        return r;
-      }),
-    ),
-  );
+  if (pending.length > 0) {
+    const { default: pLimit } = await import('p-limit');
+    const limit = pLimit(READ_CONCURRENCY);
+    const decodeLimit = pLimit(PROBE_CONCURRENCY);
+    await Promise.all(
+      pending.map(({ i, st }) =>
+        limit(async (): Promise<void> => {
+          if (ctx.signal.aborted) throw ctx.signal.reason ?? new Error('aborted');
+          probed[i] = await probeCandidate(memo, candidates[i]!, st, params.max_pixels, decodeLimit, () => probedFresh++, false, hasher, () => read++);
+          done++;
+          if (done % 64 === 0 || done === candidates.length) ctx.log.progress(done, candidates.length, 'probe');
+        }),
+      ),
+    );
+  }
 
   // libvips keeps one error buffer per process: when several decodes fail at
   // once, messages can be swapped or lost ("Unknown error"). Re-probe fresh
@@ -179,9 +193,9 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
   for (let i = 0; i < probed.length; i++) {
     const p = probed[i]!;
     if (p.ok || p.confirmed) continue;
-    probed[i] = await probeCandidate(memo, p.c, params.max_pixels, decodeLimit, () => {}, true);
+    probed[i] = await probeCandidate(memo, p.c, fss.statSync(p.c.abs, { throwIfNoEntry: false }), params.max_pixels, (f) => f(), () => {}, true);
   }
-  if (memo.size !== memoSizeBefore) await ctx.items.put(memoKey, Buffer.from(JSON.stringify(Object.fromEntries(memo))));
+  if (memo.changed) await ctx.items.put(memoKey, memo.encode());
   await hasher.save();
 
   const rejects: RejectEntry[] = skippedLinks.map((l) => rejectOf(l.c, 'symlink-skipped', l.detail));
@@ -280,7 +294,7 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
 
   return {
     metrics: { images: entries.length, classes: classes.length, rejected: rejects.length, duplicates: duplicates.length, probed: probedFresh, read },
-    summary: `${fmt(entries.length)} images in ${classes.length} classes${rejects.length > 0 ? `, ${fmt(rejects.length)} rejected (${rejectSummary})` : ''}${duplicates.length > 0 ? `, ${fmt(duplicates.length)} duplicates collapsed` : ''}`,
+    summary: `${formatCount(entries.length)} images in ${classes.length} classes${rejects.length > 0 ? `, ${formatCount(rejects.length)} rejected (${rejectSummary})` : ''}${duplicates.length > 0 ? `, ${formatCount(duplicates.length)} duplicates collapsed` : ''}`,
   };
 }
 
@@ -359,21 +373,48 @@ type CachedProbe = { readonly ok: true; readonly info: ProbeInfo } | { readonly 
  * Probe outcomes by content sha256, kept as ONE item-cache entry per (stage
  * version, max_pixels): a per-file entry would cost an fsync per file, more
  * than probing a small image. It grows as the union of every run's files.
+ * Stored as one JSON object `{sha256: CachedProbe}`; held as the parsed object
+ * itself (no per-entry copy into a Map: 10k entries load in one `JSON.parse`).
  */
-type ProbeMemo = Map<string, CachedProbe>;
+class ProbeMemo {
+  /** Whether `set` added or replaced anything since load. */
+  changed = false;
+
+  private constructor(private readonly bySha: Record<string, CachedProbe>) {}
+
+  /** Decodes a stored memo; anything unreadable is an empty memo (everything is probed again). */
+  static decode(raw: Buffer | undefined): ProbeMemo {
+    if (raw !== undefined) {
+      try {
+        const parsed: unknown = JSON.parse(raw.toString('utf8'));
+        if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) return new ProbeMemo(parsed as Record<string, CachedProbe>);
+      } catch {
+        // unreadable memo: probe again
+      }
+    }
+    return new ProbeMemo(Object.create(null) as Record<string, CachedProbe>);
+  }
+
+  get(sha256: string): CachedProbe | undefined {
+    return Object.hasOwn(this.bySha, sha256) ? this.bySha[sha256] : undefined;
+  }
+
+  set(sha256: string, outcome: CachedProbe): void {
+    this.bySha[sha256] = outcome;
+    this.changed = true;
+  }
+
+  encode(): Buffer {
+    return Buffer.from(JSON.stringify(this.bySha));
+  }
+}
 
 function probeMemoKey(maxPixels: number): string {
   return createHash('sha256').update(JSON.stringify({ stage: 'ingest.probe-memo', version: ingestStage.version, maxPixels })).digest('hex');
 }
 
 async function loadProbeMemo(ctx: StageContext<IngestParams>, key: string): Promise<ProbeMemo> {
-  const raw = await ctx.items.get(key);
-  if (raw === undefined) return new Map();
-  try {
-    return new Map(Object.entries(JSON.parse(raw.toString('utf8')) as Record<string, CachedProbe>));
-  } catch {
-    return new Map(); // unreadable memo: probe again
-  }
+  return ProbeMemo.decode(await ctx.items.get(key));
 }
 
 /**
@@ -389,13 +430,41 @@ async function openStatMemo(ctx: StageContext<IngestParams>, params: IngestParam
 }
 
 /**
- * Hashes and probes one file; `serial` marks the one-at-a-time re-check whose
- * result is always memoised. A file whose stat signature the hash memo knows,
- * with a memoised probe, is not read at all.
+ * The outcome for a candidate decided by its stat alone, or undefined when it
+ * must be read: a FIFO, device or socket is refused, and a regular file whose
+ * stat signature the hash memo knows (racy-window rule included, see
+ * `FileHasher.lookup`) with a memoised probe is settled without reading it.
+ * Large files (sniffed first) and everything else go to `probeCandidate`.
+ */
+function settledByStat(memo: ProbeMemo, c: Candidate, st: fss.Stats | undefined, hasher: FileHasher): Probed | undefined {
+  if (st === undefined) return undefined;
+  if (!st.isFile()) {
+    const special = specialFileKind(st);
+    return special === undefined ? undefined : specialReject(c, special);
+  }
+  if (st.size === 0 || st.size > LARGE_FILE_BYTES) return undefined;
+  const known = hasher.lookup(c.abs, st);
+  const outcome = known === undefined ? undefined : memo.get(known);
+  if (known === undefined || outcome === undefined) return undefined;
+  return outcome.ok ? { ok: true, c, sha256: known, bytes: st.size, info: outcome.info } : { ok: false, c, sha256: known, failure: outcome.failure, confirmed: true };
+}
+
+/** Reading a FIFO never ends and a device may never end: they are refused before opening. */
+function specialReject(c: Candidate, kind: string): Probed {
+  return { ok: false, c, failure: { reason: 'unreadable', detail: `not a regular file (${kind})` }, confirmed: true };
+}
+
+/**
+ * Hashes and probes one file that `settledByStat` could not settle, given
+ * the stat taken before (undefined: it did not exist then); `serial` marks
+ * the one-at-a-time re-check whose result is always memoised. A large file
+ * whose stat signature the hash memo knows, with a memoised probe, is not
+ * read at all.
  */
 async function probeCandidate(
   memo: ProbeMemo,
   c: Candidate,
+  st: fss.Stats | undefined,
   maxPixels: number,
   decodeLimit: <T>(f: () => Promise<T>) => Promise<T>,
   onFresh: () => void,
@@ -403,10 +472,8 @@ async function probeCandidate(
   hasher?: FileHasher,
   onRead?: () => void,
 ): Promise<Probed> {
-  const st = fss.statSync(c.abs, { throwIfNoEntry: false });
   const special = st === undefined ? undefined : specialFileKind(st);
-  // Reading a FIFO never ends and a device may never end: refuse them before opening.
-  if (special !== undefined) return { ok: false, c, failure: { reason: 'unreadable', detail: `not a regular file (${special})` }, confirmed: true };
+  if (special !== undefined) return specialReject(c, special);
   if (st !== undefined && st.isFile() && st.size > LARGE_FILE_BYTES) {
     const head = await readHead(c.abs, SNIFF_BYTES);
     if (head !== undefined && sniffFormat(head) === undefined) {
@@ -414,7 +481,8 @@ async function probeCandidate(
       return { ok: false, c, failure: { reason: 'not-an-image', detail: `no known image signature in the first bytes of this ${Math.round(st.size / 2 ** 20)} MiB file (not read further)` }, confirmed: true };
     }
   }
-  if (!serial && hasher !== undefined && st !== undefined && st.isFile() && st.size > 0) {
+  // Smaller files were looked up by `settledByStat` already (a second lookup would only miss again).
+  if (!serial && hasher !== undefined && st !== undefined && st.isFile() && st.size > LARGE_FILE_BYTES) {
     const known = hasher.lookup(c.abs, st);
     const outcome = known === undefined ? undefined : memo.get(known);
     if (known !== undefined && outcome !== undefined) {
@@ -512,9 +580,6 @@ function jsonl(rows: readonly unknown[]): string {
   return rows.map((r) => JSON.stringify(r) + '\n').join('');
 }
 
-function fmt(n: number): string {
-  return n.toLocaleString('en-US');
-}
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;

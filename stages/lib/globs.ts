@@ -9,6 +9,11 @@
 
 /** Compiles one glob pattern to an anchored RegExp. */
 export function globToRegExp(pattern: string): RegExp {
+  return new RegExp(`^${globSource(pattern)}$`);
+}
+
+/** The unanchored RegExp source of one glob pattern (see `globToRegExp`). */
+function globSource(pattern: string): string {
   let re = '';
   let i = 0;
   let braceDepth = 0;
@@ -19,9 +24,10 @@ export function globToRegExp(pattern: string): RegExp {
         const atStart = i === 0 || pattern[i - 1] === '/';
         const atEnd = i + 2 === pattern.length || pattern[i + 2] === '/';
         if (atStart && atEnd) {
-          // `**/` matches zero or more whole segments; a trailing `**` matches everything below.
+          // `**/` matches zero or more whole segments (the same strings as `(?:[^/]*/)*`: empty, or
+          // anything ending in `/`, without its backtracking); a trailing `**` matches everything below.
           if (i + 2 === pattern.length) re += '.*';
-          else re += '(?:[^/]*/)*';
+          else re += String.raw`(?:[\s\S]*/)?`;
           i += 3;
           continue;
         }
@@ -55,7 +61,7 @@ export function globToRegExp(pattern: string): RegExp {
     }
     i++;
   }
-  return new RegExp(`^${re}$`);
+  return re;
 }
 
 /** A compiled include/exclude filter over relative paths. */
@@ -64,11 +70,25 @@ export interface PathFilter {
   accepts(rel: string): boolean;
 }
 
-/** Builds a filter from include and exclude globs (an empty include list accepts everything). */
+/**
+ * Patterns that match every relative path: an include list holding one needs no test at all.
+ * (`**` alone is not one: its `.*` does not match a name containing a newline.)
+ */
+const MATCH_ALL: ReadonlySet<string> = new Set(['**/*']);
+
+/**
+ * Builds a filter from include and exclude globs (an empty include list accepts everything).
+ * Each list is one alternation RegExp (`^(?:a|b)$`), tested once per path instead of once per
+ * pattern; an include list holding `**` + `/*` (the default) accepts without a test.
+ */
 export function pathFilter(include: readonly string[], exclude: readonly string[]): PathFilter {
-  const inc = include.map(globToRegExp);
-  const exc = exclude.map(globToRegExp);
+  const inc = include.length === 0 || include.some((g) => MATCH_ALL.has(g)) ? undefined : alternation(include);
+  const exc = exclude.length === 0 ? undefined : alternation(exclude);
   return {
-    accepts: (rel) => (inc.length === 0 || inc.some((r) => r.test(rel))) && !exc.some((r) => r.test(rel)),
+    accepts: (rel) => (inc === undefined || inc.test(rel)) && (exc === undefined || !exc.test(rel)),
   };
+}
+
+function alternation(globs: readonly string[]): RegExp {
+  return new RegExp(`^(?:${globs.map((g) => `(?:${globSource(g)})`).join('|')})$`);
 }

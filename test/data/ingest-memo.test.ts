@@ -1,0 +1,133 @@
+/**
+ * The re-run path of `ingest`: files the stat memo and the probe memo both
+ * know are settled from a stat without being read, and nothing that made a
+ * re-run trustworthy is weakened by it: files inside the racy window are read
+ * again, a change that keeps size, mtime and inode is still seen (ctime), and
+ * rejects, duplicates and label conflicts come out byte-identical from memo
+ * hits as from a cold run.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { stageRig } from '../helpers/stage-context.js';
+import { ingestStage, ingestParams, type IngestParams } from '../../stages/ingest.js';
+import { readManifest } from '../../stages/lib/manifest.js';
+import { pngOf, writeTree } from './fixtures.js';
+
+/** Racy window of the stat memo (src/hash/file-hasher.ts default), plus a margin. */
+const PAST_RACY_WINDOW_MS = 1100;
+
+const OUTPUT_FILES = ['manifest.jsonl', 'classes.json', 'rejects.jsonl', 'counts.json', 'conflicts.jsonl', 'duplicates.jsonl'];
+
+async function outputs(dir: string): Promise<Record<string, string>> {
+  return Object.fromEntries(await Promise.all(OUTPUT_FILES.map(async (f) => [f, await fs.readFile(path.join(dir, f), 'utf8')] as const)));
+}
+
+test('ingest memo: a file inside the racy window is read on every run until it is old enough to trust', async () => {
+  await using rig = await stageRig();
+  const src = path.join(rig.dir, 'src');
+  await writeTree(src, { 'c0/a.png': await pngOf(1), 'c1/b.png': await pngOf(2) });
+  // An mtime a minute ahead keeps a.png inside the racy window however slow this machine is.
+  const ahead = new Date(Date.now() + 60_000);
+  await fs.utimes(path.join(src, 'c0/a.png'), ahead, ahead);
+  const run = async () => ingestStage.run(await rig.context<IngestParams>('ingest', ingestParams({ source: 'src' })));
+
+  assert.equal((await run()).metrics?.['read'], 2);
+  await new Promise((r) => setTimeout(r, PAST_RACY_WINDOW_MS));
+  // b.png is old now (memoised from here on); a.png's mtime is still "just now or later".
+  assert.equal((await run()).metrics?.['read'], 2, 'b.png was young at the first run, so it is read once more');
+  assert.equal((await run()).metrics?.['read'], 1, 'only the racy a.png is read');
+  assert.equal((await run()).metrics?.['read'], 1, 'a.png is never trusted while it stays racy');
+
+  const past = new Date(Date.now() - 60_000);
+  await fs.utimes(path.join(src, 'c0/a.png'), past, past); // ctime is now: young for one more window
+  await new Promise((r) => setTimeout(r, PAST_RACY_WINDOW_MS));
+  assert.equal((await run()).metrics?.['read'], 1);
+  const last = await run();
+  assert.equal(last.metrics?.['read'], 0);
+  assert.equal(last.metrics?.['images'], 2);
+});
+
+test('ingest memo: new bytes with the same size, inode and restored mtime are read again (ctime) and get their new hash', async () => {
+  await using rig = await stageRig();
+  const src = path.join(rig.dir, 'src');
+  const before = await pngOf(10);
+  let after: Buffer | undefined;
+  for (let seed = 11; seed < 400 && after === undefined; seed++) {
+    const b = await pngOf(seed);
+    if (b.length === before.length && !b.equals(before)) after = b;
+  }
+  assert.ok(after !== undefined, 'no same-size PNG found');
+  await writeTree(src, { 'c0/a.png': before, 'c0/b.png': await pngOf(500), 'c1/c.png': await pngOf(501) });
+  const file = path.join(src, 'c0/a.png');
+  const hourAgo = Math.floor(Date.now() / 1000) - 3600; // whole seconds: set twice, read back exactly
+  await fs.utimes(file, hourAgo, hourAgo);
+  await new Promise((r) => setTimeout(r, PAST_RACY_WINDOW_MS));
+  const run = async () => {
+    const ctx = await rig.context<IngestParams>('ingest', ingestParams({ source: 'src' }));
+    return { result: await ingestStage.run(ctx), outDir: ctx.outDir };
+  };
+  assert.equal((await run()).result.metrics?.['read'], 3);
+  assert.equal((await run()).result.metrics?.['read'], 0);
+
+  const st = await fs.stat(file);
+  await fs.writeFile(file, after); // same inode, same size
+  await fs.utimes(file, hourAgo, hourAgo); // mtime as before: only ctime tells
+  const st2 = await fs.stat(file);
+  assert.equal(st2.ino, st.ino);
+  assert.equal(st2.size, st.size);
+  assert.equal(st2.mtimeMs, st.mtimeMs);
+  const changed = await run();
+  assert.equal(changed.result.metrics?.['read'], 1);
+  const entry = readManifest(changed.outDir).entries.find((e) => e.rel === 'c0/a.png');
+  assert.equal(entry?.sha256, createHash('sha256').update(after).digest('hex'));
+});
+
+test('ingest memo: rejects, duplicates and label conflicts settled from the memo give the same bytes as a cold run', async () => {
+  await using rig = await stageRig();
+  const src = path.join(rig.dir, 'src');
+  const dup = await pngOf(20);
+  const shared = await pngOf(21);
+  await writeTree(src, {
+    'cat/1.png': dup,
+    'cat/2.png': dup, // duplicate within cat: collapsed
+    'cat/3.png': shared,
+    'dog/4.png': shared, // same bytes under two labels: both rejected
+    'dog/5.png': await pngOf(22),
+    'dog/notes.png': 'not an image',
+    'dog/empty.png': '',
+    'dog/.hidden.png': await pngOf(23), // excluded by the default globs: not considered at all
+  });
+  await new Promise((r) => setTimeout(r, PAST_RACY_WINDOW_MS));
+  const run = async (cacheDir?: string) => {
+    const ctx = await rig.context<IngestParams>('ingest', ingestParams({ source: 'src' }));
+    const c = cacheDir === undefined ? ctx : { ...ctx, cacheDir };
+    return { result: await ingestStage.run(c), out: await outputs(ctx.outDir), warnings: ctx.log.warnings };
+  };
+  const first = await run();
+  const memoised = await run();
+  // Everything but the empty file (never memoised: it has no content to hash) is settled from a stat.
+  assert.equal(first.result.metrics?.['read'], 7);
+  assert.equal(memoised.result.metrics?.['read'], 1);
+  assert.deepEqual(memoised.out, first.out);
+  assert.equal(memoised.result.summary, first.result.summary);
+  assert.equal(memoised.result.metrics?.['probed'], 0);
+  assert.deepEqual(memoised.warnings, first.warnings);
+  const cold = await run(path.join(rig.dir, 'cold-cache'));
+  assert.deepEqual(cold.out, first.out);
+
+  const rejects = first.out['rejects.jsonl']!.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { rel: string; reason: string });
+  assert.deepEqual(
+    rejects.map((r) => [r.rel, r.reason]),
+    [
+      ['cat/3.png', 'label-conflict'],
+      ['dog/4.png', 'label-conflict'],
+      ['dog/empty.png', 'empty'],
+      ['dog/notes.png', 'not-an-image'],
+    ],
+  );
+  assert.match(first.out['duplicates.jsonl']!, /"rel":"cat\/2\.png","keptRel":"cat\/1\.png"/);
+  assert.equal(first.out['manifest.jsonl']!.split('\n').filter(Boolean).length, 2);
+});
