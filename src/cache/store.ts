@@ -275,21 +275,30 @@ export class CacheStore {
    * is gone, so the stage recomputes that item. (Linking trusts an entry by
    * its size, see item-cache.ts; this is where its bytes are read anyway.)
    * A shared inode that is no item-cache entry is adopted as before.
+   *
+   * `kept`: objects referenced by a record that `gc` keeps until this
+   * output's own record is kept instead (the record the workspace state
+   * names for this stage, while the caller holds the workspace lock: gc
+   * keeps every key a workspace state names, and the state names the new
+   * record only once it is written). Such objects need no marking as used
+   * (`ingest`): for a 10k-file output that changed by 1%, that spares 10k
+   * inode updates.
    */
-  async ingestStaging(dir: string, refs?: ItemRefs): Promise<Result<OutputManifest, CorruptEntry[]>> {
+  async ingestStaging(dir: string, refs?: ItemRefs, kept?: ReadonlySet<string>): Promise<Result<OutputManifest, CorruptEntry[]>> {
     const corrupt: CorruptEntry[] = [];
-    const m = await this.ingest(dir, corrupt, refs);
+    const m = await this.ingest(dir, corrupt, refs, kept);
     return corrupt.length > 0 ? err(corrupt) : ok(m);
   }
 
-  private async ingest(dir: string, corrupt: CorruptEntry[] | undefined, refs?: ItemRefs): Promise<OutputManifest> {
+  private async ingest(dir: string, corrupt: CorruptEntry[] | undefined, refs?: ItemRefs, kept?: ReadonlySet<string>): Promise<OutputManifest> {
     const rels = listFiles(dir, '');
     // Linked entries the memo already knows cost two stats: do those synchronously (no promise per
     // file; a 10k-image re-run is mostly these), everything else through `adopt` concurrently.
     const files = new Array<ManifestFile>(rels.length);
     const rest: number[] = [];
     // Objects already marked used (below) while being recognised: their stat is at hand, one chmod each.
-    const marked = new Set<string>();
+    // Objects a kept record references need no mark (`ingestStaging`).
+    const marked = new Set<string>(kept);
     for (let i = 0; i < rels.length; i++) {
       const known = this.knownShared(path.join(dir, rels[i]!), rels[i]!, marked);
       if (known !== undefined) files[i] = known;

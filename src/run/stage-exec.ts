@@ -248,7 +248,12 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
         break;
     }
     if (ctx.signal.aborted) return { kind: 'cancelled' };
-    const ingested = await ctx.store.ingestStaging(staging, outcome.refs ? { namespace: node.uses, refs: outcome.refs } : undefined);
+    const prevState = ctx.state.get(node.id);
+    // The record the workspace state names for this stage: gc keeps it (and its objects) until the state names
+    // this run's record, which is written before the state is saved. Its objects need no "used" mark (store.ts).
+    const prevRecord = prevState !== undefined ? await ctx.store.readRecord(prevState.key, { checkObjects: false }) : undefined;
+    const kept = prevRecord !== undefined ? new Set(prevRecord.outputs.files.map((f) => f.sha256)) : undefined;
+    const ingested = await ctx.store.ingestStaging(staging, outcome.refs ? { namespace: node.uses, refs: outcome.refs } : undefined, kept);
     if (!ingested.ok) {
       const bad = ingested.error.filter((c) => c.reason === 'corrupt-item-entry');
       const gone = ingested.error.filter((c) => c.reason === 'missing-item-entry');
@@ -273,11 +278,9 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
       ...(result.summary ? { summary: result.summary } : {}),
     });
     if (!written.ok) return written.error;
-    const prevState = ctx.state.get(node.id);
     const expected = prevState?.outputs.find((o) => o.dest === normalDest(node.outDir));
     // The previous run's manifest lets materialize keep unchanged files instead of copying everything again.
-    const prevRecord = expected !== undefined && prevState !== undefined ? await ctx.store.readRecord(prevState.key, { checkObjects: false }) : undefined;
-    const previous = prevRecord !== undefined && prevRecord.outputs.hash === expected?.hash ? prevRecord.outputs : undefined;
+    const previous = expected !== undefined && prevRecord !== undefined && prevRecord.outputs.hash === expected.hash ? prevRecord.outputs : undefined;
     const placed = await materialize(ctx.store, manifest, ws, node.outDir, { kind: 'dir', stageId: node.id, ...(expected ? { expected } : {}), ...(previous ? { previous } : {}) });
     if (!placed.ok) {
       // The object was quarantined (so the record just written is unusable): a new try stores good bytes.

@@ -164,3 +164,22 @@ test('a stat hint spares the entry stat only when the memo names an object that 
   assert.equal(fs.statSync(third.objectPath(obj1.sha256)).ino, fs.statSync(itemEntryFile(root, key(1))).ino, 'the new inode is the object now');
   assert.equal((await third.verify()).corrupt.length, 0);
 });
+
+test('objects a kept record references are not marked used again; the others are (their ctime moves)', async () => {
+  const { t, store } = await setup(4);
+  await using _ = t;
+  const r1 = await store.ingestStaging(await staging(store, [0, 1, 2, 3]), refsOf([0, 1, 2, 3]));
+  if (!r1.ok) throw new Error(JSON.stringify(r1.error));
+  const sha = (i: number) => r1.value.files.find((f) => f.path === `px/${i}.px`)!.sha256;
+  const ctime = (i: number) => fs.statSync(store.objectPath(sha(i))).ctimeMs;
+  const before = [0, 1, 2, 3].map(ctime);
+  await new Promise((r) => setTimeout(r, 20));
+  const again = await CacheStore.open(store.root);
+  const r2 = await again.ingestStaging(await staging(again, [0, 1, 2, 3]), refsOf([0, 1, 2, 3]), new Set([sha(0), sha(1)]));
+  assert.ok(r2.ok);
+  assert.deepEqual(again.sharedStats, { known: 4, hashed: 0 });
+  assert.equal(ctime(0), before[0], 'kept: untouched');
+  assert.equal(ctime(1), before[1], 'kept: untouched');
+  assert.ok(ctime(2) > before[2]!, 'not kept: marked used');
+  assert.ok(ctime(3) > before[3]!, 'not kept: marked used');
+});
