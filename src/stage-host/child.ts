@@ -1,8 +1,10 @@
 /**
  * Entry point of a stage host: a child process that runs built-in stages one
- * at a time. For each `run` request it imports the stage registry (once),
- * builds the `StageContext` (directory item cache, IPC logger, an abort
- * signal of its own), runs the stage and sends back its result or error.
+ * at a time. For each `run` request it imports that stage's module only
+ * (`stages/registry-lazy.ts`: a partition host never loads the model stages'
+ * modules, nor the other data stages'), builds the `StageContext` (directory
+ * item cache, IPC logger, an abort signal of its own), runs the stage and
+ * sends back its result or error.
  * With the result it says whether it may take another stage
  * (`policy.ts`); the engine then keeps it warm or retires it. It exits when
  * the engine disconnects (or dies).
@@ -15,6 +17,7 @@ import type { ChildMessage, ErrnoFields, HostRequest, ItemRef, RunRequest } from
 import type { StageContext, StageLogger } from '../../stages/types.js';
 import { ownChildPids, retireReason } from './policy.js';
 import { stageItemCache } from './item-cache-for.js';
+import { loadBuiltinStage } from '../../stages/registry-lazy.js';
 
 /** Minimum interval between progress messages (the last one, done === total, always goes). */
 const PROGRESS_INTERVAL_MS = 100;
@@ -28,8 +31,7 @@ function send(m: ChildMessage): Promise<void> {
 
 /** Runs one stage request to its answer (the caller sends it). */
 async function run(req: RunRequest, signal: AbortSignal): Promise<ChildMessage> {
-  const { builtinStages } = await import('../../stages/registry.js');
-  const stage = builtinStages.get(req.stageName);
+  const stage = await loadBuiltinStage(req.stageName);
   if (!stage) return { type: 'error', message: `unknown built-in stage "${req.stageName}"` };
   let lastProgress = 0;
   const log: StageLogger = {
