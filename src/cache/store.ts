@@ -207,6 +207,13 @@ export class CacheStore {
   /** `(dev:ino) → sha256` of shared inodes adopted as objects (see module doc); loaded on first use. */
   private inodes: HashMemo | undefined;
   private inodesDirty = false;
+  /**
+   * Objects an ingest found present (stat) that a kept record references, by
+   * the manifest it returned (`ingestStaging`'s `kept`): gc cannot remove
+   * them before that manifest's record is written, so `writeRecord` need
+   * not stat them again.
+   */
+  private readonly vouched = new WeakMap<OutputManifest, ReadonlySet<string>>();
   /** Records parsed and checked by `readRecord`, with the stat they were read at (`parsedRecord`). */
   private readonly records = new Map<string, { readonly sig: string; readonly rec: RunRecord }>();
 
@@ -296,24 +303,24 @@ export class CacheStore {
     // file; a 10k-image re-run is mostly these), everything else through `adopt` concurrently.
     const files = new Array<ManifestFile>(rels.length);
     const rest: number[] = [];
-    // Objects already marked used (below) while being recognised: their stat is at hand, one chmod each.
-    // Objects a kept record references need no mark (`ingestStaging`).
-    const marked = new Set<string>(kept);
+    const marks: UseMarks = { kept: kept ?? new Set(), marked: new Set(), vouched: new Set() };
     for (let i = 0; i < rels.length; i++) {
-      const known = this.knownShared(path.join(dir, rels[i]!), rels[i]!, marked);
+      const known = this.knownShared(path.join(dir, rels[i]!), rels[i]!, marks);
       if (known !== undefined) files[i] = known;
       else rest.push(i);
     }
     await mapLimit(rest, IO_CONCURRENCY, async (i) => {
       files[i] = await this.adopt(path.join(dir, rels[i]!), rels[i]!, 'move', corrupt);
     });
-    if (refs !== undefined && refs.refs.length > 0) files.push(...(await this.adoptRefs(refs, new Set(rels), corrupt, marked)));
+    if (refs !== undefined && refs.refs.length > 0) files.push(...(await this.adoptRefs(refs, new Set(rels), corrupt, marks)));
     // Objects found present (shared inodes linked when the stage started, possibly long ago; bytes
     // already stored) keep their age otherwise: mark them used now, so that a concurrent gc's grace
     // covers them until the record that names them is written (one chmod per file).
-    for (const f of files) if (!marked.has(f.sha256)) touchCtime(this.objectPath(f.sha256));
+    for (const f of files) if (!marks.marked.has(f.sha256) && !marks.kept.has(f.sha256)) touchCtime(this.objectPath(f.sha256));
     await this.saveInodeMemo();
-    return makeManifest(files);
+    const manifest = makeManifest(files);
+    if (marks.vouched.size > 0) this.vouched.set(manifest, marks.vouched);
+    return manifest;
   }
 
   /**
@@ -325,7 +332,7 @@ export class CacheStore {
    * named twice, or also written in the staging dir, or not a plain relative
    * path, is a bug in the stage (thrown).
    */
-  private async adoptRefs(refs: ItemRefs, staged: ReadonlySet<string>, corrupt: CorruptEntry[] | undefined, marked: Set<string>): Promise<ManifestFile[]> {
+  private async adoptRefs(refs: ItemRefs, staged: ReadonlySet<string>, corrupt: CorruptEntry[] | undefined, marks: UseMarks): Promise<ManifestFile[]> {
     if (!/^[A-Za-z0-9_.-]+$/.test(refs.namespace)) throw new Error(`invalid item namespace: ${refs.namespace}`);
     const root = path.join(this.root, 'items', refs.namespace);
     const seen = new Set(staged);
@@ -339,7 +346,7 @@ export class CacheStore {
       if (hint !== undefined) {
         const [dev, ino, size, mtimeMs] = hint;
         const hinted = this.inodeMemo().lookup(`${dev}:${ino}`, size, mtimeMs, 0, ino);
-        const obj = hinted === undefined ? undefined : this.markKnownObject(hinted, { dev, ino, size, mtimeMs }, marked);
+        const obj = hinted === undefined ? undefined : this.markKnownObject(hinted, { dev, ino, size, mtimeMs }, marks);
         if (obj !== undefined && (obj.mode & 0o222) === 0) {
           this.sharedStats.known++;
           out.push({ path: rel, sha256: hinted!, size, mode: obj.mode & 0o777 }); // the object is the entry's inode: its mode
@@ -361,7 +368,7 @@ export class CacheStore {
         continue;
       }
       const known = this.inodeMemo().lookup(`${st.dev}:${st.ino}`, st.size, st.mtimeMs, 0, st.ino);
-      if (known !== undefined && this.markKnownObject(known, st, marked) !== undefined) {
+      if (known !== undefined && this.markKnownObject(known, st, marks) !== undefined) {
         this.sharedStats.known++;
         out.push({ path: rel, sha256: known, size: st.size, mode: st.mode & 0o777 });
       } else {
@@ -373,11 +380,11 @@ export class CacheStore {
   }
 
   /** A read-only staging file sharing an inode that is already the object the memo names (`adoptShared`'s fast case). */
-  private knownShared(src: string, rel: string, marked: Set<string>): ManifestFile | undefined {
+  private knownShared(src: string, rel: string, marks: UseMarks): ManifestFile | undefined {
     const st = fs.lstatSync(src);
     if (!st.isFile() || st.nlink <= 1 || (st.mode & 0o222) !== 0) return undefined;
     const known = this.inodeMemo().lookup(`${st.dev}:${st.ino}`, st.size, st.mtimeMs, 0, st.ino);
-    if (known === undefined || this.markKnownObject(known, st, marked) === undefined) return undefined;
+    if (known === undefined || this.markKnownObject(known, st, marks) === undefined) return undefined;
     this.sharedStats.known++;
     return { path: rel, sha256: known, size: st.size, mode: st.mode & 0o777 };
   }
@@ -411,17 +418,20 @@ export class CacheStore {
   }
 
   /**
-   * `objectInode`, and when it is that inode, marks the object used at once (a
-   * chmod to the mode just read: see `ingest`) and adds `sha` to `marked`,
+   * `objectInode`, and when it is that inode: an object a kept record
+   * references is vouched for (present now, and gc keeps it); any other is
+   * marked used at once (a chmod to the mode just read: see `ingest`),
    * sparing `ingest`'s closing pass a second stat of it.
    */
-  private markKnownObject(sha: string, st: InodeFacts, marked: Set<string>): fs.Stats | undefined {
+  private markKnownObject(sha: string, st: InodeFacts, marks: UseMarks): fs.Stats | undefined {
     const o = this.objectInode(sha, st);
     if (o === undefined) return undefined;
-    if (!marked.has(sha)) {
+    if (marks.kept.has(sha)) {
+      marks.vouched.add(sha);
+    } else if (!marks.marked.has(sha)) {
       try {
         fs.chmodSync(this.objectPath(sha), o.mode & 0o7777);
-        marked.add(sha);
+        marks.marked.add(sha);
       } catch {
         /* vanished or not ours to chmod: the closing pass tries again (and a vanished object fails writeRecord's check) */
       }
@@ -564,8 +574,9 @@ export class CacheStore {
 
   /**
    * Writes the run record for `rec.key`, last: every object the manifest (and
-   * a big log) references must already be in the store (checked), and the
-   * object directories are fsynced first. A log over 64 KiB is stored as an
+   * a big log) references must already be in the store (checked with a stat,
+   * except objects the ingest that made the manifest found present and a kept
+   * record protects: `vouched`), and the object directories are fsynced first. A log over 64 KiB is stored as an
    * object. Atomic (temp file in tmp/, fsync, rename, fsync dir).
    * A key that is not the fingerprint's hash, or a manifest whose hash is
    * wrong, is a bug and throws (such a record could never be read back).
@@ -573,7 +584,9 @@ export class CacheStore {
   async writeRecord(rec: NewRunRecord): Promise<Result<RunRecord, RecordRefused>> {
     if (computeKey(rec.fingerprint) !== rec.key) throw new Error(`writeRecord: key ${rec.key} is not the hash of the record's fingerprint`);
     if (manifestHash(rec.outputs.files) !== rec.outputs.hash) throw new Error('writeRecord: outputs.hash does not match outputs.files');
+    const vouched = this.vouched.get(rec.outputs);
     for (const f of rec.outputs.files) {
+      if (vouched?.has(f.sha256) === true) continue;
       if (!this.hasObject(f.sha256, f.size)) return err({ reason: 'object-missing', sha256: f.sha256, path: f.path });
     }
     const logBytes = Buffer.byteLength(rec.log);
@@ -957,6 +970,16 @@ async function removeOnError<T>(tmp: string, fn: () => Promise<T>): Promise<T> {
     await fsp.rm(tmp, { force: true });
     throw e;
   }
+}
+
+/** How one `ingest` treats objects it finds present (`markKnownObject`). */
+interface UseMarks {
+  /** Referenced by a kept record: never marked, vouched for instead. */
+  readonly kept: ReadonlySet<string>;
+  /** Marked used by this ingest already. */
+  readonly marked: Set<string>;
+  /** Kept objects found present: `writeRecord` trusts them (`CacheStore.vouched`). */
+  readonly vouched: Set<string>;
 }
 
 /** What identifies a file's inode and its version: enough to tell that an object is that inode. */

@@ -183,3 +183,30 @@ test('objects a kept record references are not marked used again; the others are
   assert.ok(ctime(2) > before[2]!, 'not kept: marked used');
   assert.ok(ctime(3) > before[3]!, 'not kept: marked used');
 });
+
+test('writeRecord stats only the objects the ingest could not vouch for (kept and found present are trusted)', async () => {
+  const { t, store } = await setup(3);
+  await using _ = t;
+  const r1 = await store.ingestStaging(await staging(store, [0, 1, 2]), refsOf([0, 1, 2]));
+  if (!r1.ok) throw new Error(JSON.stringify(r1.error));
+  const sha = (i: number) => r1.value.files.find((f) => f.path === `px/${i}.px`)!.sha256;
+  const fp = { engine: 't', stage: { kind: 'builtin', name: 'resize', version: '1' }, params: {}, inputs: {}, upstream: {}, env: {}, runtime: { platform: 'linux', arch: 'x64' } } as const;
+  const { computeKey } = await import('../../src/fingerprint.js');
+  const rec = (outputs: typeof r1.value) => ({ key: computeKey(fp), fingerprint: fp, stageId: 'resize', outputs, metrics: {}, log: '', startedAt: new Date().toISOString(), durationMs: 1 });
+  const again = await CacheStore.open(store.root);
+  const r2 = await again.ingestStaging(await staging(again, [0, 1, 2]), refsOf([0, 1, 2]), new Set([sha(0)]));
+  if (!r2.ok) throw new Error(JSON.stringify(r2.error));
+  // Outside the model (gc never removes a kept record's objects): both vanish after the ingest. Only the one
+  // that was not vouched for is noticed at write time; a reader still checks every object.
+  fs.rmSync(again.objectPath(sha(1)));
+  const refused = await again.writeRecord(rec(r2.value));
+  assert.equal(refused.ok, false);
+  if (!refused.ok) assert.equal(refused.error.sha256, sha(1));
+  const back = await again.ingestStaging(await staging(again, [0, 1, 2]), refsOf([0, 1, 2]), new Set([sha(0)]));
+  if (!back.ok) throw new Error(JSON.stringify(back.error));
+  fs.rmSync(again.objectPath(sha(0)));
+  assert.equal((await again.writeRecord(rec(back.value))).ok, true, 'vouched for: not stat\'ed again');
+  assert.equal(await again.readRecord(computeKey(fp)), undefined, 'but unusable on read: the stage reruns');
+  // A manifest the store did not make (a copy) gets every object checked.
+  assert.equal((await again.writeRecord(rec({ ...back.value }))).ok, false);
+});
