@@ -131,3 +131,41 @@ test('ingest memo: rejects, duplicates and label conflicts settled from the memo
   assert.match(first.out['duplicates.jsonl']!, /"rel":"cat\/2\.png","keptRel":"cat\/1\.png"/);
   assert.equal(first.out['manifest.jsonl']!.split('\n').filter(Boolean).length, 2);
 });
+
+test('ingest: an abort while new files are queued for probing rejects with the reason and leaves no unhandled rejection', async () => {
+  await using rig = await stageRig();
+  const files: Record<string, Buffer> = {};
+  const png = await pngOf(1);
+  for (let i = 0; i < 600; i++) files[`c${i % 2}/${String(i).padStart(4, '0')}.png`] = i % 50 === 0 ? await pngOf(1000 + i) : png;
+  await writeTree(path.join(rig.dir, 'src'), files);
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => void unhandled.push(e);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    for (const when of ['at start', 'while files are queued', 'at first progress'] as const) {
+      const ctx = await rig.context<IngestParams>('ingest', ingestParams({ source: 'src' }));
+      const ac = new AbortController();
+      const reason = new Error(`stop ${when}`);
+      if (when === 'at start') ac.abort(reason);
+      // 'while files are queued': the abort comes at the third look at the signal: the walk's first
+      // check, then the first queued tasks' (one of them then fails while the walk goes on).
+      let looks = 0;
+      const signal =
+        when === 'while files are queued'
+          ? new Proxy(ac.signal, {
+              get(target, key) {
+                if (key === 'aborted' && ++looks === 3) ac.abort(reason);
+                return Reflect.get(target, key) as unknown;
+              },
+            })
+          : ac.signal;
+      const aborting = { ...ctx, signal, log: { ...ctx.log, progress: () => when === 'at first progress' && ac.abort(reason) } };
+      await assert.rejects(ingestStage.run(aborting), (e) => e === reason);
+      if (when === 'while files are queued') assert.ok(looks > 3, `the walk went on after the abort (${looks} looks)`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+  assert.deepEqual(unhandled, []);
+});
