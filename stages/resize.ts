@@ -101,24 +101,43 @@ export const PIXELS_VERSION = '1';
 /** `crypto.hash` (Node >= 20.12): one-shot, no Hash object per image. */
 const oneShot = (crypto as { hash?: (alg: string, data: Uint8Array, enc: 'hex') => string }).hash;
 
-function sha256Hex(data: Uint8Array): string {
-  return oneShot === undefined ? createHash('sha256').update(data).digest('hex') : oneShot('sha256', data, 'hex');
+function sha256Hex(data: Uint8Array | string): string {
+  return oneShot === undefined ? createHash('sha256').update(data).digest('hex') : oneShot('sha256', data as Uint8Array, 'hex');
 }
 
 /** The per-image cache key: everything that determines the pixels. */
 export function resizeCacheKey(sha256: string, p: ResizeParams, version: string): string {
-  const canonical = JSON.stringify({
-    stage: 'resize',
-    version,
-    vips: loadSharp().versions.vips,
-    sha256,
-    size: [p.size[0], p.size[1]],
-    fit: p.fit,
-    kernel: p.kernel,
-    channels: p.channels,
-    background: p.background.toLowerCase(),
-  });
-  return sha256Hex(Buffer.from(canonical));
+  return resizeKeyer(p, version)(sha256);
+}
+
+/**
+ * `resizeCacheKey` for one run's params: the key is the sha256 of a canonical
+ * JSON object in which only the image hash varies, so the text around it is
+ * built once and a key costs one concatenation and one small hash (every
+ * cached image's key is computed on every run). Same bytes, same keys.
+ */
+export function resizeKeyer(p: ResizeParams, version: string): (sha256: string) => string {
+  const canonical = (sha256: string): string =>
+    JSON.stringify({
+      stage: 'resize',
+      version,
+      vips: loadSharp().versions.vips,
+      sha256,
+      size: [p.size[0], p.size[1]],
+      fit: p.fit,
+      kernel: p.kernel,
+      channels: p.channels,
+      background: p.background.toLowerCase(),
+    });
+  // A placeholder no param can contain (JSON escapes NUL), located once.
+  const mark = JSON.stringify('\u0000');
+  const text = canonical('\u0000');
+  const at = text.indexOf(mark);
+  if (at < 0 || text.indexOf(mark, at + 1) >= 0) throw new Error('resize: cannot locate the image hash in the cache key text');
+  const head = text.slice(0, at);
+  const tail = text.slice(at + mark.length);
+  // A string hashes as its UTF-8 bytes, exactly as Buffer.from(canonical) did.
+  return (sha256) => sha256Hex(head + JSON.stringify(sha256) + tail);
 }
 
 export const resizeStage: BuiltinStage<ResizeParams> = {
@@ -173,11 +192,13 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
     return true;
   };
 
+  const keyOf = resizeKeyer(params, PIXELS_VERSION);
   const one = async (i: number): Promise<Result<string, ProbeFailure>> => {
     const e = entries[i]!;
-    const key = resizeCacheKey(e.sha256, params, PIXELS_VERSION);
+    const key = keyOf(e.sha256);
     const rel = packFileOf(key);
-    if (await placeCached(key, rel)) {
+    // `refer` is synchronous: called directly, a cached image costs no promise round trip.
+    if (refer !== undefined ? refer(key, rel, itemBytes) : await placeCached(key, rel)) {
       hits++;
       return ok(rel);
     }
@@ -199,7 +220,7 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
     if (refer !== undefined || link !== undefined) {
       // Cache first, then name or link the entry: the output shares its bytes (no second write).
       await ctx.items.put(key, px);
-      if (await placeCached(key, rel)) return ok(rel);
+      if (refer !== undefined ? refer(key, rel, itemBytes) : await placeCached(key, rel)) return ok(rel);
     } else {
       await puts.add(key, px);
     }
