@@ -32,6 +32,7 @@ import { DEFAULT_MAX_PIXELS, PROBE_FAILURE_REASONS, probeImage, sniffFormat, typ
 import { compareCodeUnits, listClassFolders, parseSourceManifest, type Candidate } from './lib/source-list.js';
 import { SPLITS, type Split } from './lib/splits.js';
 import { imageRuntimeFacts } from './lib/runtime-facts.js';
+import { loadSharp } from './lib/lazy-modules.js';
 import { formatCount } from './lib/format-count.js';
 import {
   CLASSES_FILE,
@@ -137,6 +138,9 @@ export const ingestStage: BuiltinStage<IngestParams> = {
     }
     return [];
   },
+  // A run that has anything to probe needs sharp (and a run with nothing new rarely happens: the
+  // engine skips ingest when its source is unchanged).
+  prepare: () => void loadSharp(),
   run: (ctx) => runIngest(ctx),
 };
 

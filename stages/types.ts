@@ -118,5 +118,14 @@ export interface BuiltinStage<P = unknown> {
    * each other's paths: same inputs in another workspace is another key.
    */
   readonly workspaceBound?: boolean;
+  /**
+   * Optional (added with issue 3's start-up work): loads what `run` will
+   * certainly need and is slow to load (e.g. sharp, ~50 ms), so a stage host
+   * started ahead of its stage (`--prepare=<stage>`, see
+   * `src/stage-host/child.ts`) does it while idle instead of on the stage's
+   * clock. Never called where only metadata is needed; writes nothing and
+   * keeps no state beyond the module cache; `run` must not depend on it.
+   */
+  prepare?(): void;
   run(ctx: StageContext<P>): Promise<StageResult>;
 }

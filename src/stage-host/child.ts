@@ -81,6 +81,31 @@ export function errnoFields(e: unknown): ErrnoFields | undefined {
   return { code, ...(typeof path === 'string' ? { path } : {}), ...(typeof dest === 'string' ? { dest } : {}) };
 }
 
+/**
+ * `--prepare=<stage>[,<stage>...]` (argv): stages this host was started for
+ * ahead of time. While idle it imports their modules and calls their
+ * `prepare` (e.g. loading sharp), so the work is done before the engine sends
+ * the stage rather than on the stage's clock. A request arriving meanwhile
+ * simply waits for the import in progress (the module cache shares it).
+ * Preparing is best effort: a failure here is left for the stage's own run to meet.
+ */
+function preparedStages(argv: readonly string[]): string[] {
+  const arg = argv.find((a) => a.startsWith('--prepare='));
+  return arg === undefined ? [] : arg.slice('--prepare='.length).split(',').filter((n) => n !== '');
+}
+
+async function prepare(names: readonly string[]): Promise<void> {
+  for (const name of names) {
+    if (current !== undefined) return; // a stage already runs: its own loading takes over
+    try {
+      const stage = await loadBuiltinStage(name);
+      if (current === undefined) stage?.prepare?.();
+    } catch {
+      // best effort (see preparedStages)
+    }
+  }
+}
+
 let current: AbortController | undefined;
 process.on('message', (m: HostRequest) => {
   if (m.type === 'cancel') {
@@ -105,3 +130,5 @@ process.on('message', (m: HostRequest) => {
 });
 // The engine is gone or retired this host: abort whatever runs; with nothing left to do the process exits.
 process.on('disconnect', () => current?.abort());
+const toPrepare = preparedStages(process.argv.slice(2));
+if (toPrepare.length > 0) setImmediate(() => void prepare(toPrepare));

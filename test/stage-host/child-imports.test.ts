@@ -3,8 +3,9 @@
  * (`src/stage-host/child.ts`), forked as `host.ts` forks it, with a module
  * resolve hook that records every module it loads. A `partition` host must
  * not load another stage's module, tfjs or sharp; an `ingest` host not the
- * model stages or tfjs. And `registry-lazy.ts` names exactly the stages of
- * `registry.ts`, resolving to the very same objects.
+ * model stages or tfjs. A host started with `--prepare=ingest` loads ingest
+ * and sharp while idle, before any request. And `registry-lazy.ts` names
+ * exactly the stages of `registry.ts`, resolving to the very same objects.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -110,4 +111,43 @@ test('registry-lazy names the stages of registry.ts and resolves each to the sam
   for (const name of builtinStageNames) assert.equal(await loadBuiltinStage(name), builtinStages.get(name), name);
   assert.equal(await loadBuiltinStage('no-such-stage'), undefined);
   assert.equal(await loadBuiltinStage('constructor'), undefined);
+});
+
+test('stage host: started with --prepare=ingest it loads the ingest module and sharp while idle, then runs ingest', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'child-prepare-'));
+  try {
+    await fs.mkdir(path.join(dir, 'img', 'a'), { recursive: true });
+    await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 1, g: 2, b: 3 } } }).png().toFile(path.join(dir, 'img', 'a', '1.png'));
+    const log = path.join(dir, 'loads.log');
+    // Appends each CommonJS package the host requires by name (sharp comes through createRequire).
+    const preload = path.join(dir, 'record.cjs');
+    await fs.writeFile(preload, `const Module = require('node:module'); const fs = require('node:fs'); const load = Module._load;
+Module._load = function (request, ...rest) { if (!request.startsWith('.') && !request.startsWith('/') && !request.startsWith('node:')) fs.appendFileSync(${JSON.stringify(log)}, request + '\\n'); return load.call(this, request, ...rest); };
+`);
+    const child = fork(childEntry, ['--prepare=ingest'], { execArgv: ['--no-warnings', '--import', recorder(log), '--require', preload], stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'json' });
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    try {
+      // No request sent: wait (bounded) until the idle host has loaded sharp.
+      const loaded = async () => (await fs.readFile(log, 'utf8').catch(() => '')).split('\n');
+      for (let i = 0; i < 1500 && !(await loaded()).includes('sharp'); i++) await new Promise((r) => setTimeout(r, 20));
+      const seen = await loaded();
+      assert.ok(seen.includes('sharp'), `sharp not loaded by the idle host:\n${seen.join('\n')}`);
+      assert.ok(seen.some((u) => u.endsWith('/dist/stages/ingest.js')), 'ingest module not imported while idle');
+      const out = path.join(dir, 'out');
+      await fs.mkdir(out);
+      const answer = await new Promise<ChildMessage>((resolve) => {
+        child.on('message', (m: ChildMessage) => {
+          if (m.type === 'result' || m.type === 'error') resolve(m);
+        });
+        child.send({ type: 'run', stageId: 'ingest', stageName: 'ingest', params: { source: 'img' }, inputs: {}, outDir: out, workspace: dir, cacheDir: path.join(dir, 'cache'), seed: 0 } satisfies RunRequest);
+      });
+      assert.equal(answer.type, 'result', JSON.stringify(answer));
+      assert.equal((answer as { result: { metrics?: Record<string, number> } }).result.metrics?.['images'], 1);
+    } finally {
+      child.disconnect();
+      await exited;
+    }
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 });
