@@ -42,7 +42,7 @@ export async function listClassFolders(root: string, filter: PathFilter, followS
   const candidates: Candidate[] = [];
   const unlabelled: string[] = [];
   const skippedSymlinks: string[] = [];
-  const seenDirs = new Set<string>([fs.realpathSync(root)]);
+  const seenDirs = new Set<string>([fs.realpathSync.native(root)]);
   const walk = (dirPrefix: string, relDir: string): void => {
     const entries = fs.readdirSync(dirPrefix, { withFileTypes: true });
     entries.sort((a, b) => compareCodeUnits(a.name, b.name));
@@ -65,7 +65,7 @@ export async function listClassFolders(root: string, filter: PathFilter, followS
         }
       }
       if (isDir) {
-        const real = fs.realpathSync(abs);
+        const real = fs.realpathSync.native(abs);
         if (seenDirs.has(real)) continue; // symlink cycle
         seenDirs.add(real);
         walk(abs + path.sep, rel);
