@@ -24,7 +24,6 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { BuiltinStage, StageContext, StageResult } from './types.js';
 import type { FileHasher } from '../src/hash/file-hasher.js';
-import { writeFileAtomic } from '../src/cache/atomic.js';
 import { unreachable } from '../src/result.js';
 import { pathFilter } from './lib/globs.js';
 import { DataInputError } from './lib/data-error.js';
@@ -282,13 +281,15 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
     classes: perClass,
   };
 
+  // Plain writes: outDir is the engine's staging dir, read only after this returns, and the engine
+  // fsyncs each file it stores as a new object (one whose object exists already needs no sync).
   await Promise.all([
-    writeFileAtomic(path.join(ctx.outDir, MANIFEST_FILE), jsonl(entries)),
-    writeFileAtomic(path.join(ctx.outDir, CLASSES_FILE), JSON.stringify(classes, null, 2) + '\n'),
-    writeFileAtomic(path.join(ctx.outDir, REJECTS_FILE), jsonl(rejects)),
-    writeFileAtomic(path.join(ctx.outDir, CONFLICTS_FILE), jsonl(conflicts)),
-    writeFileAtomic(path.join(ctx.outDir, DUPLICATES_FILE), jsonl(duplicates)),
-    writeFileAtomic(path.join(ctx.outDir, COUNTS_FILE), JSON.stringify(counts, null, 2) + '\n'),
+    fs.writeFile(path.join(ctx.outDir, MANIFEST_FILE), jsonl(entries)),
+    fs.writeFile(path.join(ctx.outDir, CLASSES_FILE), JSON.stringify(classes, null, 2) + '\n'),
+    fs.writeFile(path.join(ctx.outDir, REJECTS_FILE), jsonl(rejects)),
+    fs.writeFile(path.join(ctx.outDir, CONFLICTS_FILE), jsonl(conflicts)),
+    fs.writeFile(path.join(ctx.outDir, DUPLICATES_FILE), jsonl(duplicates)),
+    fs.writeFile(path.join(ctx.outDir, COUNTS_FILE), JSON.stringify(counts, null, 2) + '\n'),
   ]);
 
   const rejectSummary = REJECT_REASONS.filter((r) => rejectedByReason[r] > 0)

@@ -21,10 +21,10 @@
  * Writes partition.json (lib/splits.ts), counts.json and counts.md.
  * Does not read pixels, resize or augment.
  */
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import crypto, { createHash } from 'node:crypto';
 import type { BuiltinStage, StageContext, StageResult } from './types.js';
-import { writeFileAtomic } from '../src/cache/atomic.js';
 import { readManifest, type ManifestEntry } from './lib/manifest.js';
 import { PARTITION_FILE, SPLITS, type PartitionFile, type Split } from './lib/splits.js';
 import { DataInputError } from './lib/data-error.js';
@@ -180,10 +180,12 @@ async function runPartition(ctx: StageContext<PartitionParams>): Promise<StageRe
   const small = classes.filter((c) => SPLITS.reduce((a, s) => a + counts[s][c]!, 0) < 3);
   if (small.length > 0) ctx.log.warn(`class(es) with fewer than 3 images cannot appear in every split: ${small.join(', ')}`);
 
+  // Plain writes: outDir is the engine's staging dir, read only after this returns, and the engine
+  // fsyncs each file it stores as a new object (one whose object exists already needs no sync).
   await Promise.all([
-    writeFileAtomic(path.join(ctx.outDir, PARTITION_FILE), partitionJson(file, shas, assignment)),
-    writeFileAtomic(path.join(ctx.outDir, PARTITION_COUNTS_FILE), JSON.stringify(counts, null, 2) + '\n'),
-    writeFileAtomic(path.join(ctx.outDir, PARTITION_COUNTS_TABLE), countsTable(classes, counts)),
+    fs.writeFile(path.join(ctx.outDir, PARTITION_FILE), partitionJson(file, shas, assignment)),
+    fs.writeFile(path.join(ctx.outDir, PARTITION_COUNTS_FILE), JSON.stringify(counts, null, 2) + '\n'),
+    fs.writeFile(path.join(ctx.outDir, PARTITION_COUNTS_TABLE), countsTable(classes, counts)),
   ]);
   const totals = Object.fromEntries(SPLITS.map((s) => [s, Object.values(counts[s]).reduce((a, b) => a + b, 0)])) as Record<Split, number>;
   return {
