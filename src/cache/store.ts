@@ -34,6 +34,15 @@
  * created 0444 and replaced by rename), and workspaces get copies
  * (materialize), so an edit in the workspace cannot reach the object.
  *
+ * Item keys: an item-cache key names everything that determines the item's
+ * bytes (item-cache.ts), so once an entry has been stored as an object, the
+ * key alone names that object. `item-memo` remembers `<ns>/<key>` → (sha256,
+ * size); a referenced entry whose key it knows costs no look at the entry at
+ * all, in the stage (`stageItemCache.refer`) or here: one stat of the object,
+ * or none when the record the workspace state names for the stage already
+ * references it (`ingestStaging`'s `kept`). An object found gone drops its
+ * key from the memo, and the entry is adopted again or reported missing.
+ *
  * Corruption: `verify` re-hashes objects and moves bad ones to `quarantine/`;
  * `readRecord` then reports the record unusable (an object is missing), so
  * the stage is recomputed instead of restored. `materialize` also re-hashes
@@ -53,6 +62,7 @@ import { type Result, ok, err } from '../result.js';
 import { fsyncDir, writeFileAtomic, writeSynced } from './atomic.js';
 import { directoryItemCache, itemEntryIntact, itemFiles, ITEM_DIGEST_BYTES, ITEM_KEY } from './item-cache.js';
 import { HashMemo } from '../hash/memo.js';
+import { itemMemoFile } from './item-memo.js';
 import { currentProcess, isAlive, ownedTempName } from './process-id.js';
 import { acquireLock, liveLockHolder } from './lock.js';
 import { workspaceLockPath } from './workspace-state.js';
@@ -207,6 +217,9 @@ export class CacheStore {
   /** `(dev:ino) → sha256` of shared inodes adopted as objects (see module doc); loaded on first use. */
   private inodes: HashMemo | undefined;
   private inodesDirty = false;
+  /** The item-key memo (module doc); loaded on first use. */
+  private itemObjects: HashMemo | undefined;
+  private itemsDirty = false;
   /**
    * Objects an ingest found present (stat) that a kept record references, by
    * the manifest it returned (`ingestStaging`'s `kept`): gc cannot remove
@@ -215,7 +228,7 @@ export class CacheStore {
    */
   private readonly vouched = new WeakMap<OutputManifest, ReadonlySet<string>>();
   /** Records parsed and checked by `readRecord`, with the stat they were read at (`parsedRecord`). */
-  private readonly records = new Map<string, { readonly sig: string; readonly rec: RunRecord }>();
+  private readonly records = new Map<string, { readonly sig: string; readonly rec: RunRecord; readonly mtimeMs: number }>();
 
   private constructor(root: string) {
     this.root = root;
@@ -337,19 +350,46 @@ export class CacheStore {
     const root = path.join(this.root, 'items', refs.namespace);
     const seen = new Set(staged);
     const out: ManifestFile[] = [];
-    const slow: { rel: string; file: string; entry: string; st: fs.Stats }[] = [];
+    const slow: { rel: string; file: string; entry: string; st: fs.Stats; memoKey: string }[] = [];
+    const items = this.itemMemo();
     for (const { path: rel, key, stat: hint } of refs.refs) {
       if (!RELATIVE_PATH.test(rel)) throw new Error(`item reference to a bad output path: ${JSON.stringify(rel)}`);
       if (seen.has(rel)) throw new Error(`output path ${rel} named twice (staged file or item reference)`);
       seen.add(rel);
       if (!ITEM_KEY.test(key)) throw new Error(`invalid item cache key: ${key}`);
+      // An item key determines its bytes: the object stored for it before is its object (module doc).
+      const memoKey = `${refs.namespace}/${key}`;
+      const stored = items.get(memoKey);
+      if (stored !== undefined) {
+        if (marks.kept.has(stored.hash)) {
+          marks.vouched.add(stored.hash);
+          this.sharedStats.known++;
+          out.push({ path: rel, sha256: stored.hash, size: stored.size, mode: 0o444 });
+          continue;
+        }
+        if (this.markPresent(stored.hash, stored.size, marks)) {
+          this.sharedStats.known++;
+          out.push({ path: rel, sha256: stored.hash, size: stored.size, mode: 0o444 });
+          continue;
+        }
+        // Its object is gone (gc, quarantine): adopt the entry again, or report it missing.
+        items.delete(memoKey);
+        this.itemsDirty = true;
+      }
+      const remember = (f: ManifestFile): ManifestFile => {
+        if ((f.mode & 0o222) === 0) {
+          items.set(memoKey, { size: f.size, mtimeMs: 0, ctimeMs: 0, ino: 0, hash: f.sha256 });
+          this.itemsDirty = true;
+        }
+        return f;
+      };
       if (hint !== undefined) {
         const [dev, ino, size, mtimeMs] = hint;
         const hinted = this.inodeMemo().lookup(`${dev}:${ino}`, size, mtimeMs, 0, ino);
         const obj = hinted === undefined ? undefined : this.markKnownObject(hinted, { dev, ino, size, mtimeMs }, marks);
         if (obj !== undefined && (obj.mode & 0o222) === 0) {
           this.sharedStats.known++;
-          out.push({ path: rel, sha256: hinted!, size, mode: obj.mode & 0o777 }); // the object is the entry's inode: its mode
+          out.push(remember({ path: rel, sha256: hinted!, size, mode: obj.mode & 0o777 })); // the object is the entry's inode: its mode
           continue;
         }
       }
@@ -370,12 +410,19 @@ export class CacheStore {
       const known = this.inodeMemo().lookup(`${st.dev}:${st.ino}`, st.size, st.mtimeMs, 0, st.ino);
       if (known !== undefined && this.markKnownObject(known, st, marks) !== undefined) {
         this.sharedStats.known++;
-        out.push({ path: rel, sha256: known, size: st.size, mode: st.mode & 0o777 });
+        out.push(remember({ path: rel, sha256: known, size: st.size, mode: st.mode & 0o777 }));
       } else {
-        slow.push({ rel, file, entry, st });
+        slow.push({ rel, file, entry, st, memoKey });
       }
     }
-    out.push(...(await mapLimit(slow, IO_CONCURRENCY, (s) => this.adoptShared(s.file, s.rel, s.st, corrupt, s.entry))));
+    const adopted = await mapLimit(slow, IO_CONCURRENCY, (s) => this.adoptShared(s.file, s.rel, s.st, corrupt, s.entry));
+    const bad = new Set(corrupt?.map((c) => c.entry));
+    adopted.forEach((f, i) => {
+      if (bad.has(slow[i]!.entry) || (f.mode & 0o222) !== 0) return;
+      items.set(slow[i]!.memoKey, { size: f.size, mtimeMs: 0, ctimeMs: 0, ino: 0, hash: f.sha256 });
+      this.itemsDirty = true;
+    });
+    out.push(...adopted);
     return out;
   }
 
@@ -399,10 +446,45 @@ export class CacheStore {
   }
 
   private async saveInodeMemo(): Promise<void> {
-    if (!this.inodesDirty || this.inodes === undefined) return;
-    this.inodesDirty = false;
-    // Last writer wins across processes: a lost entry only costs one re-hash.
-    await writeFileAtomic(this.inodeMemoPath, this.inodes.encode(Date.now()), { tmpDir: this.tmpDir });
+    if (this.inodesDirty && this.inodes !== undefined) {
+      this.inodesDirty = false;
+      // Last writer wins across processes: a lost entry only costs one re-hash.
+      await writeFileAtomic(this.inodeMemoPath, this.inodes.encode(Date.now()), { tmpDir: this.tmpDir });
+    }
+    if (this.itemsDirty && this.itemObjects !== undefined) {
+      this.itemsDirty = false;
+      // Likewise: a lost entry costs one stat of the entry (and a re-hash if the inode memo lost it too).
+      await writeFileAtomic(this.itemMemoPath, this.itemObjects.encode(Date.now()), { tmpDir: this.tmpDir });
+    }
+  }
+
+  /** Path of the item-key memo (`<ns>/<item key>` → sha256 and size of the object stored for it; module doc). */
+  get itemMemoPath(): string {
+    return itemMemoFile(this.root);
+  }
+
+  private itemMemo(): HashMemo {
+    return (this.itemObjects ??= HashMemo.load(this.itemMemoPath));
+  }
+
+  /**
+   * Whether `objects/<sha>` is a regular file of `size` bytes; if so it is
+   * marked used (a chmod to its mode, once per ingest: see `ingest`).
+   */
+  private markPresent(sha: string, size: number, marks: UseMarks): boolean {
+    const file = this.objectPath(sha);
+    const o = fs.lstatSync(file, { throwIfNoEntry: false });
+    if (o === undefined || !o.isFile() || o.size !== size) return false;
+    if (!marks.marked.has(sha)) {
+      try {
+        fs.chmodSync(file, o.mode & 0o7777);
+        marks.marked.add(sha);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+        /* not ours to chmod: it just keeps its age */
+      }
+    }
+    return true;
   }
 
   /** Whether `objects/<sha>` is the inode `st` describes. */
@@ -640,8 +722,26 @@ export class CacheStore {
     }
     if (!recordConsistent(rec, key)) return undefined;
     if (this.records.size >= RECORD_MEMO_MAX) this.records.delete(this.records.keys().next().value!);
-    this.records.set(key, { sig, rec });
+    this.records.set(key, { sig, rec, mtimeMs: st.mtimeMs });
     return rec;
+  }
+
+  /**
+   * The objects the record for `key` references, as a set `ingestStaging`
+   * may take as `kept` (the caller vouches that gc keeps the record: the
+   * workspace state names it and the caller holds the workspace lock).
+   * Undefined when there is no usable record, or when anything was moved to
+   * `quarantine/` since the record was written (`verify` or a restore found
+   * an object corrupt): then objects are checked one by one as usual. Every
+   * other way an object leaves the store is gc's, which keeps this record's.
+   */
+  async keptObjects(key: string): Promise<ReadonlySet<string> | undefined> {
+    const rec = await this.parsedRecord(key);
+    const written = this.records.get(key)?.mtimeMs;
+    if (rec === undefined || written === undefined) return undefined;
+    const q = fs.statSync(this.quarantineDir, { throwIfNoEntry: false });
+    if (q !== undefined && q.mtimeMs >= written) return undefined;
+    return new Set(rec.outputs.files.map((f) => f.sha256));
   }
 
   /** A record's log text ('' if its object is gone). */
@@ -787,7 +887,10 @@ export class CacheStore {
         }
       }
       // Stale shared-inode memo entries are harmless (checked on use) but would pile up: start afresh.
-      if (removedObjects > 0) await fsp.rm(this.inodeMemoPath, { force: true });
+      if (removedObjects > 0) {
+        await fsp.rm(this.inodeMemoPath, { force: true });
+        await fsp.rm(this.itemMemoPath, { force: true });
+      }
       return { removedObjects, removedRecords, freedBytes };
     } finally {
       await lock.value.release();

@@ -137,6 +137,22 @@ export class HashMemo {
     return this.hashHex.slice(i * 64, i * 64 + 64);
   }
 
+  /**
+   * The entry for `path` whatever its stat signature (for memos keyed by
+   * something that determines the content, e.g. an item-cache key).
+   */
+  get(path: string): MemoEntry | undefined {
+    const a = this.added.size > 0 ? this.added.get(path) : undefined;
+    if (a !== undefined) return a;
+    const i = this.row(path);
+    if (i < 0 || this.gone[i] === 1) return undefined;
+    if (this.touched[i] === 0) {
+      this.touched[i] = 1;
+      this.visitOrder.push(i);
+    }
+    return { size: this.size[i]!, mtimeMs: this.mtime[i]!, ctimeMs: this.ctime[i]!, ino: this.ino[i]!, hash: this.hashHex.slice(i * 64, i * 64 + 64) };
+  }
+
   /** Adds or replaces an entry. */
   set(path: string, entry: MemoEntry): void {
     if (!this.added.has(path)) {

@@ -252,7 +252,7 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
     // The record the workspace state names for this stage: gc keeps it (and its objects) until the state names
     // this run's record, which is written before the state is saved. Its objects need no "used" mark (store.ts).
     const prevRecord = prevState !== undefined ? await ctx.store.readRecord(prevState.key, { checkObjects: false }) : undefined;
-    const kept = prevRecord !== undefined ? new Set(prevRecord.outputs.files.map((f) => f.sha256)) : undefined;
+    const kept = prevState !== undefined ? await ctx.store.keptObjects(prevState.key) : undefined;
     const ingested = await ctx.store.ingestStaging(staging, outcome.refs ? { namespace: node.uses, refs: outcome.refs } : undefined, kept);
     if (!ingested.ok) {
       const bad = ingested.error.filter((c) => c.reason === 'corrupt-item-entry');

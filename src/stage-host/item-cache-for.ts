@@ -13,11 +13,15 @@ import path from 'node:path';
 import type { ItemCache } from '../../stages/types.js';
 import type { ItemRef } from './protocol.js';
 import { directoryItemCache, itemEntryFile, ITEM_DIGEST_BYTES } from '../cache/item-cache.js';
+import { itemMemoFile } from '../cache/item-memo.js';
+import { HashMemo } from '../hash/memo.js';
 
 /**
  * The item cache of stage `stageName` under `cacheDir`. With `refs`, the
- * cache offers `refer`, which checks the entry (a regular file of the right
- * size; sealed read-only if an old writable one) and appends it to `refs`.
+ * cache offers `refer`, which appends the reference to `refs` when the
+ * store's item-key memo names an object of the right size for the key (the
+ * entry is not looked at: store.ts, "Item keys"), or else when the entry is
+ * a regular file of the right size (sealed read-only if an old writable one).
  */
 export function stageItemCache(cacheDir: string, stageName: string, refs?: ItemRef[]): ItemCache {
   const root = path.join(cacheDir, 'items', stageName);
@@ -25,11 +29,18 @@ export function stageItemCache(cacheDir: string, stageName: string, refs?: ItemR
   // store fsyncs every entry it adopts as an output (bench/data.bench.ts compares resize with and without fsync).
   const base = directoryItemCache(root, { fsync: false });
   if (refs === undefined) return base;
+  let memo: HashMemo | undefined;
   return {
     get: (key) => base.get(key),
     put: (key, value) => base.put(key, value),
     ...(base.link ? { link: base.link.bind(base) } : {}),
     refer(key, rel, valueBytes) {
+      // A key the store has kept an object for needs no look at the entry (store.ts, item keys).
+      const stored = (memo ??= HashMemo.load(itemMemoFile(cacheDir))).get(`${stageName}/${key}`);
+      if (stored !== undefined && stored.size === valueBytes + ITEM_DIGEST_BYTES) {
+        refs.push({ path: rel, key });
+        return true;
+      }
       const file = itemEntryFile(root, key);
       const st = fs.lstatSync(file, { throwIfNoEntry: false });
       if (st === undefined || !st.isFile() || st.size !== valueBytes + ITEM_DIGEST_BYTES) return false;

@@ -16,6 +16,8 @@ import { CacheStore, type ItemRefs } from '../../src/cache/store.js';
 import { directoryItemCache, itemEntryFile } from '../../src/cache/item-cache.js';
 import { hashFile } from '../../src/cache/manifest.js';
 import { tempDir } from './helpers.js';
+import { stageItemCache } from '../../src/stage-host/item-cache-for.js';
+import type { ItemRef } from '../../src/stage-host/protocol.js';
 
 const BYTES = 1000;
 const value = (i: number): Buffer => Buffer.alloc(BYTES, i);
@@ -209,4 +211,52 @@ test('writeRecord stats only the objects the ingest could not vouch for (kept an
   assert.equal(await again.readRecord(computeKey(fp)), undefined, 'but unusable on read: the stage reruns');
   // A manifest the store did not make (a copy) gets every object checked.
   assert.equal((await again.writeRecord(rec({ ...back.value }))).ok, false);
+});
+
+test('item-key memo: a stored key needs no look at its entry, in the stage or the store; a vanished object drops the key', async () => {
+  const { t, store, root, items } = await setup(3);
+  await using _ = t;
+  const r1 = await store.ingestStaging(await staging(store, [0, 1, 2]), refsOf([0, 1, 2]));
+  if (!r1.ok) throw new Error(JSON.stringify(r1.error));
+  assert.ok(fs.existsSync(store.itemMemoPath), 'the keys stored are remembered');
+  const sha = (i: number) => r1.value.files.find((f) => f.path === `px/${i}.px`)!.sha256;
+  /** What the stage host's `refer` answers for these keys, with the refs it records. */
+  const refer = (ids: readonly number[]) => {
+    const refs: ItemRef[] = [];
+    const cache = stageItemCache(store.root, 'resize', refs);
+    return { answers: ids.map((i) => cache.refer!(key(i), `px/${i}.px`, BYTES)), refs: { namespace: 'resize', refs } as ItemRefs };
+  };
+
+  // Every entry moved away: the memo still answers for each key, and the store stores the same manifest from
+  // the objects alone (one stat each; none at all for the objects a kept record references).
+  const away = path.join(t.dir, 'away');
+  fs.mkdirSync(away);
+  for (const i of [0, 1, 2]) fs.renameSync(itemEntryFile(root, key(i)), path.join(away, String(i)));
+  const a = refer([0, 1, 2]);
+  assert.deepEqual(a.answers, [true, true, true]);
+  const s2 = await CacheStore.open(store.root);
+  const r2 = await s2.ingestStaging(await staging(s2, [0, 1, 2]), a.refs, new Set([sha(0)]));
+  if (!r2.ok) throw new Error(JSON.stringify(r2.error));
+  assert.deepEqual(r2.value, r1.value, 'same manifest');
+  assert.deepEqual(s2.sharedStats, { known: 3, hashed: 0 });
+
+  // Object 1 is gone too (e.g. quarantined): the key is dropped and reported missing (the stage runs again);
+  // the next stage run looks at the entry again: missing, so the stage recomputes that item.
+  fs.rmSync(s2.objectPath(sha(1)));
+  const s3 = await CacheStore.open(store.root);
+  const r3 = await s3.ingestStaging(await staging(s3, [0, 1, 2]), refer([0, 1, 2]).refs);
+  assert.ok(!r3.ok);
+  assert.deepEqual(r3.error.map((c) => [c.reason, c.path]), [['missing-item-entry', 'px/1.px']]);
+  assert.deepEqual(refer([0, 1, 2]).answers, [true, false, true], 'key 1 is no longer taken on trust');
+
+  // The stage recomputes item 1 (same bytes): stored again from its new entry, and remembered again.
+  await items.put(key(1), value(1));
+  const s4 = await CacheStore.open(store.root);
+  const r4 = await s4.ingestStaging(await staging(s4, [0, 1, 2]), refer([0, 1, 2]).refs);
+  if (!r4.ok) throw new Error(JSON.stringify(r4.error));
+  assert.deepEqual(r4.value, r1.value);
+  assert.deepEqual(s4.sharedStats, { known: 2, hashed: 1 });
+  assert.equal(await hashFile(s4.objectPath(sha(1))), sha(1));
+  assert.deepEqual(refer([0, 1, 2]).answers, [true, true, true]);
+  assert.equal((await s4.verify()).corrupt.length, 0);
 });

@@ -303,3 +303,22 @@ test('readRecord serves a record it already checked while the file is unchanged,
   fs.rmSync(file);
   assert.equal(await store.readRecord(key), undefined);
 });
+
+test('keptObjects: a record\'s objects, until anything is quarantined after the record was written', async () => {
+  await using t = await tempDir();
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  const s = await store.makeStagingDir();
+  write(s, 'a.txt', 'alpha');
+  write(s, 'b.txt', 'beta');
+  const m = await store.ingestDir(s);
+  assert.ok((await store.writeRecord(record(m))).ok);
+  const key = computeKey(fp);
+  assert.deepEqual([...((await store.keptObjects(key)) ?? [])].sort(), [sha('alpha'), sha('beta')].sort());
+  assert.equal(await store.keptObjects('0'.repeat(64)), undefined, 'no record');
+  await new Promise((r) => setTimeout(r, 5));
+  // verify finds an object corrupt and quarantines it: the record's objects are no longer taken on trust.
+  fs.chmodSync(store.objectPath(sha('beta')), 0o644);
+  fs.writeFileSync(store.objectPath(sha('beta')), 'beTa');
+  assert.deepEqual((await store.verify()).corrupt, [sha('beta')]);
+  assert.equal(await store.keptObjects(key), undefined);
+});
