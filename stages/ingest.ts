@@ -22,7 +22,7 @@ import fs from 'node:fs/promises';
 import fss from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import type { BuiltinStage, StageContext, StageResult } from './types.js';
+import type { BuiltinStage, ItemCache, StageContext, StageResult } from './types.js';
 import type { FileHasher } from '../src/hash/file-hasher.js';
 import { unreachable } from '../src/result.js';
 import { pathFilter } from './lib/globs.js';
@@ -159,8 +159,8 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
   // the rest (new, changed, racy, special or large files) are queued for reading and probing as
   // they are found, and the loop yields now and then so that work (libuv and sharp threads)
   // overlaps the stats of the files after them.
-  const memoKey = probeMemoKey(params.max_pixels);
-  const memo = await loadProbeMemo(ctx, memoKey);
+  const memoKeys = probeMemoKeys(params.max_pixels);
+  const memo = await ProbeMemo.load(ctx.items, memoKeys);
   const hasher = await openStatMemo(ctx, params);
   const probed: Probed[] = new Array<Probed>(candidates.length);
   const queued: Promise<void>[] = [];
@@ -210,7 +210,7 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
     if (p.ok || p.confirmed) continue;
     probed[i] = await probeCandidate(memo, p.c, fss.statSync(p.c.abs, { throwIfNoEntry: false }), params.max_pixels, (f) => f(), () => {}, true);
   }
-  if (memo.changed) await ctx.items.put(memoKey, memo.encode());
+  await memo.save(ctx.items, memoKeys);
   await hasher.save();
 
   const rejects: RejectEntry[] = skippedLinks.map((l) => rejectOf(l.c, 'symlink-skipped', l.detail));
@@ -401,51 +401,91 @@ async function probeQueue(): Promise<ProbeQueue> {
 type CachedProbe = { readonly ok: true; readonly info: ProbeInfo } | { readonly ok: false; readonly failure: ProbeFailure };
 
 /**
- * Probe outcomes by content sha256, kept as ONE item-cache entry per (stage
- * version, max_pixels): a per-file entry would cost an fsync per file, more
- * than probing a small image. It grows as the union of every run's files.
- * Stored as one JSON object `{sha256: CachedProbe}`; held as the parsed object
- * itself (no per-entry copy into a Map: 10k entries load in one `JSON.parse`).
+ * Probe outcomes by content sha256, kept in TWO item-cache entries per (stage
+ * version, max_pixels) rather than one per file (a per-file entry would cost
+ * more than probing a small image): a base holding most outcomes, rewritten
+ * rarely, and a delta holding the ones added since the base was last written.
+ * A run that probes a few new files rewrites only the delta (a 10k-file base
+ * is ~1.3 MB to stringify, hash and write); once the delta reaches 1/8 of the
+ * base's size, the next save folds it into the base. Both are JSON objects
+ * `{sha256: CachedProbe}`, held as the parsed objects themselves (no
+ * per-entry copy: 10k entries load in one `JSON.parse`). Together they grow as
+ * the union of every run's files. An unreadable entry counts as empty (those
+ * files are probed again); an outcome depends only on the bytes, the stage
+ * version and max_pixels, so base and delta can never disagree.
  */
 class ProbeMemo {
-  /** Whether `set` added or replaced anything since load. */
-  changed = false;
+  /** Outcomes added since load (saved into the delta, or with everything into the base). */
+  private readonly added = new Map<string, CachedProbe>();
 
-  private constructor(private readonly bySha: Record<string, CachedProbe>) {}
+  private constructor(
+    private readonly base: Record<string, CachedProbe>,
+    private readonly baseBytes: number,
+    private readonly delta: Record<string, CachedProbe>,
+    private readonly deltaBytes: number,
+  ) {}
 
-  /** Decodes a stored memo; anything unreadable is an empty memo (everything is probed again). */
-  static decode(raw: Buffer | undefined): ProbeMemo {
-    if (raw !== undefined) {
-      try {
-        const parsed: unknown = JSON.parse(raw.toString('utf8'));
-        if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) return new ProbeMemo(parsed as Record<string, CachedProbe>);
-      } catch {
-        // unreadable memo: probe again
-      }
-    }
-    return new ProbeMemo(Object.create(null) as Record<string, CachedProbe>);
+  /** Loads the memo of `keys` from `items`. */
+  static async load(items: ItemCache, keys: ProbeMemoKeys): Promise<ProbeMemo> {
+    const [base, delta] = await Promise.all([items.get(keys.base), items.get(keys.delta)]);
+    return new ProbeMemo(decodeOutcomes(base), base?.length ?? 0, decodeOutcomes(delta), delta?.length ?? 0);
   }
 
   get(sha256: string): CachedProbe | undefined {
-    return Object.hasOwn(this.bySha, sha256) ? this.bySha[sha256] : undefined;
+    if (this.added.size > 0) {
+      const a = this.added.get(sha256);
+      if (a !== undefined) return a;
+    }
+    if (Object.hasOwn(this.delta, sha256)) return this.delta[sha256];
+    return Object.hasOwn(this.base, sha256) ? this.base[sha256] : undefined;
   }
 
   set(sha256: string, outcome: CachedProbe): void {
-    this.bySha[sha256] = outcome;
-    this.changed = true;
+    this.added.set(sha256, outcome);
   }
 
-  encode(): Buffer {
-    return Buffer.from(JSON.stringify(this.bySha));
+  /** Writes what `set` added (nothing when nothing was): into the delta, or everything into the base (see class doc). */
+  async save(items: ItemCache, keys: ProbeMemoKeys): Promise<void> {
+    if (this.added.size === 0) return;
+    for (const [sha, outcome] of this.added) this.delta[sha] = outcome;
+    const delta = Buffer.from(JSON.stringify(this.delta));
+    if (delta.length * 8 < this.baseBytes) {
+      await items.put(keys.delta, delta);
+      return;
+    }
+    for (const sha of Object.keys(this.delta)) this.base[sha] = this.delta[sha]!;
+    // Base first: a crash between the two puts leaves a delta the base already holds (harmless).
+    await items.put(keys.base, Buffer.from(JSON.stringify(this.base)));
+    await items.put(keys.delta, Buffer.from('{}'));
   }
 }
 
-function probeMemoKey(maxPixels: number): string {
-  return createHash('sha256').update(JSON.stringify({ stage: 'ingest.probe-memo', version: ingestStage.version, maxPixels })).digest('hex');
+/** The stored outcomes of one memo entry; missing or unreadable is empty. */
+function decodeOutcomes(raw: Buffer | undefined): Record<string, CachedProbe> {
+  if (raw !== undefined) {
+    try {
+      const parsed: unknown = JSON.parse(raw.toString('utf8'));
+      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) return parsed as Record<string, CachedProbe>;
+    } catch {
+      // unreadable: probe again
+    }
+  }
+  return Object.create(null) as Record<string, CachedProbe>;
 }
 
-async function loadProbeMemo(ctx: StageContext<IngestParams>, key: string): Promise<ProbeMemo> {
-  return ProbeMemo.decode(await ctx.items.get(key));
+/** Item-cache keys of the probe memo's two entries. */
+export interface ProbeMemoKeys {
+  /** Most outcomes, rewritten only when the delta has grown to 1/8 of it. */
+  readonly base: string;
+  /** Outcomes added since the base was last written. */
+  readonly delta: string;
+}
+
+/** The probe memo's item-cache keys for `max_pixels` (exported for tests). */
+export function probeMemoKeys(maxPixels: number): ProbeMemoKeys {
+  const key = (stage: string) => createHash('sha256').update(JSON.stringify({ stage, version: ingestStage.version, maxPixels })).digest('hex');
+  // The base keeps the key of the single entry it replaces, so existing caches stay valid.
+  return { base: key('ingest.probe-memo'), delta: key('ingest.probe-memo-delta') };
 }
 
 /**

@@ -12,7 +12,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { stageRig } from '../helpers/stage-context.js';
-import { ingestStage, ingestParams, type IngestParams } from '../../stages/ingest.js';
+import { INGEST_DEFAULTS, ingestStage, ingestParams, probeMemoKeys, type IngestParams } from '../../stages/ingest.js';
+import { directoryItemCache } from '../../src/cache/item-cache.js';
 import { readManifest } from '../../stages/lib/manifest.js';
 import { pngOf, writeTree } from './fixtures.js';
 
@@ -168,4 +169,51 @@ test('ingest: an abort while new files are queued for probing rejects with the r
     process.off('unhandledRejection', onUnhandled);
   }
   assert.deepEqual(unhandled, []);
+});
+
+test('ingest memo: probe outcomes go to a small delta entry until it reaches 1/8 of the base, then fold into the base', async () => {
+  await using rig = await stageRig();
+  const src = path.join(rig.dir, 'src');
+  const items = directoryItemCache(path.join(rig.cacheDir, 'items', 'ingest'));
+  const keys = probeMemoKeys(INGEST_DEFAULTS.max_pixels);
+  const stored = async () => ({ base: (await items.get(keys.base))?.toString('utf8'), delta: (await items.get(keys.delta))?.toString('utf8') });
+  const count = (json: string | undefined) => (json === undefined ? 0 : Object.keys(JSON.parse(json) as object).length);
+  const run = async () => (await ingestStage.run(await rig.context<IngestParams>('ingest', ingestParams({ source: 'src' })))).metrics?.['probed'];
+  let seed = 3000;
+  const add = async (n: number) => {
+    const files: Record<string, Buffer> = {};
+    for (let i = 0; i < n; i++, seed++) files[`c${seed % 2}/${seed}.png`] = await pngOf(seed);
+    await writeTree(src, files);
+  };
+
+  await add(40);
+  assert.equal(await run(), 40);
+  const first = await stored();
+  assert.equal(count(first.base), 40);
+  assert.equal(count(first.delta), 0);
+
+  await add(2);
+  assert.equal(await run(), 2);
+  const second = await stored();
+  assert.equal(second.base, first.base, 'two new outcomes do not rewrite the base');
+  assert.equal(count(second.delta), 2);
+
+  await add(2);
+  assert.equal(await run(), 2);
+  assert.equal((await stored()).base, first.base);
+  assert.equal(count((await stored()).delta), 4);
+
+  await add(4); // 8 in the delta: 1/5 of the base's size, past 1/8
+  assert.equal(await run(), 4);
+  const folded = await stored();
+  assert.equal(count(folded.base), 48);
+  assert.equal(count(folded.delta), 0);
+  assert.equal(await run(), 0, 'everything is known after the fold');
+
+  // An unreadable delta loses only its own outcomes: those files are probed again.
+  await add(1);
+  assert.equal(await run(), 1);
+  await items.put(keys.delta, Buffer.from('{not json'));
+  assert.equal(await run(), 1);
+  assert.equal(await run(), 0);
 });
