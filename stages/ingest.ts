@@ -431,13 +431,12 @@ class ProbeMemo {
     return new ProbeMemo(decodeOutcomes(base), base?.length ?? 0, decodeOutcomes(delta), delta?.length ?? 0);
   }
 
+  /**
+   * The outcome for a lowercase hex sha256. One property read per object: no
+   * `Object.hasOwn` first, as no inherited property has a 64-hex-digit name.
+   */
   get(sha256: string): CachedProbe | undefined {
-    if (this.added.size > 0) {
-      const a = this.added.get(sha256);
-      if (a !== undefined) return a;
-    }
-    if (Object.hasOwn(this.delta, sha256)) return this.delta[sha256];
-    return Object.hasOwn(this.base, sha256) ? this.base[sha256] : undefined;
+    return (this.added.size > 0 ? this.added.get(sha256) : undefined) ?? this.delta[sha256] ?? this.base[sha256];
   }
 
   set(sha256: string, outcome: CachedProbe): void {
