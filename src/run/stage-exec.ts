@@ -233,7 +233,8 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
     });
     // The stages that start when this one ends get warm hosts now, while it runs (their start-up overlaps it).
     // After `runBuiltin` has taken this stage's own host (synchronously), so a prewarmed host is left for them.
-    stageHosts.prewarm(hostsWanted(ctx.graph, node, canShareHost));
+    const { count, stages } = hostsWanted(ctx.graph, node, canShareHost);
+    stageHosts.prewarm(count, stages);
     const outcome = await running;
     switch (outcome.kind) {
       case 'cancelled':
@@ -296,15 +297,21 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
 /**
  * How many idle stage hosts to have ready when `node` starts: one per
  * built-in stage that directly depends on it and may share a host, less the
- * host `node` itself frees if it may share one. At most the machine's
+ * host `node` itself frees if it may share one; and those stages' names,
+ * which the new hosts load while they wait. At most the machine's
  * parallelism (the default job count). A dependent that turns out fresh
  * leaves its host unused: one process start-up spent for nothing, retired
  * when the run ends.
  */
-function hostsWanted(graph: PipelineGraph, node: BuiltinStageNode, canShareHost: (name: string) => boolean): number {
+function hostsWanted(graph: PipelineGraph, node: BuiltinStageNode, canShareHost: (name: string) => boolean): { count: number; stages: string[] } {
+  const stages = new Set<string>();
   let dependents = 0;
-  for (const s of graph.stages.values()) if (s.kind === 'builtin' && s.needs.includes(node.id) && canShareHost(s.uses)) dependents++;
-  return Math.max(0, Math.min(os.availableParallelism(), dependents - (canShareHost(node.uses) ? 1 : 0)));
+  for (const s of graph.stages.values()) {
+    if (s.kind !== 'builtin' || !s.needs.includes(node.id) || !canShareHost(s.uses)) continue;
+    dependents++;
+    stages.add(s.uses);
+  }
+  return { count: Math.max(0, Math.min(os.availableParallelism(), dependents - (canShareHost(node.uses) ? 1 : 0))), stages: [...stages].sort() };
 }
 
 function normalDest(p: string): string {

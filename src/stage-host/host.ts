@@ -93,9 +93,10 @@ class Host {
   readonly exited: Promise<void>;
   private markExited!: () => void;
 
-  constructor(onIdleGone: (h: Host) => void) {
+  /** `prepare`: built-in stages the host may be given next; it loads them while idle (child.ts `--prepare`). */
+  constructor(onIdleGone: (h: Host) => void, prepare: readonly string[] = []) {
     this.exited = new Promise((r) => (this.markExited = r));
-    this.child = fork(childEntry, [], {
+    this.child = fork(childEntry, prepare.length > 0 ? [`--prepare=${prepare.join(',')}`] : [], {
       detached: true,
       execArgv: [],
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -206,13 +207,14 @@ export class HostPool {
   /**
    * Starts hosts until `count` are idle (no-op when reuse is off), so stages
    * about to start skip the process start-up; returns how many it started.
-   * An unused one exits after `idleMs`.
+   * Each new host loads the modules of the `prepare` stages (those that may
+   * share a host) while it waits. An unused one exits after `idleMs`.
    */
-  prewarm(count: number): number {
+  prewarm(count: number, prepare: readonly string[] = []): number {
     if (!this.reuse) return 0;
     let started = 0;
     while (this.idleCount < count) {
-      this.makeIdle(this.spawn());
+      this.makeIdle(this.spawn(prepare.filter(canShareHost)));
       started++;
     }
     return started;
@@ -309,9 +311,9 @@ export class HostPool {
     });
   }
 
-  private spawn(): Host {
+  private spawn(prepare: readonly string[] = []): Host {
     this.spawned++;
-    return new Host((h) => this.drop(h));
+    return new Host((h) => this.drop(h), prepare);
   }
 
   private takeIdle(): Host | undefined {
