@@ -229,6 +229,8 @@ export class CacheStore {
   private readonly vouched = new WeakMap<OutputManifest, ReadonlySet<string>>();
   /** Records parsed and checked by `readRecord`, with the stat they were read at (`parsedRecord`). */
   private readonly records = new Map<string, { readonly sig: string; readonly rec: RunRecord; readonly mtimeMs: number }>();
+  /** `parsedRecord` reads in flight, by key and file signature. */
+  private readonly recordReads = new Map<string, Promise<RunRecord | undefined>>();
 
   private constructor(root: string) {
     this.root = root;
@@ -714,16 +716,34 @@ export class CacheStore {
     const sig = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
     const seen = this.records.get(key);
     if (seen !== undefined && seen.sig === sig) return seen.rec;
-    let rec: RunRecord;
-    try {
-      rec = JSON.parse(await fsp.readFile(file, 'utf8')) as RunRecord;
-    } catch {
-      return undefined;
+    // One read per file version, however many ask at once (a prefetch and the plan, say).
+    const reading = `${key}|${sig}`;
+    let p = this.recordReads.get(reading);
+    if (p === undefined) {
+      p = (async () => {
+        let rec: RunRecord;
+        try {
+          rec = JSON.parse(await fsp.readFile(file, 'utf8')) as RunRecord;
+        } catch {
+          return undefined;
+        }
+        if (!recordConsistent(rec, key)) return undefined;
+        if (this.records.size >= RECORD_MEMO_MAX) this.records.delete(this.records.keys().next().value!);
+        this.records.set(key, { sig, rec, mtimeMs: st.mtimeMs });
+        return rec;
+      })().finally(() => this.recordReads.delete(reading));
+      this.recordReads.set(reading, p);
     }
-    if (!recordConsistent(rec, key)) return undefined;
-    if (this.records.size >= RECORD_MEMO_MAX) this.records.delete(this.records.keys().next().value!);
-    this.records.set(key, { sig, rec, mtimeMs: st.mtimeMs });
-    return rec;
+    return p;
+  }
+
+  /**
+   * Reads and checks the records for `keys` in the background (`readRecord`
+   * then answers from memory), e.g. the last records of the stages that
+   * start when a running stage ends, while the engine waits for it.
+   */
+  prefetchRecords(keys: Iterable<string>): void {
+    for (const k of keys) void this.parsedRecord(k).catch(() => undefined);
   }
 
   /**

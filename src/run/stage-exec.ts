@@ -235,6 +235,8 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
     // After `runBuiltin` has taken this stage's own host (synchronously), so a prewarmed host is left for them.
     const { count, stages } = hostsWanted(ctx.graph, node, canShareHost);
     stageHosts.prewarm(count, stages);
+    // While it runs: this stage's last record (what its outputs update) and its dependents' (why they rerun).
+    ctx.store.prefetchRecords([node.id, ...dependentsOf(ctx.graph, node.id)].flatMap((id) => ctx.state.get(id)?.key ?? []));
     const outcome = await running;
     switch (outcome.kind) {
       case 'cancelled':
@@ -312,6 +314,11 @@ function hostsWanted(graph: PipelineGraph, node: BuiltinStageNode, canShareHost:
     stages.add(s.uses);
   }
   return { count: Math.max(0, Math.min(os.availableParallelism(), dependents - (canShareHost(node.uses) ? 1 : 0))), stages: [...stages].sort() };
+}
+
+/** Stages that need `id` directly. */
+function dependentsOf(graph: PipelineGraph, id: StageId): StageId[] {
+  return [...graph.stages.values()].filter((s) => s.needs.includes(id)).map((s) => s.id);
 }
 
 function normalDest(p: string): string {

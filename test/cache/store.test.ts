@@ -289,6 +289,12 @@ test('readRecord serves a record it already checked while the file is unchanged,
   const first = await store.readRecord(key);
   assert.equal(first?.metrics['acc'], 0.5);
   assert.equal(await store.readRecord(key, { checkObjects: false }), first, 'same parsed record, not parsed again');
+  // A fresh store: a prefetch and two readers at once share one read.
+  const other = await CacheStore.open(store.root);
+  other.prefetchRecords([key, '0'.repeat(64)]);
+  const [x, y] = await Promise.all([other.readRecord(key), other.readRecord(key, { checkObjects: false })]);
+  assert.equal(x, y);
+  assert.deepEqual(x, first);
   // A flipped digit of the same length, written in place: same inode and size, new mtime.
   const file = store.recordPath(key);
   const text = fs.readFileSync(file, 'utf8');
