@@ -417,7 +417,8 @@ export class CacheStore {
         slow.push({ rel, file, entry, st, memoKey });
       }
     }
-    const adopted = await mapLimit(slow, IO_CONCURRENCY, (s) => this.adoptShared(s.file, s.rel, s.st, corrupt, s.entry));
+    // The item-key memo remembers these from now on: the inode memo need not (it serves linked entries).
+    const adopted = await mapLimit(slow, IO_CONCURRENCY, (s) => this.adoptShared(s.file, s.rel, s.st, corrupt, s.entry, false));
     const bad = new Set(corrupt?.map((c) => c.entry));
     adopted.forEach((f, i) => {
       if (bad.has(slow[i]!.entry) || (f.mode & 0o222) !== 0) return;
@@ -526,8 +527,10 @@ export class CacheStore {
   /**
    * Adopts a read-only staging file with other names (a linked item-cache
    * entry): its inode becomes the object, without copying (module doc).
+   * `rememberInode`: add the inode to the inode memo (not for referenced
+   * entries, which the item-key memo remembers).
    */
-  private async adoptShared(src: string, rel: string, st: fs.Stats, corrupt: CorruptEntry[] | undefined, knownEntry?: string): Promise<ManifestFile> {
+  private async adoptShared(src: string, rel: string, st: fs.Stats, corrupt: CorruptEntry[] | undefined, knownEntry?: string, rememberInode = true): Promise<ManifestFile> {
     const id = `${st.dev}:${st.ino}`;
     const mode = st.mode & 0o777;
     const known = this.inodeMemo().lookup(id, st.size, st.mtimeMs, 0, st.ino);
@@ -564,8 +567,10 @@ export class CacheStore {
       }
       await this.install(tmp, sha);
     }
-    this.inodeMemo().set(id, { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: 0, ino: st.ino, hash: sha });
-    this.inodesDirty = true;
+    if (rememberInode) {
+      this.inodeMemo().set(id, { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: 0, ino: st.ino, hash: sha });
+      this.inodesDirty = true;
+    }
     return { path: rel, sha256: sha, size: st.size, mode };
   }
 
