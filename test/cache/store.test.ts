@@ -328,3 +328,18 @@ test('keptObjects: a record\'s objects, until anything is quarantined after the 
   assert.deepEqual((await store.verify()).corrupt, [sha('beta')]);
   assert.equal(await store.keptObjects(key), undefined);
 });
+
+test('writeRecord writes exactly JSON.stringify of the record it returns (checksum last), which reads back', async () => {
+  await using t = await tempDir();
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  const s = await store.makeStagingDir();
+  write(s, 'a.txt', 'alpha "quoted" \u2028 \\ text');
+  const m = await store.ingestDir(s);
+  const w = await store.writeRecord(record(m, { log: 'line "one"\nline two\u2029' }));
+  assert.ok(w.ok);
+  if (!w.ok) return;
+  assert.equal(fs.readFileSync(store.recordPath(computeKey(fp)), 'utf8'), JSON.stringify(w.value));
+  assert.deepEqual(await (await CacheStore.open(store.root)).readRecord(computeKey(fp)), w.value);
+  // A manifest it did not make is checked: a wrong hash is a bug, thrown.
+  await assert.rejects(store.writeRecord(record({ files: m.files, hash: '0'.repeat(64) })), /outputs.hash/);
+});
