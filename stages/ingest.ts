@@ -119,6 +119,9 @@ type Probed =
       readonly confirmed: boolean;
     };
 
+/** A candidate that probed as a usable image. */
+type Accepted = Extract<Probed, { ok: true }>;
+
 export const ingestStage: BuiltinStage<IngestParams> = {
   name: 'ingest',
   // 2: skipped symlinks are rejects; WebP/TIFF truncation found from the container (cached probes of v1 may have accepted them).
@@ -214,23 +217,30 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
   await hasher.save();
 
   const rejects: RejectEntry[] = skippedLinks.map((l) => rejectOf(l.c, 'symlink-skipped', l.detail));
-  const accepted: Extract<Probed, { ok: true }>[] = [];
+  const accepted: Accepted[] = [];
   for (const p of probed) {
     if (p.ok) accepted.push(p);
     else rejects.push(rejectOf(p.c, p.failure.reason, p.failure.detail, p.sha256));
   }
 
-  // Group identical bytes: conflicts across labels, duplicates within one.
-  const bySha = new Map<string, Extract<Probed, { ok: true }>[]>();
+  // Group identical bytes: conflicts across labels, duplicates within one. Almost every content
+  // is unique: it stays a single entry (no array, set and sort per image).
+  const bySha = new Map<string, Accepted | Accepted[]>();
   for (const a of accepted) {
-    const group = bySha.get(a.sha256);
-    if (group === undefined) bySha.set(a.sha256, [a]);
-    else group.push(a);
+    const seen = bySha.get(a.sha256);
+    if (seen === undefined) bySha.set(a.sha256, a);
+    else if (Array.isArray(seen)) seen.push(a);
+    else bySha.set(a.sha256, [seen, a]);
   }
   const conflicts: ConflictEntry[] = [];
   const duplicates: DuplicateEntry[] = [];
-  const kept: { p: Extract<Probed, { ok: true }>; split: Split | undefined }[] = [];
-  for (const [sha, group] of bySha) {
+  const kept: { p: Accepted; split: Split | undefined }[] = [];
+  for (const [sha, seen] of bySha) {
+    if (!Array.isArray(seen)) {
+      kept.push({ p: seen, split: seen.c.split });
+      continue;
+    }
+    const group = seen;
     group.sort((a, b) => compareCodeUnits(a.c.rel, b.c.rel));
     const labels = [...new Set(group.map((g) => g.c.label))].sort(compareCodeUnits);
     if (labels.length > 1) {
