@@ -53,9 +53,12 @@ export interface ExecContext {
   readonly hasher?: FileHasher;
 }
 
-/** Writes the stage's run record (last, with its dependency listings); a vanished object is a stage failure. */
-async function writeRunRecord(node: StageNode, ctx: ExecContext, rec: NewRunRecord): Promise<Result<RunRecord, { kind: 'failed'; message: string }>> {
-  const listings = await storeListings(node, ctx, rec.fingerprint.inputs);
+/**
+ * Writes the stage's run record (last, with its dependency listings: `stored`
+ * when they were stored while the stage ran); a vanished object is a stage failure.
+ */
+async function writeRunRecord(node: StageNode, ctx: ExecContext, rec: NewRunRecord, stored?: Promise<Record<string, string> | undefined>): Promise<Result<RunRecord, { kind: 'failed'; message: string }>> {
+  const listings = await (stored ?? storeListings(node, ctx, rec.fingerprint.inputs));
   const written = await ctx.store.writeRecord({ ...rec, ...(listings ? { inputListings: listings } : {}) });
   if (written.ok) return written;
   return err({ kind: 'failed', message: `stage ${node.id} failed: cache object for ${written.error.path} vanished before the record was written` });
@@ -235,8 +238,11 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
     // After `runBuiltin` has taken this stage's own host (synchronously), so a prewarmed host is left for them.
     const { count, stages } = hostsWanted(ctx.graph, node, canShareHost);
     stageHosts.prewarm(count, stages);
-    // While it runs: this stage's last record (what its outputs update) and its dependents' (why they rerun).
+    // While it runs: this stage's last record (what its outputs update) and its dependents' (why they rerun);
+    // the listings of its directory dependencies (for `explain`), which its record will name.
     ctx.store.prefetchRecords([node.id, ...dependentsOf(ctx.graph, node.id)].flatMap((id) => ctx.state.get(id)?.key ?? []));
+    const listings = storeListings(node, ctx, fingerprint.inputs);
+    listings.catch(() => {}); // awaited by writeRunRecord; a failure there (e.g. ENOSPC) fails the stage as before
     const outcome = await running;
     switch (outcome.kind) {
       case 'cancelled':
@@ -279,7 +285,7 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
       durationMs: Math.round(performance.now() - t0),
       ...(result.backend ? { backend: result.backend } : {}),
       ...(result.summary ? { summary: result.summary } : {}),
-    });
+    }, listings);
     if (!written.ok) return written.error;
     const expected = prevState?.outputs.find((o) => o.dest === normalDest(node.outDir));
     // The previous run's manifest lets materialize keep unchanged files instead of copying everything again.
