@@ -98,7 +98,9 @@ class Host {
     this.exited = new Promise((r) => (this.markExited = r));
     this.child = fork(childEntry, prepare.length > 0 ? [`--prepare=${prepare.join(',')}`] : [], {
       detached: true,
-      execArgv: [],
+      // A larger young generation: a data stage over 10k images allocates many short-lived objects per image
+      // (resize over 12.9k cached images: ~10% less CPU with 32 MiB, bench-style A/B in-process).
+      execArgv: ['--max-semi-space-size=32'],
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       serialization: 'json',
     });
