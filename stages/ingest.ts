@@ -150,7 +150,7 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
   const params = ingestParams(ctx.params);
   const filter = pathFilter(params.include, params.exclude);
   const listed = await listCandidates(ctx, params, filter);
-  const { candidates, unlabelled, skippedLinks } = listed;
+  const { candidates, unlabelled, skippedLinks, statPath } = listed;
   // Top-level files have no class. README/LICENSE/manifest files are expected there; images are probably a mistake.
   const strayImages = unlabelled.filter((rel) => IMAGE_EXTENSIONS.test(rel));
   if (strayImages.length > 0) {
@@ -179,7 +179,8 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
       if ((i & 255) === 255 && queued.length > 0) await new Promise((r) => setImmediate(r));
       if ((i & 255) === 0 && ctx.signal.aborted) throw ctx.signal.reason ?? new Error('aborted');
       const c = candidates[i]!;
-      const st = fss.statSync(c.abs, { throwIfNoEntry: false });
+      // Same file as c.abs (see DirListing.realRoot); c.abs stays its identity in the memo and the manifest.
+      const st = fss.statSync(statPath(c), { throwIfNoEntry: false });
       const settled = settledByStat(memo, c, st, hasher);
       if (settled !== undefined) {
         probed[i] = settled;
@@ -329,7 +330,7 @@ async function listCandidates(
   ctx: StageContext<IngestParams>,
   params: IngestParams,
   filter: ReturnType<typeof pathFilter>,
-): Promise<{ candidates: Candidate[]; unlabelled: string[]; skippedLinks: SkippedLink[] }> {
+): Promise<{ candidates: Candidate[]; unlabelled: string[]; skippedLinks: SkippedLink[]; statPath: (c: Candidate) => string }> {
   if ((params.source === undefined) === (params.manifest === undefined)) {
     throw new DataInputError('ingest: give exactly one of `source` (a class-per-folder directory) or `manifest` (a CSV/JSONL file)');
   }
@@ -341,7 +342,9 @@ async function listCandidates(
     if (listing.skippedSymlinks.length > 0) {
       ctx.log.warn(`${listing.skippedSymlinks.length} symbolic link(s) skipped (set follow_symlinks: true to follow), e.g. ${listing.skippedSymlinks.slice(0, 3).join(', ')}`);
     }
-    return { ...listing, skippedLinks: await skippedLinkRejects(root, listing.skippedSymlinks, filter) };
+    const { realRoot } = listing;
+    // '/'-separated rel is a valid path tail wherever this runs (Windows accepts '/').
+    return { ...listing, skippedLinks: await skippedLinkRejects(root, listing.skippedSymlinks, filter), statPath: (c) => realRoot + c.rel };
   }
   const file = path.resolve(ctx.workspace, params.manifest!);
   let text: string;
@@ -355,7 +358,7 @@ async function listCandidates(
     const shown = parsed.error.slice(0, 20);
     throw new DataInputError(`ingest: ${parsed.error.length} error(s) in manifest:\n${shown.join('\n')}${parsed.error.length > 20 ? `\n... and ${parsed.error.length - 20} more` : ''}`);
   }
-  return { candidates: parsed.value, unlabelled: [], skippedLinks: [] };
+  return { candidates: parsed.value, unlabelled: [], skippedLinks: [], statPath: (c) => c.abs };
 }
 
 /** A symbolic link to a file that was not followed: it becomes a `symlink-skipped` reject. */

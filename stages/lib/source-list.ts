@@ -29,6 +29,12 @@ export interface DirListing {
   readonly unlabelled: string[];
   /** Symlinks skipped because `follow_symlinks` is false. */
   readonly skippedSymlinks: string[];
+  /**
+   * The root's real path (symlinks resolved) plus a separator: `realRoot + rel` names the same
+   * file as a candidate's `abs`, for stats that need not resolve a symlinked root again each
+   * time (a workspace `data -> /mnt/images` link costs every stat a longer path walk).
+   */
+  readonly realRoot: string;
 }
 
 /**
@@ -42,7 +48,8 @@ export async function listClassFolders(root: string, filter: PathFilter, followS
   const candidates: Candidate[] = [];
   const unlabelled: string[] = [];
   const skippedSymlinks: string[] = [];
-  const seenDirs = new Set<string>([fs.realpathSync.native(root)]);
+  const realRoot = fs.realpathSync.native(root);
+  const seenDirs = new Set<string>([realRoot]);
   const walk = (dirPrefix: string, relDir: string): void => {
     const entries = fs.readdirSync(dirPrefix, { withFileTypes: true });
     entries.sort((a, b) => compareCodeUnits(a.name, b.name));
@@ -78,7 +85,7 @@ export async function listClassFolders(root: string, filter: PathFilter, followS
   };
   const base = path.normalize(root);
   walk(base.endsWith(path.sep) ? base : base + path.sep, '');
-  return { candidates, unlabelled, skippedSymlinks };
+  return { candidates, unlabelled, skippedSymlinks, realRoot: realRoot.endsWith(path.sep) ? realRoot : realRoot + path.sep };
 }
 
 /** Parses a CSV (`.csv`, `.tsv` is not supported) or JSONL (`.jsonl`, `.ndjson`) manifest. Errors carry `file:line:col`. */

@@ -217,3 +217,30 @@ test('ingest memo: probe outcomes go to a small delta entry until it reaches 1/8
   assert.equal(await run(), 1);
   assert.equal(await run(), 0);
 });
+
+test('ingest memo: a source reached through a symlink keeps its workspace paths in the manifest, is settled by stat on re-runs, and a change is still seen', async () => {
+  await using rig = await stageRig();
+  const real = path.join(rig.dir, 'elsewhere', 'images');
+  await writeTree(real, { 'c0/a.png': await pngOf(40), 'c1/b.png': await pngOf(41) });
+  await fs.symlink(real, path.join(rig.dir, 'src'));
+  const hourAgo = Math.floor(Date.now() / 1000) - 3600;
+  for (const f of ['c0/a.png', 'c1/b.png']) await fs.utimes(path.join(real, f), hourAgo, hourAgo);
+  await new Promise((r) => setTimeout(r, PAST_RACY_WINDOW_MS));
+  const run = async () => {
+    const ctx = await rig.context<IngestParams>('ingest', ingestParams({ source: 'src' }));
+    return { result: await ingestStage.run(ctx), outDir: ctx.outDir };
+  };
+  const first = await run();
+  assert.equal(first.result.metrics?.['read'], 2);
+  assert.deepEqual(
+    readManifest(first.outDir).entries.map((e) => e.path),
+    [path.join(rig.dir, 'src', 'c0', 'a.png'), path.join(rig.dir, 'src', 'c1', 'b.png')],
+  );
+  const second = await run();
+  assert.equal(second.result.metrics?.['read'], 0);
+  assert.equal(await fs.readFile(path.join(second.outDir, 'manifest.jsonl'), 'utf8'), await fs.readFile(path.join(first.outDir, 'manifest.jsonl'), 'utf8'));
+  await fs.writeFile(path.join(real, 'c1', 'b.png'), await pngOf(42));
+  const third = await run();
+  assert.equal(third.result.metrics?.['read'], 1);
+  assert.equal(readManifest(third.outDir).entries.find((e) => e.rel === 'c1/b.png')?.sha256, createHash('sha256').update(await pngOf(42)).digest('hex'));
+});
