@@ -230,7 +230,7 @@ export class CacheStore {
   /** Manifests this store made (`ingest`, `ingestPaths`): their hash is right by construction. */
   private readonly made = new WeakSet<OutputManifest>();
   /** Records parsed and checked by `readRecord`, with the stat they were read at (`parsedRecord`). */
-  private readonly records = new Map<string, { readonly sig: string; readonly rec: RunRecord; readonly mtimeMs: number }>();
+  private readonly records = new Map<string, { readonly sig: string; readonly rec: RunRecord; readonly mtimeMs: number; objects?: ReadonlySet<string> }>();
   /** `parsedRecord` reads in flight, by key and file signature. */
   private readonly recordReads = new Map<string, Promise<RunRecord | undefined>>();
 
@@ -766,7 +766,15 @@ export class CacheStore {
    * start when a running stage ends, while the engine waits for it.
    */
   prefetchRecords(keys: Iterable<string>): void {
-    for (const k of keys) void this.parsedRecord(k).catch(() => undefined);
+    for (const k of keys) {
+      void this.parsedRecord(k)
+        .then((rec) => {
+          // The object set `keptObjects` answers with, built now too.
+          const seen = this.records.get(k);
+          if (rec !== undefined && seen?.rec === rec) seen.objects ??= new Set(rec.outputs.files.map((f) => f.sha256));
+        })
+        .catch(() => undefined);
+    }
   }
 
   /**
@@ -780,11 +788,11 @@ export class CacheStore {
    */
   async keptObjects(key: string): Promise<ReadonlySet<string> | undefined> {
     const rec = await this.parsedRecord(key);
-    const written = this.records.get(key)?.mtimeMs;
-    if (rec === undefined || written === undefined) return undefined;
+    const seen = this.records.get(key);
+    if (rec === undefined || seen === undefined || seen.rec !== rec) return undefined;
     const q = fs.statSync(this.quarantineDir, { throwIfNoEntry: false });
-    if (q !== undefined && q.mtimeMs >= written) return undefined;
-    return new Set(rec.outputs.files.map((f) => f.sha256));
+    if (q !== undefined && q.mtimeMs >= seen.mtimeMs) return undefined;
+    return (seen.objects ??= new Set(rec.outputs.files.map((f) => f.sha256)));
   }
 
   /** A record's log text ('' if its object is gone). */
