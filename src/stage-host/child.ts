@@ -4,7 +4,9 @@
  * (`stages/registry-lazy.ts`: a partition host never loads the model stages'
  * modules, nor the other data stages'), builds the `StageContext` (directory
  * item cache, IPC logger, an abort signal of its own), runs the stage and
- * sends back its result or error.
+ * sends back its result or error. Started with `--prepare=<stage>,...` it
+ * loads those stages (and what their `prepare` names, e.g. sharp) while idle,
+ * before any request (see `preparedStages`).
  * With the result it says whether it may take another stage
  * (`policy.ts`); the engine then keeps it warm or retires it. It exits when
  * the engine disconnects (or dies).
