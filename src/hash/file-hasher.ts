@@ -108,6 +108,8 @@ function listingOf(kind: 'dir' | 'glob', hash: string, { rels, hashes }: Walk): 
 export class FileHasher {
   private readonly memo: HashMemo;
   private dirty = false;
+  /** The last save started (`save`). */
+  private saving: Promise<void> = Promise.resolve();
   private readonly walkedRoots = new Set<string>();
   /**
    * The last walk `hashDep` made of each dir/glob dependency (by absolute path and glob), with its
@@ -235,13 +237,31 @@ export class FileHasher {
     this.store(path.resolve(absPath), st, hash, Date.now());
   }
 
-  /** Writes the memo atomically if anything changed since open or the last save. */
-  async save(): Promise<void> {
+  /**
+   * Writes the memo atomically if anything changed since open or the last
+   * save. Saves run one after another (a later one holds everything an
+   * earlier one did), so the engine may save early, while a stage runs, and
+   * again at the end for whatever changed since.
+   */
+  save(): Promise<void> {
+    const next = this.saving.catch(() => {}).then(() => this.saveNow());
+    this.saving = next;
+    return next;
+  }
+
+  private async saveNow(): Promise<void> {
     if (!this.dirty) return;
     // Entries below a walked directory that the walk did not see are gone.
     this.memo.pruneUnvisitedUnder([...this.walkedRoots].map((r) => (r.endsWith(path.sep) ? r : r + path.sep)));
-    await writeFileAtomic(this.memoFile, this.memo.encode(Date.now()), this.tmpDir !== undefined ? { tmpDir: this.tmpDir } : {});
+    const bytes = this.memo.encode(Date.now());
+    // Cleared before the write: a change made while it is in flight marks the memo dirty for the next save.
     this.dirty = false;
+    try {
+      await writeFileAtomic(this.memoFile, bytes, this.tmpDir !== undefined ? { tmpDir: this.tmpDir } : {});
+    } catch (e) {
+      this.dirty = true;
+      throw e;
+    }
   }
 
   private forget(abs: string): void {

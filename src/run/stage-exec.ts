@@ -243,6 +243,8 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
     ctx.store.prefetchRecords([node.id, ...dependentsOf(ctx.graph, node.id)].flatMap((id) => ctx.state.get(id)?.key ?? []));
     const listings = storeListings(node, ctx, fingerprint.inputs);
     listings.catch(() => {}); // awaited by writeRunRecord; a failure there (e.g. ENOSPC) fails the stage as before
+    // The hash memo so far (this stage's key is computed): written now rather than after the last stage.
+    ctx.hasher?.save().catch(() => {}); // best effort, as at the end of a run
     const outcome = await running;
     switch (outcome.kind) {
       case 'cancelled':

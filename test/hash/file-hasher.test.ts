@@ -293,3 +293,21 @@ test('listDep with the kind:hash hashDep returned reuses that walk; a stale or a
   assert.ok(h.stats.statted > before, 'an expect that is not the last walk walks again');
   assert.equal(stale.hash, second.hash, 'and lists what is there now');
 });
+
+test('save while a save is in flight: saves run in order and the last one holds every entry', async () => {
+  await using tdir = await tempDir();
+  const dir = tdir.dir;
+  const memo = path.join(dir, 'cache', 'memo.bin');
+  write(dir, 'a/x.txt', 'xx');
+  write(dir, 'b/y.txt', 'yy');
+  const h1 = await FileHasher.open(memo, trusting);
+  await h1.hashDep(dir, 'a');
+  const early = h1.save(); // in flight while b is hashed
+  await h1.hashDep(dir, 'b');
+  await Promise.all([early, h1.save()]);
+  const h2 = await FileHasher.open(memo, trusting);
+  await h2.hashDep(dir, 'a');
+  await h2.hashDep(dir, 'b');
+  assert.equal(h2.stats.hashed, 0, 'both directories remembered');
+  assert.equal(h2.stats.memoHits, 2);
+});
