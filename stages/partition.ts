@@ -90,6 +90,11 @@ export function assignSplits(entries: readonly ManifestEntry[], params: Partitio
   const units = new Map<string, Unit>();
   for (const e of entries) {
     const prev = units.get(e.sha256);
+    // The common case, a first copy without a predefined split: one object, no spread.
+    if (prev === undefined && e.split === undefined) {
+      units.set(e.sha256, { sha256: e.sha256, label: e.label, u: unitOf(params.salt, e.sha256), pool: 'free' });
+      continue;
+    }
     const fixed = heldOutMost(prev?.fixed, e.split);
     const pool = fixed === undefined ? 'free' : fixed === 'train' && !hasPredefinedValidation ? 'predefined-train' : 'fixed';
     units.set(e.sha256, { sha256: e.sha256, label: prev?.label ?? e.label, u: prev?.u ?? unitOf(params.salt, e.sha256), pool, ...(fixed ? { fixed } : {}) });
