@@ -54,22 +54,23 @@ export interface PlanDeps {
   readonly builtinRuntime?: (name: string, params: JsonValue) => Promise<Readonly<Record<string, string>>>;
 }
 
-let registry: Promise<ReadonlyMap<string, { runtimeFacts?(params: unknown): Readonly<Record<string, string>>; workspaceBound?: boolean }>> | undefined;
+/** The built-in `name`, importing only its own module (`stages/registry-lazy.ts`). */
+async function builtin(name: string): Promise<{ runtimeFacts?(params: unknown): Readonly<Record<string, string>>; workspaceBound?: boolean } | undefined> {
+  return (await import('../stages/registry-lazy.js')).loadBuiltinStage(name);
+}
 
 /** Whether the registry's built-in `name` writes absolute workspace paths into its outputs (`BuiltinStage.workspaceBound`). */
 export async function registryWorkspaceBound(name: string): Promise<boolean> {
-  registry ??= import('../stages/registry.js').then((m) => m.builtinStages);
-  return (await registry).get(name)?.workspaceBound === true;
+  return (await builtin(name))?.workspaceBound === true;
 }
 
 /**
  * The runtime facts the registry's built-in `name` declares for `params`
- * (`{}` for a stage that declares none). Loads the registry on first use (the
- * runner loads it anyway for stage versions); the facts themselves are cheap.
+ * (`{}` for a stage that declares none). Loads that stage's module on first
+ * use (no other stage's); the facts themselves are cheap.
  */
 export async function registryRuntimeFacts(name: string, params: JsonValue): Promise<Readonly<Record<string, string>>> {
-  registry ??= import('../stages/registry.js').then((m) => m.builtinStages);
-  const s = (await registry).get(name);
+  const s = await builtin(name);
   if (!s) throw new Error(`built-in stage "${name}" is not in the registry`);
   return s.runtimeFacts?.(params) ?? {};
 }

@@ -159,12 +159,10 @@ export async function openEngine(graph: PipelineGraph, cacheDir: string): Promis
   return { store, state, hasher, deps };
 }
 
-/** Loads the stage registry on first use only (it may pull in heavy stage code). */
+/** Loads a built-in's module on first use only, and only the stages a pipeline uses (stage code may be heavy). */
 function builtinVersionLoader(): (name: string) => Promise<string> {
-  let registry: Promise<ReadonlyMap<string, { version: string }>> | undefined;
   return async (name) => {
-    registry ??= import('../stages/registry.js').then((m) => m.builtinStages);
-    const s = (await registry).get(name);
+    const s = await (await import('../stages/registry-lazy.js')).loadBuiltinStage(name);
     if (!s) throw new Error(`built-in stage "${name}" is not in the registry`);
     return s.version;
   };
