@@ -132,7 +132,7 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
   // 1. Save whatever is in the way, unless it is what we put there (or identical to what comes).
   // Every recorded file unchanged and nothing added: the content is ours, nothing to save (what
   // backupIfForeign's check would find, without stat'ing every file a second time).
-  const allOurs = existing !== undefined && opts.expected !== undefined && reusable.size === opts.expected.files.length && listFiles(absDest, '').length === reusable.size;
+  const allOurs = existing !== undefined && opts.expected !== undefined && reusable.size === opts.expected.files.length && countEntries(absDest) === reusable.size;
   const me = currentProcess();
   const tag = `${me.pid}-${crypto.randomBytes(4).toString('hex')}`;
   // Everything at the destination is exactly the engine's previous output: apply the diff in place.
@@ -360,6 +360,17 @@ function reusableFiles(absDest: string, relDest: string, opts: MaterializeOption
     if (sig !== undefined && sig.size === want[1] && sig.mtimeNs === want[2] && sig.ino === want[3]) out.set(f.path, { key: reuseKey(f), sig: want });
   }
   return out;
+}
+
+/**
+ * Entries under directory `dir` that are not directories (files, links,
+ * anything else), counted without building their paths: enough to tell that
+ * nothing but the recorded files is there, once each of those was found.
+ */
+function countEntries(dir: string): number {
+  let n = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) n += e.isDirectory() ? countEntries(`${dir}${path.sep}${e.name}`) : 1;
+  return n;
 }
 
 /** Options for `backupIfForeign`. */
