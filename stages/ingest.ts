@@ -100,6 +100,10 @@ export function ingestParams(p: Partial<IngestParams>): IngestParams {
 /** File names that look like images (for the top-level warning only; probing never trusts extensions). */
 const IMAGE_EXTENSIONS = /\.(png|jpe?g|jfif|webp|gif|tiff?|bmp|avif|heic|heif|svg)$/i;
 
+/** An 8x8 grey baseline JPEG (265 bytes) that `prepare` probes. */
+const WARM_UP_JPEG =
+  '/9j/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQERXRTc4UG1RV19iZ2hnPk1xeXBkeFxlZ2P/2wBDARESEhgVGC8aGi9jQjhCY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2P/wAARCAAIAAgDASIAAhEBAxEB/8QAFAABAAAAAAAAAAAAAAAAAAAAAP/EABQQAQAAAAAAAAAAAAAAAAAAAAD/xAAUAQEAAAAAAAAAAAAAAAAAAAAA/8QAFBEBAAAAAAAAAAAAAAAAAAAAAP/aAAwDAQACEQMRAD8AAA//2Q==';
+
 /** Probes in flight: sharp work runs on libuv's 4 threads. */
 const PROBE_CONCURRENCY = 4;
 /** Files read and hashed at once (memoised runs are all reads; a small file read is latency-bound). */
@@ -141,8 +145,13 @@ export const ingestStage: BuiltinStage<IngestParams> = {
     return [];
   },
   // A run that has anything to probe needs sharp (and a run with nothing new rarely happens: the
-  // engine skips ingest when its source is unchanged).
-  prepare: () => void loadSharp(),
+  // engine skips ingest when its source is unchanged). Probing a tiny JPEG as well takes libvips'
+  // first-use set-up (~5 ms CPU, up to tens of ms wall) off the first real probe.
+  prepare: async () => {
+    loadSharp();
+    const r = await probeImage(Buffer.from(WARM_UP_JPEG, 'base64'));
+    if (!r.ok) throw new Error(`ingest prepare: the warm-up JPEG did not probe (${r.error.reason}: ${r.error.detail})`); // a bug
+  },
   run: (ctx) => runIngest(ctx),
 };
 

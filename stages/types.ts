@@ -120,12 +120,13 @@ export interface BuiltinStage<P = unknown> {
   readonly workspaceBound?: boolean;
   /**
    * Optional (added with issue 3's start-up work): loads what `run` will
-   * certainly need and is slow to load (e.g. sharp, ~50 ms), so a stage host
-   * started ahead of its stage (`--prepare=<stage>`, see
-   * `src/stage-host/child.ts`) does it while idle instead of on the stage's
-   * clock. Never called where only metadata is needed; writes nothing and
-   * keeps no state beyond the module cache; `run` must not depend on it.
+   * certainly need and is slow to load or set up the first time (e.g. sharp,
+   * ~40 ms CPU, and libvips' first decode), so a stage host started ahead of
+   * its stage (`--prepare=<stage>`, see `src/stage-host/child.ts`) does it
+   * while idle instead of on the stage's clock. Never called where only
+   * metadata is needed; writes nothing and keeps no state beyond the module
+   * cache and the libraries' own; `run` must not depend on it.
    */
-  prepare?(): void;
+  prepare?(): void | Promise<void>;
   run(ctx: StageContext<P>): Promise<StageResult>;
 }

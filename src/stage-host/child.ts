@@ -101,7 +101,7 @@ async function prepare(names: readonly string[]): Promise<void> {
     if (current !== undefined) return; // a stage already runs: its own loading takes over
     try {
       const stage = await loadBuiltinStage(name);
-      if (current === undefined) stage?.prepare?.();
+      if (current === undefined) await stage?.prepare?.();
     } catch {
       // best effort (see preparedStages)
     }

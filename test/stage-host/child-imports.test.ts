@@ -151,3 +151,9 @@ Module._load = function (request, ...rest) { if (!request.startsWith('.') && !re
     await fs.rm(dir, { recursive: true, force: true });
   }
 });
+
+test('ingest prepare: loads sharp and probes its warm-up JPEG (it rejects if that image no longer probes)', async () => {
+  const { ingestStage } = await import('../../stages/ingest.js');
+  assert.ok(ingestStage.prepare !== undefined);
+  await ingestStage.prepare();
+});
