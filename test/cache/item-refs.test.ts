@@ -260,3 +260,26 @@ test('item-key memo: a stored key needs no look at its entry, in the stage or th
   assert.deepEqual(refer([0, 1, 2]).answers, [true, true, true]);
   assert.equal((await s4.verify()).corrupt.length, 0);
 });
+
+test('a flipped byte in the item-key memo makes it load empty: keys are taken on trust no more, the next ingest stores the same manifest', async () => {
+  const { t, store } = await setup(3);
+  await using _ = t;
+  const r1 = await store.ingestStaging(await staging(store, [0, 1, 2]), refsOf([0, 1, 2]));
+  if (!r1.ok) throw new Error(JSON.stringify(r1.error));
+  const memo = fs.readFileSync(store.itemMemoPath);
+  for (const at of [0, 30, Math.floor(memo.length / 2), memo.length - 1]) {
+    const bad = Buffer.from(memo);
+    bad[at]! ^= 0x10;
+    fs.writeFileSync(store.itemMemoPath, bad);
+    const refs: ItemRef[] = [];
+    const cache = stageItemCache(store.root, 'resize', refs);
+    fs.renameSync(itemEntryFile(path.join(store.root, 'items', 'resize'), key(1)), path.join(t.dir, 'away'));
+    // Entry 1 is gone and the memo is unreadable: the stage must recompute it, not trust the key.
+    assert.deepEqual([0, 1, 2].map((i) => cache.refer!(key(i), `px/${i}.px`, BYTES)), [true, false, true], `flip at ${at}`);
+    fs.renameSync(path.join(t.dir, 'away'), itemEntryFile(path.join(store.root, 'items', 'resize'), key(1)));
+    const again = await CacheStore.open(store.root);
+    const r = await again.ingestStaging(await staging(again, [0, 1, 2]), refsOf([0, 1, 2]));
+    if (!r.ok) throw new Error(JSON.stringify(r.error));
+    assert.deepEqual(r.value, r1.value, `flip at ${at}`);
+  }
+});
