@@ -2,8 +2,8 @@
  * Formats a count for a stage summary with `,` thousands separators, exactly
  * as `n.toLocaleString('en-US')` does for integers, without it: the first
  * `toLocaleString` call in a process builds an ICU number formatter, measured
- * here at 30-70 ms of CPU: a sizeable share of a whole 10k-image ingest
- * re-run, for one number in its summary.
+ * here at ~13 ms of CPU and 12-70 ms of wall time (load 5-15): a sizeable
+ * share of a whole 10k-image ingest re-run, for one number in its summary.
  *
  * Does not format fractions, -0 or non-finite numbers itself: those go to
  * `toLocaleString` (the summaries never print them).
