@@ -119,7 +119,7 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
   const reusable = kind === 'dir' && existing?.isDirectory() === true ? reusableFiles(absDest, relDest, opts) : new Map<string, Reusable>();
   const reuses = (f: { path: string; sha256: string; mode: number }): Reusable | undefined => {
     const r = reusable.get(f.path);
-    return r !== undefined && r.key === reuseKey(f) ? r : undefined;
+    return r !== undefined && sameContent(r, f) ? r : undefined;
   };
 
   for (const f of manifest.files) {
@@ -236,7 +236,7 @@ async function updateInPlace(store: CacheStore, manifest: OutputManifest, absDes
   const todo: { f: OutputManifest['files'][number]; i: number }[] = [];
   for (const f of manifest.files) {
     const r = reusable.get(f.path);
-    if (r !== undefined && r.key === reuseKey(f)) keep.set(f.path, r.sig);
+    if (r !== undefined && sameContent(r, f)) keep.set(f.path, r.sig);
     else todo.push({ f, i: todo.length });
   }
   const wanted = new Set(manifest.files.map((f) => f.path));
@@ -303,7 +303,8 @@ async function updateInPlace(store: CacheStore, manifest: OutputManifest, absDes
 async function placeVerified(store: CacheStore, f: { sha256: string; mode: number }, target: string, modes: readonly LinkMode[], verify: boolean, counts: Record<LinkMode, number>): Promise<'ok' | 'corrupt' | 'missing'> {
   const obj = store.objectPath(f.sha256);
   try {
-    if (verify && (await hashFile(obj)) !== f.sha256) return 'corrupt';
+    // An object this process stored from bytes it hashed moments ago is not hashed again (see hashedInThisProcess).
+    if (verify && !store.hashedInThisProcess(f.sha256) && (await hashFile(obj)) !== f.sha256) return 'corrupt';
     counts[await place(obj, target, f.mode, modes)]++;
     return 'ok';
   } catch (e) {
@@ -330,15 +331,16 @@ function mainMode(counts: Record<LinkMode, number>): LinkMode {
   return (Object.keys(counts) as LinkMode[]).reduce((a, b) => (counts[b] > counts[a] ? b : a), 'copy');
 }
 
-/** What a reusable file must hold to serve a manifest entry unchanged: `sha256 \0 mode`. */
-function reuseKey(f: { sha256: string; mode: number }): string {
-  return `${f.sha256}\0${f.mode}`;
+/** Whether a reusable file holds what a manifest entry needs: the same bytes and mode. */
+function sameContent(r: Reusable, f: { sha256: string; mode: number }): boolean {
+  return r.sha256 === f.sha256 && r.mode === f.mode;
 }
 
 /** A workspace file the engine put there and nobody touched since. */
 interface Reusable {
-  /** `sha256 \0 mode` it holds. */
-  readonly key: string;
+  /** The bytes it holds. */
+  readonly sha256: string;
+  readonly mode: number;
   /** Its recorded (and current) stat signature. */
   readonly sig: MaterialisedFile;
 }
@@ -352,12 +354,19 @@ function reusableFiles(absDest: string, relDest: string, opts: MaterializeOption
   const out = new Map<string, Reusable>();
   const { previous, expected } = opts;
   if (previous === undefined || expected === undefined || expected.dest !== relDest || expected.kind !== 'dir' || expected.hash !== previous.hash) return out;
-  const sigs = new Map(expected.files.map((m) => [m[0], m]));
-  for (const f of previous.files) {
-    const want = sigs.get(f.path);
-    if (want === undefined || f.path === '') continue;
-    const sig = statSignature(path.join(absDest, f.path));
-    if (sig !== undefined && sig.size === want[1] && sig.mtimeNs === want[2] && sig.ino === want[3]) out.set(f.path, { key: reuseKey(f), sig: want });
+  // Both lists are in manifest order when the engine wrote them: walk them side by side, looking a path up only
+  // where they part.
+  let sigs: Map<string, MaterialisedFile> | undefined;
+  const base = absDest + path.sep;
+  const native = path.sep === '/' ? (p: string) => p : (p: string) => p.split('/').join(path.sep);
+  for (let i = 0; i < previous.files.length; i++) {
+    const f = previous.files[i]!;
+    if (f.path === '') continue;
+    const at = expected.files[i];
+    const want = at !== undefined && at[0] === f.path ? at : (sigs ??= new Map(expected.files.map((m) => [m[0], m]))).get(f.path);
+    if (want === undefined) continue;
+    const sig = statSignature(base + native(f.path));
+    if (sig !== undefined && sig.size === want[1] && sig.mtimeNs === want[2] && sig.ino === want[3]) out.set(f.path, { sha256: f.sha256, mode: f.mode, sig: want });
   }
   return out;
 }

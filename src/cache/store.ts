@@ -227,6 +227,8 @@ export class CacheStore {
    * not stat them again.
    */
   private readonly vouched = new WeakMap<OutputManifest, ReadonlySet<string>>();
+  /** Objects installed (or recognised as the inode hashed) from bytes this process hashed: `hashedInThisProcess`. */
+  private readonly hashedHere = new Set<string>();
   /** Manifests this store made (`ingest`, `ingestPaths`): their hash is right by construction. */
   private readonly made = new WeakSet<OutputManifest>();
   /** Records parsed and checked by `readRecord`, with the stat they were read at (`parsedRecord`). */
@@ -569,6 +571,8 @@ export class CacheStore {
         return this.adopt(src, rel, 'copy');
       }
       await this.install(tmp, sha);
+    } else {
+      this.hashedHere.add(sha); // the object is the inode just hashed
     }
     if (rememberInode) {
       this.inodeMemo().set(id, { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: 0, ino: st.ino, hash: sha });
@@ -1045,6 +1049,17 @@ export class CacheStore {
       await fsp.rename(file, dest);
     }
     this.unsyncedShards.add(shardDir);
+    this.hashedHere.add(sha);
+  }
+
+  /**
+   * Whether this process installed the object `sha` from bytes it hashed
+   * itself (or found it to be the very inode it just hashed). `materialize`
+   * need not hash such an object again to restore it: the re-hash on restore
+   * is for corruption at rest.
+   */
+  hashedInThisProcess(sha: string): boolean {
+    return this.hashedHere.has(sha);
   }
 
   /** Removes tmp/ entries whose owner is dead, or that are older than a day. */

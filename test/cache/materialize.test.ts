@@ -186,7 +186,9 @@ test('in-place update: a corrupt object for a changed file is quarantined and th
   const obj = store.objectPath(v2.files.find((f) => f.path === 'b.txt')!.sha256);
   fs.chmodSync(obj, 0o644);
   fs.writeFileSync(obj, 'b3'); // same size, other bytes
-  const r = await store.materialize(v2, ws, 'out', opts);
+  // Met by a later process, as corruption at rest is (the process that stored it hashed those bytes itself).
+  const later = await CacheStore.open(store.root);
+  const r = await later.materialize(v2, ws, 'out', opts);
   assert.equal(r.ok, false);
   if (!r.ok) assert.equal(r.error.reason, 'corrupt-object');
   assert.equal(read(ws, 'out/b.txt'), 'b1');
@@ -212,4 +214,17 @@ test('in-place update killed part-way: the next run saves the mixed directory as
   assert.ok(r.value.backup !== undefined, 'the mixed state is saved, never silently dropped');
   for (const f of v2.files) assert.equal(read(ws, `out/${f.path}`), fs.readFileSync(store.objectPath(f.sha256), 'utf8'));
   assert.deepEqual(fs.readdirSync(ws), ['out'], 'the dead temp dir is cleaned');
+});
+
+test('an object this store installed from bytes it hashed is restored without hashing it again; a later store hashes it', async () => {
+  await using t = await tempDir();
+  const ws = path.join(t.dir, 'ws');
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  const v1 = await ingest(store, { 'a.txt': 'alpha' });
+  const sha = v1.files[0]!.sha256;
+  assert.equal(store.hashedInThisProcess(sha), true);
+  const later = await CacheStore.open(store.root);
+  assert.equal(later.hashedInThisProcess(sha), false, 'another store (process) vouches for nothing');
+  assert.ok((await store.materialize(v1, ws, 'out')).ok);
+  assert.equal(read(ws, 'out/a.txt'), 'alpha');
 });
