@@ -13,19 +13,8 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import sharp from 'sharp';
 import { repoRoot } from '../helpers/rig.js';
+import { moduleRecorder } from '../helpers/module-recorder.js';
 
-/** `--import` data URL: a resolve hook appending each resolved URL to `log`. */
-function recorder(log: string): string {
-  const hooks = `
-import fs from 'node:fs';
-export async function resolve(specifier, context, next) {
-  const r = await next(specifier, context);
-  fs.appendFileSync(${JSON.stringify(log)}, r.url + '\\n');
-  return r;
-}`;
-  const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
-  return `data:text/javascript,${encodeURIComponent(register)}`;
-}
 
 test('a run loads only the built-in stage modules its pipeline uses', async () => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cli-imports-'));
@@ -43,7 +32,7 @@ test('a run loads only the built-in stage modules its pipeline uses', async () =
     // Edit the source so the stages run again (keys computed, records read and written), with the graph cached.
     await sharp({ create: { width: 9, height: 7, channels: 3, background: { r: 1, g: 2, b: 3 } } }).png().toFile(path.join(dir, 'img', 'c0', 'new.png'));
     const log = path.join(dir, 'modules.log');
-    const again = spawnSync(process.execPath, ['--no-warnings', '--import', recorder(log), cli, 'run'], { cwd: dir, env, encoding: 'utf8', timeout: 120_000 });
+    const again = spawnSync(process.execPath, ['--no-warnings', '--import', moduleRecorder(log), cli, 'run'], { cwd: dir, env, encoding: 'utf8', timeout: 120_000 });
     assert.equal(again.status, 0, again.stderr);
     assert.match(again.stdout + again.stderr, /ingest ran/);
     const modules = (await fs.readFile(log, 'utf8')).split('\n').filter(Boolean);

@@ -18,19 +18,8 @@ import { childEntry } from '../../src/stage-host/host.js';
 import type { ChildMessage, RunRequest } from '../../src/stage-host/protocol.js';
 import { builtinStages } from '../../stages/registry.js';
 import { builtinStageNames, loadBuiltinStage } from '../../stages/registry-lazy.js';
+import { moduleRecorder } from '../helpers/module-recorder.js';
 
-/** Resolve hook: appends each resolved URL to `log` (runs on the loader thread). */
-function recorder(log: string): string {
-  const hooks = `
-import fs from 'node:fs';
-export async function resolve(specifier, context, next) {
-  const r = await next(specifier, context);
-  fs.appendFileSync(${JSON.stringify(log)}, r.url + '\\n');
-  return r;
-}`;
-  const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
-  return `data:text/javascript,${encodeURIComponent(register)}`;
-}
 
 /**
  * CommonJS preload: when the host exits, appends every CommonJS module it
@@ -49,7 +38,7 @@ async function runInHost(dir: string, req: RunRequest): Promise<{ answer: ChildM
   const preload = path.join(dir, `record-${req.stageName}.cjs`);
   await fs.writeFile(preload, cjsRecorder(log));
   const child = fork(childEntry, [], {
-    execArgv: ['--no-warnings', '--import', recorder(log), '--require', preload],
+    execArgv: ['--no-warnings', '--import', moduleRecorder(log), '--require', preload],
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     serialization: 'json',
   });
@@ -124,7 +113,7 @@ test('stage host: started with --prepare=ingest it loads the ingest module and s
     await fs.writeFile(preload, `const Module = require('node:module'); const fs = require('node:fs'); const load = Module._load;
 Module._load = function (request, ...rest) { if (!request.startsWith('.') && !request.startsWith('/') && !request.startsWith('node:')) fs.appendFileSync(${JSON.stringify(log)}, request + '\\n'); return load.call(this, request, ...rest); };
 `);
-    const child = fork(childEntry, ['--prepare=ingest'], { execArgv: ['--no-warnings', '--import', recorder(log), '--require', preload], stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'json' });
+    const child = fork(childEntry, ['--prepare=ingest'], { execArgv: ['--no-warnings', '--import', moduleRecorder(log), '--require', preload], stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'json' });
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
     try {
       // No request sent: wait (bounded) until the idle host has loaded sharp.
