@@ -106,10 +106,11 @@ export const PUT_CONCURRENCY = 8;
 export const PIXELS_VERSION = '1';
 
 /** `crypto.hash` (Node >= 20.12): one-shot, no Hash object per image. */
-const oneShot = (crypto as { hash?: (alg: string, data: Uint8Array, enc: 'hex') => string }).hash;
+const oneShot = (crypto as { hash?: (alg: string, data: Uint8Array | string, enc: 'hex') => string }).hash;
 
+/** Hex sha256 of bytes, or of a string's UTF-8 bytes. */
 function sha256Hex(data: Uint8Array | string): string {
-  return oneShot === undefined ? createHash('sha256').update(data).digest('hex') : oneShot('sha256', data as Uint8Array, 'hex');
+  return oneShot === undefined ? createHash('sha256').update(data).digest('hex') : oneShot('sha256', data, 'hex');
 }
 
 /** The per-image cache key: everything that determines the pixels. */
