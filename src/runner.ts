@@ -192,6 +192,8 @@ export async function runPipeline(graph: PipelineGraph, opts: RunOptions): Promi
   const order = closure(graph, opts.only);
   const forced = new Set(opts.force ?? []);
   const eng = opts.engine ? { ...opts.engine, deps: { ...opts.engine.deps, graph } } : await openEngine(graph, opts.cacheDir);
+  // A reused engine's store (watch mode): objects it stored in earlier runs have been at rest since.
+  eng.store.forgetHashedObjects();
   const summaries = new Map<StageId, StageSummary>();
   emit({ type: 'run-start', pipeline: graph.name, file: graph.file, stages: order, jobs, dry: opts.dry === true });
 

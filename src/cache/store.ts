@@ -1062,6 +1062,15 @@ export class CacheStore {
     return this.hashedHere.has(sha);
   }
 
+  /**
+   * Forgets which objects this process hashed (`hashedInThisProcess`): called
+   * when a run starts, so a store kept across runs (watch mode) hashes an
+   * object stored runs ago again before restoring it (it was at rest since).
+   */
+  forgetHashedObjects(): void {
+    this.hashedHere.clear();
+  }
+
   /** Removes tmp/ entries whose owner is dead, or that are older than a day. */
   private async cleanTmp(): Promise<void> {
     const now = Date.now();

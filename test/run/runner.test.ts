@@ -4,6 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -152,6 +153,28 @@ test('runPipeline: an engine reused across runs (watch mode) still sees edits', 
   await fs.writeFile(path.join(w.dir, 'in.txt'), 'one');
   assert.equal(statusOf(await runPipeline(graph, { cacheDir, engine })), 'restored');
   assert.equal(await fs.readFile(path.join(w.dir, 'out.txt'), 'utf8'), 'one');
+});
+
+test('runPipeline: an engine reused across runs (watch mode) hashes an object again before restoring it', async () => {
+  await using w = await workspace({ copy: { cmd: [node, '-e', "require('fs').copyFileSync('in.txt','out.txt')"], deps: ['in.txt'], outs: ['out.txt'] } });
+  await fs.writeFile(path.join(w.dir, 'in.txt'), 'one');
+  const graph = await w.graph();
+  const cacheDir = path.join(w.dir, 'cache');
+  const { openEngine } = await import('../../src/runner.js');
+  const engine = await openEngine(graph, cacheDir);
+  const statusOf = (s: RunSummary) => s.stages.get('copy' as StageId)!.status;
+  assert.equal(statusOf(await runPipeline(graph, { cacheDir, engine })), 'ran');
+  await fs.writeFile(path.join(w.dir, 'in.txt'), 'two!');
+  assert.equal(statusOf(await runPipeline(graph, { cacheDir, engine })), 'ran');
+  // Between runs, the object of the first output rots at rest (same size): this process stored it, runs ago.
+  const obj = engine.store.objectPath(crypto.createHash('sha256').update('one').digest('hex'));
+  await fs.chmod(obj, 0o644);
+  await fs.writeFile(obj, 'ONE');
+  await fs.chmod(obj, 0o444);
+  await fs.writeFile(path.join(w.dir, 'in.txt'), 'one');
+  const s = await runPipeline(graph, { cacheDir, engine });
+  assert.equal(await fs.readFile(path.join(w.dir, 'out.txt'), 'utf8'), 'one', 'corrupt bytes are never restored');
+  assert.equal(statusOf(s), 'ran', 'the stage is recomputed');
 });
 
 test('runPipeline: the stages after ingest (resize, partition) both start in hosts forked while ingest ran', async () => {
