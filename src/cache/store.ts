@@ -224,9 +224,12 @@ export class CacheStore {
    * Objects an ingest found present (stat) that a kept record references, by
    * the manifest it returned (`ingestStaging`'s `kept`): gc cannot remove
    * them before that manifest's record is written, so `writeRecord` need
-   * not stat them again.
+   * not stat them again, unless something was quarantined since the kept
+   * record was written (`since`: its mtime, when `keptObjects` made the set).
    */
-  private readonly vouched = new WeakMap<OutputManifest, ReadonlySet<string>>();
+  private readonly vouched = new WeakMap<OutputManifest, { readonly objects: ReadonlySet<string>; readonly since: number | undefined }>();
+  /** The sets `keptObjects` returned, with the mtime of the record each came from. */
+  private readonly keptSince = new WeakMap<ReadonlySet<string>, number>();
   /** Objects installed (or recognised as the inode hashed) from bytes this process hashed: `hashedInThisProcess`. */
   private readonly hashedHere = new Set<string>();
   /** Manifests this store made (`ingest`, `ingestPaths`): their hash is right by construction. */
@@ -339,7 +342,7 @@ export class CacheStore {
     await this.saveInodeMemo();
     const manifest = makeManifest(files);
     this.made.add(manifest);
-    if (marks.vouched.size > 0) this.vouched.set(manifest, marks.vouched);
+    if (marks.vouched.size > 0) this.vouched.set(manifest, { objects: marks.vouched, since: kept === undefined ? undefined : this.keptSince.get(kept) });
     return manifest;
   }
 
@@ -683,7 +686,9 @@ export class CacheStore {
     if (computeKey(rec.fingerprint) !== rec.key) throw new Error(`writeRecord: key ${rec.key} is not the hash of the record's fingerprint`);
     // A manifest this store made (ingest) is consistent by construction; any other is checked.
     if (!this.made.has(rec.outputs) && manifestHash(rec.outputs.files) !== rec.outputs.hash) throw new Error('writeRecord: outputs.hash does not match outputs.files');
-    const vouched = this.vouched.get(rec.outputs);
+    // A `verify` (another process) may have quarantined a vouched object since: then each is checked.
+    const v = this.vouched.get(rec.outputs);
+    const vouched = v !== undefined && (v.since === undefined || !this.quarantinedSince(v.since)) ? v.objects : undefined;
     for (const f of rec.outputs.files) {
       if (vouched?.has(f.sha256) === true) continue;
       if (!this.hasObject(f.sha256, f.size)) return err({ reason: 'object-missing', sha256: f.sha256, path: f.path });
@@ -794,9 +799,16 @@ export class CacheStore {
     const rec = await this.parsedRecord(key);
     const seen = this.records.get(key);
     if (rec === undefined || seen === undefined || seen.rec !== rec) return undefined;
+    if (this.quarantinedSince(seen.mtimeMs)) return undefined;
+    const objects = (seen.objects ??= new Set(rec.outputs.files.map((f) => f.sha256)));
+    this.keptSince.set(objects, seen.mtimeMs);
+    return objects;
+  }
+
+  /** Whether anything was moved to `quarantine/` at or after `mtimeMs`. */
+  private quarantinedSince(mtimeMs: number): boolean {
     const q = fs.statSync(this.quarantineDir, { throwIfNoEntry: false });
-    if (q !== undefined && q.mtimeMs >= seen.mtimeMs) return undefined;
-    return (seen.objects ??= new Set(rec.outputs.files.map((f) => f.sha256)));
+    return q !== undefined && q.mtimeMs >= mtimeMs;
   }
 
   /** A record's log text ('' if its object is gone). */

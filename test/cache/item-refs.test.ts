@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { CacheStore, type ItemRefs } from '../../src/cache/store.js';
+import { CacheStore, type ItemRefs, type OutputManifest } from '../../src/cache/store.js';
 import { directoryItemCache, itemEntryFile } from '../../src/cache/item-cache.js';
 import { hashFile } from '../../src/cache/manifest.js';
 import { tempDir } from './helpers.js';
@@ -211,6 +211,30 @@ test('writeRecord stats only the objects the ingest could not vouch for (kept an
   assert.equal(await again.readRecord(computeKey(fp)), undefined, 'but unusable on read: the stage reruns');
   // A manifest the store did not make (a copy) gets every object checked.
   assert.equal((await again.writeRecord(rec({ ...back.value }))).ok, false);
+});
+
+test('an object a concurrent verify quarantines after the ingest vouched for it (kept record) is noticed by writeRecord', async () => {
+  const { t, store } = await setup(2);
+  await using _ = t;
+  const { computeKey } = await import('../../src/fingerprint.js');
+  const fp = (v: number) => ({ engine: 't', stage: { kind: 'builtin', name: 'resize', version: '1' }, params: { v }, inputs: {}, upstream: {}, env: {}, runtime: { platform: 'linux', arch: 'x64' } }) as const;
+  const rec = (v: number, outputs: OutputManifest) => ({ key: computeKey(fp(v)), fingerprint: fp(v), stageId: 'resize', outputs, metrics: {}, log: '', startedAt: new Date().toISOString(), durationMs: 1 });
+  const r1 = await store.ingestStaging(await staging(store, [0, 1]), refsOf([0, 1]));
+  if (!r1.ok) throw new Error(JSON.stringify(r1.error));
+  assert.ok((await store.writeRecord(rec(1, r1.value))).ok);
+  const sha0 = r1.value.files.find((f) => f.path === 'px/0.px')!.sha256;
+  // The next run: the workspace state names record 1, so its objects are kept; the item-key memo names them.
+  const run = await CacheStore.open(store.root);
+  const kept = await run.keptObjects(computeKey(fp(1)));
+  assert.ok(kept?.has(sha0));
+  const r2 = await run.ingestStaging(await staging(run, [0, 1]), refsOf([0, 1]), kept);
+  if (!r2.ok) throw new Error(JSON.stringify(r2.error));
+  // Meanwhile `cache verify` (another process) finds object 0 corrupt and moves it to quarantine.
+  const verifier = await CacheStore.open(store.root);
+  await verifier.quarantine(verifier.objectPath(sha0), sha0);
+  const w = await run.writeRecord(rec(2, r2.value));
+  assert.equal(w.ok, false, 'no record names an object quarantined before it was written');
+  if (!w.ok) assert.equal(w.error.sha256, sha0);
 });
 
 test('item-key memo: a stored key needs no look at its entry, in the stage or the store; a vanished object drops the key', async () => {
