@@ -224,12 +224,12 @@ export class CacheStore {
    * Objects an ingest found present (stat) that a kept record references, by
    * the manifest it returned (`ingestStaging`'s `kept`): gc cannot remove
    * them before that manifest's record is written, so `writeRecord` need
-   * not stat them again, unless something was quarantined since the kept
-   * record was written (`since`: its mtime, when `keptObjects` made the set).
+   * not stat them again, unless the kept record no longer protects them
+   * (`from`, when `keptObjects` made the set: `stillKept`).
    */
-  private readonly vouched = new WeakMap<OutputManifest, { readonly objects: ReadonlySet<string>; readonly since: number | undefined }>();
-  /** The sets `keptObjects` returned, with the mtime of the record each came from. */
-  private readonly keptSince = new WeakMap<ReadonlySet<string>, number>();
+  private readonly vouched = new WeakMap<OutputManifest, { readonly objects: ReadonlySet<string>; readonly from: KeptFrom | undefined }>();
+  /** The sets `keptObjects` returned, with the record file each came from. */
+  private readonly keptFrom = new WeakMap<ReadonlySet<string>, KeptFrom>();
   /** Objects installed (or recognised as the inode hashed) from bytes this process hashed: `hashedInThisProcess`. */
   private readonly hashedHere = new Set<string>();
   /** Manifests this store made (`ingest`, `ingestPaths`): their hash is right by construction. */
@@ -342,7 +342,7 @@ export class CacheStore {
     await this.saveInodeMemo();
     const manifest = makeManifest(files);
     this.made.add(manifest);
-    if (marks.vouched.size > 0) this.vouched.set(manifest, { objects: marks.vouched, since: kept === undefined ? undefined : this.keptSince.get(kept) });
+    if (marks.vouched.size > 0) this.vouched.set(manifest, { objects: marks.vouched, from: kept === undefined ? undefined : this.keptFrom.get(kept) });
     return manifest;
   }
 
@@ -686,9 +686,9 @@ export class CacheStore {
     if (computeKey(rec.fingerprint) !== rec.key) throw new Error(`writeRecord: key ${rec.key} is not the hash of the record's fingerprint`);
     // A manifest this store made (ingest) is consistent by construction; any other is checked.
     if (!this.made.has(rec.outputs) && manifestHash(rec.outputs.files) !== rec.outputs.hash) throw new Error('writeRecord: outputs.hash does not match outputs.files');
-    // A `verify` (another process) may have quarantined a vouched object since: then each is checked.
+    // Another process may have quarantined a vouched object since (verify), or replaced the kept record: then each is checked.
     const v = this.vouched.get(rec.outputs);
-    const vouched = v !== undefined && (v.since === undefined || !this.quarantinedSince(v.since)) ? v.objects : undefined;
+    const vouched = v !== undefined && (v.from === undefined || this.stillKept(v.from)) ? v.objects : undefined;
     for (const f of rec.outputs.files) {
       if (vouched?.has(f.sha256) === true) continue;
       if (!this.hasObject(f.sha256, f.size)) return err({ reason: 'object-missing', sha256: f.sha256, path: f.path });
@@ -801,8 +801,18 @@ export class CacheStore {
     if (rec === undefined || seen === undefined || seen.rec !== rec) return undefined;
     if (this.quarantinedSince(seen.mtimeMs)) return undefined;
     const objects = (seen.objects ??= new Set(rec.outputs.files.map((f) => f.sha256)));
-    this.keptSince.set(objects, seen.mtimeMs);
+    this.keptFrom.set(objects, { file: this.recordPath(key), sig: seen.sig, mtimeMs: seen.mtimeMs });
     return objects;
+  }
+
+  /**
+   * Whether the record a kept set came from still protects its objects: the
+   * same file (not replaced by a run of the same key elsewhere, whose record
+   * may name other objects), and nothing quarantined since it was written.
+   */
+  private stillKept(from: KeptFrom): boolean {
+    const st = fs.statSync(from.file, { throwIfNoEntry: false });
+    return st !== undefined && `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}` === from.sig && !this.quarantinedSince(from.mtimeMs);
   }
 
   /** Whether anything was moved to `quarantine/` at or after `mtimeMs`. */
@@ -1176,6 +1186,13 @@ interface UseMarks {
   readonly marked: Set<string>;
   /** Kept objects found present: `writeRecord` trusts them (`CacheStore.vouched`). */
   readonly vouched: Set<string>;
+}
+
+/** The record file a `keptObjects` set came from: its path, stat signature (as `parsedRecord` takes it) and mtime. */
+interface KeptFrom {
+  readonly file: string;
+  readonly sig: string;
+  readonly mtimeMs: number;
 }
 
 /** What identifies a file's inode and its version: enough to tell that an object is that inode. */

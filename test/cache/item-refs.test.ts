@@ -237,6 +237,33 @@ test('an object a concurrent verify quarantines after the ingest vouched for it 
   if (!w.ok) assert.equal(w.error.sha256, sha0);
 });
 
+test('vouched objects are stat\'ed by writeRecord after all when the kept record was replaced since (same key, another workspace)', async () => {
+  const { t, store } = await setup(3);
+  await using _ = t;
+  const { computeKey } = await import('../../src/fingerprint.js');
+  const fp = (v: number) => ({ engine: 't', stage: { kind: 'builtin', name: 'resize', version: '1' }, params: { v }, inputs: {}, upstream: {}, env: {}, runtime: { platform: 'linux', arch: 'x64' } }) as const;
+  const rec = (v: number, outputs: OutputManifest) => ({ key: computeKey(fp(v)), fingerprint: fp(v), stageId: 'resize', outputs, metrics: {}, log: '', startedAt: new Date().toISOString(), durationMs: 1 });
+  const r1 = await store.ingestStaging(await staging(store, [0, 1]), refsOf([0, 1]));
+  if (!r1.ok) throw new Error(JSON.stringify(r1.error));
+  assert.ok((await store.writeRecord(rec(1, r1.value))).ok);
+  const run = await CacheStore.open(store.root);
+  const kept = await run.keptObjects(computeKey(fp(1)));
+  const r2 = await run.ingestStaging(await staging(run, [0, 1]), refsOf([0, 1]), kept);
+  if (!r2.ok) throw new Error(JSON.stringify(r2.error));
+  // Another workspace reruns the stage with the same key (forced) and its record, with other outputs, replaces
+  // record 1. Object 0 is then referenced by no record and old (kept objects are not marked used): what a
+  // concurrent gc does to it.
+  const other = await CacheStore.open(store.root);
+  const o = await other.ingestStaging(await staging(other, [2]), refsOf([2]));
+  if (!o.ok) throw new Error(JSON.stringify(o.error));
+  assert.ok((await other.writeRecord(rec(1, o.value))).ok);
+  const sha0 = r1.value.files.find((f) => f.path === 'px/0.px')!.sha256;
+  fs.rmSync(other.objectPath(sha0));
+  const w = await run.writeRecord(rec(2, r2.value));
+  assert.equal(w.ok, false, 'no record names objects removed before it was written');
+  if (!w.ok) assert.equal(w.error.sha256, sha0);
+});
+
 test('item-key memo: a stored key needs no look at its entry, in the stage or the store; a vanished object drops the key', async () => {
   const { t, store, root, items } = await setup(3);
   await using _ = t;
