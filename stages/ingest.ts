@@ -33,6 +33,7 @@ import { SPLITS, type Split } from './lib/splits.js';
 import { imageRuntimeFacts } from './lib/runtime-facts.js';
 import { loadSharp } from './lib/lazy-modules.js';
 import { formatCount } from './lib/format-count.js';
+import { warmUpJpeg } from './lib/warm-up.js';
 import {
   CLASSES_FILE,
   CONFLICTS_FILE,
@@ -100,9 +101,6 @@ export function ingestParams(p: Partial<IngestParams>): IngestParams {
 /** File names that look like images (for the top-level warning only; probing never trusts extensions). */
 const IMAGE_EXTENSIONS = /\.(png|jpe?g|jfif|webp|gif|tiff?|bmp|avif|heic|heif|svg)$/i;
 
-/** An 8x8 grey baseline JPEG (265 bytes) that `prepare` probes. */
-const WARM_UP_JPEG =
-  '/9j/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQERXRTc4UG1RV19iZ2hnPk1xeXBkeFxlZ2P/2wBDARESEhgVGC8aGi9jQjhCY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2P/wAARCAAIAAgDASIAAhEBAxEB/8QAFAABAAAAAAAAAAAAAAAAAAAAAP/EABQQAQAAAAAAAAAAAAAAAAAAAAD/xAAUAQEAAAAAAAAAAAAAAAAAAAAA/8QAFBEBAAAAAAAAAAAAAAAAAAAAAP/aAAwDAQACEQMRAD8AAA//2Q==';
 
 /** Probes in flight: sharp work runs on libuv's 4 threads. */
 const PROBE_CONCURRENCY = 4;
@@ -149,7 +147,7 @@ export const ingestStage: BuiltinStage<IngestParams> = {
   // first-use set-up (~5 ms CPU, up to tens of ms wall) off the first real probe.
   prepare: async () => {
     loadSharp();
-    const r = await probeImage(Buffer.from(WARM_UP_JPEG, 'base64'));
+    const r = await probeImage(warmUpJpeg());
     if (!r.ok) throw new Error(`ingest prepare: the warm-up JPEG did not probe (${r.error.reason}: ${r.error.detail})`); // a bug
   },
   run: (ctx) => runIngest(ctx),

@@ -34,6 +34,8 @@ import { resizeImage, type Fit, type Kernel, type ResizeOptions } from './lib/im
 import { PutQueue } from './lib/put-queue.js';
 import { err, ok, type Result } from '../src/result.js';
 import { imageRuntimeFacts } from './lib/runtime-facts.js';
+import { warmUpJpeg } from './lib/warm-up.js';
+import { formatCount } from './lib/format-count.js';
 
 export { resizeImage, type ResizeOptions } from './lib/image-io.js';
 
@@ -154,6 +156,12 @@ export const resizeStage: BuiltinStage<ResizeParams> = {
   description: 'Decodes and resizes every image once (EXIF orientation, sRGB, alpha flattening) into per-image uint8 HWC packs with a shard index; cached per image',
   runtimeFacts: () => imageRuntimeFacts(),
   inputs: ['ingest'],
+  // A host started ahead of resize (while ingest runs) loads sharp and resizes a tiny JPEG once, so libvips'
+  // first-use set-up is off resize's clock.
+  prepare: async () => {
+    const r = await resizeImage(warmUpJpeg(), resizeOptionsOf(RESIZE_DEFAULTS));
+    if (!r.ok) throw new Error(`resize prepare: the warm-up JPEG did not resize (${r.error.reason}: ${r.error.detail})`); // a bug
+  },
   run: (ctx) => runResize(ctx),
 };
 
@@ -274,6 +282,6 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
   writer.close();
   return {
     metrics: { images: entries.length, resized, cache_hits: hits },
-    summary: `${entries.length.toLocaleString('en-US')} images → ${height}x${width}x${params.channels} (${resized.toLocaleString('en-US')} resized, ${hits.toLocaleString('en-US')} from cache)`,
+    summary: `${formatCount(entries.length)} images → ${height}x${width}x${params.channels} (${formatCount(resized)} resized, ${formatCount(hits)} from cache)`,
   };
 }

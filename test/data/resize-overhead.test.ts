@@ -91,3 +91,13 @@ test('item cache without fsync: a put whose rename fails removes its temp file a
   await cache.put(other, Buffer.alloc(64, 9));
   assert.deepEqual(await cache.get(other), Buffer.alloc(64, 9));
 });
+
+test('resize prepare (what a host started ahead of resize does while idle) resizes the warm-up JPEG and resolves', async () => {
+  const { resizeStage, resizeImage, resizeOptionsOf, RESIZE_DEFAULTS } = await import('../../stages/resize.js');
+  const { warmUpJpeg } = await import('../../stages/lib/warm-up.js');
+  assert.ok(resizeStage.prepare);
+  await resizeStage.prepare();
+  const r = await resizeImage(warmUpJpeg(), resizeOptionsOf(RESIZE_DEFAULTS));
+  assert.ok(r.ok);
+  if (r.ok) assert.equal(r.value.length, 224 * 224 * 3);
+});
