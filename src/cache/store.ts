@@ -745,7 +745,7 @@ export class CacheStore {
     const file = this.recordPath(key);
     const st = fs.statSync(file, { throwIfNoEntry: false });
     if (st === undefined) return undefined;
-    const sig = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+    const sig = fileSig(st);
     const seen = this.records.get(key);
     if (seen !== undefined && seen.sig === sig) return seen.rec;
     // One read per file version, however many ask at once (a prefetch and the plan, say).
@@ -812,7 +812,7 @@ export class CacheStore {
    */
   private stillKept(from: KeptFrom): boolean {
     const st = fs.statSync(from.file, { throwIfNoEntry: false });
-    return st !== undefined && `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}` === from.sig && !this.quarantinedSince(from.mtimeMs);
+    return st !== undefined && fileSig(st) === from.sig && !this.quarantinedSince(from.mtimeMs);
   }
 
   /** Whether anything was moved to `quarantine/` at or after `mtimeMs`. */
@@ -1186,6 +1186,11 @@ interface UseMarks {
   readonly marked: Set<string>;
   /** Kept objects found present: `writeRecord` trusts them (`CacheStore.vouched`). */
   readonly vouched: Set<string>;
+}
+
+/** A file version's signature (`parsedRecord`, `KeptFrom`): same inode, size and mtime. */
+function fileSig(st: fs.Stats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
 }
 
 /** The record file a `keptObjects` set came from: its path, stat signature (as `parsedRecord` takes it) and mtime. */
