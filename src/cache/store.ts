@@ -815,10 +815,22 @@ export class CacheStore {
     return st !== undefined && fileSig(st) === from.sig && !this.quarantinedSince(from.mtimeMs);
   }
 
-  /** Whether anything was moved to `quarantine/` at or after `mtimeMs`. */
+  /**
+   * Whether anything was moved to `quarantine/` at or after `mtimeMs`: the
+   * folder's mtime, or the stamp `quarantine` leaves beside it (which still
+   * tells when someone has deleted the folder to free space).
+   */
   private quarantinedSince(mtimeMs: number): boolean {
-    const q = fs.statSync(this.quarantineDir, { throwIfNoEntry: false });
-    return q !== undefined && q.mtimeMs >= mtimeMs;
+    for (const f of [this.quarantineDir, this.quarantineStamp]) {
+      const q = fs.statSync(f, { throwIfNoEntry: false });
+      if (q !== undefined && q.mtimeMs >= mtimeMs) return true;
+    }
+    return false;
+  }
+
+  /** Rewritten at every `quarantine` (`quarantinedSince`). */
+  private get quarantineStamp(): string {
+    return path.join(this.root, 'quarantine.stamp');
   }
 
   /** A record's log text ('' if its object is gone). */
@@ -989,9 +1001,11 @@ export class CacheStore {
     return directoryItemCache(path.join(this.root, 'items', namespace));
   }
 
-  /** Moves a bad file to quarantine/ (never deleted automatically). */
+  /** Moves a bad file to quarantine/ (never deleted automatically), and rewrites the quarantine stamp. */
   async quarantine(file: string, name: string): Promise<void> {
     await fsp.mkdir(this.quarantineDir, { recursive: true });
+    // The stamp first: a reader that sees the file gone from its place also sees a fresh stamp.
+    await fsp.writeFile(this.quarantineStamp, `${new Date().toISOString()}\n`);
     await fsp.rename(file, path.join(this.quarantineDir, `${name}.${Date.now()}`)).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== 'ENOENT') throw e;
     });

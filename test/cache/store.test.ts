@@ -327,6 +327,9 @@ test('keptObjects: a record\'s objects, until anything is quarantined after the 
   fs.writeFileSync(store.objectPath(sha('beta')), 'beTa');
   assert.deepEqual((await store.verify()).corrupt, [sha('beta')]);
   assert.equal(await store.keptObjects(key), undefined);
+  // Someone deletes quarantine/ to free space: the stamp beside it still says something was quarantined.
+  fs.rmSync(store.quarantineDir, { recursive: true });
+  assert.equal(await (await CacheStore.open(store.root)).keptObjects(key), undefined);
 });
 
 test('writeRecord writes exactly JSON.stringify of the record it returns (checksum last), which reads back', async () => {
