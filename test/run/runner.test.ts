@@ -204,3 +204,32 @@ test('runPipeline: the stages after ingest (resize, partition) both start in hos
   assert.equal(atIngestEnd, 2, 'two hosts by the time ingest ended');
   assert.equal(stageHosts.spawned - before, 2, 'no host forked after ingest: both dependents started warm');
 });
+
+test('runPipeline: a run whose first stage is a shared-host built-in starts its host before planning, and ingest runs in it', async () => {
+  const sharp = (await import('sharp')).default;
+  const { stageHosts } = await import('../../src/stage-host/host.js');
+  await using w = await workspace({ ingest: { uses: 'ingest', with: { source: 'img' } } });
+  await fs.mkdir(path.join(w.dir, 'img', 'a'), { recursive: true });
+  await sharp({ create: { width: 5, height: 5, channels: 3, background: { r: 9, g: 9, b: 9 } } }).png().toFile(path.join(w.dir, 'img', 'a', '0.png'));
+  const graph = await w.graph();
+  const lock = await lockWorkspace(graph.workspace);
+  assert.ok(lock.ok);
+  await stageHosts.close();
+  const before = stageHosts.spawned;
+  let atPlan = -1;
+  const s = await runPipeline(graph, {
+    cacheDir: resolveCacheDir(graph, undefined, {}, w.dir),
+    jobs: 2,
+    onEvent: (e) => {
+      if (e.type === 'stage-plan' && atPlan < 0) atPlan = stageHosts.spawned - before;
+    },
+  });
+  await lock.value.release();
+  assert.equal(s.ok, true);
+  assert.equal(atPlan, 1, 'a host was started before the first stage was planned');
+  assert.equal(stageHosts.spawned - before, 1, 'ingest ran in it: no other host');
+  // A dry run starts nothing.
+  const dry = await runPipeline(graph, { cacheDir: resolveCacheDir(graph, undefined, {}, w.dir), jobs: 2, dry: true });
+  assert.equal(dry.ok, true);
+  assert.equal(stageHosts.spawned - before, 1);
+});
