@@ -68,6 +68,8 @@ export interface MaterializeOptions {
   readonly stageId?: string;
   /** Whether `dest` is a single file (manifest holds one file with path `''`) or a directory. Default: inferred. */
   readonly kind?: 'file' | 'dir';
+  /** `checkOutputDir`'s result for `dest`, made earlier with the same `expected` and `previous`: see `materialize`. */
+  readonly checked?: OutputDirCheck;
   /**
    * The manifest whose files `expected` describes (its hash must equal
    * `expected.hash`): enables reuse (module doc). The caller vouches that its
@@ -116,7 +118,11 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
   await cleanSiblings(parent, base);
 
   const existing = fs.lstatSync(absDest, { throwIfNoEntry: false });
-  const reusable = kind === 'dir' && existing?.isDirectory() === true ? reusableFiles(absDest, relDest, opts) : new Map<string, Reusable>();
+  const isDir = kind === 'dir' && existing?.isDirectory() === true;
+  // A check made earlier (while the stage ran) serves when every path this update will write or remove is still as
+  // it found it; files it leaves alone need no second look (an edit there is kept, and seen by the next check).
+  const checked = isDir && opts.checked !== undefined && opts.checked.dest === relDest && stillAsChecked(absDest, manifest, opts.checked) ? opts.checked : undefined;
+  const reusable = checked?.reusable ?? (isDir ? reusableFiles(absDest, relDest, opts) : new Map<string, Reusable>());
   const reuses = (f: { path: string; sha256: string; mode: number }): Reusable | undefined => {
     const r = reusable.get(f.path);
     return r !== undefined && sameContent(r, f) ? r : undefined;
@@ -132,7 +138,7 @@ export async function materialize(store: CacheStore, manifest: OutputManifest, w
   // 1. Save whatever is in the way, unless it is what we put there (or identical to what comes).
   // Every recorded file unchanged and nothing added: the content is ours, nothing to save (what
   // backupIfForeign's check would find, without stat'ing every file a second time).
-  const allOurs = existing !== undefined && opts.expected !== undefined && reusable.size === opts.expected.files.length && countEntries(absDest) === reusable.size;
+  const allOurs = existing !== undefined && opts.expected !== undefined && reusable.size === opts.expected.files.length && (checked?.entries ?? countEntries(absDest)) === reusable.size;
   const me = currentProcess();
   const tag = `${me.pid}-${crypto.randomBytes(4).toString('hex')}`;
   // Everything at the destination is exactly the engine's previous output: apply the diff in place.
@@ -334,6 +340,51 @@ function mainMode(counts: Record<LinkMode, number>): LinkMode {
 /** Whether a reusable file holds what a manifest entry needs: the same bytes and mode. */
 function sameContent(r: Reusable, f: { sha256: string; mode: number }): boolean {
   return r.sha256 === f.sha256 && r.mode === f.mode;
+}
+
+/**
+ * What `checkOutputDir` found at an output directory: its reusable files and
+ * how many entries are there, for a later `materialize` (`checked`).
+ */
+export interface OutputDirCheck {
+  readonly dest: string;
+  readonly reusable: ReadonlyMap<string, Reusable>;
+  readonly entries: number;
+}
+
+/**
+ * The reuse check `materialize` makes (which files at `dest` are exactly what
+ * the engine put there, per `opts.previous`/`opts.expected`, and whether
+ * anything else is there), made ahead: e.g. while the stage that will
+ * replace the output runs. Undefined when `dest` is no directory.
+ */
+export function checkOutputDir(workspace: string, dest: string, opts: MaterializeOptions): OutputDirCheck | undefined {
+  const absDest = path.resolve(workspace, dest);
+  const relDest = toPosix(path.relative(path.resolve(workspace), absDest));
+  if (fs.lstatSync(absDest, { throwIfNoEntry: false })?.isDirectory() !== true) return undefined;
+  return { dest: relDest, reusable: reusableFiles(absDest, relDest, opts), entries: countEntries(absDest) };
+}
+
+/**
+ * Whether the paths `manifest` will write or remove at `absDest` are as
+ * `check` found them: reusable files it replaces or removes still carry
+ * their signature, and nothing has appeared where a new file goes.
+ */
+function stillAsChecked(absDest: string, manifest: OutputManifest, check: OutputDirCheck): boolean {
+  const native = path.sep === '/' ? (p: string) => p : (p: string) => p.split('/').join(path.sep);
+  const same = (rel: string, r: Reusable | undefined): boolean => {
+    const sig = statSignature(absDest + path.sep + native(rel));
+    return r === undefined ? sig === undefined && !fs.existsSync(absDest + path.sep + native(rel)) : sig !== undefined && sig.size === r.sig[1] && sig.mtimeNs === r.sig[2] && sig.ino === r.sig[3];
+  };
+  const wanted = new Set<string>();
+  for (const f of manifest.files) {
+    wanted.add(f.path);
+    const r = check.reusable.get(f.path);
+    if (r !== undefined && sameContent(r, f)) continue; // left alone
+    if (!same(f.path, r)) return false;
+  }
+  for (const [rel, r] of check.reusable) if (!wanted.has(rel) && !same(rel, r)) return false;
+  return true;
 }
 
 /** A workspace file the engine put there and nobody touched since. */

@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { CacheStore, NewRunRecord, RunRecord } from '../cache/store.js';
 import { err, type Result } from '../result.js';
 import { subManifest, type OutputManifest } from '../cache/manifest.js';
-import { backupIfForeign, materialize } from '../cache/materialize.js';
+import { backupIfForeign, checkOutputDir, materialize, type OutputDirCheck } from '../cache/materialize.js';
 import type { FileHasher } from '../hash/file-hasher.js';
 import { statSignature, type MaterialisedFile, type MaterialisedOutput, type StageState, type WorkspaceState } from '../cache/workspace-state.js';
 import type { FingerprintHash, StageFingerprint } from '../fingerprint.js';
@@ -245,6 +245,8 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
     listings.catch(() => {}); // awaited by writeRunRecord; a failure there (e.g. ENOSPC) fails the stage as before
     // The hash memo so far (this stage's key is computed): written now rather than after the last stage.
     ctx.hasher?.save().catch(() => {}); // best effort, as at the end of a run
+    // Which files of its current output the new one may keep: checked now, re-checked where it writes (materialize).
+    const earlyCheck = checkOutputAhead(node, ctx).catch(() => undefined);
     const outcome = await running;
     switch (outcome.kind) {
       case 'cancelled':
@@ -292,7 +294,8 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
     const expected = prevState?.outputs.find((o) => o.dest === normalDest(node.outDir));
     // The previous run's manifest lets materialize keep unchanged files instead of copying everything again.
     const previous = expected !== undefined && prevRecord !== undefined && prevRecord.outputs.hash === expected.hash ? prevRecord.outputs : undefined;
-    const placed = await materialize(ctx.store, manifest, ws, node.outDir, { kind: 'dir', stageId: node.id, ...(expected ? { expected } : {}), ...(previous ? { previous } : {}) });
+    const checked = expected !== undefined && previous !== undefined ? await earlyCheck : undefined;
+    const placed = await materialize(ctx.store, manifest, ws, node.outDir, { kind: 'dir', stageId: node.id, ...(expected ? { expected } : {}), ...(previous ? { previous } : {}), ...(checked ? { checked } : {}) });
     if (!placed.ok) {
       // The object was quarantined (so the record just written is unusable): a new try stores good bytes.
       if (placed.error.reason === 'corrupt-object') return { kind: 'retry', why: `corrupt cache object for ${placed.error.path} (moved to quarantine)` };
@@ -322,6 +325,16 @@ function hostsWanted(graph: PipelineGraph, node: BuiltinStageNode, canShareHost:
     stages.add(s.uses);
   }
   return { count: Math.max(0, Math.min(os.availableParallelism(), dependents - (canShareHost(node.uses) ? 1 : 0))), stages: [...stages].sort() };
+}
+
+/** `checkOutputDir` of a built-in's current output, with what its workspace state and last record say is there. */
+async function checkOutputAhead(node: BuiltinStageNode, ctx: ExecContext): Promise<OutputDirCheck | undefined> {
+  const st = ctx.state.get(node.id);
+  const expected = st?.outputs.find((o) => o.dest === normalDest(node.outDir));
+  if (st === undefined || expected === undefined) return undefined;
+  const rec = await ctx.store.readRecord(st.key, { checkObjects: false });
+  if (rec === undefined || rec.outputs.hash !== expected.hash) return undefined;
+  return checkOutputDir(ctx.graph.workspace, node.outDir, { expected, previous: rec.outputs });
 }
 
 /** Stages that need `id` directly. */

@@ -5,7 +5,8 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { CacheStore, type OutputManifest } from '../../src/cache/store.js';
-import { WorkspaceState } from '../../src/cache/workspace-state.js';
+import { WorkspaceState, checkOutput } from '../../src/cache/workspace-state.js';
+import { checkOutputDir } from '../../src/cache/materialize.js';
 import { computeKey } from '../../src/fingerprint.js';
 import { tempDir, write, read } from './helpers.js';
 
@@ -227,4 +228,49 @@ test('an object this store installed from bytes it hashed is restored without ha
   assert.equal(later.hashedInThisProcess(sha), false, 'another store (process) vouches for nothing');
   assert.ok((await store.materialize(v1, ws, 'out')).ok);
   assert.equal(read(ws, 'out/a.txt'), 'alpha');
+});
+
+test('a reuse check made ahead (while the stage ran) serves the update; an edit made since to a file it writes or removes, or a file appearing where it writes, is found and saved first', async () => {
+  await using t = await tempDir();
+  const ws = path.join(t.dir, 'ws');
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  const v1 = await ingest(store, { 'a.txt': 'same', 'b.txt': 'b1', 'gone.txt': 'g' });
+  const v2 = await ingest(store, { 'a.txt': 'same', 'b.txt': 'b2', 'new.txt': 'n' });
+
+  // Nothing touched since the check: in place, from the check (a.txt keeps its inode).
+  let opts = await placed(store, ws, v1);
+  const a = ino(ws, 'out/a.txt');
+  let r = await store.materialize(v2, ws, 'out', { ...opts, checked: checkOutputDir(ws, 'out', opts)! });
+  assert.ok(r.ok);
+  assert.equal(ino(ws, 'out/a.txt'), a);
+  assert.deepEqual([read(ws, 'out/b.txt'), read(ws, 'out/new.txt'), fs.existsSync(path.join(ws, 'out/gone.txt'))], ['b2', 'n', false]);
+
+  // Edits after the check, one per kind of path the update writes or removes: each is saved as a backup first.
+  const cases: [string, (w: string) => void][] = [
+    ['replaced', (w) => fs.writeFileSync(path.join(w, 'out/b.txt'), 'user b')],
+    ['removed', (w) => fs.writeFileSync(path.join(w, 'out/gone.txt'), 'user g')],
+    ['appeared', (w) => fs.writeFileSync(path.join(w, 'out/new.txt'), 'user n')],
+  ];
+  for (const [what, edit] of cases) {
+    const w2 = path.join(t.dir, `ws-${what}`);
+    opts = await placed(store, w2, v1);
+    const checked = checkOutputDir(w2, 'out', opts)!;
+    edit(w2);
+    r = await store.materialize(v2, w2, 'out', { ...opts, checked });
+    assert.ok(r.ok, what);
+    if (r.ok) assert.ok(r.value.backup !== undefined, `${what}: the user's file was saved first`);
+    assert.deepEqual([read(w2, 'out/b.txt'), read(w2, 'out/new.txt')], ['b2', 'n'], what);
+  }
+
+  // An edit since the check to a file the update leaves alone stays (not lost); its recorded signature is the old
+  // one, so the next check of the workspace sees it modified.
+  const w3 = path.join(t.dir, 'ws-kept');
+  opts = await placed(store, w3, v1);
+  const checked = checkOutputDir(w3, 'out', opts)!;
+  fs.chmodSync(path.join(w3, 'out/a.txt'), 0o644);
+  fs.writeFileSync(path.join(w3, 'out/a.txt'), 'SAME');
+  r = await store.materialize(v2, w3, 'out', { ...opts, checked });
+  assert.ok(r.ok);
+  assert.equal(read(w3, 'out/a.txt'), 'SAME');
+  if (r.ok) assert.deepEqual(checkOutput(w3, r.value.output).map((c) => [c.path, c.change]), [['out/a.txt', 'modified']]);
 });
