@@ -279,6 +279,12 @@ export async function runPipeline(graph: PipelineGraph, opts: RunOptions): Promi
     return { id, needs: n.needs, resources: n.resources, interrupt: n.interrupt };
   });
 
+  const notStarted = new Set(order);
+  const sharesHost = (id: StageId): boolean => {
+    const n = graph.stages.get(id);
+    return n?.kind === 'builtin' && canShareHost(n.uses);
+  };
+  const hostsLoaded = order.some(sharesHost);
   await schedule({
     nodes,
     jobs,
@@ -291,7 +297,15 @@ export async function runPipeline(graph: PipelineGraph, opts: RunOptions): Promi
     onTaskError(id, e) {
       end({ stage: id, status: 'failed', durationMs: 0, metrics: {}, error: stageErrorMessage(id, e) });
     },
-    task: (id, ctx) => runStageTask(id, ctx, stageEnv),
+    task: async (id, ctx) => {
+      notStarted.delete(id);
+      try {
+        return await runStageTask(id, ctx, stageEnv);
+      } finally {
+        // No stage left that could take a warm host: let idle ones exit while the run finishes.
+        if (hostsLoaded && ![...notStarted].some((s) => sharesHost(s))) (await import('./stage-host/host.js')).stageHosts.retireIdle();
+      }
+    },
   });
   // Warm stage hosts serve one run: retire them and wait until they have exited (src/stage-host/host.ts), so
   // no process outlives the run and its CPU time is the run's.

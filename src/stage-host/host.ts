@@ -191,6 +191,8 @@ class Host {
 /** A set of stage hosts kept warm between stages (module doc). */
 export class HostPool {
   private readonly idle: Host[] = [];
+  /** Exits of hosts retired by `retireIdle`, for `close` to wait for. */
+  private readonly exiting: Promise<void>[] = [];
   private readonly idleMs: number;
   private readonly reuse: boolean;
   /** Hosts forked so far (for tests and benchmarks). */
@@ -229,13 +231,23 @@ export class HostPool {
    * pool stays usable (a later stage forks again).
    */
   async close(): Promise<void> {
-    const hosts = this.idle.splice(0);
-    for (const h of hosts) {
+    this.retireIdle();
+    const exiting = this.exiting.splice(0);
+    await Promise.all(exiting);
+  }
+
+  /**
+   * Retires every idle host now (e.g. once no stage left in a run can use
+   * one), without waiting: their exit overlaps the engine's remaining work,
+   * and `close` still waits for it.
+   */
+  retireIdle(): void {
+    for (const h of this.idle.splice(0)) {
       clearTimeout(h.idleTimer);
-      h.setRef(true); // the caller waits for it
+      h.setRef(true); // `close` waits for it
       h.retire();
+      this.exiting.push(h.exited);
     }
-    await Promise.all(hosts.map((h) => h.exited));
   }
 
   /** Runs the stage in a warm host when it may share one, else in a fresh process; never throws for anything the stage does. */

@@ -247,3 +247,20 @@ test('with offerRefs, resize names its cached entries instead of linking them; w
     await pool.close();
   }
 });
+
+test('retireIdle lets idle hosts exit at once (no waiting); close() then waits for those exits', async () => {
+  await using w = await workspace(1);
+  const pool = new HostPool();
+  try {
+    const r = await runIn(pool, ingestSpec(w));
+    assert.equal(r.kind, 'ok');
+    assert.equal(pool.prewarm(2), 1, 'the host that ran ingest is idle, plus one');
+    pool.retireIdle();
+    assert.equal(pool.idleCount, 0, 'none left to hand out');
+    await pool.close();
+    assert.ok(!alive(r.pid), 'close() waited for the retired host to exit');
+    assert.equal(pool.prewarm(1), 1, 'the pool stays usable');
+  } finally {
+    await pool.close();
+  }
+});
