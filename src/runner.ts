@@ -261,6 +261,13 @@ export async function runPipeline(graph: PipelineGraph, opts: RunOptions): Promi
     emit(stageEndEvent(s));
   };
 
+  // Stages not yet started: once none of them can take a warm host, idle hosts are retired as soon as a
+  // built-in's process answers, so their exit overlaps the engine storing that stage's outputs.
+  const notStarted = new Set(order);
+  const sharesHost = (id: StageId): boolean => {
+    const n = graph.stages.get(id);
+    return n?.kind === 'builtin' && canShareHost(n.uses);
+  };
   const stageEnv: StageTaskEnv = {
     graph,
     eng,
@@ -273,18 +280,15 @@ export async function runPipeline(graph: PipelineGraph, opts: RunOptions): Promi
     runSignal: signal,
     saveState,
     end,
+    hostDone: () => {
+      if (![...notStarted].some(sharesHost)) void import('./stage-host/host.js').then((m) => m.stageHosts.retireIdle());
+    },
   };
   const nodes: SchedulerNode[] = order.map((id) => {
     const n = graph.stages.get(id)!;
     return { id, needs: n.needs, resources: n.resources, interrupt: n.interrupt };
   });
 
-  const notStarted = new Set(order);
-  const sharesHost = (id: StageId): boolean => {
-    const n = graph.stages.get(id);
-    return n?.kind === 'builtin' && canShareHost(n.uses);
-  };
-  const hostsLoaded = order.some(sharesHost);
   await schedule({
     nodes,
     jobs,
@@ -297,14 +301,9 @@ export async function runPipeline(graph: PipelineGraph, opts: RunOptions): Promi
     onTaskError(id, e) {
       end({ stage: id, status: 'failed', durationMs: 0, metrics: {}, error: stageErrorMessage(id, e) });
     },
-    task: async (id, ctx) => {
+    task: (id, ctx) => {
       notStarted.delete(id);
-      try {
-        return await runStageTask(id, ctx, stageEnv);
-      } finally {
-        // No stage left that could take a warm host: let idle ones exit while the run finishes.
-        if (hostsLoaded && ![...notStarted].some((s) => sharesHost(s))) (await import('./stage-host/host.js')).stageHosts.retireIdle();
-      }
+      return runStageTask(id, ctx, stageEnv);
     },
   });
   // Warm stage hosts serve one run: retire them and wait until they have exited (src/stage-host/host.ts), so
@@ -396,6 +395,8 @@ export interface StageTaskEnv {
    * the key the real workspace already holds is then not "outputs missing".
    */
   readonly scratch?: boolean;
+  /** Called when a built-in's stage process has answered (ExecContext.hostDone). */
+  readonly hostDone?: () => void;
 }
 
 /**
@@ -480,7 +481,7 @@ async function executeDecided(id: StageId, node: StageNode, key: string, decisio
   const result = await ctx.withSlot(async () => {
     const t = performance.now();
     emit({ type: 'stage-start', stage: id, action: 'run', key, ...(reason ? { reason } : {}) });
-    const r = await executeStage(node, decision.key!, decision.fingerprint!, { graph, store: eng.store, state: eng.state, cacheDir: env.cacheDir, emit, signal: ctx.signal, hasher: eng.hasher, ...(children ? { trackChild: (pid: number) => children.track(pid) } : {}) });
+    const r = await executeStage(node, decision.key!, decision.fingerprint!, { graph, store: eng.store, state: eng.state, cacheDir: env.cacheDir, emit, signal: ctx.signal, hasher: eng.hasher, ...(children ? { trackChild: (pid: number) => children.track(pid) } : {}), ...(env.hostDone ? { hostDone: env.hostDone } : {}) });
     return { r, durationMs: Math.round(performance.now() - t) };
   });
   if (result === undefined) {

@@ -51,6 +51,8 @@ export interface ExecContext {
   readonly trackChild?: (pid: number) => () => void;
   /** When given, directory/glob dependency listings are stored with the record (for `explain`). */
   readonly hasher?: FileHasher;
+  /** Called once a built-in's stage process has answered (its host may now be idle): see `runPipeline`. */
+  readonly hostDone?: () => void;
 }
 
 /**
@@ -248,6 +250,7 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
     // Which files of its current output the new one may keep: checked now, re-checked where it writes (materialize).
     const earlyCheck = checkOutputAhead(node, ctx).catch(() => undefined);
     const outcome = await running;
+    ctx.hostDone?.();
     switch (outcome.kind) {
       case 'cancelled':
         return { kind: 'cancelled' };

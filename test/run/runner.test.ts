@@ -190,16 +190,20 @@ test('runPipeline: the stages after ingest (resize, partition) both start in hos
   assert.ok(lock.ok);
   const before = stageHosts.spawned;
   let atIngestEnd = -1;
+  const idleAtEnd: number[] = [];
   const s = await runPipeline(graph, {
     cacheDir: resolveCacheDir(graph, undefined, {}, w.dir),
     jobs: 2,
     onEvent: (e) => {
       if (e.type === 'stage-end' && e.stage === 'ingest') atIngestEnd = stageHosts.spawned - before;
+      if (e.type === 'stage-end') idleAtEnd.push(stageHosts.idleCount);
     },
   });
   await lock.value.release();
   assert.equal(s.ok, true);
   assert.deepEqual([...s.stages.values()].map((x) => x.status), ['ran', 'ran', 'ran']);
+  // When the last stage ends, no stage is left to take a warm host: they were retired as soon as they answered.
+  assert.equal(idleAtEnd.at(-1), 0, `idle hosts at each stage end: ${idleAtEnd.join(', ')}`);
   // ingest's own host plus one prewarmed beside it; ingest's host is free again for the second dependent.
   assert.equal(atIngestEnd, 2, 'two hosts by the time ingest ended');
   assert.equal(stageHosts.spawned - before, 2, 'no host forked after ingest: both dependents started warm');
