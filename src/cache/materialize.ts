@@ -48,7 +48,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { type Result, ok, err } from '../result.js';
-import { type OutputManifest, hashFile, listFiles, manifestHash, mapLimit, removeTree, toPosix } from './manifest.js';
+import { type OutputManifest, hashFile, manifestHash, mapLimit, removeTree, toPosix } from './manifest.js';
 import type { CacheStore } from './store.js';
 import { checkOutput, type MaterialisedFile, type MaterialisedOutput, WorkspaceState, statSignature } from './workspace-state.js';
 import { currentProcess, isAlive } from './process-id.js';

@@ -371,13 +371,9 @@ export class CacheStore {
       const memoKey = `${refs.namespace}/${key}`;
       const stored = items.get(memoKey);
       if (stored !== undefined) {
-        if (marks.kept.has(stored.hash)) {
-          marks.vouched.add(stored.hash);
-          this.sharedStats.known++;
-          out.push({ path: rel, sha256: stored.hash, size: stored.size, mode: 0o444 });
-          continue;
-        }
-        if (this.markPresent(stored.hash, stored.size, marks)) {
+        const kept = marks.kept.has(stored.hash);
+        if (kept) marks.vouched.add(stored.hash);
+        if (kept || this.markPresent(stored.hash, stored.size, marks)) {
           this.sharedStats.known++;
           out.push({ path: rel, sha256: stored.hash, size: stored.size, mode: 0o444 });
           continue;
@@ -386,20 +382,13 @@ export class CacheStore {
         items.delete(memoKey);
         this.itemsDirty = true;
       }
-      const remember = (f: ManifestFile): ManifestFile => {
-        if ((f.mode & 0o222) === 0) {
-          items.set(memoKey, { size: f.size, mtimeMs: 0, ctimeMs: 0, ino: 0, hash: f.sha256 });
-          this.itemsDirty = true;
-        }
-        return f;
-      };
       if (hint !== undefined) {
         const [dev, ino, size, mtimeMs] = hint;
         const hinted = this.inodeMemo().lookup(`${dev}:${ino}`, size, mtimeMs, 0, ino);
         const obj = hinted === undefined ? undefined : this.markKnownObject(hinted, { dev, ino, size, mtimeMs }, marks);
         if (obj !== undefined && (obj.mode & 0o222) === 0) {
           this.sharedStats.known++;
-          out.push(remember({ path: rel, sha256: hinted!, size, mode: obj.mode & 0o777 })); // the object is the entry's inode: its mode
+          out.push(this.rememberItem(memoKey, { path: rel, sha256: hinted!, size, mode: obj.mode & 0o777 })); // the object is the entry's inode: its mode
           continue;
         }
       }
@@ -420,7 +409,7 @@ export class CacheStore {
       const known = this.inodeMemo().lookup(`${st.dev}:${st.ino}`, st.size, st.mtimeMs, 0, st.ino);
       if (known !== undefined && this.markKnownObject(known, st, marks) !== undefined) {
         this.sharedStats.known++;
-        out.push(remember({ path: rel, sha256: known, size: st.size, mode: st.mode & 0o777 }));
+        out.push(this.rememberItem(memoKey, { path: rel, sha256: known, size: st.size, mode: st.mode & 0o777 }));
       } else {
         slow.push({ rel, file, entry, st, memoKey });
       }
@@ -429,12 +418,19 @@ export class CacheStore {
     const adopted = await mapLimit(slow, IO_CONCURRENCY, (s) => this.adoptShared(s.file, s.rel, s.st, corrupt, s.entry, false));
     const bad = new Set(corrupt?.map((c) => c.entry));
     adopted.forEach((f, i) => {
-      if (bad.has(slow[i]!.entry) || (f.mode & 0o222) !== 0) return;
-      items.set(slow[i]!.memoKey, { size: f.size, mtimeMs: 0, ctimeMs: 0, ino: 0, hash: f.sha256 });
-      this.itemsDirty = true;
+      if (!bad.has(slow[i]!.entry)) this.rememberItem(slow[i]!.memoKey, f);
     });
     out.push(...adopted);
     return out;
+  }
+
+  /** Puts an adopted referenced entry's object in the item-key memo (a read-only one: a copied writable entry is not its key's object for good); returns `f`. */
+  private rememberItem(memoKey: string, f: ManifestFile): ManifestFile {
+    if ((f.mode & 0o222) === 0) {
+      this.itemMemo().set(memoKey, { size: f.size, mtimeMs: 0, ctimeMs: 0, ino: 0, hash: f.sha256 });
+      this.itemsDirty = true;
+    }
+    return f;
   }
 
   /** A read-only staging file sharing an inode that is already the object the memo names (`adoptShared`'s fast case). */
@@ -485,15 +481,21 @@ export class CacheStore {
   private markPresent(sha: string, size: number, marks: UseMarks): boolean {
     const file = this.objectPath(sha);
     const o = fs.lstatSync(file, { throwIfNoEntry: false });
-    if (o === undefined || !o.isFile() || o.size !== size) return false;
-    if (!marks.marked.has(sha)) {
-      try {
-        fs.chmodSync(file, o.mode & 0o7777);
-        marks.marked.add(sha);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-        /* not ours to chmod: it just keeps its age */
-      }
+    return o !== undefined && o.isFile() && o.size === size && this.markUsed(sha, o.mode, marks);
+  }
+
+  /**
+   * Marks object `sha` used once per ingest (a chmod to its own `mode`: a
+   * young ctime that gc's grace covers); false when it has vanished. An
+   * object not ours to chmod (a shared cache) just keeps its age.
+   */
+  private markUsed(sha: string, mode: number, marks: UseMarks): boolean {
+    if (marks.marked.has(sha)) return true;
+    try {
+      fs.chmodSync(this.objectPath(sha), mode & 0o7777);
+      marks.marked.add(sha);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
     }
     return true;
   }
@@ -519,16 +521,9 @@ export class CacheStore {
   private markKnownObject(sha: string, st: InodeFacts, marks: UseMarks): fs.Stats | undefined {
     const o = this.objectInode(sha, st);
     if (o === undefined) return undefined;
-    if (marks.kept.has(sha)) {
-      marks.vouched.add(sha);
-    } else if (!marks.marked.has(sha)) {
-      try {
-        fs.chmodSync(this.objectPath(sha), o.mode & 0o7777);
-        marks.marked.add(sha);
-      } catch {
-        /* vanished or not ours to chmod: the closing pass tries again (and a vanished object fails writeRecord's check) */
-      }
-    }
+    // A vanished object (markUsed false) is still returned: writeRecord's check fails the record.
+    if (marks.kept.has(sha)) marks.vouched.add(sha);
+    else this.markUsed(sha, o.mode, marks);
     return o;
   }
 
