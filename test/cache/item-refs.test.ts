@@ -18,11 +18,17 @@ import { hashFile } from '../../src/cache/manifest.js';
 import { tempDir } from './helpers.js';
 import { stageItemCache } from '../../src/stage-host/item-cache-for.js';
 import type { ItemRef } from '../../src/stage-host/protocol.js';
+import { computeKey } from '../../src/fingerprint.js';
 
 const BYTES = 1000;
 const value = (i: number): Buffer => Buffer.alloc(BYTES, i);
 const key = (i: number): string => createHash('sha256').update(`item-${i}`).digest('hex');
 const refsOf = (ids: readonly number[]): ItemRefs => ({ namespace: 'resize', refs: ids.map((i) => ({ path: `px/${i}.px`, key: key(i) })) });
+
+/** The fingerprint of resize run `v` (records of distinct runs differ in `params.v`). */
+const fpOf = (v: number) => ({ engine: 't', stage: { kind: 'builtin', name: 'resize', version: '1' }, params: { v }, inputs: {}, upstream: {}, env: {}, runtime: { platform: 'linux', arch: 'x64' } }) as const;
+/** A record of resize run `v` storing `outputs`. */
+const recordOf = (v: number, outputs: OutputManifest) => ({ key: computeKey(fpOf(v)), fingerprint: fpOf(v), stageId: 'resize', outputs, metrics: {}, log: '', startedAt: new Date().toISOString(), durationMs: 1 });
 
 async function setup(n: number) {
   const t = await tempDir();
@@ -192,47 +198,41 @@ test('writeRecord stats only the objects the ingest could not vouch for (kept an
   const r1 = await store.ingestStaging(await staging(store, [0, 1, 2]), refsOf([0, 1, 2]));
   if (!r1.ok) throw new Error(JSON.stringify(r1.error));
   const sha = (i: number) => r1.value.files.find((f) => f.path === `px/${i}.px`)!.sha256;
-  const fp = { engine: 't', stage: { kind: 'builtin', name: 'resize', version: '1' }, params: {}, inputs: {}, upstream: {}, env: {}, runtime: { platform: 'linux', arch: 'x64' } } as const;
-  const { computeKey } = await import('../../src/fingerprint.js');
-  const rec = (outputs: typeof r1.value) => ({ key: computeKey(fp), fingerprint: fp, stageId: 'resize', outputs, metrics: {}, log: '', startedAt: new Date().toISOString(), durationMs: 1 });
   const again = await CacheStore.open(store.root);
   const r2 = await again.ingestStaging(await staging(again, [0, 1, 2]), refsOf([0, 1, 2]), new Set([sha(0)]));
   if (!r2.ok) throw new Error(JSON.stringify(r2.error));
   // Outside the model (gc never removes a kept record's objects): both vanish after the ingest. Only the one
   // that was not vouched for is noticed at write time; a reader still checks every object.
   fs.rmSync(again.objectPath(sha(1)));
-  const refused = await again.writeRecord(rec(r2.value));
+  const refused = await again.writeRecord(recordOf(0, r2.value));
   assert.equal(refused.ok, false);
   if (!refused.ok) assert.equal(refused.error.sha256, sha(1));
   const back = await again.ingestStaging(await staging(again, [0, 1, 2]), refsOf([0, 1, 2]), new Set([sha(0)]));
   if (!back.ok) throw new Error(JSON.stringify(back.error));
   fs.rmSync(again.objectPath(sha(0)));
-  assert.equal((await again.writeRecord(rec(back.value))).ok, true, 'vouched for: not stat\'ed again');
-  assert.equal(await again.readRecord(computeKey(fp)), undefined, 'but unusable on read: the stage reruns');
+  assert.equal((await again.writeRecord(recordOf(0, back.value))).ok, true, 'vouched for: not stat\'ed again');
+  assert.equal(await again.readRecord(computeKey(fpOf(0))), undefined, 'but unusable on read: the stage reruns');
   // A manifest the store did not make (a copy) gets every object checked.
-  assert.equal((await again.writeRecord(rec({ ...back.value }))).ok, false);
+  assert.equal((await again.writeRecord(recordOf(0, { ...back.value }))).ok, false);
 });
 
 test('an object a concurrent verify quarantines after the ingest vouched for it (kept record) is noticed by writeRecord', async () => {
   const { t, store } = await setup(2);
   await using _ = t;
-  const { computeKey } = await import('../../src/fingerprint.js');
-  const fp = (v: number) => ({ engine: 't', stage: { kind: 'builtin', name: 'resize', version: '1' }, params: { v }, inputs: {}, upstream: {}, env: {}, runtime: { platform: 'linux', arch: 'x64' } }) as const;
-  const rec = (v: number, outputs: OutputManifest) => ({ key: computeKey(fp(v)), fingerprint: fp(v), stageId: 'resize', outputs, metrics: {}, log: '', startedAt: new Date().toISOString(), durationMs: 1 });
   const r1 = await store.ingestStaging(await staging(store, [0, 1]), refsOf([0, 1]));
   if (!r1.ok) throw new Error(JSON.stringify(r1.error));
-  assert.ok((await store.writeRecord(rec(1, r1.value))).ok);
+  assert.ok((await store.writeRecord(recordOf(1, r1.value))).ok);
   const sha0 = r1.value.files.find((f) => f.path === 'px/0.px')!.sha256;
   // The next run: the workspace state names record 1, so its objects are kept; the item-key memo names them.
   const run = await CacheStore.open(store.root);
-  const kept = await run.keptObjects(computeKey(fp(1)));
+  const kept = await run.keptObjects(computeKey(fpOf(1)));
   assert.ok(kept?.has(sha0));
   const r2 = await run.ingestStaging(await staging(run, [0, 1]), refsOf([0, 1]), kept);
   if (!r2.ok) throw new Error(JSON.stringify(r2.error));
   // Meanwhile `cache verify` (another process) finds object 0 corrupt and moves it to quarantine.
   const verifier = await CacheStore.open(store.root);
   await verifier.quarantine(verifier.objectPath(sha0), sha0);
-  const w = await run.writeRecord(rec(2, r2.value));
+  const w = await run.writeRecord(recordOf(2, r2.value));
   assert.equal(w.ok, false, 'no record names an object quarantined before it was written');
   if (!w.ok) assert.equal(w.error.sha256, sha0);
 });
@@ -240,14 +240,11 @@ test('an object a concurrent verify quarantines after the ingest vouched for it 
 test('vouched objects are stat\'ed by writeRecord after all when the kept record was replaced since (same key, another workspace)', async () => {
   const { t, store } = await setup(3);
   await using _ = t;
-  const { computeKey } = await import('../../src/fingerprint.js');
-  const fp = (v: number) => ({ engine: 't', stage: { kind: 'builtin', name: 'resize', version: '1' }, params: { v }, inputs: {}, upstream: {}, env: {}, runtime: { platform: 'linux', arch: 'x64' } }) as const;
-  const rec = (v: number, outputs: OutputManifest) => ({ key: computeKey(fp(v)), fingerprint: fp(v), stageId: 'resize', outputs, metrics: {}, log: '', startedAt: new Date().toISOString(), durationMs: 1 });
   const r1 = await store.ingestStaging(await staging(store, [0, 1]), refsOf([0, 1]));
   if (!r1.ok) throw new Error(JSON.stringify(r1.error));
-  assert.ok((await store.writeRecord(rec(1, r1.value))).ok);
+  assert.ok((await store.writeRecord(recordOf(1, r1.value))).ok);
   const run = await CacheStore.open(store.root);
-  const kept = await run.keptObjects(computeKey(fp(1)));
+  const kept = await run.keptObjects(computeKey(fpOf(1)));
   const r2 = await run.ingestStaging(await staging(run, [0, 1]), refsOf([0, 1]), kept);
   if (!r2.ok) throw new Error(JSON.stringify(r2.error));
   // Another workspace reruns the stage with the same key (forced) and its record, with other outputs, replaces
@@ -256,10 +253,10 @@ test('vouched objects are stat\'ed by writeRecord after all when the kept record
   const other = await CacheStore.open(store.root);
   const o = await other.ingestStaging(await staging(other, [2]), refsOf([2]));
   if (!o.ok) throw new Error(JSON.stringify(o.error));
-  assert.ok((await other.writeRecord(rec(1, o.value))).ok);
+  assert.ok((await other.writeRecord(recordOf(1, o.value))).ok);
   const sha0 = r1.value.files.find((f) => f.path === 'px/0.px')!.sha256;
   fs.rmSync(other.objectPath(sha0));
-  const w = await run.writeRecord(rec(2, r2.value));
+  const w = await run.writeRecord(recordOf(2, r2.value));
   assert.equal(w.ok, false, 'no record names objects removed before it was written');
   if (!w.ok) assert.equal(w.error.sha256, sha0);
 });
