@@ -28,7 +28,7 @@ import { unreachable } from '../src/result.js';
 import { pathFilter } from './lib/globs.js';
 import { DataInputError } from './lib/data-error.js';
 import { DEFAULT_MAX_PIXELS, PROBE_FAILURE_REASONS, probeImage, sniffFormat, type ProbeFailure, type ProbeInfo } from './lib/probe.js';
-import { compareCodeUnits, listClassFolders, parseSourceManifest, type Candidate } from './lib/source-list.js';
+import { classFoldersFromListing, compareCodeUnits, listClassFolders, parseSourceManifest, type Candidate, type KnownDirListing } from './lib/source-list.js';
 import { SPLITS, type Split } from './lib/splits.js';
 import { imageRuntimeFacts } from './lib/runtime-facts.js';
 import { loadSharp } from './lib/lazy-modules.js';
@@ -133,6 +133,8 @@ export const ingestStage: BuiltinStage<IngestParams> = {
   runtimeFacts: () => imageRuntimeFacts(),
   // The manifest holds absolute image paths: one workspace's record must not serve another's.
   workspaceBound: true,
+  // The engine's listing of `source` (its key's walk) spares a second walk, stat and hash of every file.
+  usesDepListings: true,
   inputs: [],
   fileDeps(params) {
     if (params.source !== undefined) return [params.source];
@@ -157,7 +159,7 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
   const params = ingestParams(ctx.params);
   const filter = pathFilter(params.include, params.exclude);
   const listed = await listCandidates(ctx, params, filter);
-  const { candidates, unlabelled, skippedLinks, statPath } = listed;
+  const { candidates, unlabelled, skippedLinks, statPath, known } = listed;
   // Top-level files have no class. README/LICENSE/manifest files are expected there; images are probably a mistake.
   const strayImages = unlabelled.filter((rel) => IMAGE_EXTENSIONS.test(rel));
   if (strayImages.length > 0) {
@@ -171,7 +173,8 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
   // overlaps the stats of the files after them.
   const memoKeys = probeMemoKeys(params.max_pixels);
   const memo = await ProbeMemo.load(ctx.items, memoKeys);
-  const hasher = await openStatMemo(ctx, params);
+  // With the engine's hashes (`known`) the stat memo is not needed: a file it cannot settle is read anyway.
+  const hasher = known === undefined ? await openStatMemo(ctx, params) : undefined;
   const probed: Probed[] = new Array<Probed>(candidates.length);
   const queued: Promise<void>[] = [];
   let queue: ProbeQueue | undefined;
@@ -186,9 +189,16 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
       if ((i & 255) === 255 && queued.length > 0) await new Promise((r) => setImmediate(r));
       if ((i & 255) === 0 && ctx.signal.aborted) throw ctx.signal.reason ?? new Error('aborted');
       const c = candidates[i]!;
+      const k = known?.[i];
+      const byHash = k === undefined ? undefined : settledByHash(memo, c, k.sha256, k.size);
+      if (byHash !== undefined) {
+        probed[i] = byHash;
+        done++;
+        continue;
+      }
       // Same file as c.abs (see DirListing.realRoot); c.abs stays its identity in the memo and the manifest.
       const st = fss.statSync(statPath(c), { throwIfNoEntry: false });
-      const settled = settledByStat(memo, c, st, hasher);
+      const settled = hasher === undefined ? undefined : settledByStat(memo, c, st, hasher);
       if (settled !== undefined) {
         probed[i] = settled;
         done++;
@@ -222,7 +232,7 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
     probed[i] = await probeCandidate(memo, p.c, fss.statSync(p.c.abs, { throwIfNoEntry: false }), params.max_pixels, (f) => f(), () => {}, true);
   }
   await memo.save(ctx.items, memoKeys);
-  await hasher.save();
+  await hasher?.save();
 
   const rejects: RejectEntry[] = skippedLinks.map((l) => rejectOf(l.c, 'symlink-skipped', l.detail));
   const accepted: Accepted[] = [];
@@ -337,7 +347,7 @@ async function listCandidates(
   ctx: StageContext<IngestParams>,
   params: IngestParams,
   filter: ReturnType<typeof pathFilter>,
-): Promise<{ candidates: Candidate[]; unlabelled: string[]; skippedLinks: SkippedLink[]; statPath: (c: Candidate) => string }> {
+): Promise<{ candidates: Candidate[]; unlabelled: string[]; skippedLinks: SkippedLink[]; statPath: (c: Candidate) => string; known?: KnownDirListing['known'] }> {
   if ((params.source === undefined) === (params.manifest === undefined)) {
     throw new DataInputError('ingest: give exactly one of `source` (a class-per-folder directory) or `manifest` (a CSV/JSONL file)');
   }
@@ -345,6 +355,12 @@ async function listCandidates(
     const root = path.resolve(ctx.workspace, params.source);
     const st = await fs.stat(root).catch(() => undefined);
     if (st === undefined || !st.isDirectory()) throw new DataInputError(`ingest: source ${params.source} (${root}) is not a directory`);
+    // The engine's walk for the key, when it saw only plain files: no second walk, stat or hash here.
+    const fromEngine = ctx.depListings?.[root];
+    if (fromEngine !== undefined) {
+      const listing = classFoldersFromListing(root, fromEngine, filter);
+      return { ...listing, skippedLinks: [], statPath: (c) => listing.realRoot + c.rel };
+    }
     const listing = await listClassFolders(root, filter, params.follow_symlinks);
     if (listing.skippedSymlinks.length > 0) {
       ctx.log.warn(`${listing.skippedSymlinks.length} symbolic link(s) skipped (set follow_symlinks: true to follow), e.g. ${listing.skippedSymlinks.slice(0, 3).join(', ')}`);
@@ -537,6 +553,19 @@ function settledByStat(memo: ProbeMemo, c: Candidate, st: fss.Stats | undefined,
   const outcome = known === undefined ? undefined : memo.get(known);
   if (known === undefined || outcome === undefined) return undefined;
   return outcome.ok ? { ok: true, c, sha256: known, bytes: st.size, info: outcome.info } : { ok: false, c, sha256: known, failure: outcome.failure, confirmed: true };
+}
+
+/**
+ * The outcome for a candidate whose content hash and size the engine's
+ * listing gave (`StageContext.depListings`), when the probe memo has it;
+ * undefined otherwise (empty and large files go the usual way too, so their
+ * messages stay the same).
+ */
+function settledByHash(memo: ProbeMemo, c: Candidate, sha256: string, size: number): Probed | undefined {
+  if (size === 0 || size > LARGE_FILE_BYTES) return undefined;
+  const outcome = memo.get(sha256);
+  if (outcome === undefined) return undefined;
+  return outcome.ok ? { ok: true, c, sha256, bytes: size, info: outcome.info } : { ok: false, c, sha256, failure: outcome.failure, confirmed: true };
 }
 
 /** Reading a FIFO never ends and a device may never end: they are refused before opening. */

@@ -71,6 +71,28 @@ export interface StageContext<P> {
   readonly log: StageLogger;
   /** Aborted when the run is cancelled (Ctrl-C, watch restart); long loops should check it. */
   readonly signal: AbortSignal;
+  /**
+   * Optional (added with issue 3's incremental work): for a stage that sets
+   * `usesDepListings`, the engine's listing of each directory among its
+   * `fileDeps`, by the directory's absolute path: the very files and hashes
+   * its key was computed from. Present only for a directory whose walk met
+   * nothing but regular files and directories it could read (no symbolic
+   * link, special file, `.git` directory or unreadable entry), so that a walk
+   * of the stage's own, whatever it does with links, would find the same
+   * files. A stage may use it instead of walking, stating and hashing a
+   * 10k-file directory a second time. Absent: walk as before.
+   */
+  readonly depListings?: Readonly<Record<string, DepFiles>>;
+}
+
+/** The files of one directory dependency as the engine hashed them (`StageContext.depListings`). */
+export interface DepFiles {
+  /** `/`-separated paths relative to the directory, in the engine's canonical (code-unit) order. */
+  readonly rels: readonly string[];
+  /** Lowercase hex sha256 of each file's bytes, parallel to `rels`. */
+  readonly sha256: readonly string[];
+  /** Byte size of each file, parallel to `rels`. */
+  readonly sizes: readonly number[];
 }
 
 /** What a successful run reports back to the engine (stored in the run record). */
@@ -118,6 +140,12 @@ export interface BuiltinStage<P = unknown> {
    * each other's paths: same inputs in another workspace is another key.
    */
   readonly workspaceBound?: boolean;
+  /**
+   * Optional (added with issue 3's incremental work): the engine passes
+   * `StageContext.depListings` to this stage. Opt-in because a 10k-file
+   * listing is about a megabyte to send to the stage process.
+   */
+  readonly usesDepListings?: boolean;
   /**
    * Optional (added with issue 3's start-up work): loads what `run` will
    * certainly need and is slow to load or set up the first time (e.g. sharp,

@@ -61,6 +61,17 @@ export interface DepHash {
 export interface DepListing extends DepHash {
   /** Sorted `[relative path, sha256]`; relative to the dir for dirs, to the workspace for globs, `''` for a file. */
   readonly entries: readonly (readonly [string, string])[];
+  /** Byte size of each file hashed, parallel to `entries` (dirs and globs; for `fileListing`). */
+  readonly sizes?: readonly number[];
+  /**
+   * True for a dir or glob whose walk met only regular files and directories
+   * that it read: no symbolic link, FIFO, socket or device, no `.git` or
+   * excluded directory skipped, no unreadable directory or file, no file
+   * vanished. A walk of the same tree that treats those differently (e.g.
+   * ingest, which does not follow links by default) then finds exactly these
+   * files (see `fileListing`).
+   */
+  readonly plain?: boolean;
 }
 
 /** Counters for benchmarks and tests. */
@@ -96,12 +107,16 @@ const CHUNK = 1024 * 1024;
 interface Walk {
   rels: string[];
   hashes: (string | undefined)[];
+  /** Size of each file: its stat's, or the bytes hashed when it was read. */
+  sizes: number[];
+  /** See `DepListing.plain`. */
+  plain: boolean;
   /** Indices into rels/hashes that missed the memo, with what is needed to hash them. */
   misses: { i: number; abs: string; st: fs.Stats }[];
 }
 
-function listingOf(kind: 'dir' | 'glob', hash: string, { rels, hashes }: Walk): DepListing {
-  return { kind, hash, files: rels.length, entries: rels.map((rel, i) => [rel, hashes[i]!] as const) };
+function listingOf(kind: 'dir' | 'glob', hash: string, { rels, hashes, sizes, plain }: Walk): DepListing {
+  return { kind, hash, files: rels.length, entries: rels.map((rel, i) => [rel, hashes[i]!] as const), sizes, plain };
 }
 
 /** Hashes dependency paths through a persisted memo. One instance per process and memo file. */
@@ -165,13 +180,26 @@ export class FileHasher {
     return listingOf(r.kind, listingHash(r.kind, r.walk.rels, r.walk.hashes as string[]), r.walk);
   }
 
+  /**
+   * The files of the directory `depPath` exactly as the walk behind `expect`
+   * (a `dir:<hash>` that `hashDep` returned in this process) found them, when
+   * that is still the path's last walk and it was plain (`DepListing.plain`);
+   * otherwise undefined. Never walks: for handing a stage the listing its key
+   * was computed from (`StageContext.depListings`).
+   */
+  plainDirFiles(workspace: string, depPath: string, expect: string): { readonly rels: readonly string[]; readonly sha256: readonly string[]; readonly sizes: readonly number[] } | undefined {
+    const last = this.lastWalks.get(path.resolve(workspace, depPath));
+    if (last === undefined || last.id !== expect || !expect.startsWith('dir:') || !last.walk.plain) return undefined;
+    return { rels: last.walk.rels, sha256: last.walk.hashes as string[], sizes: last.walk.sizes };
+  }
+
   private async walkDep(workspace: string, depPath: string): Promise<{ kind: 'missing' } | { kind: 'file'; hash: string } | { kind: 'dir' | 'glob'; walk: Walk }> {
     const abs = path.resolve(workspace, depPath);
     const st = fs.statSync(abs, { throwIfNoEntry: false });
     if (st === undefined && isGlob(depPath)) {
       const g = compileGlob(depPath);
       const baseAbs = path.resolve(workspace, g.base);
-      const w: Walk = { rels: [], hashes: [], misses: [] };
+      const w: Walk = { rels: [], hashes: [], sizes: [], plain: true, misses: [] };
       const bst = fs.statSync(baseAbs, { throwIfNoEntry: false });
       if (bst?.isDirectory()) {
         const prefix = g.base === '' ? '' : g.base.replace(/\\/g, '/').replace(/\/+$/, '') + '/';
@@ -186,7 +214,7 @@ export class FileHasher {
     }
     if (st.isDirectory()) {
       this.walkedRoots.add(abs);
-      const w: Walk = { rels: [], hashes: [], misses: [] };
+      const w: Walk = { rels: [], hashes: [], sizes: [], plain: true, misses: [] };
       this.walk(abs, '', w, new Set([`${st.dev}:${st.ino}`]), undefined);
       await this.fill(w);
       return { kind: 'dir', walk: w };
@@ -274,6 +302,7 @@ export class FileHasher {
     try {
       ents = fs.readdirSync(dir, { withFileTypes: true });
     } catch {
+      out.plain = false;
       return; // vanished or unreadable: contributes nothing
     }
     ents.sort(byName);
@@ -287,15 +316,20 @@ export class FileHasher {
       } else if (e.isDirectory()) {
         isDir = true;
       } else if (e.isSymbolicLink()) {
+        out.plain = false;
         st = fs.statSync(abs, { throwIfNoEntry: false });
         if (st === undefined) continue; // dangling link
         isDir = st.isDirectory();
         if (!isDir && !st.isFile()) continue;
       } else {
+        out.plain = false;
         continue; // socket, fifo, device
       }
       if (isDir) {
-        if (name === '.git' || this.exclude.has(abs)) continue;
+        if (name === '.git' || this.exclude.has(abs)) {
+          out.plain = false;
+          continue;
+        }
         if (st !== undefined) {
           const id = `${st.dev}:${st.ino}`;
           if (visited.has(id)) continue; // symlink cycle or repeat
@@ -308,12 +342,16 @@ export class FileHasher {
       if (keep !== undefined && !keep(rel)) continue;
       if (st === undefined) {
         st = fs.lstatSync(abs, { throwIfNoEntry: false });
-        if (st === undefined) continue;
+        if (st === undefined) {
+          out.plain = false;
+          continue;
+        }
       }
       this.stats.statted++;
       const hit = this.memo.lookup(abs, st.size, st.mtimeMs, st.ctimeMs, st.ino);
       out.rels.push(rel);
       out.hashes.push(hit);
+      out.sizes.push(st.size);
       if (hit === undefined) out.misses.push({ i: out.hashes.length - 1, abs, st });
       else this.stats.memoHits++;
     }
@@ -324,22 +362,28 @@ export class FileHasher {
     if (w.misses.length === 0) return;
     let gone = false;
     for (const m of w.misses) {
-      const h = await this.compute(m.abs, m.st);
-      w.hashes[m.i] = h;
+      const h = await this.computeSized(m.abs, m.st);
+      w.hashes[m.i] = h?.hash;
       if (h === undefined) gone = true;
+      else if (h.size === undefined) w.plain = false; // unreadable: a marker, not the bytes' hash
+      else w.sizes[m.i] = h.size;
     }
     if (gone) {
+      w.plain = false;
       const rels: string[] = [];
       const hashes: string[] = [];
+      const sizes: number[] = [];
       w.rels.forEach((r, i) => {
         const h = w.hashes[i];
         if (h !== undefined) {
           rels.push(r);
           hashes.push(h);
+          sizes.push(w.sizes[i]!);
         }
       });
       w.rels = rels;
       w.hashes = hashes;
+      w.sizes = sizes;
     }
   }
 
@@ -354,10 +398,15 @@ export class FileHasher {
 
   /** Reads and hashes a file, memoising it unless racy. `undefined` if it vanished. */
   private async compute(abs: string, st: fs.Stats): Promise<string | undefined> {
+    return (await this.computeSized(abs, st))?.hash;
+  }
+
+  /** `compute`, with the number of bytes hashed (absent for an unreadable file's marker). */
+  private async computeSized(abs: string, st: fs.Stats): Promise<{ readonly hash: string; readonly size?: number } | undefined> {
     const nowMs = Date.now();
-    let hash: string;
+    let hashed: { hash: string; size: number };
     try {
-      hash = st.size <= SYNC_READ_MAX ? hashSmall(abs) : await hashLarge(abs);
+      hashed = st.size <= SYNC_READ_MAX ? hashSmall(abs) : await hashLarge(abs);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') {
@@ -366,13 +415,14 @@ export class FileHasher {
       }
       // A user problem, not a bug: a stable marker keeps the key defined (the stage itself will
       // report the file); it changes once the file becomes readable. Never memoised.
-      if (code === 'EACCES' || code === 'EPERM' || code === 'EISDIR' || code === 'ELOOP' || code === 'EIO') return `unreadable:${code}`;
+      if (code === 'EACCES' || code === 'EPERM' || code === 'EISDIR' || code === 'ELOOP' || code === 'EIO') return { hash: `unreadable:${code}` };
       throw e;
     }
     this.stats.hashed++;
     this.stats.hashedBytes += Number(st.size);
-    this.store(abs, st, hash, nowMs);
-    return hash;
+    // Memoised under the stat taken before the read: a file that changed meanwhile has another signature next time.
+    this.store(abs, st, hashed.hash, nowMs);
+    return hashed;
   }
 
   private store(abs: string, st: fs.Stats, hash: string, nowMs: number): void {
@@ -386,30 +436,32 @@ export class FileHasher {
   }
 }
 
-/** Hex sha256 of a small file's bytes. */
-function hashSmall(abs: string): string {
+/** Hex sha256 of a small file's bytes, and how many there were. */
+function hashSmall(abs: string): { hash: string; size: number } {
   const data = fs.readFileSync(abs);
-  return oneShot === undefined ? crypto.createHash('sha256').update(data).digest('hex') : oneShot('sha256', data, 'hex');
+  return { hash: oneShot === undefined ? crypto.createHash('sha256').update(data).digest('hex') : oneShot('sha256', data, 'hex'), size: data.length };
 }
 
 /** `crypto.hash` (Node >= 20.12): one-shot, no Hash object per file. */
 const oneShot = (crypto as { hash?: (alg: string, data: Uint8Array, enc: 'hex') => string }).hash;
 
-/** Hex sha256 of a large file, read in chunks so other work can interleave. */
-async function hashLarge(abs: string): Promise<string> {
+/** Hex sha256 of a large file, read in chunks so other work can interleave, and its byte count. */
+async function hashLarge(abs: string): Promise<{ hash: string; size: number }> {
   const h = crypto.createHash('sha256');
   const fh = await fs.promises.open(abs, 'r');
+  let size = 0;
   try {
     const buf = Buffer.allocUnsafe(CHUNK);
     for (;;) {
       const { bytesRead } = await fh.read(buf, 0, CHUNK, null);
       if (bytesRead === 0) break;
+      size += bytesRead;
       h.update(buf.subarray(0, bytesRead));
     }
   } finally {
     await fh.close();
   }
-  return h.digest('hex');
+  return { hash: h.digest('hex'), size };
 }
 
 /**

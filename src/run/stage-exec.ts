@@ -23,6 +23,8 @@ import type { RunEventInit } from '../events.js';
 import { outputPaths } from '../plan.js';
 import { readMetricsFiles } from './metrics.js';
 import { diskFullText } from './disk-full.js';
+import { encodeDepFiles } from '../stage-host/dep-files.js';
+import type { EncodedDepFiles } from '../stage-host/protocol.js';
 
 /**
  * The one-line failure of a stage whose task threw `e`. A full disk or quota
@@ -79,6 +81,26 @@ async function storeListings(node: StageNode, ctx: ExecContext, inputs: Readonly
     const l = await ctx.hasher.listDep(ctx.graph.workspace, d.path, inputs[d.path]);
     if (l.kind !== 'dir' && l.kind !== 'glob') continue;
     out[d.path] = await ctx.store.putBytes(Buffer.from(JSON.stringify(l.entries)));
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/**
+ * `StageContext.depListings` for a built-in that uses them: each of its
+ * directory dependencies whose walk for this key (`inputs`, the key's
+ * `kind:hash` per dep) was plain, by absolute path. Reuses that walk; never
+ * walks again (a dependency without one is simply left out).
+ */
+async function depListingsFor(node: BuiltinStageNode, ctx: ExecContext, inputs: Readonly<Record<string, string>>): Promise<Record<string, EncodedDepFiles> | undefined> {
+  if (!ctx.hasher) return undefined;
+  const stage = await (await import('../../stages/registry-lazy.js')).loadBuiltinStage(node.uses);
+  if (stage?.usesDepListings !== true) return undefined;
+  const out: Record<string, EncodedDepFiles> = {};
+  for (const d of node.deps) {
+    const expect = d.kind === 'path' ? inputs[d.path] : undefined;
+    if (d.kind !== 'path' || expect === undefined) continue;
+    const files = ctx.hasher.plainDirFiles(ctx.graph.workspace, d.path, expect);
+    if (files !== undefined) out[path.resolve(ctx.graph.workspace, d.path)] = encodeDepFiles(files);
   }
   return Object.keys(out).length > 0 ? out : undefined;
 }
@@ -214,6 +236,7 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
     const inputs: Record<string, string> = {};
     for (const [slot, up] of Object.entries(node.inputs)) inputs[slot] = inputDir(ctx.graph, up);
     const seed = typeof node.with.seed === 'number' ? node.with.seed : 0;
+    const depListings = await depListingsFor(node, ctx, fingerprint.inputs);
     const { runBuiltin, stageHosts, canShareHost } = await import('../stage-host/host.js');
     const running = runBuiltin({
       stageId: node.id,
@@ -226,6 +249,7 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
       seed,
       // Cached items may be named instead of linked into the staging dir; ingestStaging stores them.
       offerRefs: true,
+      ...(depListings !== undefined ? { depListings } : {}),
       signal: ctx.signal,
       ...(ctx.trackChild ? { onSpawn: ctx.trackChild } : {}),
       onLog(level, message) {

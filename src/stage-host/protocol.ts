@@ -28,6 +28,19 @@ export interface RunRequest {
    * may set it; anyone reading `outDir` alone would miss those files.
    */
   readonly offerRefs?: boolean;
+  /** `StageContext.depListings`, encoded for the pipe (`dep-files.ts`). */
+  readonly depListings?: Readonly<Record<string, EncodedDepFiles>>;
+}
+
+/**
+ * A `DepFiles` as sent to a stage host: paths joined by NUL (which no path
+ * contains), hashes concatenated (each 64 hex digits). Ten thousand small
+ * strings cost JSON more, on both ends, than two long ones.
+ */
+export interface EncodedDepFiles {
+  readonly rels: string;
+  readonly sha256: string;
+  readonly sizes: readonly number[];
 }
 
 /** Engine → child: abort the running stage's signal (the engine kills the process group shortly after). */

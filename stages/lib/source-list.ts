@@ -11,6 +11,7 @@ import path from 'node:path';
 import { err, ok, type Result } from '../../src/result.js';
 import { SPLITS, type Split } from './splits.js';
 import type { PathFilter } from './globs.js';
+import type { DepFiles } from '../types.js';
 
 /** One file ingest will look at. */
 export interface Candidate {
@@ -86,6 +87,41 @@ export async function listClassFolders(root: string, filter: PathFilter, followS
   const base = path.normalize(root);
   walk(base.endsWith(path.sep) ? base : base + path.sep, '');
   return { candidates, unlabelled, skippedSymlinks, realRoot: realRoot.endsWith(path.sep) ? realRoot : realRoot + path.sep };
+}
+
+/** `DirListing` plus what the engine knew of each candidate (`classFoldersFromListing`). */
+export interface KnownDirListing extends DirListing {
+  /** Content sha256 and byte size of each candidate, parallel to `candidates`. */
+  readonly known: readonly { readonly sha256: string; readonly size: number }[];
+}
+
+/**
+ * What `listClassFolders(root, filter, …)` returns, made from the engine's
+ * listing of `root` (`StageContext.depListings`) instead of walking: the same
+ * candidates in the same order, with their hashes and sizes. Only for a plain
+ * listing (no symbolic links), so `skippedSymlinks` is empty whatever
+ * `follow_symlinks` says. Reads no file (one realpath of the root).
+ */
+export function classFoldersFromListing(root: string, listing: DepFiles, filter: PathFilter): KnownDirListing {
+  const candidates: Candidate[] = [];
+  const known: { sha256: string; size: number }[] = [];
+  const unlabelled: string[] = [];
+  const base = path.normalize(root);
+  const prefix = base.endsWith(path.sep) ? base : base + path.sep;
+  const { rels, sha256, sizes } = listing;
+  for (let i = 0; i < rels.length; i++) {
+    const rel = rels[i]!;
+    if (!filter.accepts(rel)) continue;
+    const slash = rel.indexOf('/');
+    if (slash === -1) {
+      unlabelled.push(rel);
+      continue;
+    }
+    candidates.push({ abs: prefix + (path.sep === '/' ? rel : rel.replaceAll('/', path.sep)), rel, label: rel.slice(0, slash) });
+    known.push({ sha256: sha256[i]!, size: sizes[i]! });
+  }
+  const realRoot = fs.realpathSync.native(root);
+  return { candidates, unlabelled, skippedSymlinks: [], realRoot: realRoot.endsWith(path.sep) ? realRoot : realRoot + path.sep, known };
 }
 
 /** Parses a CSV (`.csv`, `.tsv` is not supported) or JSONL (`.jsonl`, `.ndjson`) manifest. Errors carry `file:line:col`. */

@@ -5,6 +5,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { FileHasher } from '../../src/hash/file-hasher.js';
 import { compileGlob } from '../../src/hash/glob.js';
 import { HashMemo } from '../../src/hash/memo.js';
@@ -310,4 +311,78 @@ test('save while a save is in flight: saves run in order and the last one holds 
   await h2.hashDep(dir, 'b');
   assert.equal(h2.stats.hashed, 0, 'both directories remembered');
   assert.equal(h2.stats.memoHits, 2);
+});
+
+test('plainDirFiles: the walk behind a dir key with sizes; none after a link, a .git or unreadable entry, a FIFO, or for another key', async () => {
+  await using tdir = await tempDir();
+  const dir = tdir.dir;
+  write(dir, 'data/b/2.txt', 'twotwo');
+  write(dir, 'data/a/1.txt', 'one');
+  write(dir, 'data/top.txt', '');
+  const h = await FileHasher.open(path.join(dir, 'memo.bin'), trusting);
+  const key = async () => {
+    const d = await h.hashDep(dir, 'data');
+    return `${d.kind}:${d.hash}`;
+  };
+  const k1 = await key();
+  assert.deepEqual(h.plainDirFiles(dir, 'data', k1), { rels: ['a/1.txt', 'b/2.txt', 'top.txt'], sha256: [sha('one'), sha('twotwo'), sha('')], sizes: [3, 6, 0] });
+  assert.equal(h.plainDirFiles(dir, 'data', 'dir:' + '0'.repeat(64)), undefined, 'another key: not this walk');
+  assert.equal(h.plainDirFiles(dir, 'nope', k1), undefined, 'never walked');
+  // Memo hits (a second walk) carry their stat sizes too.
+  const k2 = await key();
+  assert.equal(k2, k1);
+  assert.deepEqual(h.plainDirFiles(dir, 'data', k2)?.sizes, [3, 6, 0]);
+  assert.ok(h.stats.memoHits >= 3);
+
+  fs.symlinkSync(path.join(dir, 'data', 'a', '1.txt'), path.join(dir, 'data', 'b', 'link.txt'));
+  assert.equal(h.plainDirFiles(dir, 'data', await key()), undefined, 'a symbolic link: a walk that does not follow links would differ');
+  fs.unlinkSync(path.join(dir, 'data', 'b', 'link.txt'));
+  assert.ok(h.plainDirFiles(dir, 'data', await key()));
+
+  write(dir, 'data/.git/HEAD', 'ref');
+  assert.equal(h.plainDirFiles(dir, 'data', await key()), undefined, '.git is skipped by the engine only');
+  fs.rmSync(path.join(dir, 'data', '.git'), { recursive: true });
+
+  const fifo = path.join(dir, 'data', 'a', 'pipe');
+  const made = spawnSync('mkfifo', [fifo]);
+  if (made.status === 0) {
+    assert.equal(h.plainDirFiles(dir, 'data', await key()), undefined, 'a FIFO is skipped by the engine only');
+    fs.unlinkSync(fifo);
+  }
+  assert.ok(h.plainDirFiles(dir, 'data', await key()));
+});
+
+test('plainDirFiles: a file or directory the walk could not read makes the listing not plain', async (t) => {
+  await using tdir = await tempDir();
+  const dir = tdir.dir;
+  write(dir, 'data/a/1.txt', 'one');
+  fs.chmodSync(dir, 0o755);
+  fs.chmodSync(path.join(dir, 'data'), 0o755);
+  fs.chmodSync(path.join(dir, 'data', 'a'), 0o755);
+  const f = write(dir, 'data/a/2.txt', 'secret');
+  fs.chmodSync(f, 0o000);
+  write(dir, 'data2/a/1.txt', 'one');
+  fs.chmodSync(path.join(dir, 'data2'), 0o755);
+  write(dir, 'data2/hidden/2.txt', 'two');
+  fs.chmodSync(path.join(dir, 'data2', 'hidden'), 0o000);
+  // Root reads anything: walk as nobody in a child process to get a real EACCES.
+  const script = `import { FileHasher } from ${JSON.stringify(new URL('../../src/hash/file-hasher.js', import.meta.url).href)};
+const h = await FileHasher.open('/nonexistent-dir-for-memo/memo.bin', { racyWindowMs: -1000 });
+const out = {};
+for (const dep of ['data', 'data2']) {
+  const d = await h.hashDep(${JSON.stringify(dir)}, dep);
+  out[dep] = h.plainDirFiles(${JSON.stringify(dir)}, dep, d.kind + ':' + d.hash) ?? null;
+}
+console.log(JSON.stringify(out));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { uid: 65534, gid: 65534, encoding: 'utf8' });
+  if (r.error !== undefined || r.status !== 0) {
+    if (process.getuid?.() !== 0) {
+      t.skip(`cannot run as another user here: ${r.error?.message ?? r.stderr}`);
+      return;
+    }
+    assert.fail(r.stderr);
+  }
+  const out = JSON.parse(r.stdout) as Record<string, unknown>;
+  assert.equal(out['data'], null, 'an unreadable file');
+  assert.equal(out['data2'], null, 'an unreadable directory');
 });
