@@ -132,8 +132,13 @@ async function optionalImport<T>(load: () => Promise<T>, file: string): Promise<
 
 /** The experiments module's recorder (records each run). */
 export interface RecorderModule {
-  recordExperiment(graph: PipelineGraph, summary: RunSummary, extra?: { name?: string; sweep?: { id: string; overrides: Record<string, unknown> } }): Promise<unknown>;
+  recordExperiment(graph: PipelineGraph, summary: RunSummary, extra?: { name?: string; sweep?: { id: string; overrides: Record<string, unknown> }; git?: Promise<GitState> }): Promise<unknown>;
+  /** The workspace's git commit and dirty flag (undefined outside a repository or without git); never rejects. */
+  gitInfo(workspace: string): Promise<GitState>;
 }
+
+/** What `RecorderModule.gitInfo` finds. */
+type GitState = { readonly commit: string; readonly dirty: boolean } | undefined;
 
 /** The experiments recorder, or undefined when that module is not part of this build. */
 export function loadRecorder(): Promise<RecorderModule | undefined> {
@@ -194,6 +199,13 @@ export async function runLoaded(
   let summary: RunSummary;
   try {
     const recorder = parsed.dry ? undefined : await loadRecorder();
+    // git is asked once the first stage starts (a run with nothing to do never spawns it), while the stages
+    // work, rather than after them: the experiment records the commit the run started from.
+    let gitAtStart: Promise<GitState> | undefined;
+    const sink = (e: RunEvent): void => {
+      if (recorder !== undefined && gitAtStart === undefined && e.type === 'stage-start') gitAtStart = recorder.gitInfo(graph.workspace);
+      reporter.sink(e);
+    };
     const opts: RunOptions = {
       cacheDir,
       ...(parsed.jobs !== undefined ? { jobs: parsed.jobs } : {}),
@@ -202,13 +214,13 @@ export async function runLoaded(
       dry: parsed.dry,
       keepGoing: parsed.keepGoing,
       signal: io.signal,
-      onEvent: reporter.sink,
+      onEvent: sink,
       resources: parsed.resources,
       ...(recorder
         ? {
             afterRun: async (s: RunSummary) => {
               try {
-                await recorder.recordExperiment(graph, s, { ...(parsed.name ? { name: parsed.name } : {}), ...(experiment.sweep ? { sweep: experiment.sweep } : {}) });
+                await recorder.recordExperiment(graph, s, { ...(parsed.name ? { name: parsed.name } : {}), ...(experiment.sweep ? { sweep: experiment.sweep } : {}), ...(gitAtStart ? { git: gitAtStart } : {}) });
               } catch (e) {
                 // The stages' own records are safe; only the experiment entry is missing.
                 io.stderr.write(`pipeline run: warning: could not record the experiment: ${e instanceof Error ? e.message : String(e)}\n`);

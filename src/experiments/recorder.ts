@@ -83,14 +83,24 @@ export function sameAsLatest(last: ExperimentRecord | undefined, rec: Experiment
  * experiment) is not recorded again: the latest experiment is returned, so
  * `pipeline diff` keeps comparing the last two runs that differ.
  */
-export async function recordExperiment(graph: PipelineGraph, summary: RunSummary, extra: { name?: string; sweep?: ExperimentRecord['sweep'] } = {}): Promise<ExperimentRecord> {
+export async function recordExperiment(
+  graph: PipelineGraph,
+  summary: RunSummary,
+  extra: {
+    name?: string;
+    sweep?: ExperimentRecord['sweep'];
+    /** `gitInfo` of the workspace started when the run began its first stage (its commit is the code the run used); default: read now. */
+    git?: Promise<ExperimentRecord['git']>;
+  } = {},
+): Promise<ExperimentRecord> {
   if (extra.name === undefined && extra.sweep === undefined && [...summary.stages.values()].every((s) => s.status === 'fresh')) {
     const rec = experimentFromRun('', graph, summary, {});
     const same = sameAsLatest(await readLatestExperiment(summary.cacheDir, rec.pipeline.file, rec.pipeline.workspace), rec);
     if (same !== undefined) return same;
   }
-  const [id, gitState] = await Promise.all([newExperimentId(summary.cacheDir), gitInfo(graph.workspace)]);
-  const rec = experimentFromRun(id, graph, summary, { ...extra, ...(gitState !== undefined && { git: gitState }) });
+  const [id, gitState] = await Promise.all([newExperimentId(summary.cacheDir), extra.git ?? gitInfo(graph.workspace)]);
+  const { git: _started, ...rest } = extra;
+  const rec = experimentFromRun(id, graph, summary, { ...rest, ...(gitState !== undefined && { git: gitState }) });
   await writeExperiment(summary.cacheDir, rec);
   return rec;
 }
