@@ -23,8 +23,8 @@ import type { RunEventInit } from '../events.js';
 import { outputPaths } from '../plan.js';
 import { readMetricsFiles } from './metrics.js';
 import { diskFullText } from './disk-full.js';
-import { encodeDepFiles } from '../stage-host/dep-files.js';
-import type { EncodedDepFiles } from '../stage-host/protocol.js';
+import { writeDepListings } from '../stage-host/dep-files.js';
+import type { DepFiles } from '../../stages/types.js';
 
 /**
  * The one-line failure of a stage whose task threw `e`. A full disk or quota
@@ -86,23 +86,27 @@ async function storeListings(node: StageNode, ctx: ExecContext, inputs: Readonly
 }
 
 /**
- * `StageContext.depListings` for a built-in that uses them: each of its
- * directory dependencies whose walk for this key (`inputs`, the key's
- * `kind:hash` per dep) was plain, by absolute path. Reuses that walk; never
- * walks again (a dependency without one is simply left out).
+ * Writes `StageContext.depListings` for a built-in that uses them to a new
+ * temp file, and returns its path: each of its directory dependencies whose
+ * walk for this key (`inputs`, the key's `kind:hash` per dep) was plain, by
+ * absolute path. Reuses that walk; never walks again (a dependency without
+ * one is simply left out). Undefined when there is nothing to pass.
  */
-async function depListingsFor(node: BuiltinStageNode, ctx: ExecContext, inputs: Readonly<Record<string, string>>): Promise<Record<string, EncodedDepFiles> | undefined> {
+async function depListingsFile(node: BuiltinStageNode, ctx: ExecContext, inputs: Readonly<Record<string, string>>): Promise<string | undefined> {
   if (!ctx.hasher) return undefined;
   const stage = await (await import('../../stages/registry-lazy.js')).loadBuiltinStage(node.uses);
   if (stage?.usesDepListings !== true) return undefined;
-  const out: Record<string, EncodedDepFiles> = {};
+  const listings: Record<string, DepFiles> = {};
   for (const d of node.deps) {
     const expect = d.kind === 'path' ? inputs[d.path] : undefined;
     if (d.kind !== 'path' || expect === undefined) continue;
     const files = ctx.hasher.plainDirFiles(ctx.graph.workspace, d.path, expect);
-    if (files !== undefined) out[path.resolve(ctx.graph.workspace, d.path)] = encodeDepFiles(files);
+    if (files !== undefined) listings[path.resolve(ctx.graph.workspace, d.path)] = files;
   }
-  return Object.keys(out).length > 0 ? out : undefined;
+  if (Object.keys(listings).length === 0) return undefined;
+  const file = ctx.store.tmpName('.deps.json');
+  writeDepListings(file, listings);
+  return file;
 }
 
 /** How an execution ended. */
@@ -232,11 +236,12 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
   const t0 = performance.now();
   const log: string[] = [];
   const staging = await ctx.store.makeStagingDir();
+  let depFile: string | undefined;
   try {
     const inputs: Record<string, string> = {};
     for (const [slot, up] of Object.entries(node.inputs)) inputs[slot] = inputDir(ctx.graph, up);
     const seed = typeof node.with.seed === 'number' ? node.with.seed : 0;
-    const depListings = await depListingsFor(node, ctx, fingerprint.inputs);
+    depFile = await depListingsFile(node, ctx, fingerprint.inputs);
     const { runBuiltin, stageHosts, canShareHost } = await import('../stage-host/host.js');
     const running = runBuiltin({
       stageId: node.id,
@@ -249,7 +254,7 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
       seed,
       // Cached items may be named instead of linked into the staging dir; ingestStaging stores them.
       offerRefs: true,
-      ...(depListings !== undefined ? { depListings } : {}),
+      ...(depFile !== undefined ? { depListingsFile: depFile } : {}),
       signal: ctx.signal,
       ...(ctx.trackChild ? { onSpawn: ctx.trackChild } : {}),
       onLog(level, message) {
@@ -331,6 +336,7 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
     return { kind: 'ok', record: written.value, state: { key, outputsHash: manifest.hash, outputs: [placed.value.output], at: new Date().toISOString() } };
   } finally {
     await ctx.store.removeStagingDir(staging).catch(() => {});
+    if (depFile !== undefined) await fs.promises.rm(depFile, { force: true }).catch(() => {});
   }
 }
 

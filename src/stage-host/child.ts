@@ -19,7 +19,7 @@ import type { ChildMessage, ErrnoFields, HostRequest, ItemRef, RunRequest } from
 import type { StageContext, StageLogger } from '../../stages/types.js';
 import { ownChildPids, retireReason } from './policy.js';
 import { stageItemCache } from './item-cache-for.js';
-import { decodeDepFiles } from './dep-files.js';
+import { readDepListings } from './dep-files.js';
 import { loadBuiltinStage } from '../../stages/registry-lazy.js';
 
 /** Minimum interval between progress messages (the last one, done === total, always goes). */
@@ -59,7 +59,7 @@ async function run(req: RunRequest, signal: AbortSignal): Promise<ChildMessage> 
     seed: req.seed,
     log,
     signal,
-    ...(req.depListings !== undefined ? { depListings: Object.fromEntries(Object.entries(req.depListings).map(([dir, e]) => [dir, decodeDepFiles(e)])) } : {}),
+    ...(req.depListingsFile !== undefined ? { depListings: readDepListings(req.depListingsFile) } : {}),
   };
   try {
     const result = await stage.run(ctx);

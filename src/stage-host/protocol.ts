@@ -28,12 +28,12 @@ export interface RunRequest {
    * may set it; anyone reading `outDir` alone would miss those files.
    */
   readonly offerRefs?: boolean;
-  /** `StageContext.depListings`, encoded for the pipe (`dep-files.ts`). */
-  readonly depListings?: Readonly<Record<string, EncodedDepFiles>>;
+  /** A file holding `StageContext.depListings` (`dep-files.ts`), which the engine removes once the stage is over. */
+  readonly depListingsFile?: string;
 }
 
 /**
- * A `DepFiles` as sent to a stage host: paths joined by NUL (which no path
+ * A `DepFiles` in a `depListingsFile`: paths joined by NUL (which no path
  * contains), hashes concatenated (each 64 hex digits). Ten thousand small
  * strings cost JSON more, on both ends, than two long ones.
  */

@@ -114,6 +114,7 @@ test('through the CLI: ingest takes the engine listing (reads only the new image
   assert.equal(ingestMetrics(r.stdout)['read'], 1, 'only the new image is read');
   const statMemo = path.join(rig.dir, 'cache', 'items', 'ingest', 'stat-memo');
   assert.equal(await fs.stat(statMemo).catch(() => undefined), undefined, 'ingest used the engine listing: no stat memo of its own');
+  assert.deepEqual((await fs.readdir(path.join(rig.dir, 'cache', 'tmp'))).filter((n) => n.endsWith('.deps.json')), [], 'the listing file is removed after the stage');
 
   // A link in the source: the engine's walk follows it, ingest does not; ingest walks itself and reports it.
   await fs.symlink(path.join(rig.dir, 'images', 'cat', 'new.png'), path.join(rig.dir, 'images', 'dog', 'link.png'));
