@@ -36,6 +36,23 @@ export interface ItemCacheOptions {
    * keeps, and `cache verify` checks every entry's trailer.)
    */
   readonly fsync?: boolean;
+  /**
+   * Called after `put` has written an entry, with the sha256 (hex) of the
+   * entry file's bytes, value and trailer: computed in the same pass over the
+   * value as the trailer (the hash state is copied before the trailer is
+   * finished), so a caller learns what the file holds without reading it back.
+   * Added so a stage host can tell the engine (`ItemRef.sha256`).
+   */
+  readonly onWrite?: (key: string, fileSha256: string) => void;
+}
+
+/** The trailer of `value` and, when `whole` is asked for, the sha256 (hex) of value + trailer, in one pass over `value`. */
+function digestsOf(value: Uint8Array, whole: boolean): { digest: Buffer; fileSha256?: string } {
+  if (!whole) return { digest: sha256Of(value) };
+  const h = createHash('sha256').update(value);
+  const file = h.copy();
+  const digest = h.digest();
+  return { digest, fileSha256: file.update(digest).digest('hex') };
 }
 
 /** A valid item key, which is also an entry's file name (temp files of writers are `<key>.<pid>.<rnd>.tmp`). */
@@ -138,7 +155,7 @@ export function directoryItemCache(root: string, options: ItemCacheOptions = {})
       return itemEntryIntact(raw) ? raw.subarray(0, raw.length - DIGEST_BYTES) : undefined;
     },
     async put(key, value) {
-      const digest = sha256Of(value);
+      const { digest, fileSha256 } = digestsOf(value, options.onWrite !== undefined);
       const file = fileOf(key);
       const dir = path.dirname(file);
       if (!madeDirs.has(dir)) {
@@ -171,6 +188,7 @@ export function directoryItemCache(root: string, options: ItemCacheOptions = {})
           fss.rmSync(tmp, { force: true });
           throw e;
         }
+        if (fileSha256 !== undefined) options.onWrite?.(key, fileSha256);
         return;
       }
       const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
@@ -189,6 +207,7 @@ export function directoryItemCache(root: string, options: ItemCacheOptions = {})
         await fs.rm(tmp, { force: true });
         throw e;
       }
+      if (fileSha256 !== undefined) options.onWrite?.(key, fileSha256);
     },
     async link(key, dest, valueBytes) {
       const file = fileOf(key);

@@ -156,8 +156,13 @@ export interface ItemRefs {
    * hint that spares a stat when the object the inode memo names for that
    * inode is that very inode (then its bytes are the object's, whatever
    * happened to the entry since); otherwise the entry is stat'ed as without it.
+   * `sha256`, with `stat`: the hash of the entry's bytes, which the stage host
+   * computed as it wrote the entry in this run (`ItemRef.sha256`); an entry
+   * still of that inode, size and mtime is adopted as that object without
+   * being read (its trailer needs no check either: the bytes were just made
+   * from memory, not read from rest).
    */
-  readonly refs: readonly { readonly path: string; readonly key: string; readonly stat?: readonly [number, number, number, number] }[];
+  readonly refs: readonly { readonly path: string; readonly key: string; readonly stat?: readonly [number, number, number, number]; readonly sha256?: string }[];
 }
 
 /** Result of `verify`. */
@@ -212,8 +217,12 @@ export class CacheStore {
   private readonly shardDirs = new Set<string>();
   /** Shard directories with renames not yet fsynced. */
   private readonly unsyncedShards = new Set<string>();
-  /** What `ingestDir` did with linked (shared-inode) files since open: for tests and benchmarks. */
-  readonly sharedStats = { known: 0, hashed: 0 };
+  /**
+   * What `ingestDir` did with linked (shared-inode) files since open, for
+   * tests and benchmarks: recognised from a memo, hashed, or adopted under
+   * the hash the stage host gave (`ItemRefs`).
+   */
+  readonly sharedStats = { known: 0, hashed: 0, told: 0 };
   /** `(dev:ino) → sha256` of shared inodes adopted as objects (see module doc); loaded on first use. */
   private inodes: HashMemo | undefined;
   private inodesDirty = false;
@@ -360,9 +369,9 @@ export class CacheStore {
     const root = path.join(this.root, 'items', refs.namespace);
     const seen = new Set(staged);
     const out: ManifestFile[] = [];
-    const slow: { rel: string; file: string; entry: string; st: fs.Stats; memoKey: string }[] = [];
+    const slow: { rel: string; file: string; entry: string; st: fs.Stats; memoKey: string; written: string | undefined }[] = [];
     const items = this.itemMemo();
-    for (const { path: rel, key, stat: hint } of refs.refs) {
+    for (const { path: rel, key, stat: hint, sha256 } of refs.refs) {
       if (!RELATIVE_PATH.test(rel)) throw new Error(`item reference to a bad output path: ${JSON.stringify(rel)}`);
       if (seen.has(rel)) throw new Error(`output path ${rel} named twice (staged file or item reference)`);
       seen.add(rel);
@@ -411,11 +420,13 @@ export class CacheStore {
         this.sharedStats.known++;
         out.push(this.rememberItem(memoKey, { path: rel, sha256: known, size: st.size, mode: st.mode & 0o777 }));
       } else {
-        slow.push({ rel, file, entry, st, memoKey });
+        // Written by the stage host in this run, which hashed the bytes as it wrote them: no read-back while it is that file.
+        const written = sha256 !== undefined && hint !== undefined && SHA256_HEX.test(sha256) && sameFile(st, hint) ? sha256 : undefined;
+        slow.push({ rel, file, entry, st, memoKey, written });
       }
     }
     // The item-key memo remembers these from now on: the inode memo need not (it serves linked entries).
-    const adopted = await mapLimit(slow, IO_CONCURRENCY, (s) => this.adoptShared(s.file, s.rel, s.st, corrupt, s.entry, false));
+    const adopted = await mapLimit(slow, IO_CONCURRENCY, (s) => this.adoptShared(s.file, s.rel, s.st, corrupt, s.entry, false, s.written));
     const bad = new Set(corrupt?.map((c) => c.entry));
     adopted.forEach((f, i) => {
       if (!bad.has(slow[i]!.entry)) this.rememberItem(slow[i]!.memoKey, f);
@@ -533,7 +544,7 @@ export class CacheStore {
    * `rememberInode`: add the inode to the inode memo (not for referenced
    * entries, which the item-key memo remembers).
    */
-  private async adoptShared(src: string, rel: string, st: fs.Stats, corrupt: CorruptEntry[] | undefined, knownEntry?: string, rememberInode = true): Promise<ManifestFile> {
+  private async adoptShared(src: string, rel: string, st: fs.Stats, corrupt: CorruptEntry[] | undefined, knownEntry?: string, rememberInode = true, written?: string): Promise<ManifestFile> {
     const id = `${st.dev}:${st.ino}`;
     const mode = st.mode & 0o777;
     const known = this.inodeMemo().lookup(id, st.size, st.mtimeMs, 0, st.ino);
@@ -541,8 +552,9 @@ export class CacheStore {
       this.sharedStats.known++;
       return { path: rel, sha256: known, size: st.size, mode };
     }
-    this.sharedStats.hashed++;
-    const { sha, intact } = await hashShared(src, st.size);
+    if (written !== undefined) this.sharedStats.told++;
+    else this.sharedStats.hashed++;
+    const { sha, intact } = written !== undefined ? { sha: written, intact: true } : await hashShared(src, st.size);
     if (!intact && corrupt !== undefined) {
       const entry = knownEntry ?? (await this.itemEntryOf(st));
       if (entry !== undefined) {
@@ -1150,6 +1162,14 @@ function recordConsistent(rec: RunRecord, key: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Lowercase hex sha256. */
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/** Whether `st` is the file a stage host described as `[dev, ino, size, mtimeMs]` (`ItemRefs` hints). */
+function sameFile(st: fs.Stats, [dev, ino, size, mtimeMs]: readonly [number, number, number, number]): boolean {
+  return st.dev === dev && st.ino === ino && st.size === size && st.mtimeMs === mtimeMs;
 }
 
 /**

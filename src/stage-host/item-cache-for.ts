@@ -21,14 +21,17 @@ import { HashMemo } from '../hash/memo.js';
  * cache offers `refer`, which appends the reference to `refs` when the
  * store's item-key memo names an object of the right size for the key (the
  * entry is not looked at: store.ts, "Item keys"), or else when the entry is
- * a regular file of the right size (sealed read-only if an old writable one).
+ * a regular file of the right size (sealed read-only if an old writable one),
+ * with the sha256 of its bytes when this cache wrote it (`ItemRef.sha256`).
  */
 export function stageItemCache(cacheDir: string, stageName: string, refs?: ItemRef[]): ItemCache {
   const root = path.join(cacheDir, 'items', stageName);
   // Entries carry a sha256 trailer, so skipping fsync can only turn a crash-torn entry into a miss; the engine's
   // store fsyncs every entry it adopts as an output (bench/data.bench.ts compares resize with and without fsync).
-  const base = directoryItemCache(root, { fsync: false });
-  if (refs === undefined) return base;
+  if (refs === undefined) return directoryItemCache(root, { fsync: false });
+  // The file hash of each entry this process wrote: the engine adopts such an entry without reading it back.
+  const written = new Map<string, string>();
+  const base = directoryItemCache(root, { fsync: false, onWrite: (key, sha) => written.set(key, sha) });
   let memo: HashMemo | undefined;
   return {
     get: (key) => base.get(key),
@@ -46,7 +49,9 @@ export function stageItemCache(cacheDir: string, stageName: string, refs?: ItemR
       if (st === undefined || !st.isFile() || st.size !== valueBytes + ITEM_DIGEST_BYTES) return false;
       // Entries written before entries were created read-only: seal them (as `link` does); never written in place.
       if ((st.mode & 0o222) !== 0) fs.chmodSync(file, 0o444);
-      refs.push({ path: rel, key, stat: [st.dev, st.ino, st.size, st.mtimeMs] });
+      // An entry written here (a concurrent writer of the same key writes the same bytes: the key determines them).
+      const sha256 = written.get(key);
+      refs.push({ path: rel, key, stat: [st.dev, st.ino, st.size, st.mtimeMs], ...(sha256 !== undefined ? { sha256 } : {}) });
       return true;
     },
   };

@@ -66,6 +66,14 @@ export interface ItemRef {
    * that very inode, and stats the entry itself otherwise (`ItemRefs`).
    */
   readonly stat?: ItemStat;
+  /**
+   * The sha256 (hex) of the entry file's bytes, when the stage host wrote the
+   * entry in this run (`ItemCache.put`, hashed from the bytes in memory as it
+   * wrote them). With `stat`, the engine adopts the entry as that object
+   * without reading it back, provided the entry is still that inode, size
+   * and mtime.
+   */
+  readonly sha256?: string;
 }
 
 /** `[dev, ino, size, mtimeMs]` of an item-cache entry (`ItemRef.stat`). */

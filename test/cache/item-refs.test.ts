@@ -64,7 +64,7 @@ test('referenced entries are stored exactly as linked ones would be, sharing the
   if (!r1.ok) throw new Error(JSON.stringify(r1.error));
   const m1 = r1.value;
   assert.deepEqual(m1, viaLinks, 'same manifest (paths, sha256, sizes, modes) and hash');
-  assert.deepEqual(store.sharedStats, { known: 0, hashed: 5 });
+  assert.deepEqual(store.sharedStats, { known: 0, hashed: 5, told: 0 });
   for (let i = 0; i < 5; i++) {
     const f = m1.files.find((x) => x.path === `px/${i}.px`)!;
     assert.equal(fs.statSync(store.objectPath(f.sha256)).ino, fs.statSync(itemEntryFile(root, key(i))).ino, 'the object is the entry inode');
@@ -78,7 +78,7 @@ test('referenced entries are stored exactly as linked ones would be, sharing the
   const s2 = await staging(again, [0, 1, 2, 3, 4, 5]);
   const r2 = await again.ingestStaging(s2, refsOf([0, 1, 2, 3, 4, 5]));
   assert.ok(r2.ok);
-  assert.deepEqual(again.sharedStats, { known: 5, hashed: 1 });
+  assert.deepEqual(again.sharedStats, { known: 5, hashed: 1, told: 0 });
   assert.equal((await again.verify()).corrupt.length, 0);
 });
 
@@ -145,7 +145,7 @@ test('a stat hint spares the entry stat only when the memo names an object that 
   });
   const r1 = await store.ingestStaging(await staging(store, [0, 1, 2]), hinted([0, 1, 2]));
   if (!r1.ok) throw new Error(JSON.stringify(r1.error));
-  assert.deepEqual(store.sharedStats, { known: 0, hashed: 3 }, 'unknown inodes: hashed as without hints');
+  assert.deepEqual(store.sharedStats, { known: 0, hashed: 3, told: 0 }, 'unknown inodes: hashed as without hints');
 
   // Next run with hints: all known, same manifest; the hint alone suffices (entry 2's file is moved away after the
   // hint was taken; its object is still that inode, so its bytes are right).
@@ -154,7 +154,7 @@ test('a stat hint spares the entry stat only when the memo names an object that 
   const again = await CacheStore.open(store.root);
   const r2 = await again.ingestStaging(await staging(again, [0, 1, 2]), hints);
   if (!r2.ok) throw new Error(JSON.stringify(r2.error));
-  assert.deepEqual(again.sharedStats, { known: 3, hashed: 0 });
+  assert.deepEqual(again.sharedStats, { known: 3, hashed: 0, told: 0 });
   assert.deepEqual(r2.value.files.filter((f) => f.path !== 'index.json'), r1.value.files.filter((f) => f.path !== 'index.json'));
 
   // A stale hint: entry 1 was replaced by a new inode (same bytes) after the hint was taken, and its old inode is no
@@ -167,7 +167,7 @@ test('a stat hint spares the entry stat only when the memo names an object that 
   const third = await CacheStore.open(store.root);
   const r3 = await third.ingestStaging(await staging(third, [0, 1]), stale);
   if (!r3.ok) throw new Error(JSON.stringify(r3.error));
-  assert.deepEqual(third.sharedStats, { known: 1, hashed: 1 });
+  assert.deepEqual(third.sharedStats, { known: 1, hashed: 1, told: 0 });
   assert.equal(r3.value.files.find((f) => f.path === 'px/1.px')!.sha256, obj1.sha256, 'same bytes, same object name');
   assert.equal(fs.statSync(third.objectPath(obj1.sha256)).ino, fs.statSync(itemEntryFile(root, key(1))).ino, 'the new inode is the object now');
   assert.equal((await third.verify()).corrupt.length, 0);
@@ -185,7 +185,7 @@ test('objects a kept record references are not marked used again; the others are
   const again = await CacheStore.open(store.root);
   const r2 = await again.ingestStaging(await staging(again, [0, 1, 2, 3]), refsOf([0, 1, 2, 3]), new Set([sha(0), sha(1)]));
   assert.ok(r2.ok);
-  assert.deepEqual(again.sharedStats, { known: 4, hashed: 0 });
+  assert.deepEqual(again.sharedStats, { known: 4, hashed: 0, told: 0 });
   assert.equal(ctime(0), before[0], 'kept: untouched');
   assert.equal(ctime(1), before[1], 'kept: untouched');
   assert.ok(ctime(2) > before[2]!, 'not kept: marked used');
@@ -286,7 +286,7 @@ test('item-key memo: a stored key needs no look at its entry, in the stage or th
   const r2 = await s2.ingestStaging(await staging(s2, [0, 1, 2]), a.refs, new Set([sha(0)]));
   if (!r2.ok) throw new Error(JSON.stringify(r2.error));
   assert.deepEqual(r2.value, r1.value, 'same manifest');
-  assert.deepEqual(s2.sharedStats, { known: 3, hashed: 0 });
+  assert.deepEqual(s2.sharedStats, { known: 3, hashed: 0, told: 0 });
 
   // Object 1 is gone too (e.g. quarantined): the key is dropped and reported missing (the stage runs again);
   // the next stage run looks at the entry again: missing, so the stage recomputes that item.
@@ -303,7 +303,7 @@ test('item-key memo: a stored key needs no look at its entry, in the stage or th
   const r4 = await s4.ingestStaging(await staging(s4, [0, 1, 2]), refer([0, 1, 2]).refs);
   if (!r4.ok) throw new Error(JSON.stringify(r4.error));
   assert.deepEqual(r4.value, r1.value);
-  assert.deepEqual(s4.sharedStats, { known: 2, hashed: 1 });
+  assert.deepEqual(s4.sharedStats, { known: 2, hashed: 1, told: 0 });
   assert.equal(await hashFile(s4.objectPath(sha(1))), sha(1));
   assert.deepEqual(refer([0, 1, 2]).answers, [true, true, true]);
   assert.equal((await s4.verify()).corrupt.length, 0);
@@ -329,5 +329,58 @@ test('a flipped byte in the item-key memo makes it load empty: keys are taken on
     const r = await again.ingestStaging(await staging(again, [0, 1, 2]), refsOf([0, 1, 2]));
     if (!r.ok) throw new Error(JSON.stringify(r.error));
     assert.deepEqual(r.value, r1.value, `flip at ${at}`);
+  }
+});
+
+test('entries the stage host wrote in this run are adopted under the hash it computed, unread; an entry replaced since is hashed as before', async () => {
+  await using t = await tempDir();
+  const store = await CacheStore.open(path.join(t.dir, 'cache'));
+  const root = path.join(store.root, 'items', 'resize');
+  const refs: ItemRef[] = [];
+  const cache = stageItemCache(store.root, 'resize', refs);
+  for (const i of [0, 1, 2]) await cache.put(key(i), value(i));
+  for (const i of [0, 1, 2]) assert.ok(cache.refer!(key(i), `px/${i}.px`, BYTES));
+  for (const [n, r] of refs.entries()) assert.equal(r.sha256, await hashFile(itemEntryFile(root, key(n))), 'the hash of the entry file, trailer included');
+
+  // Entry 2 is replaced by another writer after the host saw it (same bytes: a new inode, so the hint no longer fits).
+  const e2 = itemEntryFile(root, key(2));
+  const copy = `${e2}.copy`;
+  fs.copyFileSync(e2, copy);
+  fs.chmodSync(copy, 0o444);
+  fs.renameSync(copy, e2);
+  const r = await store.ingestStaging(await staging(store, [0, 1, 2]), { namespace: 'resize', refs });
+  if (!r.ok) throw new Error(JSON.stringify(r.error));
+  assert.deepEqual(store.sharedStats, { known: 0, hashed: 1, told: 2 });
+  const stored = r.value.files;
+  for (const i of [0, 1, 2]) {
+    const f = stored.find((x) => x.path === `px/${i}.px`)!;
+    assert.equal(await hashFile(store.objectPath(f.sha256)), f.sha256, `object ${i} holds the bytes its name says`);
+    assert.equal(fs.statSync(store.objectPath(f.sha256)).ino, fs.statSync(itemEntryFile(root, key(i))).ino, `object ${i} is the entry's inode`);
+  }
+  assert.equal((await store.verify()).corrupt.length, 0);
+
+  // Without the host's hash (e.g. a hint from an older host), the same entries are read and hashed.
+  const other = await CacheStore.open(path.join(t.dir, 'cache2'));
+  const root2 = path.join(other.root, 'items', 'resize');
+  const plain = directoryItemCache(root2, { fsync: false });
+  for (const i of [0, 1]) await plain.put(key(i), value(i));
+  const hinted = [0, 1].map((i) => {
+    const st = fs.statSync(itemEntryFile(root2, key(i)));
+    return { path: `px/${i}.px`, key: key(i), stat: [st.dev, st.ino, st.size, st.mtimeMs] as const };
+  });
+  const r2 = await other.ingestStaging(await staging(other, [0, 1]), { namespace: 'resize', refs: hinted });
+  assert.ok(r2.ok);
+  assert.deepEqual(other.sharedStats, { known: 0, hashed: 2, told: 0 });
+});
+
+test('item cache onWrite: the hash of the file as written, computed in the pass that makes the trailer', async () => {
+  await using t = await tempDir();
+  const seen = new Map<string, string>();
+  for (const fsync of [false, true]) {
+    const root = path.join(t.dir, `items-${fsync}`);
+    const items = directoryItemCache(root, { fsync, onWrite: (k, sha) => seen.set(`${fsync}/${k}`, sha) });
+    await items.put(key(7), value(7));
+    assert.equal(seen.get(`${fsync}/${key(7)}`), await hashFile(itemEntryFile(root, key(7))));
+    assert.deepEqual(await items.get(key(7)), value(7));
   }
 });
