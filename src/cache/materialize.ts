@@ -50,7 +50,7 @@ import crypto from 'node:crypto';
 import { type Result, ok, err } from '../result.js';
 import { type OutputManifest, hashFile, manifestHash, mapLimit, removeTree, toPosix } from './manifest.js';
 import type { CacheStore } from './store.js';
-import { checkOutput, type MaterialisedFile, type MaterialisedOutput, WorkspaceState, statSignature } from './workspace-state.js';
+import { checkOutput, type MaterialisedFile, type MaterialisedOutput, WorkspaceState, hasSignature, statSignature } from './workspace-state.js';
 import { currentProcess, isAlive } from './process-id.js';
 
 /** How a file was put in the workspace. */
@@ -373,8 +373,8 @@ export function checkOutputDir(workspace: string, dest: string, opts: Materializ
 function stillAsChecked(absDest: string, manifest: OutputManifest, check: OutputDirCheck): boolean {
   const native = path.sep === '/' ? (p: string) => p : (p: string) => p.split('/').join(path.sep);
   const same = (rel: string, r: Reusable | undefined): boolean => {
-    const sig = statSignature(absDest + path.sep + native(rel));
-    return r === undefined ? sig === undefined && !fs.existsSync(absDest + path.sep + native(rel)) : sig !== undefined && sig.size === r.sig[1] && sig.mtimeNs === r.sig[2] && sig.ino === r.sig[3];
+    const abs = absDest + path.sep + native(rel);
+    return r === undefined ? fs.lstatSync(abs, { throwIfNoEntry: false }) === undefined : hasSignature(abs, r.sig);
   };
   const wanted = new Set<string>();
   for (const f of manifest.files) {
@@ -416,8 +416,7 @@ function reusableFiles(absDest: string, relDest: string, opts: MaterializeOption
     const at = expected.files[i];
     const want = at !== undefined && at[0] === f.path ? at : (sigs ??= new Map(expected.files.map((m) => [m[0], m]))).get(f.path);
     if (want === undefined) continue;
-    const sig = statSignature(base + native(f.path));
-    if (sig !== undefined && sig.size === want[1] && sig.mtimeNs === want[2] && sig.ino === want[3]) out.set(f.path, { sha256: f.sha256, mode: f.mode, sig: want });
+    if (hasSignature(base + native(f.path), want)) out.set(f.path, { sha256: f.sha256, mode: f.mode, sig: want });
   }
   return out;
 }

@@ -231,18 +231,50 @@ export function statSignature(abs: string): { size: number; mtimeNs: string; ino
   return { size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ino: st.ino.toString() };
 }
 
+/**
+ * Whether the file at `abs` still has the recorded signature `[_, size,
+ * mtimeNs, ino]`, as `statSignature` would say, but from a plain lstat (no
+ * bigint: a 10k-file output is checked on every run, and a bigint stat costs
+ * several times as much). The mtime is compared at the resolution of the
+ * double `mtimeMs` (a quarter microsecond today: the hash memo's resolution,
+ * see file-hasher.ts); when the plain stat disagrees, or the inode does not
+ * fit a double exactly, the exact bigint stat decides, so no difference the
+ * exact check sees is missed beyond that resolution.
+ */
+export function hasSignature(abs: string, want: MaterialisedFile): boolean {
+  const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+  if (st === undefined || !st.isFile() || st.size !== want[1]) return false;
+  const ino = want[3];
+  if (ino.length < 16 && st.ino === Number(ino) && st.mtimeMs === mtimeMsOf(want[2])) return true;
+  const sig = statSignature(abs);
+  return sig !== undefined && sig.size === want[1] && sig.mtimeNs === want[2] && sig.ino === ino;
+}
+
+const NS_PER_S = 1_000_000_000n;
+
+/** `mtimeMs` as `fs.Stats` computes it from seconds and nanoseconds (`sec * 1e3 + nsec / 1e6`), for a decimal ns string. */
+export function mtimeMsOf(mtimeNs: string): number {
+  let ns: bigint;
+  try {
+    ns = BigInt(mtimeNs);
+  } catch {
+    return NaN; // never equal: the exact check decides
+  }
+  return Number(ns / NS_PER_S) * 1e3 + Number(ns % NS_PER_S) / 1e6;
+}
+
 /** Differences between a materialised output and the workspace (stat only). */
 export function checkOutput(workspace: string, o: MaterialisedOutput): OutputChange[] {
   const changes: OutputChange[] = [];
   const root = path.resolve(workspace, o.dest);
   const expected = new Set<string>();
-  for (const [rel, size, mtimeNs, ino] of o.files) {
+  for (const f of o.files) {
+    const rel = f[0];
     const abs = rel === '' ? root : path.join(root, rel);
-    const wsRel = rel === '' ? o.dest : `${o.dest}/${rel}`;
     expected.add(rel);
-    const sig = statSignature(abs);
-    if (sig === undefined) changes.push({ path: wsRel, change: 'removed' });
-    else if (sig.size !== size || sig.mtimeNs !== mtimeNs || sig.ino !== ino) changes.push({ path: wsRel, change: 'modified' });
+    if (hasSignature(abs, f)) continue;
+    const wsRel = rel === '' ? o.dest : `${o.dest}/${rel}`;
+    changes.push({ path: wsRel, change: statSignature(abs) === undefined ? 'removed' : 'modified' });
   }
   if (o.kind === 'dir') {
     for (const rel of listDirFiles(root)) if (!expected.has(rel)) changes.push({ path: `${o.dest}/${rel}`, change: 'added' });
