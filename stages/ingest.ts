@@ -22,12 +22,13 @@ import fs from 'node:fs/promises';
 import fss from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import type { BuiltinStage, ItemCache, StageContext, StageResult } from './types.js';
+import type { BuiltinStage, StageContext, StageResult } from './types.js';
 import type { FileHasher } from '../src/hash/file-hasher.js';
 import { unreachable } from '../src/result.js';
 import { pathFilter } from './lib/globs.js';
 import { DataInputError } from './lib/data-error.js';
 import { DEFAULT_MAX_PIXELS, PROBE_FAILURE_REASONS, probeImage, sniffFormat, type ProbeFailure, type ProbeInfo } from './lib/probe.js';
+import { ProbeMemo, type ProbeMemoKeys } from './lib/probe-memo.js';
 import { classFoldersFromListing, compareCodeUnits, listClassFolders, parseSourceManifest, type Candidate, type KnownDirListing } from './lib/source-list.js';
 import { SPLITS, type Split } from './lib/splits.js';
 import { imageRuntimeFacts } from './lib/runtime-facts.js';
@@ -108,6 +109,7 @@ const PROBE_CONCURRENCY = 4;
 const READ_CONCURRENCY = 16;
 
 export { DataInputError };
+export type { ProbeMemoKeys };
 
 /** The outcome for one candidate file. */
 type Probed =
@@ -431,89 +433,6 @@ interface ProbeQueue {
 async function probeQueue(): Promise<ProbeQueue> {
   const { default: pLimit } = await import('p-limit');
   return { limit: pLimit(READ_CONCURRENCY), decodeLimit: pLimit(PROBE_CONCURRENCY) };
-}
-
-/** Cached probe outcome for one content hash. */
-type CachedProbe = { readonly ok: true; readonly info: ProbeInfo } | { readonly ok: false; readonly failure: ProbeFailure };
-
-/**
- * Probe outcomes by content sha256, kept in TWO item-cache entries per (stage
- * version, max_pixels) rather than one per file (a per-file entry would cost
- * more than probing a small image): a base holding most outcomes, rewritten
- * rarely, and a delta holding the ones added since the base was last written.
- * A run that probes a few new files rewrites only the delta (a 10k-file base
- * is ~1.3 MB to stringify, hash and write); once the delta reaches 1/8 of the
- * base's size, the next save folds it into the base. Both are JSON objects
- * `{sha256: CachedProbe}`, held as the parsed objects themselves (no
- * per-entry copy: 10k entries load in one `JSON.parse`). Together they grow as
- * the union of every run's files. An unreadable entry counts as empty (those
- * files are probed again); an outcome depends only on the bytes, the stage
- * version and max_pixels, so base and delta can never disagree.
- */
-class ProbeMemo {
-  /** Outcomes added since load (saved into the delta, or with everything into the base). */
-  private readonly added = new Map<string, CachedProbe>();
-
-  private constructor(
-    private readonly base: Record<string, CachedProbe>,
-    private readonly baseBytes: number,
-    private readonly delta: Record<string, CachedProbe>,
-    private readonly deltaBytes: number,
-  ) {}
-
-  /** Loads the memo of `keys` from `items`. */
-  static async load(items: ItemCache, keys: ProbeMemoKeys): Promise<ProbeMemo> {
-    const [base, delta] = await Promise.all([items.get(keys.base), items.get(keys.delta)]);
-    return new ProbeMemo(decodeOutcomes(base), base?.length ?? 0, decodeOutcomes(delta), delta?.length ?? 0);
-  }
-
-  /**
-   * The outcome for a lowercase hex sha256. One property read per object: no
-   * `Object.hasOwn` first, as no inherited property has a 64-hex-digit name.
-   */
-  get(sha256: string): CachedProbe | undefined {
-    return (this.added.size > 0 ? this.added.get(sha256) : undefined) ?? this.delta[sha256] ?? this.base[sha256];
-  }
-
-  set(sha256: string, outcome: CachedProbe): void {
-    this.added.set(sha256, outcome);
-  }
-
-  /** Writes what `set` added (nothing when nothing was): into the delta, or everything into the base (see class doc). */
-  async save(items: ItemCache, keys: ProbeMemoKeys): Promise<void> {
-    if (this.added.size === 0) return;
-    for (const [sha, outcome] of this.added) this.delta[sha] = outcome;
-    const delta = Buffer.from(JSON.stringify(this.delta));
-    if (delta.length * 8 < this.baseBytes) {
-      await items.put(keys.delta, delta);
-      return;
-    }
-    for (const sha of Object.keys(this.delta)) this.base[sha] = this.delta[sha]!;
-    // Base first: a crash between the two puts leaves a delta the base already holds (harmless).
-    await items.put(keys.base, Buffer.from(JSON.stringify(this.base)));
-    await items.put(keys.delta, Buffer.from('{}'));
-  }
-}
-
-/** The stored outcomes of one memo entry; missing or unreadable is empty. */
-function decodeOutcomes(raw: Buffer | undefined): Record<string, CachedProbe> {
-  if (raw !== undefined) {
-    try {
-      const parsed: unknown = JSON.parse(raw.toString('utf8'));
-      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) return parsed as Record<string, CachedProbe>;
-    } catch {
-      // unreadable: probe again
-    }
-  }
-  return Object.create(null) as Record<string, CachedProbe>;
-}
-
-/** Item-cache keys of the probe memo's two entries. */
-export interface ProbeMemoKeys {
-  /** Most outcomes, rewritten only when the delta has grown to 1/8 of it. */
-  readonly base: string;
-  /** Outcomes added since the base was last written. */
-  readonly delta: string;
 }
 
 /** The probe memo's item-cache keys for `max_pixels` (exported for tests). */

@@ -13,7 +13,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { stageRig } from '../helpers/stage-context.js';
 import { INGEST_DEFAULTS, ingestStage, ingestParams, probeMemoKeys, type IngestParams } from '../../stages/ingest.js';
-import { directoryItemCache } from '../../src/cache/item-cache.js';
+import { directoryItemCache, itemEntryFile } from '../../src/cache/item-cache.js';
+import { decodeProbeOutcomes } from '../../stages/lib/probe-memo.js';
 import { readManifest } from '../../stages/lib/manifest.js';
 import { pngOf, writeTree } from './fixtures.js';
 
@@ -176,8 +177,8 @@ test('ingest memo: probe outcomes go to a small delta entry until it reaches 1/8
   const src = path.join(rig.dir, 'src');
   const items = directoryItemCache(path.join(rig.cacheDir, 'items', 'ingest'));
   const keys = probeMemoKeys(INGEST_DEFAULTS.max_pixels);
-  const stored = async () => ({ base: (await items.get(keys.base))?.toString('utf8'), delta: (await items.get(keys.delta))?.toString('utf8') });
-  const count = (json: string | undefined) => (json === undefined ? 0 : Object.keys(JSON.parse(json) as object).length);
+  const stored = async () => ({ base: await items.get(keys.base), delta: await items.get(keys.delta) });
+  const count = (entry: Buffer | undefined) => decodeProbeOutcomes(entry).size;
   const run = async () => (await ingestStage.run(await rig.context<IngestParams>('ingest', ingestParams({ source: 'src' })))).metrics?.['probed'];
   let seed = 3000;
   const add = async (n: number) => {
@@ -189,18 +190,21 @@ test('ingest memo: probe outcomes go to a small delta entry until it reaches 1/8
   await add(40);
   assert.equal(await run(), 40);
   const first = await stored();
+  const baseFile = itemEntryFile(path.join(rig.cacheDir, 'items', 'ingest'), keys.base);
+  const baseInode = (await fs.stat(baseFile)).ino;
   assert.equal(count(first.base), 40);
   assert.equal(count(first.delta), 0);
 
   await add(2);
   assert.equal(await run(), 2);
   const second = await stored();
-  assert.equal(second.base, first.base, 'two new outcomes do not rewrite the base');
+  assert.deepEqual(second.base, first.base, 'two new outcomes do not rewrite the base');
   assert.equal(count(second.delta), 2);
 
   await add(2);
   assert.equal(await run(), 2);
-  assert.equal((await stored()).base, first.base);
+  assert.deepEqual((await stored()).base, first.base);
+  assert.equal((await fs.stat(baseFile)).ino, baseInode, 'the base entry was not replaced');
   assert.equal(count((await stored()).delta), 4);
 
   await add(4); // 8 in the delta: 1/5 of the base's size, past 1/8
