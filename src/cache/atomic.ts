@@ -1,7 +1,8 @@
 /**
  * Crash-safe file writes: write to a unique temp file (beside the target, or
  * in `tmpDir` on the same filesystem; there named after its owner process so
- * a dead writer's temp can be recognised), fsync, rename over the target, and
+ * a dead writer's temp can be recognised), fsync (unless told not to, for
+ * self-checking files), rename over the target, and
  * optionally fsync the parent directory so the rename itself is durable. A
  * reader sees the old content or the new, never a torn file. Does not lock;
  * concurrent writers of identical content are safe.
@@ -17,6 +18,13 @@ export interface AtomicWriteOptions {
   readonly tmpDir?: string;
   /** Also fsync the target's directory after the rename (durable across power loss). Default false. */
   readonly syncDir?: boolean;
+  /**
+   * fsync the data before the rename (default true). False only for files
+   * that check themselves on load (a checksum) and are worth nothing more than
+   * a re-computation when lost, e.g. memos: after a crash such a file may be
+   * empty or hold old data, never be read as wrong data.
+   */
+  readonly fsync?: boolean;
 }
 
 /** Writes `data` to `file` (opened with `flag`, e.g. `wx` for a fresh temp) and fsyncs it before closing. */
@@ -40,7 +48,8 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, o
     opts.tmpDir === undefined ? `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp` : path.join(opts.tmpDir, ownedTempName(`.${path.basename(file)}.tmp`));
   if (opts.tmpDir !== undefined) await fs.mkdir(opts.tmpDir, { recursive: true });
   try {
-    await writeSynced(tmp, data, 'w');
+    if (opts.fsync === false) await fs.writeFile(tmp, data);
+    else await writeSynced(tmp, data, 'w');
     await fs.rename(tmp, file);
   } catch (e) {
     // A failed write (a full disk) leaves no partial temp file taking the space.

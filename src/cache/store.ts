@@ -203,6 +203,8 @@ const RECORD_MEMO_MAX = 32;
 const SMALL_FILE = 4 * 1024 * 1024;
 /** Files adopted/materialised concurrently: overlaps fsyncs and copies (libuv runs 4 at a time by default). */
 const IO_CONCURRENCY = 16;
+/** Background flushes (`flushSoon`) at once: a few, beside the stage's own work on libuv's 4 threads. */
+const FLUSH_CONCURRENCY = 2;
 const TMP_MAX_AGE_MS = 24 * 3600 * 1000;
 
 /** A cache root opened by one process. */
@@ -223,6 +225,8 @@ export class CacheStore {
    * the hash the stage host gave (`ItemRefs`).
    */
   readonly sharedStats = { known: 0, hashed: 0, told: 0 };
+  /** New objects adopted from shared inodes since open: flushed ahead (`flushSoon`) or at adoption. For tests and benchmarks. */
+  readonly flushStats = { ahead: 0, atAdoption: 0 };
   /** `(dev:ino) → sha256` of shared inodes adopted as objects (see module doc); loaded on first use. */
   private inodes: HashMemo | undefined;
   private inodesDirty = false;
@@ -243,6 +247,14 @@ export class CacheStore {
   private readonly hashedHere = new Set<string>();
   /** Manifests this store made (`ingest`, `ingestPaths`): their hash is right by construction. */
   private readonly made = new WeakSet<OutputManifest>();
+  /**
+   * Files `flushSoon` flushed (or is flushing) to disk: path → the stat
+   * signature (`fileSig`) of the inode flushed, or undefined if that failed.
+   */
+  private readonly flushedAhead = new Map<string, Promise<string | undefined>>();
+  /** `flushSoon` work not started yet, and how many flushes run. */
+  private readonly flushQueue: string[] = [];
+  private flushing = 0;
   /** Records parsed and checked by `readRecord`, with the stat they were read at (`parsedRecord`). */
   private readonly records = new Map<string, { readonly sig: string; readonly rec: RunRecord; readonly mtimeMs: number; objects?: ReadonlySet<string> }>();
   /** `parsedRecord` reads in flight, by key and file signature. */
@@ -467,12 +479,12 @@ export class CacheStore {
     if (this.inodesDirty && this.inodes !== undefined) {
       this.inodesDirty = false;
       // Last writer wins across processes: a lost entry only costs one re-hash.
-      await writeFileAtomic(this.inodeMemoPath, this.inodes.encode(Date.now()), { tmpDir: this.tmpDir });
+      await writeFileAtomic(this.inodeMemoPath, this.inodes.encode(Date.now()), { tmpDir: this.tmpDir, fsync: false }); // CRC-checked on load
     }
     if (this.itemsDirty && this.itemObjects !== undefined) {
       this.itemsDirty = false;
       // Likewise: a lost entry costs one stat of the entry (and a re-hash if the inode memo lost it too).
-      await writeFileAtomic(this.itemMemoPath, this.itemObjects.encode(Date.now()), { tmpDir: this.tmpDir });
+      await writeFileAtomic(this.itemMemoPath, this.itemObjects.encode(Date.now()), { tmpDir: this.tmpDir, fsync: false }); // CRC-checked on load
     }
   }
 
@@ -564,12 +576,18 @@ export class CacheStore {
       }
     }
     if (!this.isObjectInode(sha, st)) {
-      const fh = await fsp.open(src, 'r');
-      try {
-        await fh.datasync();
-      } finally {
-        await fh.close();
+      // Flushed already while the stage ran (`flushSoon`), if it is still that file; otherwise now.
+      if ((await this.flushedAhead.get(src)) === fileSig(st)) this.flushStats.ahead++;
+      else {
+        this.flushStats.atAdoption++;
+        const fh = await fsp.open(src, 'r');
+        try {
+          await fh.datasync();
+        } finally {
+          await fh.close();
+        }
       }
+      this.flushedAhead.delete(src);
       // A new name for the inode in tmp/, renamed over any object with these bytes (so the next run recognises it).
       const tmp = this.tmpName('.obj');
       try {
@@ -1096,6 +1114,41 @@ export class CacheStore {
   }
 
   /**
+   * Starts flushing `files` to disk (fdatasync) in the background, a few at a
+   * time: item-cache entries a running stage reports it has written
+   * (`BuiltinRunSpec.onWrote`). When the entry is later adopted as an object
+   * (`ingestStaging`), a file still of the inode and signature flushed here
+   * is not flushed again, so the flushes overlap the stage instead of
+   * following it. Best effort: a file that cannot be flushed now is simply
+   * flushed at adoption, as without this.
+   */
+  flushSoon(files: readonly string[]): void {
+    for (const f of files) {
+      if (this.flushedAhead.has(f)) continue;
+      this.flushQueue.push(f);
+      this.flushedAhead.set(f, new Promise((resolve) => this.flushWaiters.set(f, resolve)));
+    }
+    this.pumpFlushes();
+  }
+
+  /** Resolvers of the `flushedAhead` promises of queued files. */
+  private readonly flushWaiters = new Map<string, (sig: string | undefined) => void>();
+
+  private pumpFlushes(): void {
+    while (this.flushing < FLUSH_CONCURRENCY && this.flushQueue.length > 0) {
+      const f = this.flushQueue.shift()!;
+      const done = this.flushWaiters.get(f)!;
+      this.flushWaiters.delete(f);
+      this.flushing++;
+      void flushFile(f).then((sig) => {
+        this.flushing--;
+        done(sig);
+        this.pumpFlushes();
+      });
+    }
+  }
+
+  /**
    * Whether this process installed the object `sha` from bytes it hashed
    * itself (or found it to be the very inode it just hashed). `materialize`
    * need not hash such an object again to restore it: the re-hash on restore
@@ -1112,6 +1165,8 @@ export class CacheStore {
    */
   forgetHashedObjects(): void {
     this.hashedHere.clear();
+    // Entries flushed ahead but never adopted (their stage failed): nothing to keep across runs.
+    for (const [f, p] of this.flushedAhead) void p.then(() => this.flushedAhead.get(f) === p && this.flushedAhead.delete(f));
   }
 
   /** Removes tmp/ entries whose owner is dead, or that are older than a day. */
@@ -1161,6 +1216,20 @@ function recordConsistent(rec: RunRecord, key: string): boolean {
     );
   } catch {
     return false;
+  }
+}
+
+/** fdatasyncs `file`; the stat signature (`fileSig`) of the inode flushed, or undefined when it could not be. */
+async function flushFile(file: string): Promise<string | undefined> {
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(file, 'r');
+    await fh.datasync();
+    return fileSig(await fh.stat());
+  } catch {
+    return undefined;
+  } finally {
+    await fh?.close().catch(() => {});
   }
 }
 

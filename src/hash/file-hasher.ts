@@ -285,7 +285,8 @@ export class FileHasher {
     // Cleared before the write: a change made while it is in flight marks the memo dirty for the next save.
     this.dirty = false;
     try {
-      await writeFileAtomic(this.memoFile, bytes, this.tmpDir !== undefined ? { tmpDir: this.tmpDir } : {});
+      // No fsync: the memo carries a CRC, so a crash can only cost re-hashing (memo.ts), never a wrong hash.
+      await writeFileAtomic(this.memoFile, bytes, { fsync: false, ...(this.tmpDir !== undefined ? { tmpDir: this.tmpDir } : {}) });
     } catch (e) {
       this.dirty = true;
       throw e;

@@ -264,6 +264,8 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
       onProgress(done, total, label) {
         ctx.emit({ type: 'stage-progress', stage: node.id, done, total, ...(label !== undefined ? { label } : {}) });
       },
+      // Entries it writes are flushed to disk while it runs, not after it (ingestStaging would flush each).
+      onWrote: (files) => ctx.store.flushSoon(files),
     });
     // The stages that start when this one ends get warm hosts now, while it runs (their start-up overlaps it).
     // After `runBuiltin` has taken this stage's own host (synchronously), so a prewarmed host is left for them.

@@ -22,6 +22,10 @@ import { stageItemCache } from './item-cache-for.js';
 import { readDepListings } from './dep-files.js';
 import { loadBuiltinStage } from '../../stages/registry-lazy.js';
 
+/** `wrote` messages carry up to this many entries, and leave at most this long after the first of them. */
+const WROTE_BATCH = 16;
+const WROTE_DELAY_MS = 20;
+
 /** Minimum interval between progress messages (the last one, done === total, always goes). */
 const PROGRESS_INTERVAL_MS = 100;
 
@@ -48,13 +52,27 @@ async function run(req: RunRequest, signal: AbortSignal): Promise<ChildMessage> 
     },
   };
   const refs: ItemRef[] = [];
+  // Entries written, reported in small batches: the engine flushes them to disk while the stage goes on.
+  let wrote: string[] = [];
+  let wroteTimer: NodeJS.Timeout | undefined;
+  const flushWrote = (): void => {
+    clearTimeout(wroteTimer);
+    wroteTimer = undefined;
+    if (wrote.length > 0) void send({ type: 'wrote', files: wrote });
+    wrote = [];
+  };
+  const onWrote = (file: string): void => {
+    wrote.push(file);
+    if (wrote.length >= WROTE_BATCH) flushWrote();
+    else wroteTimer ??= setTimeout(flushWrote, WROTE_DELAY_MS);
+  };
   const ctx: StageContext<unknown> = {
     stageId: req.stageId,
     params: req.params,
     inputs: req.inputs,
     outDir: req.outDir,
     workspace: req.workspace,
-    items: stageItemCache(req.cacheDir, req.stageName, req.offerRefs === true ? refs : undefined),
+    items: req.offerRefs === true ? stageItemCache(req.cacheDir, req.stageName, refs, onWrote) : stageItemCache(req.cacheDir, req.stageName),
     cacheDir: req.cacheDir,
     seed: req.seed,
     log,
@@ -63,6 +81,7 @@ async function run(req: RunRequest, signal: AbortSignal): Promise<ChildMessage> 
   };
   try {
     const result = await stage.run(ctx);
+    flushWrote();
     // Let callbacks the stage left queued run before judging what it left behind.
     await new Promise((r) => setImmediate(r));
     const why = retireReason(req.stageName, { resources: process.getActiveResourcesInfo(), rss: process.memoryUsage.rss(), childPids: ownChildPids() });
@@ -71,6 +90,7 @@ async function run(req: RunRequest, signal: AbortSignal): Promise<ChildMessage> 
     if (req.offerRefs === true) refs.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     return { type: 'result', result: result ?? {}, ...(req.offerRefs === true ? { refs } : {}), reusable: why === undefined };
   } catch (e) {
+    clearTimeout(wroteTimer); // the stage failed: its entries are not adopted
     const message = e instanceof Error ? e.message : String(e);
     const errno = errnoFields(e);
     return { type: 'error', message, ...(e instanceof Error && e.stack ? { stack: e.stack } : {}), ...(errno ? { errno } : {}) };

@@ -48,6 +48,8 @@ export interface BuiltinRunSpec extends Omit<RunRequest, 'type'> {
    * gone, or idle again in the pool).
    */
   readonly onSpawn?: (pid: number) => () => void;
+  /** Item-cache entries the stage reports it has written (`wrote` messages), as they come. */
+  readonly onWrote?: (files: readonly string[]) => void;
 }
 
 /**
@@ -253,7 +255,7 @@ export class HostPool {
   /** Runs the stage in a warm host when it may share one, else in a fresh process; never throws for anything the stage does. */
   run(spec: BuiltinRunSpec): Promise<BuiltinOutcome> {
     if (spec.signal?.aborted) return Promise.resolve({ kind: 'cancelled' });
-    const { signal, onLog, onProgress, onSpawn, killGraceMs = 1000, ...rest } = spec;
+    const { signal, onLog, onProgress, onSpawn, onWrote, killGraceMs = 1000, ...rest } = spec;
     const request: RunRequest = { type: 'run', ...rest };
     const shared = this.reuse && canShareHost(spec.stageName);
     const host = (shared ? this.takeIdle() : undefined) ?? this.spawn();
@@ -288,6 +290,9 @@ export class HostPool {
               break;
             case 'progress':
               onProgress?.(m.done, m.total, m.label);
+              break;
+            case 'wrote':
+              onWrote?.(m.files);
               break;
             case 'result':
               answer = { kind: 'ok', result: m.result, ...(m.refs ? { refs: m.refs } : {}) };

@@ -23,15 +23,23 @@ import { HashMemo } from '../hash/memo.js';
  * entry is not looked at: store.ts, "Item keys"), or else when the entry is
  * a regular file of the right size (sealed read-only if an old writable one),
  * with the sha256 of its bytes when this cache wrote it (`ItemRef.sha256`).
+ * `onWrote` hears of each entry `put` wrote (its absolute path), so the
+ * engine can flush it early (the `wrote` message).
  */
-export function stageItemCache(cacheDir: string, stageName: string, refs?: ItemRef[]): ItemCache {
+export function stageItemCache(cacheDir: string, stageName: string, refs?: ItemRef[], onWrote?: (file: string) => void): ItemCache {
   const root = path.join(cacheDir, 'items', stageName);
   // Entries carry a sha256 trailer, so skipping fsync can only turn a crash-torn entry into a miss; the engine's
   // store fsyncs every entry it adopts as an output (bench/data.bench.ts compares resize with and without fsync).
   if (refs === undefined) return directoryItemCache(root, { fsync: false });
   // The file hash of each entry this process wrote: the engine adopts such an entry without reading it back.
   const written = new Map<string, string>();
-  const base = directoryItemCache(root, { fsync: false, onWrite: (key, sha) => written.set(key, sha) });
+  const base = directoryItemCache(root, {
+    fsync: false,
+    onWrite: (key, sha) => {
+      written.set(key, sha);
+      onWrote?.(itemEntryFile(root, key));
+    },
+  });
   let memo: HashMemo | undefined;
   return {
     get: (key) => base.get(key),

@@ -83,6 +83,12 @@ export type ItemStat = readonly [number, number, number, number];
 export type ChildMessage =
   | { readonly type: 'log'; readonly level: 'info' | 'warn'; readonly message: string }
   | { readonly type: 'progress'; readonly done: number; readonly total: number; readonly label?: string }
+  /**
+   * Item-cache entries (absolute paths) the stage has just written (only when
+   * the request set `offerRefs`): the engine may flush them to disk while the
+   * stage goes on, rather than all at once after it (`BuiltinRunSpec.onWrote`).
+   */
+  | { readonly type: 'wrote'; readonly files: readonly string[] }
   | {
       readonly type: 'result';
       readonly result: StageResult;

@@ -73,3 +73,36 @@ test('abort kills the child process group and reports cancelled', async () => {
   assert.ok(pid !== undefined);
   assert.throws(() => process.kill(pid!, 0), 'the child is gone');
 });
+
+test('with offerRefs, the host reports each item entry it writes (wrote) and the engine flushes them ahead of adoption', async () => {
+  await using w = await workspace(5);
+  const ingested = await runBuiltin(base(w));
+  assert.equal(ingested.kind, 'ok', JSON.stringify(ingested));
+  const { CacheStore } = await import('../../src/cache/store.js');
+  const store = await CacheStore.open(path.join(w.dir, 'cache'));
+  const staging = await store.makeStagingDir();
+  const wrote: string[] = [];
+  const r = await runBuiltin({
+    ...base(w),
+    stageId: 'resize',
+    stageName: 'resize',
+    params: { size: [4, 4] },
+    inputs: { ingest: w.out },
+    outDir: staging,
+    offerRefs: true,
+    onWrote: (files) => {
+      wrote.push(...files);
+      store.flushSoon(files);
+    },
+  });
+  assert.equal(r.kind, 'ok', JSON.stringify(r));
+  if (r.kind !== 'ok') return;
+  // One entry per image, each in the resize item cache, each referenced as an output.
+  assert.equal(new Set(wrote).size, 5);
+  for (const f of wrote) assert.ok(f.startsWith(path.join(w.dir, 'cache', 'items', 'resize') + path.sep) && (await fs.stat(f)).isFile(), f);
+  assert.equal(r.refs?.filter((ref) => ref.sha256 !== undefined).length, 5, 'each written entry carries its hash');
+  const stored = await store.ingestStaging(staging, { namespace: 'resize', refs: r.refs! });
+  assert.ok(stored.ok);
+  assert.deepEqual(store.flushStats, { ahead: 5, atAdoption: 0 });
+  assert.equal((await store.verify()).corrupt.length, 0);
+});
