@@ -26,8 +26,8 @@ import path from 'node:path';
 import crypto, { createHash } from 'node:crypto';
 import { loadSharp } from './lib/lazy-modules.js';
 import type { BuiltinStage, StageContext, StageResult } from './types.js';
-import { readManifest } from './lib/manifest.js';
-import { ShardWriter, packBytes, packFileOf } from './lib/shards.js';
+import { readManifestColumns } from './lib/manifest.js';
+import { ShardWriter, packBytes, packFileOf, PACK_FILE_EXTRA, PACK_KEY_AT } from './lib/shards.js';
 import { DataInputError } from './lib/data-error.js';
 import { DEFAULT_MAX_PIXELS, type ProbeFailure } from './lib/probe.js';
 import { resizeImage, type Fit, type Kernel, type ResizeOptions } from './lib/image-io.js';
@@ -159,6 +159,7 @@ export const resizeStage: BuiltinStage<ResizeParams> = {
   // A host started ahead of resize (while ingest runs) loads sharp and resizes a tiny JPEG once, so libvips'
   // first-use set-up is off resize's clock.
   prepare: async () => {
+    await import('p-limit'); // a dynamic import costs ~9 ms the first time: off the clock here
     const r = await resizeImage(warmUpJpeg(), resizeOptionsOf(RESIZE_DEFAULTS));
     if (!r.ok) throw new Error(`resize prepare: the warm-up JPEG did not resize (${r.error.reason}: ${r.error.detail})`); // a bug
   },
@@ -170,20 +171,60 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
   const [height, width] = params.size;
   const ingestDir = ctx.inputs['ingest'];
   if (ingestDir === undefined) throw new Error('resize: input slot "ingest" is not mapped');
-  const { entries: all, classes } = readManifest(ingestDir);
-  const seen = new Set<string>();
-  const entries = all.filter((e) => (seen.has(e.sha256) ? false : (seen.add(e.sha256), true)));
+  // Columns, not entries: a cached image needs only its hash and label; the few decoded parse their line for a path.
+  const { columns: manifest, classes } = readManifestColumns(ingestDir);
   const itemBytes = height * width * params.channels;
   const opts = resizeOptionsOf(params);
 
-  const { default: pLimit } = await import('p-limit');
+  // The images in manifest order, each hash once (its first line): `keys[u]`, from manifest line `lines[u]`, its
+  // pack file `rels[u]`. Distinct hashes have distinct keys, and the sort below puts equal keys side by side, so
+  // it also finds duplicates (ingest collapses them; a manifest with some takes the slower path).
+  const keyOf = resizeKeyer(params, PIXELS_VERSION);
+  let keys: string[] = new Array<string>(manifest.count);
+  for (let i = 0; i < manifest.count; i++) keys[i] = keyOf(manifest.sha256[i]!);
+  let lines: number[] | undefined; // undefined: u is the manifest line
+  let rels = keys.map(packFileOf);
+  // Pack-file path order (= key order: `px/<key[0:2]>/<key>.px`).
+  const sorted = rels.slice().sort();
+  let dup = false;
+  for (let j = 1; j < sorted.length && !dup; j++) dup = sorted[j] === sorted[j - 1];
+  if (dup) {
+    const seen = new Set<string>();
+    const keep: number[] = [];
+    for (let i = 0; i < keys.length; i++) if (!seen.has(keys[i]!)) (seen.add(keys[i]!), keep.push(i));
+    keys = keep.map((i) => keys[i]!);
+    rels = keep.map((i) => rels[i]!);
+    lines = keep;
+  }
+  const lineOf = (u: number): number => (lines === undefined ? u : lines[u]!);
+  const total = keys.length;
+  let hits = 0;
+  const refer = ctx.items.refer?.bind(ctx.items);
+  /** Pack files (`rels` entries) `refer` found no entry for. */
+  const missed = new Set<string>();
+  if (refer !== undefined) {
+    // Every cached image first, synchronously (one memo lookup or stat each; no promise, no decode slot). In path
+    // order: the stage host sorts the refs by path, and sorted input costs it one pass instead of a full sort.
+    for (let j = 0; j < sorted.length; j++) {
+      const rel = sorted[j]!;
+      if (j > 0 && rel === sorted[j - 1]) continue;
+      if (refer(rel.slice(PACK_KEY_AT, PACK_KEY_AT + rel.length - PACK_FILE_EXTRA), rel, itemBytes)) hits++;
+      else missed.add(rel);
+    }
+    ctx.log.progress(hits, total, 'resize');
+  }
+  // The images still to place: with `refer`, those it missed (to decode); else all (`link`, or a copy, or a decode).
+  const todo: number[] = [];
+  if (refer === undefined) for (let u = 0; u < total; u++) todo.push(u);
+  else if (missed.size > 0) for (let u = 0; u < total; u++) if (missed.has(rels[u]!)) todo.push(u);
+
   // No fsync: the engine's store hashes and fsyncs the out dir when it keeps it.
   // fit/kernel/background go into index.json (ShardIndex.resize): build-model and train record them in the model's
   // spec.json so `predict` resizes new images exactly as the training images were.
   const writer = new ShardWriter(ctx.outDir, { height, width, channels: params.channels, classes, fsync: false, resize: { fit: params.fit, kernel: params.kernel, background: params.background } });
-  const limit = pLimit(RESIZE_CONCURRENCY);
+  // p-limit: loaded by `prepare` in a host started ahead; a run with nothing to decode does not load it at all.
+  const limit = todo.length === 0 ? undefined : (await import('p-limit')).default(RESIZE_CONCURRENCY);
   let resized = 0;
-  let hits = 0;
   const puts = new PutQueue(ctx.items, PUT_CONCURRENCY);
   const madeDirs = new Set<string>();
   /** `rel` (a pack file, relative to the out dir), its directory created. */
@@ -195,7 +236,6 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
     }
     return rel;
   };
-  const refer = ctx.items.refer?.bind(ctx.items);
   const link = ctx.items.link?.bind(ctx.items);
   /** Puts a cached item's pack at `rel`: named by reference when the engine offers it, else a hard link to the entry, else a copy of its bytes. */
   const placeCached = async (key: string, rel: string): Promise<boolean> => {
@@ -208,16 +248,16 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
     return true;
   };
 
-  const keyOf = resizeKeyer(params, PIXELS_VERSION);
-  const one = async (i: number): Promise<Result<string, ProbeFailure>> => {
-    const e = entries[i]!;
-    const key = keyOf(e.sha256);
-    const rel = packFileOf(key);
-    // `refer` is synchronous: called directly, a cached image costs no promise round trip.
-    if (refer !== undefined ? refer(key, rel, itemBytes) : await placeCached(key, rel)) {
+  /** Places image `u` from the cache (when `refer` has not already) or decodes it, caches it and places it. */
+  const one = async (u: number): Promise<Result<string, ProbeFailure>> => {
+    const key = keys[u]!;
+    const rel = rels[u]!;
+    // With `refer`, the pass above already asked the cache about every image: what is left must be decoded.
+    if (refer === undefined && (await placeCached(key, rel))) {
       hits++;
       return ok(rel);
     }
+    const e = manifest.entry(lineOf(u));
     let buf: Buffer;
     try {
       // Synchronous: a source image is tens of KB from the page cache; cheaper in CPU than an async read's round trips.
@@ -228,7 +268,7 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
     if (sha256Hex(buf) !== e.sha256) {
       return err({ reason: 'unreadable', detail: 'file changed since ingest ran; run the pipeline again' });
     }
-    const r = await limit(() => resizeImage(buf, opts));
+    const r = await limit!(() => resizeImage(buf, opts)); // `one` runs only for `todo` images
     if (!r.ok) return r;
     resized++;
     const px = Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
@@ -236,7 +276,7 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
     if (refer !== undefined || link !== undefined) {
       // Cache first, then name or link the entry: the output shares its bytes (no second write).
       await ctx.items.put(key, px);
-      if (refer !== undefined ? refer(key, rel, itemBytes) : await placeCached(key, rel)) return ok(rel);
+      if (await placeCached(key, rel)) return ok(rel);
     } else {
       await puts.add(key, px);
     }
@@ -244,44 +284,47 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
     return ok(rel);
   };
 
-  // A window of in-flight items, consumed in order so shards follow the manifest.
+  // The images still to place, through a window of in-flight items (consumed in order, so memory stays flat).
   // Cache reads run across the whole window; only decodes are limited to RESIZE_CONCURRENCY.
   const window = 32;
   const pending: Promise<Result<string, ProbeFailure>>[] = [];
   const failed: number[] = [];
   let next = 0;
   const launch = () => {
-    const i = next++;
-    const p = one(i);
+    const p = one(todo[next++]!);
     p.catch(() => {}); // awaited in order below; this only keeps a later rejection from being "unhandled" meanwhile
     pending.push(p);
   };
-  while (next < entries.length && pending.length < window) launch();
-  for (let i = 0; i < entries.length; i++) {
+  while (next < todo.length && pending.length < window) launch();
+  for (let j = 0; j < todo.length; j++) {
     if (ctx.signal.aborted) {
       await Promise.allSettled(pending);
       throw ctx.signal.reason ?? new Error('aborted');
     }
     const r = await pending.shift()!;
-    if (next < entries.length) launch();
-    const e = entries[i]!;
-    if (!r.ok) failed.push(i);
-    else if (failed.length === 0) writer.addPack(e.sha256, e.sha256, e.labelIndex, r.value, { sizeChecked: true });
-    if ((i + 1) % 64 === 0 || i + 1 === entries.length) ctx.log.progress(i + 1, entries.length, 'resize');
+    if (next < todo.length) launch();
+    if (!r.ok) failed.push(todo[j]!);
+    const done = total - todo.length + j + 1;
+    if (done % 64 === 0 || done === total) ctx.log.progress(done, total, 'resize');
   }
   if (failed.length > 0) {
     // libvips error messages are process-global: redo the failures one at a time for exact reasons.
     const failures: string[] = [];
-    for (const i of failed) {
-      const r = await one(i);
-      failures.push(`  ${entries[i]!.path}: ${r.ok ? 'failed once, then succeeded: run again' : `${r.error.reason} (${r.error.detail})`}`);
+    for (const u of failed) {
+      const r = await one(u);
+      failures.push(`  ${manifest.entry(lineOf(u)).path}: ${r.ok ? 'failed once, then succeeded: run again' : `${r.error.reason} (${r.error.detail})`}`);
     }
     throw new DataInputError(`resize: ${failures.length} image(s) accepted by ingest could not be resized:\n${failures.slice(0, 20).join('\n')}`);
   }
   await puts.drain();
+  for (let u = 0; u < total; u++) {
+    const i = lineOf(u);
+    const h = manifest.sha256[i]!;
+    writer.addPack(h, h, manifest.labelIndex[i]!, rels[u]!, { sizeChecked: true });
+  }
   writer.close();
   return {
-    metrics: { images: entries.length, resized, cache_hits: hits },
-    summary: `${formatCount(entries.length)} images → ${height}x${width}x${params.channels} (${formatCount(resized)} resized, ${formatCount(hits)} from cache)`,
+    metrics: { images: total, resized, cache_hits: hits },
+    summary: `${formatCount(total)} images → ${height}x${width}x${params.channels} (${formatCount(resized)} resized, ${formatCount(hits)} from cache)`,
   };
 }

@@ -94,6 +94,12 @@ export function packFileOf(key: string): string {
   return `px/${key.slice(0, 2)}/${key}.px`;
 }
 
+/** Where the key starts in `packFileOf(key)` (added for resize: the key back from a pack file without a map). */
+export const PACK_KEY_AT = 'px/ab/'.length;
+
+/** Characters `packFileOf` adds around the key: `packFileOf(key).length === key.length + PACK_FILE_EXTRA`. */
+export const PACK_FILE_EXTRA = 'px/ab/.px'.length;
+
 /** The bytes of a pack file for `pixels`: the pixels then their sha256. */
 export function packBytes(pixels: Uint8Array): Buffer {
   return Buffer.concat([pixels, createHash('sha256').update(pixels).digest()]);
