@@ -54,6 +54,9 @@ export class HashMemo {
   /** Raw 32-byte hashes of the loaded rows (copied as is on save). */
   private readonly hashRaw: Buffer;
   private readonly hashHex: string;
+  /** The loaded paths as stored (NUL-joined UTF-8), and where each starts in it (on first save). */
+  private readonly pathBlock: Buffer;
+  private pathStarts: Uint32Array | undefined;
   /** 1 for loaded rows looked up this session. */
   private readonly touched: Uint8Array;
   /** 1 for loaded rows deleted or superseded by an `added` entry. */
@@ -73,6 +76,7 @@ export class HashMemo {
     this.size = cols?.size ?? new Float64Array(0);
     this.hashRaw = cols?.hashRaw ?? Buffer.alloc(0);
     this.hashHex = cols?.hashHex ?? '';
+    this.pathBlock = cols?.pathBlock ?? Buffer.alloc(0);
     this.savedAtMs = cols?.savedAtMs ?? 0;
     this.touched = new Uint8Array(this.paths.length);
     this.gone = new Uint8Array(this.paths.length);
@@ -199,6 +203,32 @@ export class HashMemo {
     return n;
   }
 
+  /**
+   * The NUL-joined UTF-8 paths of `runs` (see `rowRuns`): a run of loaded
+   * rows is one slice of the loaded path block, an added path is encoded.
+   */
+  private pathBytesOf(runs: readonly Run[]): Buffer {
+    if (this.pathStarts === undefined) {
+      // Byte offset of each loaded row's path in the loaded block (n + 1 entries; the last is the block's length + 1).
+      const starts = new Uint32Array(this.paths.length + 1);
+      let at = 0;
+      for (let i = 0; i < this.paths.length; i++) {
+        starts[i] = at;
+        at = i + 1 < this.paths.length ? this.pathBlock.indexOf(0, at) + 1 : this.pathBlock.length + 1;
+      }
+      starts[this.paths.length] = at;
+      this.pathStarts = starts;
+    }
+    const starts = this.pathStarts;
+    const parts: Buffer[] = [];
+    for (const run of runs) {
+      if (parts.length > 0) parts.push(NUL);
+      if (typeof run === 'string') parts.push(Buffer.from(run, 'utf8'));
+      else parts.push(this.pathBlock.subarray(starts[run[0]]!, starts[run[0] + run[1]]! - 1));
+    }
+    return Buffer.concat(parts);
+  }
+
   /** Serialises all live entries: this session's visit order first, then the rest. */
   encode(savedAtMs: number): Buffer {
     // Save order: rows (number) and added paths (string), each once.
@@ -220,7 +250,10 @@ export class HashMemo {
     for (const p of this.added.keys()) place(p);
 
     const n = order.length;
-    const pathBlock = Buffer.from(order.map((x) => (typeof x === 'number' ? this.paths[x]! : x)).join('\0'), 'utf8');
+    // Runs of consecutive loaded rows (a re-save mostly keeps the loaded order) are copied as blocks: columns,
+    // hashes and path bytes alike, instead of row by row and path by path.
+    const runs = rowRuns(order);
+    const pathBlock = this.pathBytesOf(runs);
     const total = HEADER + n * 32 + n * 32 + pathBlock.length + 4;
     const ab = new ArrayBuffer(total);
     const buf = Buffer.from(ab);
@@ -233,27 +266,56 @@ export class HashMemo {
     const ino = new Float64Array(ab, HEADER + 16 * n, n);
     const size = new Float64Array(ab, HEADER + 24 * n, n);
     const hashOff = HEADER + 32 * n;
-    for (let r = 0; r < n; r++) {
-      const x = order[r]!;
-      if (typeof x === 'number') {
-        mt[r] = this.mtime[x]!;
-        ct[r] = this.ctime[x]!;
-        ino[r] = this.ino[x]!;
-        size[r] = this.size[x]!;
-        this.hashRaw.copy(buf, hashOff + r * 32, x * 32, x * 32 + 32);
-      } else {
-        const e = this.added.get(x)!;
+    let r = 0;
+    for (const run of runs) {
+      if (typeof run === 'string') {
+        const e = this.added.get(run)!;
         mt[r] = e.mtimeMs;
         ct[r] = e.ctimeMs;
         ino[r] = e.ino;
         size[r] = e.size;
         buf.write(e.hash, hashOff + r * 32, 32, 'hex');
+        r++;
+        continue;
       }
+      const [from, len] = run;
+      mt.set(this.mtime.subarray(from, from + len), r);
+      ct.set(this.ctime.subarray(from, from + len), r);
+      ino.set(this.ino.subarray(from, from + len), r);
+      size.set(this.size.subarray(from, from + len), r);
+      this.hashRaw.copy(buf, hashOff + r * 32, from * 32, (from + len) * 32);
+      r += len;
     }
     pathBlock.copy(buf, hashOff + 32 * n);
     buf.writeUInt32LE(zlib.crc32(buf.subarray(0, total - 4)), total - 4);
     return buf;
   }
+}
+
+/** A run of the save order: `[first loaded row, count]` of consecutive rows, or one added path. */
+type Run = readonly [number, number] | string;
+
+const NUL = Buffer.from([0]);
+
+/** `order` (loaded rows and added paths) as runs of consecutive rows and single added paths. */
+function rowRuns(order: readonly (number | string)[]): Run[] {
+  const runs: Run[] = [];
+  let from = -1;
+  let len = 0;
+  for (const x of order) {
+    if (typeof x === 'number' && len > 0 && x === from + len) {
+      len++;
+      continue;
+    }
+    if (len > 0) runs.push([from, len]);
+    len = 0;
+    if (typeof x === 'number') {
+      from = x;
+      len = 1;
+    } else runs.push(x);
+  }
+  if (len > 0) runs.push([from, len]);
+  return runs;
 }
 
 interface Columns {
@@ -264,6 +326,8 @@ interface Columns {
   size: Float64Array;
   hashRaw: Buffer;
   hashHex: string;
+  /** The paths as stored: NUL-joined UTF-8. */
+  pathBlock: Buffer;
   savedAtMs: number;
 }
 
@@ -290,6 +354,7 @@ function decodeColumns(input: Buffer): Columns | undefined {
     size: new Float64Array(ab, base + HEADER + 24 * n, n),
     hashRaw: buf.subarray(hashOff, hashOff + 32 * n),
     hashHex: buf.toString('hex', hashOff, hashOff + 32 * n),
+    pathBlock: buf.subarray(hashOff + 32 * n, hashOff + 32 * n + pathBytes),
     savedAtMs: buf.readDoubleLE(16),
   };
 }

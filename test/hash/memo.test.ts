@@ -47,3 +47,62 @@ test('a memo buffer at an unaligned offset decodes (typed-array views need 8-byt
   const d = HashMemo.decode(padded.subarray(3));
   assert.equal(d.lookup('/p', 5, 1005.25, 2005.5, 1e15 + 5), h('f'));
 });
+
+test('re-saving after random lookups, sets, deletes and prunes keeps every live entry, in the documented order (block copies of runs included)', () => {
+  let seed = 7;
+  const rnd = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n;
+  const hex = '0123456789abcdef';
+  /** The model: path → entry, in save order. */
+  let model = new Map<string, ReturnType<typeof e>>();
+  let m = HashMemo.empty();
+  for (let i = 0; i < 40; i++) {
+    const p = `/d${i % 3}/f-${i}-é`; // non-ASCII: path bytes are UTF-8
+    const v = { ...e(i, hex[i % 16]!), hash: hex[i % 16]!.repeat(32) + hex[(i * 7) % 16]!.repeat(32) };
+    m.set(p, v);
+    model.set(p, v);
+  }
+  for (let round = 0; round < 30; round++) {
+    m = HashMemo.decode(m.encode(round));
+    assert.deepEqual([...m.keys()], [...model.keys()], `round ${round}: order`);
+    const loaded = [...model.keys()];
+    const visit: string[] = [];
+    const next = new Map(model);
+    // Mostly in-order visits with gaps (runs), some out of order, a few new, replaced and deleted entries.
+    for (let i = 0; i < loaded.length; i++) {
+      const p = loaded[i]!;
+      const op = rnd(10);
+      if (op < 6) {
+        const v = model.get(p)!;
+        assert.equal(m.lookup(p, v.size, v.mtimeMs, v.ctimeMs, v.ino), v.hash);
+        if (!visit.includes(p)) visit.push(p);
+      } else if (op === 6) {
+        const v = { ...e(1000 + round * 100 + i, hex[rnd(16)]!) };
+        m.set(p, v);
+        next.set(p, v);
+        if (!visit.includes(p)) visit.push(p);
+      } else if (op === 7) {
+        m.delete(p);
+        next.delete(p);
+      } else if (op === 8) {
+        const q = `/new/${round}-${i}`;
+        const v = e(5000 + round * 100 + i, hex[rnd(16)]!);
+        m.set(q, v);
+        next.set(q, v);
+        visit.push(q);
+      }
+      // op 9: not visited this round
+    }
+    if (round % 5 === 4) {
+      const dropped = loaded.filter((p) => p.startsWith('/d1/') && !visit.includes(p) && next.has(p));
+      assert.equal(m.pruneUnvisitedUnder(['/d1/']), dropped.length);
+      for (const p of dropped) next.delete(p);
+    }
+    // Save order: first visits, then the other loaded entries in loaded order, then the rest.
+    const order = [...visit.filter((p) => next.has(p)), ...loaded.filter((p) => next.has(p) && !visit.includes(p))];
+    for (const p of next.keys()) if (!order.includes(p)) order.push(p);
+    model = new Map(order.map((p) => [p, next.get(p)!]));
+  }
+  const final = HashMemo.decode(m.encode(99));
+  assert.deepEqual([...final.keys()], [...model.keys()]);
+  for (const [p, v] of model) assert.equal(final.lookup(p, v.size, v.mtimeMs, v.ctimeMs, v.ino), v.hash, p);
+});
