@@ -242,7 +242,7 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
     for (const [slot, up] of Object.entries(node.inputs)) inputs[slot] = inputDir(ctx.graph, up);
     const seed = typeof node.with.seed === 'number' ? node.with.seed : 0;
     depFile = await depListingsFile(node, ctx, fingerprint.inputs);
-    const { runBuiltin, stageHosts, canShareHost } = await import('../stage-host/host.js');
+    const { runBuiltin, stageHosts, canShareHost, warmthOf } = await import('../stage-host/host.js');
     const running = runBuiltin({
       stageId: node.id,
       stageName: node.uses,
@@ -269,7 +269,7 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
     });
     // The stages that start when this one ends get warm hosts now, while it runs (their start-up overlaps it).
     // After `runBuiltin` has taken this stage's own host (synchronously), so a prewarmed host is left for them.
-    const { count, stages } = hostsWanted(ctx.graph, node, canShareHost);
+    const { count, stages } = hostsWanted(ctx.graph, node, canShareHost, warmthOf);
     stageHosts.prewarm(count, stages);
     // While it runs: this stage's last record (what its outputs update) and its dependents' (why they rerun);
     // the listings of its directory dependencies (for `explain`), which its record will name.
@@ -346,20 +346,21 @@ async function executeBuiltinOnce(node: BuiltinStageNode, key: FingerprintHash, 
  * How many idle stage hosts to have ready when `node` starts: one per
  * built-in stage that directly depends on it and may share a host, less the
  * host `node` itself frees if it may share one; and those stages' names,
- * which the new hosts load while they wait. At most the machine's
+ * which the new hosts load while they wait (less the one that will take the
+ * freed host: a dependent of the same warmth, policy.ts). At most the machine's
  * parallelism (the default job count). A dependent that turns out fresh
  * leaves its host unused: one process start-up spent for nothing, retired
  * when the run ends.
  */
-function hostsWanted(graph: PipelineGraph, node: BuiltinStageNode, canShareHost: (name: string) => boolean): { count: number; stages: string[] } {
-  const stages = new Set<string>();
-  let dependents = 0;
-  for (const s of graph.stages.values()) {
-    if (s.kind !== 'builtin' || !s.needs.includes(node.id) || !canShareHost(s.uses)) continue;
-    dependents++;
-    stages.add(s.uses);
-  }
-  return { count: Math.max(0, Math.min(os.availableParallelism(), dependents - (canShareHost(node.uses) ? 1 : 0))), stages: [...stages].sort() };
+export function hostsWanted(graph: PipelineGraph, node: BuiltinStageNode, canShareHost: (name: string) => boolean, warmthOf: (name: string) => string | undefined): { count: number; stages: string[] } {
+  const names: string[] = [];
+  for (const s of graph.stages.values()) if (s.kind === 'builtin' && s.needs.includes(node.id) && canShareHost(s.uses)) names.push(s.uses);
+  const frees = canShareHost(node.uses);
+  // The host this stage frees goes to a dependent of the same warmth (HostPool): the new hosts need not prepare it.
+  const warmth = frees ? warmthOf(node.uses) : undefined;
+  const heir = warmth === undefined ? -1 : names.findIndex((n) => warmthOf(n) === warmth);
+  const others = heir < 0 ? names : names.filter((_, i) => i !== heir);
+  return { count: Math.max(0, Math.min(os.availableParallelism(), names.length - (frees ? 1 : 0))), stages: [...new Set(others)].sort() };
 }
 
 /** `checkOutputDir` of a built-in's current output, with what its workspace state and last record say is there. */

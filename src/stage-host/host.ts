@@ -26,9 +26,9 @@ import { fileURLToPath } from 'node:url';
 import type { StageResult } from '../../stages/types.js';
 import type { ChildMessage, ErrnoFields, ItemRef, RunRequest } from './protocol.js';
 import { killGroup } from '../exec/cmd.js';
-import { canShareHost } from './policy.js';
+import { canShareHost, warmthOf } from './policy.js';
 
-export { canShareHost, SHARED_HOST_STAGES } from './policy.js';
+export { canShareHost, SHARED_HOST_STAGES, warmthOf } from './policy.js';
 export type { ItemRef } from './protocol.js';
 
 /** Absolute path of the compiled child entry point. */
@@ -95,8 +95,15 @@ class Host {
   readonly exited: Promise<void>;
   private markExited!: () => void;
 
+  /** Stages it was started to prepare (`--prepare`). */
+  readonly prepared: ReadonlySet<string>;
+  /** The warmth (policy.ts `warmthOf`) of the stages it prepared or ran. */
+  readonly warm = new Set<string>();
+
   /** `prepare`: built-in stages the host may be given next; it loads them while idle (child.ts `--prepare`). */
   constructor(onIdleGone: (h: Host) => void, prepare: readonly string[] = []) {
+    this.prepared = new Set(prepare);
+    for (const p of prepare) this.ran(p);
     this.exited = new Promise((r) => (this.markExited = r));
     this.child = fork(childEntry, prepare.length > 0 ? [`--prepare=${prepare.join(',')}`] : [], {
       detached: true,
@@ -159,6 +166,12 @@ class Host {
       maybeGone();
     });
     this.child.on('close', (code, sig) => gone(code, sig));
+  }
+
+  /** Notes that `stageName` ran (or was prepared) here: its warmth stays in the process. */
+  ran(stageName: string): void {
+    const w = warmthOf(stageName);
+    if (w !== undefined) this.warm.add(w);
   }
 
   /** Whether it can take a stage now. */
@@ -258,7 +271,8 @@ export class HostPool {
     const { signal, onLog, onProgress, onSpawn, onWrote, killGraceMs = 1000, ...rest } = spec;
     const request: RunRequest = { type: 'run', ...rest };
     const shared = this.reuse && canShareHost(spec.stageName);
-    const host = (shared ? this.takeIdle() : undefined) ?? this.spawn();
+    const host = (shared ? this.takeIdle(spec.stageName) : undefined) ?? this.spawn();
+    host.ran(spec.stageName);
     clearTimeout(host.idleTimer);
     host.setRef(true);
     return new Promise((resolve) => {
@@ -335,12 +349,29 @@ export class HostPool {
     return new Host((h) => this.drop(h), prepare);
   }
 
-  private takeIdle(): Host | undefined {
-    while (this.idle.length > 0) {
-      const h = this.idle.pop()!;
-      if (h.usable) return h;
+  /**
+   * The idle host that suits `stageName` best: one prepared for it, else one
+   * of its warmth (policy.ts), else for a stage of no warmth one without any
+   * (leaving warm hosts to the stages that use their warmth), else the most
+   * recently idle.
+   */
+  private takeIdle(stageName: string): Host | undefined {
+    const warmth = warmthOf(stageName);
+    let best: Host | undefined;
+    let bestScore = -1;
+    // From the most recently idle down: ties go to it.
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      const h = this.idle[i]!;
+      if (!h.usable) continue;
+      const score = (h.prepared.has(stageName) ? 4 : 0) + (warmth !== undefined && h.warm.has(warmth) ? 2 : 0) + (warmth === undefined && h.warm.size === 0 ? 1 : 0);
+      if (score > bestScore) {
+        best = h;
+        bestScore = score;
+      }
     }
-    return undefined;
+    // Drop the chosen one and any that went away meanwhile.
+    for (let i = this.idle.length - 1; i >= 0; i--) if (this.idle[i] === best || !this.idle[i]!.usable) this.idle.splice(i, 1);
+    return best;
   }
 
   private makeIdle(h: Host): void {

@@ -18,6 +18,24 @@ import fs from 'node:fs';
  */
 export const SHARED_HOST_STAGES: ReadonlySet<string> = new Set(['ingest', 'resize', 'partition']);
 
+/**
+ * What a shared-host stage's `prepare` sets up that lasts in the process and
+ * serves another stage too: `sharp` for the stages that decode images (libvips
+ * loaded and warmed). A host that prepared or ran a stage of some warmth is
+ * handed to a stage of the same warmth first (`HostPool`), and a host
+ * prewarmed for stages that will get such a host need not prepare that
+ * warmth again.
+ */
+const HOST_WARMTH: ReadonlyMap<string, string> = new Map([
+  ['ingest', 'sharp'],
+  ['resize', 'sharp'],
+]);
+
+/** The warmth of `stageName` (see `HOST_WARMTH`), if any. */
+export function warmthOf(stageName: string): string | undefined {
+  return HOST_WARMTH.get(stageName);
+}
+
 /** Whether `stageName` may run in a reused host (see `SHARED_HOST_STAGES`). */
 export function canShareHost(stageName: string): boolean {
   return SHARED_HOST_STAGES.has(stageName);

@@ -264,3 +264,30 @@ test('retireIdle lets idle hosts exit at once (no waiting); close() then waits f
     await pool.close();
   }
 });
+
+test('an idle host goes to the stage it was prepared for, else to a stage of its warmth (sharp): resize takes the ingest host, partition the one prewarmed for it', async () => {
+  await using w = await workspace(4);
+  const pool = new HostPool();
+  try {
+    const ing = await runIn(pool, ingestSpec(w));
+    assert.equal(ing.kind, 'ok', JSON.stringify(ing.outcome));
+    const ingestDir = path.join(w.dir, 'staging-0');
+    // As the engine does while ingest runs: one more host, prepared for the dependent that will not get ingest's.
+    assert.equal(pool.prewarm(2, ['partition']), 1);
+    // partition asks first: it gets the host prepared for it, not the most recently idle one (ingest's).
+    const part = await runIn(pool, { ...ingestSpec(w), stageId: 'partition', stageName: 'partition', params: {}, inputs: { ingest: ingestDir } });
+    assert.equal(part.kind, 'ok', JSON.stringify(part.outcome));
+    assert.notEqual(part.pid, ing.pid);
+    assert.deepEqual(fs.readFileSync(`/proc/${part.pid}/cmdline`, 'utf8').split('\0').filter((a) => a.startsWith('--prepare')), ['--prepare=partition']);
+    // Both idle now; resize (sharp) takes the host that has sharp warm: ingest's, though partition's is more recent.
+    const resize = await runIn(pool, { ...ingestSpec(w), stageId: 'resize', stageName: 'resize', params: { size: [4, 4] }, inputs: { ingest: ingestDir } });
+    assert.equal(resize.kind, 'ok', JSON.stringify(resize.outcome));
+    assert.equal(resize.pid, ing.pid, 'resize went to the ingest host');
+    // A stage of no warmth prefers a host without any: partition again takes its own, not the sharp one.
+    const part2 = await runIn(pool, { ...ingestSpec(w), stageId: 'partition', stageName: 'partition', params: {}, inputs: { ingest: ingestDir } });
+    assert.equal(part2.pid, part.pid);
+    assert.equal(pool.spawned, 2);
+  } finally {
+    await pool.close();
+  }
+});
