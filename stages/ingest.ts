@@ -148,9 +148,11 @@ export const ingestStage: BuiltinStage<IngestParams> = {
   },
   // A run that has anything to probe needs sharp (and a run with nothing new rarely happens: the
   // engine skips ingest when its source is unchanged). Probing a tiny JPEG as well takes libvips'
-  // first-use set-up (~5 ms CPU, up to tens of ms wall) off the first real probe.
+  // first-use set-up (~5 ms CPU, up to tens of ms wall) off the first real probe, and loading
+  // p-limit here takes its module resolution (~3 ms) off the first queued file.
   prepare: async () => {
     loadSharp();
+    await import('p-limit');
     const r = await probeImage(warmUpJpeg());
     if (!r.ok) throw new Error(`ingest prepare: the warm-up JPEG did not probe (${r.error.reason}: ${r.error.detail})`); // a bug
   },
@@ -244,46 +246,54 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
   }
 
   // Group identical bytes: conflicts across labels, duplicates within one. Almost every content
-  // is unique: it stays a single entry (no array, set and sort per image).
-  const bySha = new Map<string, Accepted | Accepted[]>();
+  // is unique: one Set insertion each; only contents seen twice are grouped (no array, object or
+  // sort per image). A kept image's split is its own unless it stands for a group (`groupSplit`).
+  const seen = new Set<string>();
+  let repeated: Set<string> | undefined;
   for (const a of accepted) {
-    const seen = bySha.get(a.sha256);
-    if (seen === undefined) bySha.set(a.sha256, a);
-    else if (Array.isArray(seen)) seen.push(a);
-    else bySha.set(a.sha256, [seen, a]);
+    const before = seen.size;
+    if (seen.add(a.sha256).size === before) (repeated ??= new Set()).add(a.sha256);
   }
   const conflicts: ConflictEntry[] = [];
   const duplicates: DuplicateEntry[] = [];
-  const kept: { p: Accepted; split: Split | undefined }[] = [];
-  for (const [sha, seen] of bySha) {
-    if (!Array.isArray(seen)) {
-      kept.push({ p: seen, split: seen.c.split });
-      continue;
+  const groupSplit = new Map<Accepted, Split | undefined>();
+  let kept = accepted;
+  if (repeated !== undefined) {
+    kept = [];
+    const groups = new Map<string, Accepted[]>();
+    for (const a of accepted) {
+      if (!repeated.has(a.sha256)) kept.push(a);
+      else if (groups.has(a.sha256)) groups.get(a.sha256)!.push(a);
+      else groups.set(a.sha256, [a]);
     }
-    const group = seen;
-    group.sort((a, b) => compareCodeUnits(a.c.rel, b.c.rel));
-    const labels = [...new Set(group.map((g) => g.c.label))].sort(compareCodeUnits);
-    if (labels.length > 1) {
-      conflicts.push({ sha256: sha, labels, rels: group.map((g) => g.c.rel) });
-      for (const g of group) {
-        const others = group.filter((o) => o.c.label !== g.c.label).map((o) => `${o.c.rel} (${o.c.label})`);
-        rejects.push(rejectOf(g.c, 'label-conflict', `same content as ${others.join(', ')}`, sha));
+    for (const [sha, group] of groups) {
+      group.sort((a, b) => compareCodeUnits(a.c.rel, b.c.rel));
+      const labels = [...new Set(group.map((g) => g.c.label))].sort(compareCodeUnits);
+      if (labels.length > 1) {
+        conflicts.push({ sha256: sha, labels, rels: group.map((g) => g.c.rel) });
+        for (const g of group) {
+          const others = group.filter((o) => o.c.label !== g.c.label).map((o) => `${o.c.rel} (${o.c.label})`);
+          rejects.push(rejectOf(g.c, 'label-conflict', `same content as ${others.join(', ')}`, sha));
+        }
+        continue;
       }
-      continue;
+      const first = group[0]!;
+      for (const d of group.slice(1)) duplicates.push({ rel: d.c.rel, keptRel: first.c.rel, sha256: sha, label: first.c.label });
+      kept.push(first);
+      groupSplit.set(first, mostHeldOut(group.map((g) => g.c.split)));
     }
-    const first = group[0]!;
-    for (const d of group.slice(1)) duplicates.push({ rel: d.c.rel, keptRel: first.c.rel, sha256: sha, label: first.c.label });
-    kept.push({ p: first, split: mostHeldOut(group.map((g) => g.c.split)) });
   }
 
-  kept.sort((a, b) => compareCodeUnits(a.p.c.rel, b.p.c.rel));
+  kept.sort((a, b) => compareCodeUnits(a.c.rel, b.c.rel));
   rejects.sort((a, b) => compareCodeUnits(a.rel, b.rel) || compareCodeUnits(a.reason, b.reason));
   conflicts.sort((a, b) => compareCodeUnits(a.sha256, b.sha256));
   duplicates.sort((a, b) => compareCodeUnits(a.rel, b.rel));
 
-  const classes = [...new Set(kept.map((k) => k.p.c.label))].sort(compareCodeUnits);
+  const classes = [...new Set(kept.map((k) => k.c.label))].sort(compareCodeUnits);
+  const perClass = Object.fromEntries(classes.map((c) => [c, 0]));
+  for (const k of kept) perClass[k.c.label]!++;
   const classIndex = new Map(classes.map((c, i) => [c, i]));
-  const entries: ManifestEntry[] = kept.map(({ p, split }) => {
+  const entries: ManifestEntry[] = kept.map((p) => {
     const e: ManifestEntry = {
       path: p.c.abs,
       rel: p.c.rel,
@@ -295,16 +305,15 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
       format: p.info.format,
       bytes: p.bytes,
     };
+    const split = groupSplit.size > 0 && groupSplit.has(p) ? groupSplit.get(p) : p.c.split;
     return split === undefined ? e : { ...e, split };
   });
 
   const rejectedByReason = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
   for (const r of rejects) rejectedByReason[r.reason]++;
-  const perClass = Object.fromEntries(classes.map((c) => [c, 0]));
-  for (const e of entries) perClass[e.label]!++;
   const counts: IngestCounts = {
     files: candidates.length + skippedLinks.length,
-    accepted: entries.length,
+    accepted: kept.length,
     rejected: rejectedByReason,
     duplicates: duplicates.length,
     unlabelled: unlabelled.length,
@@ -334,14 +343,14 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
     }
     ctx.log.warn(`${rejects.length} of ${considered} file(s) rejected (${rejectSummary}); see ${REJECTS_FILE}:\n${listing.join('\n')}`);
   }
-  if (entries.length === 0) {
+  if (kept.length === 0) {
     throw new DataInputError(`ingest: no usable images in ${params.source ?? params.manifest} (${candidates.length} file(s) considered${rejects.length > 0 ? `, ${rejectSummary}` : ''})`);
   }
   if (duplicates.length > 0) ctx.log.info(`${duplicates.length} exact duplicate(s) within a class collapsed (see ${DUPLICATES_FILE})`);
 
   return {
-    metrics: { images: entries.length, classes: classes.length, rejected: rejects.length, duplicates: duplicates.length, probed: probedFresh, read },
-    summary: `${formatCount(entries.length)} images in ${classes.length} classes${rejects.length > 0 ? `, ${formatCount(rejects.length)} rejected (${rejectSummary})` : ''}${duplicates.length > 0 ? `, ${formatCount(duplicates.length)} duplicates collapsed` : ''}`,
+    metrics: { images: kept.length, classes: classes.length, rejected: rejects.length, duplicates: duplicates.length, probed: probedFresh, read },
+    summary: `${formatCount(kept.length)} images in ${classes.length} classes${rejects.length > 0 ? `, ${formatCount(rejects.length)} rejected (${rejectSummary})` : ''}${duplicates.length > 0 ? `, ${formatCount(duplicates.length)} duplicates collapsed` : ''}`,
   };
 }
 
