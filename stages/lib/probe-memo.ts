@@ -116,18 +116,24 @@ export function encodeProbeOutcomes(outcomes: ReadonlyMap<string, CachedProbe>):
   const n = outcomes.size;
   const distinct: CachedProbe[] = [];
   const distinctIndex = new Map<string, number>();
+  // Outcomes read from an entry are shared objects: most are matched by identity, without a JSON key.
+  const byObject = new Map<CachedProbe, number>();
   const outcomeOf = new Uint32Array(n);
   const hex: string[] = [];
   for (const [sha, o] of outcomes) {
     if (!/^[0-9a-f]{64}$/.test(sha)) throw new Error(`probe memo: not a sha256: ${sha}`); // a bug in the caller
-    const plain: CachedProbe = o.ok
-      ? { ok: true, info: { width: o.info.width, height: o.info.height, format: o.info.format } }
-      : { ok: false, failure: { reason: o.failure.reason, detail: o.failure.detail } };
-    const json = JSON.stringify(plain);
-    let k = distinctIndex.get(json);
+    let k = byObject.get(o);
     if (k === undefined) {
-      k = distinct.push(plain) - 1;
-      distinctIndex.set(json, k);
+      const plain: CachedProbe = o.ok
+        ? { ok: true, info: { width: o.info.width, height: o.info.height, format: o.info.format } }
+        : { ok: false, failure: { reason: o.failure.reason, detail: o.failure.detail } };
+      const json = JSON.stringify(plain);
+      k = distinctIndex.get(json);
+      if (k === undefined) {
+        k = distinct.push(plain) - 1;
+        distinctIndex.set(json, k);
+      }
+      byObject.set(o, k);
     }
     outcomeOf[hex.length] = k;
     hex.push(sha);

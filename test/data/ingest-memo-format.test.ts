@@ -49,7 +49,12 @@ function sampleOutcomes(): Map<string, CachedProbe> {
 test('probe memo format: outcomes round trip, are found by their sha256 only, and share one object per outcome', async () => {
   await using t = await tempItems();
   const outcomes = sampleOutcomes();
-  assert.deepEqual(decodeProbeOutcomes(encodeProbeOutcomes(outcomes)), outcomes);
+  const encoded = encodeProbeOutcomes(outcomes);
+  assert.deepEqual(decodeProbeOutcomes(encoded), outcomes);
+  // Bytes not 4-aligned in their ArrayBuffer (the integers are then copied, not viewed).
+  const unaligned = Buffer.concat([Buffer.alloc(1), encoded]).subarray(1);
+  assert.equal(unaligned.byteOffset % 4, 1);
+  assert.deepEqual(decodeProbeOutcomes(unaligned), outcomes);
   assert.deepEqual(decodeProbeOutcomes(encodeProbeOutcomes(new Map())), new Map());
   assert.throws(() => encodeProbeOutcomes(new Map([['ABC', { ok: false, failure: { reason: 'empty', detail: '' } }]])), /not a sha256/);
 
