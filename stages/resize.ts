@@ -32,6 +32,7 @@ import { DataInputError } from './lib/data-error.js';
 import { DEFAULT_MAX_PIXELS, type ProbeFailure } from './lib/probe.js';
 import { resizeImage, type Fit, type Kernel, type ResizeOptions } from './lib/image-io.js';
 import { PutQueue } from './lib/put-queue.js';
+import type { LimitFunction } from 'p-limit';
 import { err, ok, type Result } from '../src/result.js';
 import { imageRuntimeFacts } from './lib/runtime-facts.js';
 import { warmUpJpeg } from './lib/warm-up.js';
@@ -200,30 +201,12 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
   const total = keys.length;
   let hits = 0;
   const refer = ctx.items.refer?.bind(ctx.items);
-  /** Pack files (`rels` entries) `refer` found no entry for. */
-  const missed = new Set<string>();
-  if (refer !== undefined) {
-    // Every cached image first, synchronously (one memo lookup or stat each; no promise, no decode slot). In path
-    // order: the stage host sorts the refs by path, and sorted input costs it one pass instead of a full sort.
-    for (let j = 0; j < sorted.length; j++) {
-      const rel = sorted[j]!;
-      if (j > 0 && rel === sorted[j - 1]) continue;
-      if (refer(rel.slice(PACK_KEY_AT, PACK_KEY_AT + rel.length - PACK_FILE_EXTRA), rel, itemBytes)) hits++;
-      else missed.add(rel);
-    }
-    ctx.log.progress(hits, total, 'resize');
-  }
-  // The images still to place: with `refer`, those it missed (to decode); else all (`link`, or a copy, or a decode).
-  const todo: number[] = [];
-  if (refer === undefined) for (let u = 0; u < total; u++) todo.push(u);
-  else if (missed.size > 0) for (let u = 0; u < total; u++) if (missed.has(rels[u]!)) todo.push(u);
-
   // No fsync: the engine's store hashes and fsyncs the out dir when it keeps it.
   // fit/kernel/background go into index.json (ShardIndex.resize): build-model and train record them in the model's
   // spec.json so `predict` resizes new images exactly as the training images were.
   const writer = new ShardWriter(ctx.outDir, { height, width, channels: params.channels, classes, fsync: false, resize: { fit: params.fit, kernel: params.kernel, background: params.background } });
   // p-limit: loaded by `prepare` in a host started ahead; a run with nothing to decode does not load it at all.
-  const limit = todo.length === 0 ? undefined : (await import('p-limit')).default(RESIZE_CONCURRENCY);
+  let limiter: Promise<LimitFunction> | undefined;
   let resized = 0;
   const puts = new PutQueue(ctx.items, PUT_CONCURRENCY);
   const madeDirs = new Set<string>();
@@ -252,7 +235,7 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
   const one = async (u: number): Promise<Result<string, ProbeFailure>> => {
     const key = keys[u]!;
     const rel = rels[u]!;
-    // With `refer`, the pass above already asked the cache about every image: what is left must be decoded.
+    // With `refer`, the pass below has already asked the cache about this image: it must be decoded.
     if (refer === undefined && (await placeCached(key, rel))) {
       hits++;
       return ok(rel);
@@ -268,7 +251,8 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
     if (sha256Hex(buf) !== e.sha256) {
       return err({ reason: 'unreadable', detail: 'file changed since ingest ran; run the pipeline again' });
     }
-    const r = await limit!(() => resizeImage(buf, opts)); // `one` runs only for `todo` images
+    const limit = await (limiter ??= import('p-limit').then((m) => m.default(RESIZE_CONCURRENCY)));
+    const r = await limit(() => resizeImage(buf, opts));
     if (!r.ok) return r;
     resized++;
     const px = Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
@@ -284,33 +268,69 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
     return ok(rel);
   };
 
-  // The images still to place, through a window of in-flight items (consumed in order, so memory stays flat).
-  // Cache reads run across the whole window; only decodes are limited to RESIZE_CONCURRENCY.
+  // Images to place (`todo`, in the order found) go through a window of in-flight items, so memory stays flat;
+  // each one finishing launches the next. Cache reads run across the whole window; only decodes are limited to
+  // RESIZE_CONCURRENCY.
   const window = 32;
-  const pending: Promise<Result<string, ProbeFailure>>[] = [];
+  const todo: number[] = [];
   const failed: number[] = [];
-  let next = 0;
-  const launch = () => {
-    const p = one(todo[next++]!);
-    p.catch(() => {}); // awaited in order below; this only keeps a later rejection from being "unhandled" meanwhile
-    pending.push(p);
+  const launched: Promise<void>[] = [];
+  let inflight = 0;
+  let done = 0;
+  const pump = (): void => {
+    while (inflight < window && launched.length < todo.length && !ctx.signal.aborted) {
+      const u = todo[launched.length]!;
+      inflight++;
+      const p = one(u).then((r) => {
+        inflight--;
+        done++;
+        if (!r.ok) failed.push(u);
+        if (done % 64 === 0) ctx.log.progress(hits + done, total, 'resize');
+        pump();
+      });
+      p.catch(() => {}); // awaited below; this only keeps a rejection from being "unhandled" meanwhile
+      launched.push(p);
+    }
   };
-  while (next < todo.length && pending.length < window) launch();
-  for (let j = 0; j < todo.length; j++) {
+  if (refer !== undefined) {
+    // Every image asked of the cache in one pass (a memo lookup or a stat each; no promise for a cached one), in
+    // pack-file path order: the stage host sorts the refs by path, and sorted input costs it one pass instead of
+    // a full sort. A miss starts decoding at once, so the new images' decodes (on sharp's threads) overlap the
+    // rest of the pass; the pass yields now and then for their completions to launch more.
+    let unitOf: Map<string, number> | undefined;
+    for (let j = 0; j < sorted.length; j++) {
+      const rel = sorted[j]!;
+      if (j > 0 && rel === sorted[j - 1]) continue;
+      if (refer(rel.slice(PACK_KEY_AT, PACK_KEY_AT + rel.length - PACK_FILE_EXTRA), rel, itemBytes)) hits++;
+      else {
+        if (unitOf === undefined) {
+          unitOf = new Map<string, number>();
+          for (let u = 0; u < total; u++) unitOf.set(rels[u]!, u);
+        }
+        todo.push(unitOf.get(rel)!);
+        pump();
+      }
+      if ((j & 255) === 255 && inflight > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    ctx.log.progress(hits + done, total, 'resize');
+  } else {
+    for (let u = 0; u < total; u++) todo.push(u);
+    pump();
+  }
+  // Launched grows while we wait (each finish launches the next).
+  for (let k = 0; k < launched.length; k++) {
     if (ctx.signal.aborted) {
-      await Promise.allSettled(pending);
+      await Promise.allSettled(launched);
       throw ctx.signal.reason ?? new Error('aborted');
     }
-    const r = await pending.shift()!;
-    if (next < todo.length) launch();
-    if (!r.ok) failed.push(todo[j]!);
-    const done = total - todo.length + j + 1;
-    if (done % 64 === 0 || done === total) ctx.log.progress(done, total, 'resize');
+    await launched[k];
   }
+  if (ctx.signal.aborted) throw ctx.signal.reason ?? new Error('aborted');
+  ctx.log.progress(total, total, 'resize');
   if (failed.length > 0) {
     // libvips error messages are process-global: redo the failures one at a time for exact reasons.
     const failures: string[] = [];
-    for (const u of failed) {
+    for (const u of failed.sort((x, y) => x - y)) {
       const r = await one(u);
       failures.push(`  ${manifest.entry(lineOf(u)).path}: ${r.ok ? 'failed once, then succeeded: run again' : `${r.error.reason} (${r.error.detail})`}`);
     }

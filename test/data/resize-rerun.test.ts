@@ -107,8 +107,10 @@ test('resize under the engine item cache: a re-run names cached images in path o
   const refs: ItemRef[] = [];
   const ctx = await engineContext(rig, params, ing, refs);
   assert.deepEqual((await resizeStage.run(ctx)).metrics, { images: 28, resized: 4, cache_hits: 24 });
-  // Cached images named first, in path order (what the host sorts by), then the decoded ones.
-  const cachedRefs = refs.slice(0, 24).map((r) => r.path);
+  // Cached images named in path order (what the host sorts by); the decoded ones (their entries written in this
+  // run, so with a file hash) whenever their decode finishes.
+  const cachedRefs = refs.filter((r) => r.sha256 === undefined).map((r) => r.path);
+  assert.equal(cachedRefs.length, 24);
   assert.deepEqual(cachedRefs, [...cachedRefs].sort());
   const reader = new ShardReader(ctx.outDir);
   assert.deepEqual(new Set(refs.map((r) => r.path)), new Set(reader.index.shards.map((s) => s.file)));
@@ -132,4 +134,28 @@ test('resize under the engine item cache: a re-run names cached images in path o
   assert.deepEqual((await resizeStage.run(dup)).metrics, { images: 28, resized: 0, cache_hits: 28 });
   assert.equal(dupRefs.length, 28);
   assert.deepEqual(await fs.readFile(path.join(dup.outDir, 'index.json')), await fs.readFile(path.join(ctx.outDir, 'index.json')));
+});
+
+test('resize under the engine item cache: a new image changed since ingest fails with its path; a cancelled re-run rejects with the reason', async () => {
+  await using rig = await stageRig();
+  const files: Record<string, Buffer> = {};
+  for (let i = 0; i < 300; i++) files[`c${i % 2}/${String(i).padStart(3, '0')}.png`] = await pngOf(9000 + i, 6, 5);
+  await writeTree(path.join(rig.dir, 'src'), files);
+  const params = resizeParams({ size: [4, 4] });
+  assert.equal((await resizeStage.run(await engineContext(rig, params, await ingestTree(rig, 'src'), []))).metrics?.['resized'], 300);
+
+  // Two new images, one of them rewritten after ingest: the cached 300 are referred, the good new one is
+  // decoded, the changed one is reported by path (found while the pass runs, decoded beside it).
+  await writeTree(path.join(rig.dir, 'src'), { 'c0/new-a.png': await pngOf(9500, 6, 5), 'c1/new-b.png': await pngOf(9501, 6, 5) });
+  const ing = await ingestTree(rig, 'src');
+  await fs.writeFile(path.join(rig.dir, 'src', 'c1', 'new-b.png'), await pngOf(9502, 6, 5));
+  await assert.rejects(resizeStage.run(await engineContext(rig, params, ing, [])), (e: Error) => {
+    assert.match(e.message, /^resize: 1 image\(s\) accepted by ingest could not be resized:/);
+    assert.ok(e.message.includes(`${path.join(rig.dir, 'src', 'c1', 'new-b.png')}: unreadable (file changed since ingest ran`), e.message);
+    return true;
+  });
+
+  const ac = new AbortController();
+  ac.abort(new Error('cancelled by test'));
+  await assert.rejects(resizeStage.run({ ...(await engineContext(rig, params, ing, [])), signal: ac.signal }), /cancelled by test/);
 });
