@@ -21,7 +21,7 @@
 import fs from 'node:fs/promises';
 import fss from 'node:fs';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
+import crypto, { createHash } from 'node:crypto';
 import type { BuiltinStage, StageContext, StageResult } from './types.js';
 import type { FileHasher } from '../src/hash/file-hasher.js';
 import { unreachable } from '../src/result.js';
@@ -539,13 +539,13 @@ async function probeCandidate(
   let buf: Buffer;
   onRead?.();
   try {
-    buf = await fs.readFile(c.abs);
+    buf = await readWhole(c.abs);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? String(e);
     return { ok: false, c, failure: { reason: 'unreadable', detail: `cannot read file (${code})` }, confirmed: true };
   }
   if (buf.length === 0) return { ok: false, c, failure: { reason: 'empty', detail: 'file is empty' }, confirmed: true };
-  const sha256 = createHash('sha256').update(buf).digest('hex');
+  const sha256 = sha256Hex(buf);
   // Stat taken before the read: if the file changed meanwhile its signature differs next time (or the racy rule skips it).
   if (hasher !== undefined && st !== undefined && st.isFile() && st.size === buf.length) hasher.remember(c.abs, st, sha256);
   let outcome = serial ? undefined : memo.get(sha256);
@@ -558,6 +558,22 @@ async function probeCandidate(
     else return { ok: false, c, sha256, failure: outcome.failure, confirmed: false };
   }
   return outcome.ok ? { ok: true, c, sha256, bytes: buf.length, info: outcome.info } : { ok: false, c, sha256, failure: outcome.failure, confirmed: true };
+}
+
+/**
+ * The bytes of `file`: `fs.readFile` with a callback (the promise form's FileHandle and promise
+ * per step cost ~25 µs more main-thread CPU per small file, measured over 100 new JPEGs).
+ */
+function readWhole(file: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => fss.readFile(file, (e, data) => (e === null ? resolve(data) : reject(e))));
+}
+
+/** `crypto.hash` (Node >= 20.12): one-shot, without a Hash object per file. */
+const oneShotHash = (crypto as { hash?: (alg: string, data: Uint8Array, enc: 'hex') => string }).hash;
+
+/** Lowercase hex sha256 of `data`. */
+function sha256Hex(data: Uint8Array): string {
+  return oneShotHash === undefined ? createHash('sha256').update(data).digest('hex') : oneShotHash('sha256', data, 'hex');
 }
 
 /**
