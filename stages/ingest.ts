@@ -284,7 +284,9 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
     }
   }
 
-  kept.sort((a, b) => compareCodeUnits(a.c.rel, b.c.rel));
+  // Usually in order already (the engine's listing and the walk are sorted, groups are rare): one
+  // pass of plain comparisons instead of ~10k comparator calls.
+  if (!sortedByRel(kept)) kept.sort((a, b) => compareCodeUnits(a.c.rel, b.c.rel));
   rejects.sort((a, b) => compareCodeUnits(a.rel, b.rel) || compareCodeUnits(a.reason, b.reason));
   conflicts.sort((a, b) => compareCodeUnits(a.sha256, b.sha256));
   duplicates.sort((a, b) => compareCodeUnits(a.rel, b.rel));
@@ -322,14 +324,15 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
 
   // Plain writes: outDir is the engine's staging dir, read only after this returns, and the engine
   // fsyncs each file it stores as a new object (one whose object exists already needs no sync).
-  await Promise.all([
-    fs.writeFile(path.join(ctx.outDir, MANIFEST_FILE), jsonl(entries)),
-    fs.writeFile(path.join(ctx.outDir, CLASSES_FILE), JSON.stringify(classes, null, 2) + '\n'),
-    fs.writeFile(path.join(ctx.outDir, REJECTS_FILE), jsonl(rejects)),
-    fs.writeFile(path.join(ctx.outDir, CONFLICTS_FILE), jsonl(conflicts)),
-    fs.writeFile(path.join(ctx.outDir, DUPLICATES_FILE), jsonl(duplicates)),
-    fs.writeFile(path.join(ctx.outDir, COUNTS_FILE), JSON.stringify(counts, null, 2) + '\n'),
-  ]);
+  // Synchronous: an open, one write and a close each (the promise form writes a 2.5 MB manifest
+  // in 512 KiB pieces, each a round trip: ~8 ms CPU for the six files against ~2 ms, measured).
+  const write = (name: string, text: string) => fss.writeFileSync(path.join(ctx.outDir, name), text);
+  write(MANIFEST_FILE, jsonl(entries));
+  write(CLASSES_FILE, JSON.stringify(classes, null, 2) + '\n');
+  write(REJECTS_FILE, jsonl(rejects));
+  write(CONFLICTS_FILE, jsonl(conflicts));
+  write(DUPLICATES_FILE, jsonl(duplicates));
+  write(COUNTS_FILE, JSON.stringify(counts, null, 2) + '\n');
 
   const rejectSummary = REJECT_REASONS.filter((r) => rejectedByReason[r] > 0)
     .map((r) => `${rejectedByReason[r]} ${r}`)
@@ -606,6 +609,12 @@ function specialFileKind(st: fss.Stats): string | undefined {
   if (st.isBlockDevice()) return 'a block device';
   if (st.isSocket()) return 'a socket';
   return undefined;
+}
+
+/** Whether `items` are in code-unit order of their `rel`. */
+function sortedByRel(items: readonly { readonly c: Candidate }[]): boolean {
+  for (let i = 1; i < items.length; i++) if (items[i - 1]!.c.rel > items[i]!.c.rel) return false;
+  return true;
 }
 
 /** Of duplicates carrying predefined splits, the most held-out wins (test > validation > train), so no copy leaks into training. */
