@@ -468,9 +468,11 @@ async function place(obj: string, target: string, mode: number, modes: readonly 
     if (m === 'hardlink') {
       if ((mode & 0o111) !== 0) continue;
       try {
-        await fsp.link(obj, target);
+        fs.linkSync(obj, target); // a metadata call: cheaper than a threadpool round trip
         return 'hardlink';
-      } catch {
+      } catch (e) {
+        // The object vanished (gc): as for a copy, the caller tells that from a failure to link.
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !fs.existsSync(obj)) throw e;
         continue;
       }
     } else if (m === 'reflink') {
