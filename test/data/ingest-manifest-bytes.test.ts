@@ -74,3 +74,13 @@ test('ingest: manifest.jsonl lines are JSON.stringify of their entries for label
   assert.equal(entries.find((e) => e.label === 'la"bel')?.split, 'train');
   assert.equal(entries.find((e) => e.label === 'cat')?.split, undefined, 'no split: no split key');
 });
+
+test('ingest: manifest rows are in code-unit order of rel even where the walk is not (a/x after a-c/y)', async () => {
+  await using rig = await stageRig();
+  // The walk visits folder 'a' before 'a-c' ('a' < 'a-c'), but '-' sorts before '/': a-c/… < a/….
+  await writeTree(path.join(rig.dir, 'src'), { 'a/x.png': await pngOf(7000), 'a-c/y.png': await pngOf(7001), 'a/b/z.png': await pngOf(7002), 'a.b/w.png': await pngOf(7003) });
+  const ctx = await rig.context<IngestParams>('ingest', ingestParams({ source: 'src' }));
+  await ingestStage.run(ctx);
+  const rels = (await checkedLines(ctx.outDir, path.join(rig.dir, 'src'), 4)).map((e) => e.rel);
+  assert.deepEqual(rels, ['a-c/y.png', 'a.b/w.png', 'a/b/z.png', 'a/x.png']);
+});
