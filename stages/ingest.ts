@@ -4,10 +4,11 @@
  *
  * Every file is read once, hashed (sha256) and probed with sharp (header, pixel
  * limit, then a tiny decode that catches truncation; see `lib/probe.ts`). Probe
- * results are cached per content hash in `ctx.items`, and content hashes per
- * (path, stat signature) in the engine's hash memo format (`openStatMemo`), so
- * re-ingesting a large folder after adding a few files reads and probes only
- * the new ones; the others cost a stat. Identical bytes
+ * results are cached per content hash in `ctx.items` (`lib/probe-memo.ts`), and
+ * content hashes per (path, stat signature) in the engine's hash memo format
+ * (`openStatMemo`), so re-ingesting a large folder after adding a few files
+ * reads and probes only the new ones; the others cost a stat (or nothing, with
+ * the engine's listing of the source). Identical bytes
  * under different labels are all rejected as `label-conflict`; identical bytes
  * within one class are collapsed to the first path (code-unit order). The class
  * list is the sorted set of accepted labels. Symbolic links are not followed
