@@ -28,8 +28,7 @@
  * comparison (`startsWith` at the record's offset) per slot probed, and
  * returns the shared outcome object: records with the same dimensions and
  * format share one. An entry in that earlier JSON form is still read, so
- * existing caches stay valid; the next save that adds an outcome rewrites the
- * base in this form. An entry that is neither, or whose parts disagree, reads
+ * existing caches stay valid; the next save rewrites the base in this form. An entry that is neither, or whose parts disagree, reads
  * as empty, and an index out of range reads as a miss: those files are probed
  * again (never a wrong outcome).
  *
@@ -89,9 +88,14 @@ export class ProbeMemo {
     this.added.set(sha256, outcome);
   }
 
-  /** Writes what `set` added (nothing when nothing was): into the delta, or everything into the base (see module doc). */
+  /**
+   * Writes what `set` added: into the delta, or everything into the base (see
+   * module doc). Nothing when nothing was added, unless the base is in the JSON
+   * form of earlier versions: it is rewritten in this form once (~1 MB for 12k
+   * outcomes) rather than parsed again on every run.
+   */
   async save(items: ItemCache, keys: ProbeMemoKeys): Promise<void> {
-    if (this.added.size === 0) return;
+    if (this.added.size === 0 && !this.base.legacy) return;
     const delta = new Map(this.delta.entries());
     for (const [sha, outcome] of this.added) delta.set(sha, outcome);
     if (!this.base.legacy && delta.size * 8 < this.base.size) {

@@ -3,8 +3,7 @@
  * trip and are found by their hash (and only by it); a damaged entry reads as
  * empty or as misses, never as a wrong outcome or an endless probe; through
  * ingest, a base in the JSON form of earlier versions is still used (no
- * re-probe) and is rewritten in the binary form by the next save that adds an
- * outcome, and a corrupt binary base costs a re-probe of every file, with the
+ * re-probe) and is rewritten once in the binary form, and a corrupt binary base costs a re-probe of every file, with the
  * same outputs.
  */
 import { test } from 'node:test';
@@ -110,7 +109,7 @@ test('probe memo format: a damaged entry reads as empty or as misses, never as a
   assert.equal(decodeProbeOutcomes(badOutcome).size, 0, 'records with no outcome are left out');
 });
 
-test('ingest: a probe memo base in the JSON form of earlier versions is used (no re-probe) and rewritten in the binary form by the next save', async () => {
+test('ingest: a probe memo base in the JSON form of earlier versions is used (no re-probe) and rewritten once in the binary form', async () => {
   await using rig = await stageRig();
   const src = path.join(rig.dir, 'src');
   const files: Record<string, Buffer> = {};
@@ -133,14 +132,21 @@ test('ingest: a probe memo base in the JSON form of earlier versions is used (no
   assert.equal(first.result.metrics?.['probed'], 0, 'every outcome came from the JSON base');
   assert.equal(first.result.metrics?.['images'], 6);
   assert.match(first.out['rejects.jsonl']!, /OLD DETAIL kept from the JSON memo/);
-  assert.equal((await items.get(keys.base))?.toString('utf8'), JSON.stringify(old), 'nothing added: nothing rewritten');
+  // Rewritten in the binary form once, with the same outcomes (the old failure detail too), though nothing was added.
+  const converted = await items.get(keys.base);
+  assert.equal(converted?.subarray(0, 4).toString('latin1'), 'IPM1', 'the base is now binary');
+  assert.deepEqual(decodeProbeOutcomes(converted), decodeProbeOutcomes(Buffer.from(JSON.stringify(old))));
+  assert.equal(decodeProbeOutcomes(converted).size, 7);
+  const again = await run();
+  assert.equal(again.result.metrics?.['probed'], 0);
+  assert.deepEqual(again.out, first.out);
+  assert.deepEqual(await items.get(keys.base), converted, 'a binary base is not rewritten when nothing is added');
 
   await writeTree(src, { 'c0/new.png': await pngOf(4100) });
   const grown = await run();
   assert.equal(grown.result.metrics?.['probed'], 1);
-  const base = await items.get(keys.base);
-  assert.equal(base?.subarray(0, 4).toString('latin1'), 'IPM1', 'the base is now binary');
-  assert.equal(decodeProbeOutcomes(base).size, 8);
+  // One new outcome is more than 1/8 of a 7-outcome base: folded in.
+  assert.equal(decodeProbeOutcomes(await items.get(keys.base)).size, 8);
   assert.equal(decodeProbeOutcomes(await items.get(keys.delta)).size, 0);
   assert.equal((await run()).result.metrics?.['probed'], 0);
 });
