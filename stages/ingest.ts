@@ -163,6 +163,10 @@ export const ingestStage: BuiltinStage<IngestParams> = {
 async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> {
   const params = ingestParams(ctx.params);
   const filter = pathFilter(params.include, params.exclude);
+  // The probe memo's entries are read while the source is listed.
+  const memoKeys = probeMemoKeys(params.max_pixels);
+  const loadingMemo = ProbeMemo.load(ctx.items, memoKeys);
+  loadingMemo.catch(() => {}); // handled: awaited below (a listing failure ends the run before that)
   const listed = await listCandidates(ctx, params, filter);
   const { candidates, unlabelled, skippedLinks, statPath, known } = listed;
   // Top-level files have no class. README/LICENSE/manifest files are expected there; images are probably a mistake.
@@ -176,8 +180,7 @@ async function runIngest(ctx: StageContext<IngestParams>): Promise<StageResult> 
   // the rest (new, changed, racy, special or large files) are queued for reading and probing as
   // they are found, and the loop yields now and then so that work (libuv and sharp threads)
   // overlaps the stats of the files after them.
-  const memoKeys = probeMemoKeys(params.max_pixels);
-  const memo = await ProbeMemo.load(ctx.items, memoKeys);
+  const memo = await loadingMemo;
   // With the engine's hashes (`known`) the stat memo is not needed: a file it cannot settle is read anyway.
   const hasher = known === undefined ? await openStatMemo(ctx, params) : undefined;
   const probed: Probed[] = new Array<Probed>(candidates.length);
