@@ -17,6 +17,12 @@
  * run writes only the new images' bytes plus the index. Decodes run in
  * parallel (a bounded window, so memory stays flat) and report progress.
  *
+ * A re-run's fixed cost is kept per image small: the manifest is read as
+ * columns (hash and label; a line is parsed only for an image to decode), and
+ * under the engine every image is asked of the cache in one synchronous pass
+ * in pack-path order, a miss starting its decode at once so that the new
+ * images' decodes overlap the rest of the pass.
+ *
  * The pixel work itself is `resizeImage` (lib/image-io.ts), shared with `predict`.
  * Does not split, label-check, augment or normalise (pixels stay 0..255).
  */
