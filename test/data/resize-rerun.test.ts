@@ -145,7 +145,7 @@ test('resize under the engine item cache: a new image changed since ingest fails
   assert.equal((await resizeStage.run(await engineContext(rig, params, await ingestTree(rig, 'src'), []))).metrics?.['resized'], 300);
 
   // Two new images, one of them rewritten after ingest: the cached 300 are referred, the good new one is
-  // decoded, the changed one is reported by path (found while the pass runs, decoded beside it).
+  // decoded, the changed one is reported by path.
   await writeTree(path.join(rig.dir, 'src'), { 'c0/new-a.png': await pngOf(9500, 6, 5), 'c1/new-b.png': await pngOf(9501, 6, 5) });
   const ing = await ingestTree(rig, 'src');
   await fs.writeFile(path.join(rig.dir, 'src', 'c1', 'new-b.png'), await pngOf(9502, 6, 5));
