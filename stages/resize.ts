@@ -281,6 +281,8 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
   const failed: number[] = [];
   const launched: Promise<void>[] = [];
   let inflight = 0;
+  /** Images placed by the refer pass (all of them cached), and images `todo` finished so far. */
+  let referred = 0;
   let done = 0;
   const pump = (): void => {
     while (inflight < window && launched.length < todo.length && !ctx.signal.aborted) {
@@ -290,7 +292,7 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
         inflight--;
         done++;
         if (!r.ok) failed.push(u);
-        if (done % 64 === 0) ctx.log.progress(hits + done, total, 'resize');
+        if (done % 64 === 0) ctx.log.progress(referred + done, total, 'resize');
         pump();
       });
       p.catch(() => {}); // awaited below; this only keeps a rejection from being "unhandled" meanwhile
@@ -310,8 +312,9 @@ async function runResize(ctx: StageContext<ResizeParams>): Promise<StageResult> 
       else missed.add(rel);
     }
     if (missed.size > 0) for (let u = 0; u < total; u++) if (missed.has(rels[u]!)) todo.push(u);
+    referred = hits;
+    ctx.log.progress(referred, total, 'resize');
     pump();
-    ctx.log.progress(hits + done, total, 'resize');
   } else {
     for (let u = 0; u < total; u++) todo.push(u);
     pump();

@@ -17,6 +17,7 @@ import { ShardReader } from '../../stages/lib/shards.js';
 import { manifestColumnsOf, readManifest, readManifestColumns, MANIFEST_FILE, CLASSES_FILE, type ManifestEntry } from '../../stages/lib/manifest.js';
 import { stageItemCache } from '../../src/stage-host/item-cache-for.js';
 import type { ItemRef } from '../../src/stage-host/protocol.js';
+import type { StageContext } from '../../stages/types.js';
 import { pngOf, writeTree } from './fixtures.js';
 
 const H = (c: string): string => c.repeat(64);
@@ -158,4 +159,27 @@ test('resize under the engine item cache: a new image changed since ingest fails
   const ac = new AbortController();
   ac.abort(new Error('cancelled by test'));
   await assert.rejects(resizeStage.run({ ...(await engineContext(rig, params, ing, [])), signal: ac.signal }), /cancelled by test/);
+});
+
+test('resize progress counts each image once and ends at the total, with or without refer', async () => {
+  await using rig = await stageRig();
+  const files: Record<string, Buffer> = {};
+  for (let i = 0; i < 140; i++) files[`c${i % 2}/${String(i).padStart(3, '0')}.png`] = await pngOf(11000 + i, 6, 5);
+  await writeTree(path.join(rig.dir, 'src'), files);
+  const ing = await ingestTree(rig, 'src');
+  const params = resizeParams({ size: [4, 4] });
+  const runs: [string, () => Promise<StageContext<ResizeParams>>][] = [
+    ['link, cold', () => rig.context<ResizeParams>('resize', params, { ingest: ing })],
+    ['link, cached', () => rig.context<ResizeParams>('resize', params, { ingest: ing })],
+    ['refer, cached', () => engineContext(rig, params, ing, [])],
+  ];
+  for (const [name, make] of runs) {
+    const seen: [number, number][] = [];
+    const ctx = { ...(await make()), log: { info() {}, warn() {}, progress: (done: number, total: number) => void seen.push([done, total]) } };
+    await resizeStage.run(ctx);
+    assert.ok(seen.length > 0, name);
+    assert.ok(seen.every(([d, t]) => t === 140 && d >= 0 && d <= t), `${name}: ${JSON.stringify(seen)}`);
+    assert.deepEqual(seen.at(-1), [140, 140], name);
+    assert.ok(seen.every(([d], i) => i === 0 || d >= seen[i - 1]![0]), `${name}: never goes back: ${JSON.stringify(seen)}`);
+  }
 });
