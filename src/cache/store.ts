@@ -1222,13 +1222,19 @@ function recordConsistent(rec: RunRecord, key: string): boolean {
   }
 }
 
-/** fdatasyncs `file`; the stat signature (`fileSig`) of the inode flushed, or undefined when it could not be. */
+/**
+ * fdatasyncs `file`; the stat signature (`fileSig`) of the inode flushed, or
+ * undefined when it could not be. The signature is taken before the flush: a
+ * write after the stat is flushed too, or changes the signature; taken after,
+ * a write between the flush and the stat would be vouched for unflushed.
+ */
 async function flushFile(file: string): Promise<string | undefined> {
   let fh: fsp.FileHandle | undefined;
   try {
     fh = await fsp.open(file, 'r');
+    const sig = fileSig(await fh.stat());
     await fh.datasync();
-    return fileSig(await fh.stat());
+    return sig;
   } catch {
     return undefined;
   } finally {
