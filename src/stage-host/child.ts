@@ -53,8 +53,11 @@ async function run(req: RunRequest, signal: AbortSignal): Promise<ChildMessage> 
   };
   const refs: ItemRef[] = [];
   // Entries written, reported in small batches: the engine flushes them to disk while the stage goes on.
+  // Not after the run is over (`over`): a write a stage left behind would otherwise be reported during the
+  // host's next stage, or after a failure whose entries are never adopted.
   let wrote: string[] = [];
   let wroteTimer: NodeJS.Timeout | undefined;
+  let over = false;
   const flushWrote = (): void => {
     clearTimeout(wroteTimer);
     wroteTimer = undefined;
@@ -62,6 +65,7 @@ async function run(req: RunRequest, signal: AbortSignal): Promise<ChildMessage> 
     wrote = [];
   };
   const onWrote = (file: string): void => {
+    if (over) return;
     wrote.push(file);
     if (wrote.length >= WROTE_BATCH) flushWrote();
     else wroteTimer ??= setTimeout(flushWrote, WROTE_DELAY_MS);
@@ -82,6 +86,7 @@ async function run(req: RunRequest, signal: AbortSignal): Promise<ChildMessage> 
   try {
     const result = await stage.run(ctx);
     flushWrote();
+    over = true;
     // Let callbacks the stage left queued run before judging what it left behind.
     await new Promise((r) => setImmediate(r));
     const why = retireReason(req.stageName, { resources: process.getActiveResourcesInfo(), rss: process.memoryUsage.rss(), childPids: ownChildPids() });
@@ -90,7 +95,9 @@ async function run(req: RunRequest, signal: AbortSignal): Promise<ChildMessage> 
     if (req.offerRefs === true) refs.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     return { type: 'result', result: result ?? {}, ...(req.offerRefs === true ? { refs } : {}), reusable: why === undefined };
   } catch (e) {
-    clearTimeout(wroteTimer); // the stage failed: its entries are not adopted
+    // The stage failed: its entries are not adopted, so not reported either.
+    over = true;
+    clearTimeout(wroteTimer);
     const message = e instanceof Error ? e.message : String(e);
     const errno = errnoFields(e);
     return { type: 'error', message, ...(e instanceof Error && e.stack ? { stack: e.stack } : {}), ...(errno ? { errno } : {}) };
