@@ -55,6 +55,8 @@ const HEX_CHARS = 64;
 const EMPTY_SLOT = 0xffffffff;
 /** Bits of `slotOf`: tables up to 2^28 slots. */
 const SLOT_BITS = 28;
+/** A record's key: a sha256 as lowercase hex. */
+const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 /** The memo of one (stage version, max_pixels): see the module doc. */
 export class ProbeMemo {
@@ -125,7 +127,7 @@ export function encodeProbeOutcomes(outcomes: ReadonlyMap<string, CachedProbe>):
   const outcomeOf = new Uint32Array(n);
   const hex: string[] = [];
   for (const [sha, o] of outcomes) {
-    if (!/^[0-9a-f]{64}$/.test(sha)) throw new Error(`probe memo: not a sha256: ${sha}`); // a bug in the caller
+    if (!SHA256_HEX.test(sha)) throw new Error(`probe memo: not a sha256: ${sha}`); // a bug in the caller
     let k = byObject.get(o);
     if (k === undefined) {
       const plain: CachedProbe = o.ok
@@ -235,11 +237,16 @@ class OutcomeTable {
     return undefined;
   }
 
-  /** Every outcome, as (sha256 hex, outcome); records whose outcome index is out of range are left out. */
+  /**
+   * Every outcome, as (sha256 hex, outcome). Records whose outcome index is out of range, or whose
+   * hash is not lowercase hex (no lookup can match it), are left out: a save re-encodes these and
+   * must not meet a key the encoder refuses.
+   */
   *entries(): IterableIterator<[string, CachedProbe]> {
     for (let i = 0; i < this.size; i++) {
       const o = this.outcomes[this.outcomeOf[i]!];
-      if (o !== undefined) yield [this.hex.slice(i * HEX_CHARS, (i + 1) * HEX_CHARS), o];
+      const sha = this.hex.slice(i * HEX_CHARS, (i + 1) * HEX_CHARS);
+      if (o !== undefined && SHA256_HEX.test(sha)) yield [sha, o];
     }
   }
 }
@@ -289,7 +296,7 @@ function legacyOutcomes(raw: Buffer): Map<string, CachedProbe> | undefined {
   const out = new Map<string, CachedProbe>();
   for (const [sha, v] of Object.entries(parsed as Record<string, unknown>)) {
     const c = cachedProbeOf(v);
-    if (c !== undefined && /^[0-9a-f]{64}$/.test(sha)) out.set(sha, c);
+    if (c !== undefined && SHA256_HEX.test(sha)) out.set(sha, c);
   }
   return out;
 }

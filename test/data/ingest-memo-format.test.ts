@@ -107,6 +107,23 @@ test('probe memo format: a damaged entry reads as empty or as misses, never as a
     assert.ok(found === undefined || JSON.stringify(found) === JSON.stringify(outcomes.get(firstSha!)), what);
   }
   assert.equal(decodeProbeOutcomes(badOutcome).size, 0, 'records with no outcome are left out');
+
+  // A record whose hash is not lowercase hex (sizes all agree): left out, and a save that re-encodes
+  // the entry (here the delta, on every save) keeps the others instead of failing on it.
+  const notHex = Buffer.from(good);
+  notHex[notHex.length - 1] = 0x5a; // 'Z': the last record's last hex digit
+  const lastSha = [...outcomes.keys()].at(-1)!;
+  assert.equal(decodeProbeOutcomes(notHex).size, n - 1);
+  assert.equal(decodeProbeOutcomes(notHex).has(lastSha), false);
+  await t.items.put(KEYS.base, encodeProbeOutcomes(new Map([...sampleOutcomes()].slice(40)))); // large enough to keep the save in the delta
+  await t.items.put(KEYS.delta, notHex);
+  const memo = await ProbeMemo.load(t.items, KEYS);
+  assert.equal(memo.get(lastSha), undefined);
+  memo.set(sha('added'), { ok: false, failure: { reason: 'empty', detail: 'file is empty' } });
+  await memo.save(t.items, KEYS);
+  const delta = decodeProbeOutcomes(await t.items.get(KEYS.delta));
+  assert.equal(delta.size, n, 'the other records and the added one');
+  assert.equal(delta.has(sha('added')), true);
 });
 
 test('ingest: a probe memo base in the JSON form of earlier versions is used (no re-probe) and rewritten once in the binary form', async () => {
