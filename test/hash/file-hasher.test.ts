@@ -352,6 +352,23 @@ test('plainDirFiles: the walk behind a dir key with sizes; none after a link, a 
   assert.ok(h.plainDirFiles(dir, 'data', await key()));
 });
 
+test('plainDirFiles: none while an excluded directory (the cache inside the source) is skipped; a plain listing again once it is gone', async () => {
+  await using tdir = await tempDir();
+  const dir = tdir.dir;
+  write(dir, 'data/a/1.txt', 'one');
+  const cache = path.join(dir, 'data', 'cache');
+  write(dir, 'data/cache/objects/x', 'object bytes');
+  const h = await FileHasher.open(path.join(dir, 'memo.bin'), { ...trusting, exclude: [cache] });
+  const key = async () => {
+    const d = await h.hashDep(dir, 'data');
+    return `${d.kind}:${d.hash}`;
+  };
+  // ingest's own walk would list cache/objects/x; the engine's does not: no listing to hand over.
+  assert.equal(h.plainDirFiles(dir, 'data', await key()), undefined);
+  fs.rmSync(cache, { recursive: true });
+  assert.deepEqual(h.plainDirFiles(dir, 'data', await key()), { rels: ['a/1.txt'], sha256: [sha('one')], sizes: [3] });
+});
+
 test('plainDirFiles: a file or directory the walk could not read makes the listing not plain', async (t) => {
   await using tdir = await tempDir();
   const dir = tdir.dir;
