@@ -131,22 +131,25 @@ const LABEL_FIELD = '"labelIndex":';
  * Reads the manifest and class list written by `ingest` as `ManifestColumns`:
  * the same entries as `readManifest`, without building them. Each line's two
  * fields are found by their text (`"sha256":"<text>"`, `"labelIndex":<digits>`)
- * where that is unambiguous: the field occurs once in the line, as a key (after
- * `{` or `,`), the line holds no nested object (no `{` after its first
- * character) and the hash has no escape (no backslash); any other line (a path
- * containing `{`, an unusual value) is parsed with `JSON.parse`, so the result equals `readManifest`'s for every
- * well-formed manifest. Like `readManifest`, it does not validate entries.
+ * where that is unambiguous: the line starts with `{` and ends with `}`, the
+ * field occurs once in it, as a key (after `{` or `,`), the line holds no
+ * nested object (no `{` after its first character) and the hash has no escape
+ * (no backslash); any other line (a path containing `{`, an unusual value) is
+ * parsed with `JSON.parse`, so the result equals `readManifest`'s for every
+ * well-formed manifest. A line the columns cannot hold (not JSON, no string
+ * `sha256`, a `labelIndex` that is not an integer from 0 to 2^31-1) throws,
+ * naming the file and line; other fields are not validated.
  */
 export function readManifestColumns(dir: string): { columns: ManifestColumns; classes: string[] } {
   const classes = JSON.parse(fs.readFileSync(path.join(dir, CLASSES_FILE), 'utf8')) as string[];
   const raw = fs.readFileSync(path.join(dir, MANIFEST_FILE));
   // ASCII (the usual case): a byte-for-byte copy into a one-byte string, cheaper than UTF-8 decoding (same text).
   const text = isAscii(raw) ? raw.toString('latin1') : raw.toString('utf8');
-  return { columns: manifestColumnsOf(text), classes };
+  return { columns: manifestColumnsOf(text, path.join(dir, MANIFEST_FILE)), classes };
 }
 
-/** `ManifestColumns` of a manifest's text (see `readManifestColumns`). */
-export function manifestColumnsOf(text: string): ManifestColumns {
+/** `ManifestColumns` of a manifest's text (see `readManifestColumns`); `file` names it in errors. */
+export function manifestColumnsOf(text: string, file: string = MANIFEST_FILE): ManifestColumns {
   const sha256: string[] = [];
   const labels: number[] = [];
   const starts: number[] = [];
@@ -156,7 +159,7 @@ export function manifestColumnsOf(text: string): ManifestColumns {
   let label = text.indexOf(LABEL_FIELD);
   let brace = text.indexOf('{', 1);
   let backslash = text.indexOf('\\'); // usually none at all: then no line pays for this check
-  for (let start = 0; start < text.length; ) {
+  for (let start = 0, line = 1; start < text.length; line++) {
     let end = text.indexOf('\n', start);
     if (end < 0) end = text.length;
     if (end > start) {
@@ -168,7 +171,9 @@ export function manifestColumnsOf(text: string): ManifestColumns {
       const l = label >= 0 && label < end ? label : -1;
       let h: string | undefined;
       let li = -1;
-      if (s >= 0 && l >= 0 && (brace < 0 || brace >= end) && text.charCodeAt(start) === 0x7b) {
+      // Ends with `}` (before a CR): a line cut short is handed to JSON.parse, which fails on it.
+      const closed = text.charCodeAt(text.charCodeAt(end - 1) === 0x0d ? end - 2 : end - 1) === 0x7d;
+      if (s >= 0 && l >= 0 && (brace < 0 || brace >= end) && text.charCodeAt(start) === 0x7b && closed) {
         // Once each, as keys of the (flat) object; the next occurrences, past this line, serve the next line.
         sha = text.indexOf(SHA_FIELD, s + 1);
         label = text.indexOf(LABEL_FIELD, l + 1);
@@ -181,7 +186,7 @@ export function manifestColumnsOf(text: string): ManifestColumns {
         }
       }
       if (h === undefined || li < 0) {
-        const e = JSON.parse(text.slice(start, end)) as ManifestEntry;
+        const e = parsedLine(text.slice(start, end), file, line);
         h = e.sha256;
         li = e.labelIndex;
       }
@@ -201,6 +206,21 @@ export function manifestColumnsOf(text: string): ManifestColumns {
       return JSON.parse(text.slice(starts[i], ends[i])) as ManifestEntry;
     },
   };
+}
+
+/** A manifest line through `JSON.parse`, with the two columns checked; throws naming `file:line` otherwise. */
+function parsedLine(text: string, file: string, line: number): { sha256: string; labelIndex: number } {
+  let e: unknown;
+  try {
+    e = JSON.parse(text);
+  } catch (x) {
+    throw new SyntaxError(`${file}:${line}: ${(x as Error).message}`);
+  }
+  const { sha256, labelIndex } = (typeof e === 'object' && e !== null ? e : {}) as { sha256?: unknown; labelIndex?: unknown };
+  if (typeof sha256 !== 'string' || typeof labelIndex !== 'number' || !Number.isInteger(labelIndex) || labelIndex < 0 || labelIndex > 0x7fffffff) {
+    throw new Error(`${file}:${line}: not a manifest entry (a string sha256 and a labelIndex from 0 to 2^31-1): ${text.slice(0, 200)}`);
+  }
+  return { sha256, labelIndex };
 }
 
 /** `{` or `,`: what precedes a key's opening quote in compact JSON (an escaped quote follows a backslash). */

@@ -74,7 +74,17 @@ test('readManifestColumns: every field equals JSON.parse of its line, fast path 
     assert.deepEqual(full.entries.map((_, i) => columns.entry(i)), full.entries);
   }
   // A line without the fields as JSON text is parsed, and fails as readManifest does when it is not JSON.
-  assert.throws(() => manifestColumnsOf(`${JSON.stringify(entry(0))}\nnot json\n`), SyntaxError);
+  assert.throws(() => manifestColumnsOf(`${JSON.stringify(entry(0))}\nnot json\n`), (e: Error) => e instanceof SyntaxError && e.message.startsWith('manifest.jsonl:2: '));
+  // A line cut short after both fields (the text alone would give them) fails as JSON.parse does.
+  const cut = JSON.stringify(entry(1)).slice(0, -3);
+  assert.ok(cut.includes('"labelIndex":1,'));
+  assert.throws(() => manifestColumnsOf(`${JSON.stringify(entry(0))}\n\n${cut}\r\n`, 'in/m.jsonl'), (e: Error) => e instanceof SyntaxError && e.message.startsWith('in/m.jsonl:3: '));
+  // Lines the columns cannot hold (an Int32Array of labels, strings of hashes) throw, naming the line, rather
+  // than read as some other value.
+  const sha = `"sha256":"${H('a')}"`;
+  for (const bad of [`{${sha}}`, `{${sha},"labelIndex":1.5}`, `{${sha},"labelIndex":"2"}`, `{${sha},"labelIndex":-1}`, `{${sha},"labelIndex":3000000000}`, `{${sha},"labelIndex":null}`, '{"labelIndex":1}', '{"sha256":7,"labelIndex":1}', 'null', '[1]']) {
+    assert.throws(() => manifestColumnsOf(`${JSON.stringify(entry(0))}\n${bad}\n`), /^Error: manifest\.jsonl:2: not a manifest entry/, bad);
+  }
 });
 
 async function ingestTree(rig: StageRig, src: string): Promise<string> {
