@@ -1,6 +1,6 @@
 /**
- * manifest.jsonl is written line by line without making entry objects
- * (stages/ingest.ts `manifestText`): each line must still be exactly
+ * manifest.jsonl is one `JSON.stringify` of all entries split into lines
+ * (stages/ingest.ts `jsonl`): each line must be exactly
  * `JSON.stringify` of its entry, keys in `ManifestEntry` order, for paths and
  * labels that need escaping (quotes, backslashes, control characters, lone
  * surrogates) or not (non-ASCII letters, an emoji pair, U+2028), with
