@@ -61,17 +61,6 @@ export interface DepHash {
 export interface DepListing extends DepHash {
   /** Sorted `[relative path, sha256]`; relative to the dir for dirs, to the workspace for globs, `''` for a file. */
   readonly entries: readonly (readonly [string, string])[];
-  /** Byte size of each file hashed, parallel to `entries` (dirs and globs; for `fileListing`). */
-  readonly sizes?: readonly number[];
-  /**
-   * True for a dir or glob whose walk met only regular files and directories
-   * that it read: no symbolic link, FIFO, socket or device, no `.git` or
-   * excluded directory skipped, no unreadable directory or file, no file
-   * vanished. A walk of the same tree that treats those differently (e.g.
-   * ingest, which does not follow links by default) then finds exactly these
-   * files (see `fileListing`).
-   */
-  readonly plain?: boolean;
 }
 
 /** Counters for benchmarks and tests. */
@@ -109,14 +98,20 @@ interface Walk {
   hashes: (string | undefined)[];
   /** Size of each file: its stat's, or the bytes hashed when it was read. */
   sizes: number[];
-  /** See `DepListing.plain`. */
+  /**
+   * True when the walk met only regular files and directories that it read:
+   * no symbolic link, FIFO, socket or device, no `.git` or excluded directory
+   * skipped, no unreadable directory or file, no file vanished. A walk of the
+   * same tree that treats those differently (e.g. ingest, which does not
+   * follow links by default) then finds exactly these files (`plainDirFiles`).
+   */
   plain: boolean;
   /** Indices into rels/hashes that missed the memo, with what is needed to hash them. */
   misses: { i: number; abs: string; st: fs.Stats }[];
 }
 
-function listingOf(kind: 'dir' | 'glob', hash: string, { rels, hashes, sizes, plain }: Walk): DepListing {
-  return { kind, hash, files: rels.length, entries: rels.map((rel, i) => [rel, hashes[i]!] as const), sizes, plain };
+function listingOf(kind: 'dir' | 'glob', hash: string, { rels, hashes }: Walk): DepListing {
+  return { kind, hash, files: rels.length, entries: rels.map((rel, i) => [rel, hashes[i]!] as const) };
 }
 
 /** Hashes dependency paths through a persisted memo. One instance per process and memo file. */
@@ -183,7 +178,7 @@ export class FileHasher {
   /**
    * The files of the directory `depPath` exactly as the walk behind `expect`
    * (a `dir:<hash>` that `hashDep` returned in this process) found them, when
-   * that is still the path's last walk and it was plain (`DepListing.plain`);
+   * that is still the path's last walk and it was plain (`Walk.plain`);
    * otherwise undefined. Never walks: for handing a stage the listing its key
    * was computed from (`StageContext.depListings`).
    */
