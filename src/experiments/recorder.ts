@@ -20,7 +20,8 @@ function git(args: string[], cwd: string): Promise<string | undefined> {
 export async function gitInfo(workspace: string): Promise<ExperimentRecord['git']> {
   const commit = (await git(['rev-parse', 'HEAD'], workspace))?.trim();
   if (!commit) return undefined;
-  const status = await git(['status', '--porcelain', '--untracked-files=no'], workspace);
+  // No optional locks: status may run while a stage does, and must never hold index.lock against a git command there.
+  const status = await git(['--no-optional-locks', 'status', '--porcelain', '--untracked-files=no'], workspace);
   return { commit, dirty: (status ?? '').trim().length > 0 };
 }
 
