@@ -157,6 +157,22 @@ export class HashMemo {
     return { size: this.size[i]!, mtimeMs: this.mtime[i]!, ctimeMs: this.ctime[i]!, ino: this.ino[i]!, hash: this.hashHex.slice(i * 64, i * 64 + 64) };
   }
 
+  /**
+   * `get(path)?.size` without building the entry (no object, no hash string):
+   * for callers that only check a size, once per item of a 10k-item run.
+   */
+  sizeOf(path: string): number | undefined {
+    const a = this.added.size > 0 ? this.added.get(path) : undefined;
+    if (a !== undefined) return a.size;
+    const i = this.row(path);
+    if (i < 0 || this.gone[i] === 1) return undefined;
+    if (this.touched[i] === 0) {
+      this.touched[i] = 1;
+      this.visitOrder.push(i);
+    }
+    return this.size[i]!;
+  }
+
   /** Adds or replaces an entry. */
   set(path: string, entry: MemoEntry): void {
     if (!this.added.has(path)) {

@@ -47,8 +47,8 @@ export function stageItemCache(cacheDir: string, stageName: string, refs?: ItemR
     ...(base.link ? { link: base.link.bind(base) } : {}),
     refer(key, rel, valueBytes) {
       // A key the store has kept an object for needs no look at the entry (store.ts, item keys).
-      const stored = (memo ??= HashMemo.load(itemMemoFile(cacheDir))).get(`${stageName}/${key}`);
-      if (stored !== undefined && stored.size === valueBytes + ITEM_DIGEST_BYTES) {
+      const stored = (memo ??= HashMemo.load(itemMemoFile(cacheDir))).sizeOf(`${stageName}/${key}`);
+      if (stored === valueBytes + ITEM_DIGEST_BYTES) {
         refs.push({ path: rel, key });
         return true;
       }

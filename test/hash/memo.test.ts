@@ -106,3 +106,18 @@ test('re-saving after random lookups, sets, deletes and prunes keeps every live 
   assert.deepEqual([...final.keys()], [...model.keys()]);
   for (const [p, v] of model) assert.equal(final.lookup(p, v.size, v.mtimeMs, v.ctimeMs, v.ino), v.hash, p);
 });
+
+test('sizeOf: the size get would give (loaded, added, replaced, deleted), and it counts as a visit for the save order', () => {
+  const m = HashMemo.empty();
+  m.set('/a', e(1, 'a'));
+  m.set('/b', e(2, 'b'));
+  m.set('/c', e(3, 'c'));
+  const d = HashMemo.decode(m.encode(1));
+  assert.equal(d.sizeOf('/c'), 3);
+  assert.equal(d.sizeOf('/nope'), undefined);
+  d.set('/b', e(20, 'f'));
+  assert.equal(d.sizeOf('/b'), 20);
+  d.delete('/a');
+  assert.equal(d.sizeOf('/a'), undefined);
+  assert.deepEqual([...HashMemo.decode(d.encode(2)).keys()], ['/c', '/b'], 'c visited first by sizeOf, then the re-set b');
+});
