@@ -188,6 +188,12 @@ export interface GcReport {
   readonly removedObjects: number;
   readonly removedRecords: number;
   readonly freedBytes: number;
+  /**
+   * Runs in progress in workspaces of this cache (live run locks) when gc
+   * looked: whatever they wrote since they started was kept, whatever the
+   * grace (`liveRunGraceMs`).
+   */
+  readonly liveRuns: number;
 }
 
 /** Options for `gc`. */
@@ -958,7 +964,10 @@ export class CacheStore {
     if (!lock.ok) throw new Error(`cache gc: ${lock.error.file} held by pid ${lock.error.pid}`);
     try {
       await this.cleanTmp();
-      const graceMs = opts.graceMs ?? 3600_000;
+      // A run in progress may be about to reference what it wrote (its record or state not saved yet): kept
+      // whatever the grace, so `--grace 0` is safe beside a run.
+      const live = await liveRunGraceMs(this.root);
+      const graceMs = Math.max(opts.graceMs ?? 3600_000, live.graceMs);
       const referenced = new Set<string>();
       let removedRecords = 0;
       let freedBytes = 0;
@@ -1006,7 +1015,7 @@ export class CacheStore {
         await fsp.rm(this.inodeMemoPath, { force: true });
         await fsp.rm(this.itemMemoPath, { force: true });
       }
-      return { removedObjects, removedRecords, freedBytes };
+      return { removedObjects, removedRecords, freedBytes , liveRuns: live.runs };
     } finally {
       await lock.value.release();
     }
@@ -1364,6 +1373,35 @@ async function stillWanted(root: string, key: string): Promise<boolean> {
     if (typeof st.workspace === 'string' && (await liveLockHolder(workspaceLockPath(st.workspace))) !== undefined) return true;
   }
   return (await states()).some((st) => Object.values(st.stages ?? {}).some((s) => s.key === key));
+}
+
+/**
+ * The grace a gc must give so that nothing a live run wrote goes: from the
+ * start of the earliest run holding a workspace lock in this cache (plus a
+ * second of slack) until now; 0 when none runs. A live lock whose start is
+ * unreadable gets an hour (gc's default grace). Reads workspace states and
+ * lock files only.
+ */
+export async function liveRunGraceMs(root: string): Promise<{ readonly graceMs: number; readonly runs: number }> {
+  const wsRoot = path.join(root, 'workspaces');
+  const now = Date.now();
+  let graceMs = 0;
+  let runs = 0;
+  for (const ws of await readdirOrEmpty(wsRoot)) {
+    let workspace: unknown;
+    try {
+      workspace = (JSON.parse(await fsp.readFile(path.join(wsRoot, ws, 'state.json'), 'utf8')) as { workspace?: unknown }).workspace;
+    } catch {
+      continue; // no or unreadable state
+    }
+    if (typeof workspace !== 'string') continue;
+    const holder = await liveLockHolder(workspaceLockPath(workspace));
+    if (holder === undefined) continue;
+    runs++;
+    const since = Date.parse(holder.since ?? '');
+    graceMs = Math.max(graceMs, Number.isFinite(since) ? now - since + 1000 : 3600_000);
+  }
+  return { graceMs, runs };
 }
 
 /** Every object referenced by a backup record of any workspace (backups are user data: kept by gc). */

@@ -29,8 +29,9 @@ const HELP = `usage: pipeline cache verify [file | -f FILE] [--cache DIR] [--jso
 
 verify  re-hash every cached object; quarantine corrupt ones (exit 1 if any problem)
 gc      delete what no workspace and none of the last N experiments (default 10) reference;
-        objects written in the last --grace seconds (default 3600) are kept even so, since a
-        run in progress may be about to reference them: --grace 0 when nothing is running;
+        objects written in the last --grace seconds (default 3600) are kept even so, and
+        whatever a run in progress wrote since it started, whatever --grace says (it may be
+        about to reference it);
         per-image cache entries (cache/items/) go when no cached output shares them and
         nothing wrote, read or linked them for --items-max-age days (default 30)
 `;
@@ -79,7 +80,7 @@ export const main: CommandMain = async (argv, io) => {
     io.stderr.write(`pipeline cache: no cache at ${where.dir}\n`);
     return ExitCode.ok;
   }
-  const { CacheStore } = await import('../cache/store.js');
+  const { CacheStore, liveRunGraceMs } = await import('../cache/store.js');
   const store = await CacheStore.open(where.dir);
   const json = p.value.flags.json === true;
   if (sub === 'verify') {
@@ -109,7 +110,8 @@ export const main: CommandMain = async (argv, io) => {
   const r = await store.gc(keep, { graceMs: graceS * 1000 });
   // After the objects: an entry whose last sharing object just went is unshared now (its age restarts; module doc).
   const itemsDays = typeof p.value.flags['items-max-age'] === 'number' ? p.value.flags['items-max-age'] : DEFAULT_ITEMS_MAX_AGE_DAYS;
-  const items = await gcItems(where.dir, { maxAgeMs: itemsDays * 86_400_000, graceMs: graceS * 1000 });
+  // Item entries a run in progress wrote are kept as its objects are (store.gc): whatever the grace.
+  const items = await gcItems(where.dir, { maxAgeMs: itemsDays * 86_400_000, graceMs: Math.max(graceS * 1000, (await liveRunGraceMs(where.dir)).graceMs) });
   if (json) io.stdout.write(`${JSON.stringify({ cache: where.dir, kept: keep.size, graceSeconds: graceS, ...r, items: { maxAgeDays: itemsDays, ...items } })}\n`);
   else {
     const lines = [`removed ${r.removedRecords} record${r.removedRecords === 1 ? '' : 's'} and ${r.removedObjects} object${r.removedObjects === 1 ? '' : 's'} (${(r.freedBytes / 2 ** 20).toFixed(1)} MiB); kept ${keep.size} key${keep.size === 1 ? '' : 's'}`];
@@ -121,6 +123,7 @@ export const main: CommandMain = async (argv, io) => {
       lines.push(`removed ${gone} item-cache entr${gone === 1 ? 'y' : 'ies'} (${(items.freedBytes / 2 ** 20).toFixed(1)} MiB) ${unused}; kept ${kept} (${items.keptShared} shared with cached outputs, ${items.keptRecent} used recently)`);
     }
     // Records went but their objects may have stayed for the grace period: say so, or the freed space looks wrong.
+    if (r.liveRuns > 0) lines.push(`${r.liveRuns} run${r.liveRuns === 1 ? '' : 's'} in progress in this cache: what ${r.liveRuns === 1 ? 'it' : 'they'} wrote since starting is kept, whatever --grace says`);
     if (r.removedRecords > 0 && graceS > 0) lines.push(`objects written in the last ${graceS >= 3600 && graceS % 3600 === 0 ? `${graceS / 3600} h` : `${graceS} s`} are kept until a later gc (a run may be using them); --grace 0 removes them now`);
     io.stdout.write(`${lines.join('\n')}\n`);
   }

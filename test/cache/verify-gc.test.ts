@@ -5,6 +5,8 @@ import path from 'node:path';
 import { CacheStore, type OutputManifest } from '../../src/cache/store.js';
 import { computeKey, type FingerprintHash, type StageFingerprint } from '../../src/fingerprint.js';
 import { tempDir, write } from './helpers.js';
+import { WorkspaceState } from '../../src/cache/workspace-state.js';
+import { lockWorkspace } from '../../src/runner.js';
 
 function fp(name: string): StageFingerprint {
   return { engine: 't', stage: { kind: 'builtin', name, version: '1' }, params: {}, inputs: {}, upstream: {}, env: {}, runtime: { platform: 'p', arch: 'a' } };
@@ -85,4 +87,33 @@ test('gc keeps records and objects of kept keys, backups, and young objects; rem
   const v = await store.verify();
   assert.equal(v.objects, 3, 'shared + kept + backup');
   assert.deepEqual(v.missing, []);
+});
+
+test('gc --grace 0 beside a live run keeps what the run wrote since it started (records and objects); once it ends they go', async () => {
+  await using t = await tempDir();
+  const cacheDir = path.join(t.dir, 'cache');
+  const store = await CacheStore.open(cacheDir);
+  const old = await stored(store, 'old', { 'o.txt': 'written before the run' });
+  await new Promise((r) => setTimeout(r, 1100)); // the run's lock is taken later than the slack gc allows
+  // A live run: this process holds the workspace lock, and the workspace has state in this cache.
+  const ws = path.join(t.dir, 'ws');
+  fs.mkdirSync(ws);
+  await WorkspaceState.open(cacheDir, ws);
+  const lock = await lockWorkspace(ws);
+  assert.ok(lock.ok);
+  try {
+    // What the run stores before its workspace state names it: a record no kept key holds, and its object.
+    const mid = await stored(store, 'mid', { 'm.txt': 'written by the run' });
+    const r = await store.gc(new Set(), { graceMs: 0 });
+    assert.equal(r.liveRuns, 1);
+    assert.ok(await store.readRecord(mid.key), 'the run\'s record and its object stay');
+    assert.equal(await store.readRecord(old.key), undefined, 'what was there before the run goes');
+    assert.equal(fs.existsSync(store.objectPath(old.m.files[0]!.sha256)), false);
+  } finally {
+    await lock.value.release();
+  }
+  const after = await store.gc(new Set(), { graceMs: 0 });
+  assert.equal(after.liveRuns, 0);
+  assert.equal(after.removedRecords, 1);
+  assert.equal(after.removedObjects, 1);
 });

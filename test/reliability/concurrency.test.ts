@@ -80,7 +80,7 @@ async function recordOne(store: CacheStore, text: string): Promise<string> {
   return key;
 }
 
-test('cache gc while a run holds a workspace lock keeps records younger than the grace (the run may not have saved its state yet); without a live run they go as before', async () => {
+test('cache gc while a run holds a workspace lock keeps what the run wrote or read since it started, whatever the grace; without a live run unkept records go as before', async () => {
   await using t = await tempDir('concurrency-');
   const cacheDir = path.join(t.dir, 'cache');
   const ws = path.join(t.dir, 'ws');
@@ -88,24 +88,27 @@ test('cache gc while a run holds a workspace lock keeps records younger than the
   const state = await WorkspaceState.open(cacheDir, ws);
   state.set('old', stageState('0'.repeat(64)));
   await state.save();
+  // Two records from before the run (gc gives a live run what it wrote since it started, plus a second of slack).
+  const old = await recordOne(store, 'recorded long ago');
+  const old2 = await recordOne(store, 'recorded long ago, restored now');
+  await new Promise((r) => setTimeout(r, 1600));
   const lock = await acquireLock(workspaceLockPath(ws), { purpose: 'pipeline run' });
   assert.ok(lock.ok);
   const key = await recordOne(store, 'just written by the run');
-  const during = await store.gc(new Set());
+  const during = await store.gc(new Set([old, old2]));
   assert.equal(during.removedRecords, 0);
+  assert.equal(during.liveRuns, 1);
   assert.ok(await store.readRecord(key), 'the in-flight record and its object are whole');
-  // An old record that the run reads (to restore it) counts as young again.
-  const old = await recordOne(store, 'recorded long ago');
-  await new Promise((r) => setTimeout(r, 1200));
-  assert.equal((await store.gc(new Set([key]), { graceMs: 1000 })).removedRecords, 1, 'old and unread: it goes even during a run');
-  const old2 = await recordOne(store, 'recorded long ago, restored now');
-  await new Promise((r) => setTimeout(r, 1200));
-  assert.ok(await store.readRecord(old2), 'the run reads it to restore it');
-  assert.equal((await store.gc(new Set([key]), { graceMs: 1000 })).removedRecords, 0, 'just read by a run: kept with its objects');
+  // The run reads old2 to restore it: young again. With --grace 0 only the unread old record goes.
   assert.ok(await store.readRecord(old2));
+  const zero = await store.gc(new Set(), { graceMs: 0 });
+  assert.equal(zero.removedRecords, 1, 'old and unread: it goes even during a run');
   assert.equal(await store.readRecord(old), undefined);
+  assert.ok(await store.readRecord(key), 'the run\'s own record stays, grace 0 or not');
+  assert.ok(await store.readRecord(old2), 'just read by the run: kept with its objects');
   await lock.value.release();
   const after = await store.gc(new Set());
+  assert.equal(after.liveRuns, 0);
   assert.equal(after.removedRecords, 2, 'no live run: unkept records go, whatever their age');
   assert.equal(await store.readRecord(key), undefined);
 });
