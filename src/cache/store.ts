@@ -64,7 +64,7 @@ import { directoryItemCache, itemEntryIntact, itemFiles, ITEM_DIGEST_BYTES, ITEM
 import { HashMemo } from '../hash/memo.js';
 import { itemMemoFile } from './item-memo.js';
 import { currentProcess, isAlive, ownedTempName } from './process-id.js';
-import { acquireLock, liveLockHolder } from './lock.js';
+import { acquireLock, liveLockHolder, type LockInfo } from './lock.js';
 import { workspaceLockPath } from './workspace-state.js';
 import { materialize, type Materialised, type MaterializeFailure, type MaterializeOptions } from './materialize.js';
 import { type ManifestFile, type OutputManifest, hashFile, listFiles, makeManifest, manifestHash, mapLimit, removeTree, toPosix } from './manifest.js';
@@ -259,7 +259,7 @@ export class CacheStore {
    */
   private readonly flushedAhead = new Map<string, Promise<string | undefined>>();
   /** `flushSoon` work not started yet, and how many flushes run. */
-  private readonly flushQueue: string[] = [];
+  private readonly flushQueue: { readonly file: string; readonly done: (sig: string | undefined) => void }[] = [];
   private flushing = 0;
   /** Records parsed and checked by `readRecord`, with the stat they were read at (`parsedRecord`). */
   private readonly records = new Map<string, { readonly sig: string; readonly rec: RunRecord; readonly mtimeMs: number; objects?: ReadonlySet<string> }>();
@@ -1137,22 +1137,16 @@ export class CacheStore {
   flushSoon(files: readonly string[]): void {
     for (const f of files) {
       if (this.flushedAhead.has(f)) continue;
-      this.flushQueue.push(f);
-      this.flushedAhead.set(f, new Promise((resolve) => this.flushWaiters.set(f, resolve)));
+      this.flushedAhead.set(f, new Promise((done) => this.flushQueue.push({ file: f, done })));
     }
     this.pumpFlushes();
   }
 
-  /** Resolvers of the `flushedAhead` promises of queued files. */
-  private readonly flushWaiters = new Map<string, (sig: string | undefined) => void>();
-
   private pumpFlushes(): void {
     while (this.flushing < FLUSH_CONCURRENCY && this.flushQueue.length > 0) {
-      const f = this.flushQueue.shift()!;
-      const done = this.flushWaiters.get(f)!;
-      this.flushWaiters.delete(f);
+      const { file, done } = this.flushQueue.shift()!;
       this.flushing++;
-      void flushFile(f).then((sig) => {
+      void flushFile(file).then((sig) => {
         this.flushing--;
         done(sig);
         this.pumpFlushes();
@@ -1178,7 +1172,7 @@ export class CacheStore {
   forgetHashedObjects(): void {
     this.hashedHere.clear();
     // Entries flushed ahead but never adopted (their stage failed): nothing to keep across runs.
-    for (const [f, p] of this.flushedAhead) void p.then(() => this.flushedAhead.get(f) === p && this.flushedAhead.delete(f));
+    this.flushedAhead.clear(); // an entry not found here is flushed at adoption, as without flushSoon
   }
 
   /** Removes tmp/ entries whose owner is dead, or that are older than a day. */
@@ -1349,6 +1343,31 @@ function touchCtime(file: string): void {
   }
 }
 
+/** The workspace states in the cache at `root` (unreadable ones left out), as stored. */
+async function workspaceStates(root: string): Promise<{ workspace?: unknown; stages?: Record<string, { key?: unknown }> }[]> {
+  const wsRoot = path.join(root, 'workspaces');
+  const out = [];
+  for (const ws of await readdirOrEmpty(wsRoot)) {
+    try {
+      out.push(JSON.parse(await fsp.readFile(path.join(wsRoot, ws, 'state.json'), 'utf8')) as { workspace?: unknown; stages?: Record<string, { key?: unknown }> });
+    } catch {
+      /* no or unreadable state */
+    }
+  }
+  return out;
+}
+
+/** The holders of the run locks of workspaces with state in this cache that a live process holds. */
+async function liveRunLocks(root: string): Promise<Partial<LockInfo>[]> {
+  const out: Partial<LockInfo>[] = [];
+  for (const st of await workspaceStates(root)) {
+    if (typeof st.workspace !== 'string') continue;
+    const holder = await liveLockHolder(workspaceLockPath(st.workspace));
+    if (holder !== undefined) out.push(holder);
+  }
+  return out;
+}
+
 /**
  * Whether gc must keep a young record that `keepKeys` does not hold: a live
  * process holds the run lock of a workspace that has state in this cache, or
@@ -1357,22 +1376,8 @@ function touchCtime(file: string): void {
  * (A workspace's very first run is not seen until it saved its state once.)
  */
 async function stillWanted(root: string, key: string): Promise<boolean> {
-  const wsRoot = path.join(root, 'workspaces');
-  const states = async (): Promise<{ workspace?: unknown; stages?: Record<string, { key?: unknown }> }[]> => {
-    const out = [];
-    for (const ws of await readdirOrEmpty(wsRoot)) {
-      try {
-        out.push(JSON.parse(await fsp.readFile(path.join(wsRoot, ws, 'state.json'), 'utf8')) as { workspace?: unknown; stages?: Record<string, { key?: unknown }> });
-      } catch {
-        /* no or unreadable state */
-      }
-    }
-    return out;
-  };
-  for (const st of await states()) {
-    if (typeof st.workspace === 'string' && (await liveLockHolder(workspaceLockPath(st.workspace))) !== undefined) return true;
-  }
-  return (await states()).some((st) => Object.values(st.stages ?? {}).some((s) => s.key === key));
+  if ((await liveRunLocks(root)).length > 0) return true;
+  return (await workspaceStates(root)).some((st) => Object.values(st.stages ?? {}).some((s) => s.key === key));
 }
 
 /**
@@ -1383,25 +1388,14 @@ async function stillWanted(root: string, key: string): Promise<boolean> {
  * lock files only.
  */
 export async function liveRunGraceMs(root: string): Promise<{ readonly graceMs: number; readonly runs: number }> {
-  const wsRoot = path.join(root, 'workspaces');
+  const live = await liveRunLocks(root);
   const now = Date.now();
   let graceMs = 0;
-  let runs = 0;
-  for (const ws of await readdirOrEmpty(wsRoot)) {
-    let workspace: unknown;
-    try {
-      workspace = (JSON.parse(await fsp.readFile(path.join(wsRoot, ws, 'state.json'), 'utf8')) as { workspace?: unknown }).workspace;
-    } catch {
-      continue; // no or unreadable state
-    }
-    if (typeof workspace !== 'string') continue;
-    const holder = await liveLockHolder(workspaceLockPath(workspace));
-    if (holder === undefined) continue;
-    runs++;
+  for (const holder of live) {
     const since = Date.parse(holder.since ?? '');
     graceMs = Math.max(graceMs, Number.isFinite(since) ? now - since + 1000 : 3600_000);
   }
-  return { graceMs, runs };
+  return { graceMs, runs: live.length };
 }
 
 /** Every object referenced by a backup record of any workspace (backups are user data: kept by gc). */

@@ -389,15 +389,13 @@ export class FileHasher {
       this.stats.memoHits++;
       return hit;
     }
-    return this.compute(abs, st);
-  }
-
-  /** Reads and hashes a file, memoising it unless racy. `undefined` if it vanished. */
-  private async compute(abs: string, st: fs.Stats): Promise<string | undefined> {
     return (await this.computeSized(abs, st))?.hash;
   }
 
-  /** `compute`, with the number of bytes hashed (absent for an unreadable file's marker). */
+  /**
+   * Reads and hashes a file, memoising it unless racy; with the number of bytes
+   * hashed (absent for an unreadable file's marker). `undefined` if it vanished.
+   */
   private async computeSized(abs: string, st: fs.Stats): Promise<{ readonly hash: string; readonly size?: number } | undefined> {
     const nowMs = Date.now();
     let hashed: { hash: string; size: number };
