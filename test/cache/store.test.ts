@@ -24,6 +24,17 @@ function record(outputs: OutputManifest, extra: Partial<NewRunRecord> = {}): New
   return { key: computeKey(fp), fingerprint: fp, stageId: 'resize', outputs, metrics: { acc: 0.5 }, log: 'ok\n', startedAt: new Date().toISOString(), durationMs: 12, ...extra };
 }
 
+/** A store under `dir`/cache holding one record (`record`, key `computeKey(fp)`) of a.txt and b.txt. */
+async function storeWithRecord(dir: string): Promise<{ store: CacheStore; m: OutputManifest }> {
+  const store = await CacheStore.open(path.join(dir, 'cache'));
+  const s = await store.makeStagingDir();
+  write(s, 'a.txt', 'alpha');
+  write(s, 'b.txt', 'beta');
+  const m = await store.ingestDir(s);
+  assert.ok((await store.writeRecord(record(m))).ok);
+  return { store, m };
+}
+
 test('ingestDir moves staged files into read-only objects; record round-trips', async () => {
   await using t = await tempDir();
   const store = await CacheStore.open(path.join(t.dir, 'cache'));
@@ -237,12 +248,7 @@ test('ingestDir stores a staged symlink as a regular read-only object with the t
 
 test('a record edited by hand (fingerprint or manifest no longer matching) is not used', async () => {
   await using t = await tempDir();
-  const store = await CacheStore.open(path.join(t.dir, 'cache'));
-  const s = await store.makeStagingDir();
-  write(s, 'a.txt', 'alpha');
-  write(s, 'b.txt', 'beta');
-  const m = await store.ingestDir(s);
-  assert.ok((await store.writeRecord(record(m))).ok);
+  const { store, m } = await storeWithRecord(t.dir);
   const file = store.recordPath(computeKey(fp));
   const good = fs.readFileSync(file, 'utf8');
   const rec = JSON.parse(good);
@@ -312,12 +318,7 @@ test('readRecord serves a record it already checked while the file is unchanged,
 
 test('keptObjects: a record\'s objects, until anything is quarantined after the record was written', async () => {
   await using t = await tempDir();
-  const store = await CacheStore.open(path.join(t.dir, 'cache'));
-  const s = await store.makeStagingDir();
-  write(s, 'a.txt', 'alpha');
-  write(s, 'b.txt', 'beta');
-  const m = await store.ingestDir(s);
-  assert.ok((await store.writeRecord(record(m))).ok);
+  const { store, m } = await storeWithRecord(t.dir);
   const key = computeKey(fp);
   assert.deepEqual([...((await store.keptObjects(key)) ?? [])].sort(), [sha('alpha'), sha('beta')].sort());
   assert.equal(await store.keptObjects('0'.repeat(64)), undefined, 'no record');

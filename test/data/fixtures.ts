@@ -98,3 +98,32 @@ export async function writeTree(root: string, files: Record<string, Uint8Array |
     await fs.writeFile(abs, data);
   }
 }
+
+/** The files `ingest` writes into its out dir. */
+const INGEST_OUTPUT_FILES = ['manifest.jsonl', 'classes.json', 'rejects.jsonl', 'counts.json', 'conflicts.jsonl', 'duplicates.jsonl'];
+
+/** Every file ingest wrote in `dir`, name → text: for byte-for-byte comparisons of two runs. */
+export async function ingestOutputs(dir: string): Promise<Record<string, string>> {
+  return Object.fromEntries(await Promise.all(INGEST_OUTPUT_FILES.map(async (f) => [f, await fs.readFile(path.join(dir, f), 'utf8')] as const)));
+}
+
+/**
+ * A class tree (`writeTree` form) with one of each case ingest must settle:
+ * a duplicate within a class (collapsed), the same bytes under two labels
+ * (both rejected), a file that is no image, an empty file, and a hidden file
+ * the default globs exclude. PNGs are drawn from seeds `seed`..`seed + 3`.
+ */
+export async function ingestEdgeCases(seed: number): Promise<Record<string, Buffer | string>> {
+  const dup = await pngOf(seed);
+  const shared = await pngOf(seed + 1);
+  return {
+    'cat/1.png': dup,
+    'cat/2.png': dup,
+    'cat/3.png': shared,
+    'dog/4.png': shared,
+    'dog/5.png': await pngOf(seed + 2),
+    'dog/notes.png': 'not an image',
+    'dog/empty.png': '',
+    'dog/.hidden.png': await pngOf(seed + 3),
+  };
+}

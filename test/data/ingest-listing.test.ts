@@ -15,14 +15,8 @@ import { ingestStage, ingestParams, type IngestParams } from '../../stages/inges
 import { FileHasher } from '../../src/hash/file-hasher.js';
 import { decodeDepFiles, encodeDepFiles } from '../../src/stage-host/dep-files.js';
 import type { DepFiles } from '../../stages/types.js';
-import { pngOf, writeTree } from './fixtures.js';
+import { ingestEdgeCases, ingestOutputs, pngOf, writeTree } from './fixtures.js';
 import { e2eRig, pipelineYaml, statuses } from '../helpers/rig.js';
-
-const OUTPUT_FILES = ['manifest.jsonl', 'classes.json', 'rejects.jsonl', 'counts.json', 'conflicts.jsonl', 'duplicates.jsonl'];
-
-async function outputs(dir: string): Promise<Record<string, string>> {
-  return Object.fromEntries(await Promise.all(OUTPUT_FILES.map(async (f) => [f, await fs.readFile(path.join(dir, f), 'utf8')] as const)));
-}
 
 /** The engine's listing of `rel` under `workspace`, through the pipe encoding, as a stage receives it. */
 async function engineListing(workspace: string, rel: string): Promise<DepFiles> {
@@ -46,25 +40,16 @@ test('dep listing encoding: round trip, empty listing, and a malformed one throw
 test('ingest with the engine listing: outputs byte-identical to its own walk; files the probe memo knows are not read', async () => {
   await using rig = await stageRig();
   const src = path.join(rig.dir, 'src');
-  const dup = await pngOf(30);
-  const shared = await pngOf(31);
   await writeTree(src, {
-    'cat/1.png': dup,
-    'cat/2.png': dup, // duplicate within cat
-    'cat/3.png': shared,
-    'dog/4.png': shared, // label conflict
-    'dog/5.png': await pngOf(32),
-    'dog/deep/6.png': await pngOf(33), // nested: still class dog
-    'dog/notes.png': 'not an image',
-    'dog/empty.png': '',
-    'dog/.hidden.png': await pngOf(34), // excluded by the default globs
+    ...(await ingestEdgeCases(30)), // duplicate, label conflict, no image, empty, hidden
+    'dog/deep/6.png': await pngOf(34), // nested: still class dog
     'README.md': 'top-level: unlabelled',
     'stray.png': await pngOf(35), // top-level image: warned about
   });
   const run = async (listing: DepFiles | undefined) => {
     const ctx = await rig.context<IngestParams>('ingest', ingestParams({ source: 'src' }));
     const c = listing === undefined ? ctx : { ...ctx, depListings: { [src]: listing } };
-    return { result: await ingestStage.run(c), out: await outputs(ctx.outDir), warnings: ctx.log.warnings };
+    return { result: await ingestStage.run(c), out: await ingestOutputs(ctx.outDir), warnings: ctx.log.warnings };
   };
   const walked = await run(undefined);
   const listing = await engineListing(rig.dir, 'src');

@@ -16,16 +16,10 @@ import { stageRig } from '../helpers/stage-context.js';
 import { INGEST_DEFAULTS, ingestStage, ingestParams, probeMemoKeys, type IngestParams } from '../../stages/ingest.js';
 import { ProbeMemo, decodeProbeOutcomes, encodeProbeOutcomes, type CachedProbe } from '../../stages/lib/probe-memo.js';
 import { directoryItemCache, itemEntryFile } from '../../src/cache/item-cache.js';
-import { pngOf, writeTree } from './fixtures.js';
+import { ingestOutputs, pngOf, writeTree } from './fixtures.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const KEYS = { base: 'b'.repeat(64), delta: 'd'.repeat(64) };
-const OUTPUT_FILES = ['manifest.jsonl', 'classes.json', 'rejects.jsonl', 'counts.json', 'conflicts.jsonl', 'duplicates.jsonl'];
-
-async function outputs(dir: string): Promise<Record<string, string>> {
-  return Object.fromEntries(await Promise.all(OUTPUT_FILES.map(async (f) => [f, await fs.readFile(path.join(dir, f), 'utf8')] as const)));
-}
-
 /** A temp item cache, removed on dispose. */
 async function tempItems() {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'probe-memo-'));
@@ -143,7 +137,7 @@ test('ingest: a probe memo base in the JSON form of earlier versions is used (no
 
   const run = async () => {
     const ctx = await rig.context<IngestParams>('ingest', ingestParams({ source: 'src' }));
-    return { result: await ingestStage.run(ctx), out: await outputs(ctx.outDir) };
+    return { result: await ingestStage.run(ctx), out: await ingestOutputs(ctx.outDir) };
   };
   const first = await run();
   assert.equal(first.result.metrics?.['probed'], 0, 'every outcome came from the JSON base');
@@ -179,7 +173,7 @@ test('ingest: a corrupt binary probe memo base loads empty: every file is probed
   const keys = probeMemoKeys(INGEST_DEFAULTS.max_pixels);
   const run = async () => {
     const ctx = await rig.context<IngestParams>('ingest', ingestParams({ source: 'src' }));
-    return { result: await ingestStage.run(ctx), out: await outputs(ctx.outDir) };
+    return { result: await ingestStage.run(ctx), out: await ingestOutputs(ctx.outDir) };
   };
   const first = await run();
   assert.equal(first.result.metrics?.['probed'], 7);

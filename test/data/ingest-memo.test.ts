@@ -16,16 +16,10 @@ import { INGEST_DEFAULTS, ingestStage, ingestParams, probeMemoKeys, type IngestP
 import { directoryItemCache, itemEntryFile } from '../../src/cache/item-cache.js';
 import { decodeProbeOutcomes } from '../../stages/lib/probe-memo.js';
 import { readManifest } from '../../stages/lib/manifest.js';
-import { pngOf, writeTree } from './fixtures.js';
+import { ingestEdgeCases, ingestOutputs, pngOf, writeTree } from './fixtures.js';
 
 /** Racy window of the stat memo (src/hash/file-hasher.ts default), plus a margin. */
 const PAST_RACY_WINDOW_MS = 1100;
-
-const OUTPUT_FILES = ['manifest.jsonl', 'classes.json', 'rejects.jsonl', 'counts.json', 'conflicts.jsonl', 'duplicates.jsonl'];
-
-async function outputs(dir: string): Promise<Record<string, string>> {
-  return Object.fromEntries(await Promise.all(OUTPUT_FILES.map(async (f) => [f, await fs.readFile(path.join(dir, f), 'utf8')] as const)));
-}
 
 test('ingest memo: a file inside the racy window is read on every run until it is old enough to trust', async () => {
   await using rig = await stageRig();
@@ -90,23 +84,13 @@ test('ingest memo: new bytes with the same size, inode and restored mtime are re
 test('ingest memo: rejects, duplicates and label conflicts settled from the memo give the same bytes as a cold run', async () => {
   await using rig = await stageRig();
   const src = path.join(rig.dir, 'src');
-  const dup = await pngOf(20);
-  const shared = await pngOf(21);
-  await writeTree(src, {
-    'cat/1.png': dup,
-    'cat/2.png': dup, // duplicate within cat: collapsed
-    'cat/3.png': shared,
-    'dog/4.png': shared, // same bytes under two labels: both rejected
-    'dog/5.png': await pngOf(22),
-    'dog/notes.png': 'not an image',
-    'dog/empty.png': '',
-    'dog/.hidden.png': await pngOf(23), // excluded by the default globs: not considered at all
-  });
+  // A duplicate within cat (collapsed), the same bytes in cat and dog (both rejected), no image, empty, hidden (excluded).
+  await writeTree(src, await ingestEdgeCases(20));
   await new Promise((r) => setTimeout(r, PAST_RACY_WINDOW_MS));
   const run = async (cacheDir?: string) => {
     const ctx = await rig.context<IngestParams>('ingest', ingestParams({ source: 'src' }));
     const c = cacheDir === undefined ? ctx : { ...ctx, cacheDir };
-    return { result: await ingestStage.run(c), out: await outputs(ctx.outDir), warnings: ctx.log.warnings };
+    return { result: await ingestStage.run(c), out: await ingestOutputs(ctx.outDir), warnings: ctx.log.warnings };
   };
   const first = await run();
   const memoised = await run();

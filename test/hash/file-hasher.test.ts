@@ -313,6 +313,12 @@ test('save while a save is in flight: saves run in order and the last one holds 
   assert.equal(h2.stats.memoHits, 2);
 });
 
+/** The `kind:hash` that `hashDep` gives `dep` now (what a stage key holds for it). */
+async function depKey(h: FileHasher, dir: string, dep: string): Promise<string> {
+  const d = await h.hashDep(dir, dep);
+  return `${d.kind}:${d.hash}`;
+}
+
 test('plainDirFiles: the walk behind a dir key with sizes; none after a link, a .git or unreadable entry, a FIFO, or for another key', async () => {
   await using tdir = await tempDir();
   const dir = tdir.dir;
@@ -320,10 +326,7 @@ test('plainDirFiles: the walk behind a dir key with sizes; none after a link, a 
   write(dir, 'data/a/1.txt', 'one');
   write(dir, 'data/top.txt', '');
   const h = await FileHasher.open(path.join(dir, 'memo.bin'), trusting);
-  const key = async () => {
-    const d = await h.hashDep(dir, 'data');
-    return `${d.kind}:${d.hash}`;
-  };
+  const key = () => depKey(h, dir, 'data');
   const k1 = await key();
   assert.deepEqual(h.plainDirFiles(dir, 'data', k1), { rels: ['a/1.txt', 'b/2.txt', 'top.txt'], sha256: [sha('one'), sha('twotwo'), sha('')], sizes: [3, 6, 0] });
   assert.equal(h.plainDirFiles(dir, 'data', 'dir:' + '0'.repeat(64)), undefined, 'another key: not this walk');
@@ -359,10 +362,7 @@ test('plainDirFiles: none while an excluded directory (the cache inside the sour
   const cache = path.join(dir, 'data', 'cache');
   write(dir, 'data/cache/objects/x', 'object bytes');
   const h = await FileHasher.open(path.join(dir, 'memo.bin'), { ...trusting, exclude: [cache] });
-  const key = async () => {
-    const d = await h.hashDep(dir, 'data');
-    return `${d.kind}:${d.hash}`;
-  };
+  const key = () => depKey(h, dir, 'data');
   // ingest's own walk would list cache/objects/x; the engine's does not: no listing to hand over.
   assert.equal(h.plainDirFiles(dir, 'data', await key()), undefined);
   fs.rmSync(cache, { recursive: true });

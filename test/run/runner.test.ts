@@ -137,44 +137,48 @@ test('metrics: nested numbers flatten to dotted names; bad files are errors nami
   }
 });
 
-test('runPipeline: an engine reused across runs (watch mode) still sees edits', async () => {
-  await using w = await workspace({ copy: { cmd: [node, '-e', "require('fs').copyFileSync('in.txt','out.txt')"], deps: ['in.txt'], outs: ['out.txt'] } });
+/** A workspace whose one stage copies in.txt (now "one") to out.txt, with one engine kept across runs (watch mode); `run` gives the stage's status. */
+async function copyWithEngine() {
+  const w = await workspace({ copy: { cmd: [node, '-e', "require('fs').copyFileSync('in.txt','out.txt')"], deps: ['in.txt'], outs: ['out.txt'] } });
   await fs.writeFile(path.join(w.dir, 'in.txt'), 'one');
   const graph = await w.graph();
   const cacheDir = path.join(w.dir, 'cache');
   const { openEngine } = await import('../../src/runner.js');
   const engine = await openEngine(graph, cacheDir);
-  const statusOf = (s: RunSummary) => s.stages.get('copy' as StageId)!.status;
-  assert.equal(statusOf(await runPipeline(graph, { cacheDir, engine })), 'ran');
-  assert.equal(statusOf(await runPipeline(graph, { cacheDir, engine })), 'fresh');
+  const run = async () => (await runPipeline(graph, { cacheDir, engine })).stages.get('copy' as StageId)!.status;
+  return { w, engine, run };
+}
+
+test('runPipeline: an engine reused across runs (watch mode) still sees edits', async () => {
+  const c = await copyWithEngine();
+  await using w = c.w;
+  const { run } = c;
+  assert.equal(await run(), 'ran');
+  assert.equal(await run(), 'fresh');
   await fs.writeFile(path.join(w.dir, 'in.txt'), 'two!');
-  assert.equal(statusOf(await runPipeline(graph, { cacheDir, engine })), 'ran');
+  assert.equal(await run(), 'ran');
   assert.equal(await fs.readFile(path.join(w.dir, 'out.txt'), 'utf8'), 'two!');
   await fs.writeFile(path.join(w.dir, 'in.txt'), 'one');
-  assert.equal(statusOf(await runPipeline(graph, { cacheDir, engine })), 'restored');
+  assert.equal(await run(), 'restored');
   assert.equal(await fs.readFile(path.join(w.dir, 'out.txt'), 'utf8'), 'one');
 });
 
 test('runPipeline: an engine reused across runs (watch mode) hashes an object again before restoring it', async () => {
-  await using w = await workspace({ copy: { cmd: [node, '-e', "require('fs').copyFileSync('in.txt','out.txt')"], deps: ['in.txt'], outs: ['out.txt'] } });
-  await fs.writeFile(path.join(w.dir, 'in.txt'), 'one');
-  const graph = await w.graph();
-  const cacheDir = path.join(w.dir, 'cache');
-  const { openEngine } = await import('../../src/runner.js');
-  const engine = await openEngine(graph, cacheDir);
-  const statusOf = (s: RunSummary) => s.stages.get('copy' as StageId)!.status;
-  assert.equal(statusOf(await runPipeline(graph, { cacheDir, engine })), 'ran');
+  const c = await copyWithEngine();
+  await using w = c.w;
+  const { engine, run } = c;
+  assert.equal(await run(), 'ran');
   await fs.writeFile(path.join(w.dir, 'in.txt'), 'two!');
-  assert.equal(statusOf(await runPipeline(graph, { cacheDir, engine })), 'ran');
+  assert.equal(await run(), 'ran');
   // Between runs, the object of the first output rots at rest (same size): this process stored it, runs ago.
   const obj = engine.store.objectPath(crypto.createHash('sha256').update('one').digest('hex'));
   await fs.chmod(obj, 0o644);
   await fs.writeFile(obj, 'ONE');
   await fs.chmod(obj, 0o444);
   await fs.writeFile(path.join(w.dir, 'in.txt'), 'one');
-  const s = await runPipeline(graph, { cacheDir, engine });
+  const status = await run();
   assert.equal(await fs.readFile(path.join(w.dir, 'out.txt'), 'utf8'), 'one', 'corrupt bytes are never restored');
-  assert.equal(statusOf(s), 'ran', 'the stage is recomputed');
+  assert.equal(status, 'ran', 'the stage is recomputed');
 });
 
 test('runPipeline: the stages after ingest (resize, partition) both start in hosts forked while ingest ran', async () => {

@@ -51,6 +51,10 @@ const ingestSpec = (w: W, extra: Partial<BuiltinRunSpec> = {}): BuiltinRunSpec =
   ...extra,
 });
 
+/** `resize` to 4x4 (or `partition`) of the ingest output in `ingestDir`, in workspace `w`. */
+const resizeSpec = (w: W, ingestDir: string, extra: Partial<BuiltinRunSpec> = {}): BuiltinRunSpec => ({ ...ingestSpec(w), stageId: 'resize', stageName: 'resize', params: { size: [4, 4] }, inputs: { ingest: ingestDir }, ...extra });
+const partitionSpec = (w: W, ingestDir: string): BuiltinRunSpec => ({ ...ingestSpec(w), stageId: 'partition', stageName: 'partition', params: {}, inputs: { ingest: ingestDir } });
+
 /** Runs `spec` and returns the outcome plus the pid of the host that ran it. */
 async function runIn(pool: HostPool, spec: BuiltinRunSpec): Promise<{ kind: string; pid: number; outcome: Awaited<ReturnType<HostPool['run']>> }> {
   let pid = -1;
@@ -90,9 +94,9 @@ test('ingest, resize and partition run one after another in one warm host, with 
     const ing = await runIn(pool, ingestSpec(w));
     assert.equal(ing.kind, 'ok', JSON.stringify(ing.outcome));
     const ingestDir = path.join(w.dir, 'staging-0');
-    const resize = await runIn(pool, { ...ingestSpec(w), stageId: 'resize', stageName: 'resize', params: { size: [4, 4] }, inputs: { ingest: ingestDir } });
+    const resize = await runIn(pool, resizeSpec(w, ingestDir));
     assert.equal(resize.kind, 'ok', JSON.stringify(resize.outcome));
-    const part = await runIn(pool, { ...ingestSpec(w), stageId: 'partition', stageName: 'partition', params: {}, inputs: { ingest: ingestDir } });
+    const part = await runIn(pool, partitionSpec(w, ingestDir));
     assert.equal(part.kind, 'ok', JSON.stringify(part.outcome));
     assert.equal(resize.pid, ing.pid, 'resize reused the ingest host');
     assert.equal(part.pid, ing.pid, 'partition reused it too');
@@ -101,7 +105,7 @@ test('ingest, resize and partition run one after another in one warm host, with 
     // The same three stages in fresh processes write byte-identical outputs.
     const ing2 = await runIn(fresh, ingestSpec(w));
     const ingestDir2 = path.join(w.dir, 'staging-3');
-    const part2 = await runIn(fresh, { ...ingestSpec(w), stageId: 'partition', stageName: 'partition', params: {}, inputs: { ingest: ingestDir2 } });
+    const part2 = await runIn(fresh, partitionSpec(w, ingestDir2));
     assert.deepEqual([ing2.kind, part2.kind], ['ok', 'ok']);
     assert.notEqual(ing2.pid, part2.pid);
     assert.equal(fresh.spawned, 2);
@@ -224,7 +228,7 @@ test('with offerRefs, resize names its cached entries instead of linking them; w
     const ing = await runIn(pool, ingestSpec(w));
     assert.equal(ing.kind, 'ok');
     const ingestDir = path.join(w.dir, 'staging-0');
-    const spec = (offerRefs: boolean): BuiltinRunSpec => ({ ...ingestSpec(w), stageId: 'resize', stageName: 'resize', params: { size: [4, 4] }, inputs: { ingest: ingestDir }, offerRefs });
+    const spec = (offerRefs: boolean): BuiltinRunSpec => resizeSpec(w, ingestDir, { offerRefs });
     const linked = await runIn(pool, spec(false));
     assert.equal(linked.kind, 'ok');
     const linkedDir = path.join(w.dir, 'staging-1');
@@ -275,16 +279,16 @@ test('an idle host goes to the stage it was prepared for, else to a stage of its
     // As the engine does while ingest runs: one more host, prepared for the dependent that will not get ingest's.
     assert.equal(pool.prewarm(2, ['partition']), 1);
     // partition asks first: it gets the host prepared for it, not the most recently idle one (ingest's).
-    const part = await runIn(pool, { ...ingestSpec(w), stageId: 'partition', stageName: 'partition', params: {}, inputs: { ingest: ingestDir } });
+    const part = await runIn(pool, partitionSpec(w, ingestDir));
     assert.equal(part.kind, 'ok', JSON.stringify(part.outcome));
     assert.notEqual(part.pid, ing.pid);
     assert.deepEqual(fs.readFileSync(`/proc/${part.pid}/cmdline`, 'utf8').split('\0').filter((a) => a.startsWith('--prepare')), ['--prepare=partition']);
     // Both idle now; resize (sharp) takes the host that has sharp warm: ingest's, though partition's is more recent.
-    const resize = await runIn(pool, { ...ingestSpec(w), stageId: 'resize', stageName: 'resize', params: { size: [4, 4] }, inputs: { ingest: ingestDir } });
+    const resize = await runIn(pool, resizeSpec(w, ingestDir));
     assert.equal(resize.kind, 'ok', JSON.stringify(resize.outcome));
     assert.equal(resize.pid, ing.pid, 'resize went to the ingest host');
     // A stage of no warmth prefers a host without any: partition again takes its own, not the sharp one.
-    const part2 = await runIn(pool, { ...ingestSpec(w), stageId: 'partition', stageName: 'partition', params: {}, inputs: { ingest: ingestDir } });
+    const part2 = await runIn(pool, partitionSpec(w, ingestDir));
     assert.equal(part2.pid, part.pid);
     assert.equal(pool.spawned, 2);
   } finally {
