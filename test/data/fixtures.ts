@@ -127,3 +127,15 @@ export async function ingestEdgeCases(seed: number): Promise<Record<string, Buff
     'dog/.hidden.png': await pngOf(seed + 3),
   };
 }
+
+/**
+ * `count` PNGs in class folders `c0`..`c<classes-1>` (image i in class i mod
+ * `classes`), named by i zero-padded to the width of the largest index so
+ * path order is numeric order; pixels from seeds `seed + i`.
+ */
+export async function classPngs(count: number, classes: number, seed: number, w = 12, h = 10): Promise<Record<string, Buffer>> {
+  const width = String(count - 1).length;
+  const files: Record<string, Buffer> = {};
+  for (let i = 0; i < count; i++) files[`c${i % classes}/${String(i).padStart(width, '0')}.png`] = await pngOf(seed + i, w, h);
+  return files;
+}

@@ -18,7 +18,7 @@ import { manifestColumnsOf, readManifest, readManifestColumns, MANIFEST_FILE, CL
 import { stageItemCache } from '../../src/stage-host/item-cache-for.js';
 import type { ItemRef } from '../../src/stage-host/protocol.js';
 import type { StageContext } from '../../stages/types.js';
-import { pngOf, writeTree } from './fixtures.js';
+import { classPngs, pngOf, writeTree } from './fixtures.js';
 
 const H = (c: string): string => c.repeat(64);
 
@@ -100,9 +100,7 @@ async function engineContext(rig: StageRig, params: ResizeParams, ingest: string
 
 test('resize under the engine item cache: a re-run names cached images in path order, decodes only new ones, and writes the index a full run writes; duplicate hashes count once', async () => {
   await using rig = await stageRig();
-  const files: Record<string, Buffer> = {};
-  for (let i = 0; i < 24; i++) files[`c${i % 3}/${String(i).padStart(2, '0')}.png`] = await pngOf(7000 + i, 20, 16);
-  await writeTree(path.join(rig.dir, 'src'), files);
+  await writeTree(path.join(rig.dir, 'src'), await classPngs(24, 3, 7000, 20, 16));
   const params = resizeParams({ size: [8, 6] });
   const first: ItemRef[] = [];
   const r1 = await resizeStage.run(await engineContext(rig, params, await ingestTree(rig, 'src'), first));
@@ -149,9 +147,7 @@ test('resize under the engine item cache: a re-run names cached images in path o
 
 test('resize under the engine item cache: a new image changed since ingest fails with its path; a cancelled re-run rejects with the reason', async () => {
   await using rig = await stageRig();
-  const files: Record<string, Buffer> = {};
-  for (let i = 0; i < 300; i++) files[`c${i % 2}/${String(i).padStart(3, '0')}.png`] = await pngOf(9000 + i, 6, 5);
-  await writeTree(path.join(rig.dir, 'src'), files);
+  await writeTree(path.join(rig.dir, 'src'), await classPngs(300, 2, 9000, 6, 5));
   const params = resizeParams({ size: [4, 4] });
   assert.equal((await resizeStage.run(await engineContext(rig, params, await ingestTree(rig, 'src'), []))).metrics?.['resized'], 300);
 
@@ -173,9 +169,7 @@ test('resize under the engine item cache: a new image changed since ingest fails
 
 test('resize progress counts each image once and ends at the total, with or without refer', async () => {
   await using rig = await stageRig();
-  const files: Record<string, Buffer> = {};
-  for (let i = 0; i < 140; i++) files[`c${i % 2}/${String(i).padStart(3, '0')}.png`] = await pngOf(11000 + i, 6, 5);
-  await writeTree(path.join(rig.dir, 'src'), files);
+  await writeTree(path.join(rig.dir, 'src'), await classPngs(140, 2, 11000, 6, 5));
   const ing = await ingestTree(rig, 'src');
   const params = resizeParams({ size: [4, 4] });
   const runs: [string, () => Promise<StageContext<ResizeParams>>][] = [

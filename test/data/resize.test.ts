@@ -8,7 +8,7 @@ import { resizeImage, resizeParams, resizeStage, resizeOptionsOf, resizeCacheKey
 import { ingestParams, ingestStage, type IngestParams } from '../../stages/ingest.js';
 import { ShardReader } from '../../stages/lib/shards.js';
 import { readManifest } from '../../stages/lib/manifest.js';
-import { pngOf, writeTree } from './fixtures.js';
+import { classPngs, pngOf, writeTree } from './fixtures.js';
 import { directoryItemCache } from '../../src/cache/item-cache.js';
 
 const RED = [255, 0, 0];
@@ -127,9 +127,7 @@ async function ingestTree(rig: Awaited<ReturnType<typeof stageRig>>, src: string
 
 test('resize stage: shards in manifest order; adding 10 images resizes only those 10; changing size resizes all', async () => {
   await using rig = await stageRig();
-  const files: Record<string, Buffer> = {};
-  for (let i = 0; i < 30; i++) files[`c${i % 3}/${String(i).padStart(2, '0')}.png`] = await pngOf(1000 + i, 20, 16);
-  await writeTree(path.join(rig.dir, 'src'), files);
+  await writeTree(path.join(rig.dir, 'src'), await classPngs(30, 3, 1000, 20, 16));
   const params = resizeParams({ size: [8, 6] });
 
   const ing1 = await ingestTree(rig, 'src');
@@ -197,9 +195,7 @@ async function treeBytes(dir: string): Promise<Map<string, Buffer>> {
 
 test('resize stage: adding images links cached packs (no read, no copy) and the output is byte-identical to a cold run', async () => {
   await using rig = await stageRig();
-  const files: Record<string, Buffer> = {};
-  for (let i = 0; i < 20; i++) files[`c${i % 2}/${String(i).padStart(2, '0')}.png`] = await pngOf(5000 + i, 20, 16);
-  await writeTree(path.join(rig.dir, 'src'), files);
+  await writeTree(path.join(rig.dir, 'src'), await classPngs(20, 2, 5000, 20, 16));
   const params = resizeParams({ size: [8, 6] });
   await resizeStage.run(await rig.context<ResizeParams>('resize', params, { ingest: await ingestTree(rig, 'src') }));
 
